@@ -1,0 +1,68 @@
+"""cascade: send each query to the cheapest model that answers it well enough.
+
+A cheap tier answers first; verifiers score the answer; a router accepts it or escalates
+to a stronger tier with a bigger token budget. Every step records tokens, cost and latency.
+"""
+
+import os
+
+# litellm fetches its price map over the network at import unless told otherwise.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from cascade.completers import FakeCompleter, FakeReply, RetryingCompleter  # noqa: E402
+from cascade.config import CascadeConfig, TierConfig, load_config  # noqa: E402
+from cascade.engine import Cascade  # noqa: E402
+from cascade.errors import (  # noqa: E402
+    AllTiersFailedError,
+    BudgetExceededError,
+    CascadeError,
+    ConfigError,
+    EmptyAnswerError,
+    ModelNotFoundError,
+    PermanentProviderError,
+    ProviderError,
+    RunError,
+    TransientProviderError,
+    UnknownPluginError,
+    UserError,
+)
+from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext  # noqa: E402
+from cascade.registry import register  # noqa: E402
+from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict  # noqa: E402
+
+__all__ = [
+    "AllTiersFailedError",
+    "Attempt",
+    "BudgetExceededError",
+    "Cascade",
+    "CascadeConfig",
+    "CascadeError",
+    "CascadeResult",
+    "Completer",
+    "Completion",
+    "CompletionRequest",
+    "ConfigError",
+    "Decision",
+    "DecideContext",
+    "EmptyAnswerError",
+    "FakeCompleter",
+    "FakeReply",
+    "ModelNotFoundError",
+    "PermanentProviderError",
+    "PreRouter",
+    "ProviderError",
+    "RetryingCompleter",
+    "RoutePlan",
+    "Router",
+    "RunError",
+    "TierConfig",
+    "TransientProviderError",
+    "UnknownPluginError",
+    "UserError",
+    "Verdict",
+    "Verifier",
+    "VerifyContext",
+    "load_config",
+    "register",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""Reading answers out of model text, per answer format.
+
+The same extractors serve the cascade (the answer a tier returns, what samples vote on)
+and evaluation (what is compared with the gold answer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from cascade.config import AnswerConfig
+
+_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_YES = {"yes", "true", "y", "correct"}
+_NO = {"no", "false", "n", "incorrect"}
+_CHOICE = re.compile(r"\b([A-J])\b")
+_LEAD_IN = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is)?\s*[:\-]?\s*", re.IGNORECASE)
+
+
+def first_line(text: str) -> str | None:
+    for line in text.strip().splitlines():
+        line = _LEAD_IN.sub("", line.strip()).strip()
+        if line:
+            return line.rstrip(".").strip() or None
+    return None
+
+
+def number(text: str) -> str | None:
+    """The last number in the text (answers usually come after the reasoning), canonicalised."""
+    marked = re.search(r"####\s*(-?[\d,.$]+)", text)
+    found = [marked.group(1)] if marked else _NUMBER.findall(text)
+    if not found:
+        return None
+    raw = found[-1].replace(",", "").replace("$", "").rstrip(".")
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def yesno(text: str) -> str | None:
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _YES:
+            return "yes"
+        if word in _NO:
+            return "no"
+    return None
+
+
+def choice(text: str, choices: list[str] | None = None) -> str | None:
+    """A choice letter, or the choice whose text the answer starts with."""
+    stripped = text.strip()
+    if choices:
+        lowered = stripped.lower()
+        for option in choices:
+            if lowered.startswith(option.lower()):
+                return option
+    match = _CHOICE.search(stripped.upper()[:40])
+    return match.group(1) if match else None
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
+
+
+def extractor(config: AnswerConfig) -> Callable[[str], str | None]:
+    """The function that reads an answer of `config.format` from model text (None: no answer)."""
+    fmt = config.format
+    if fmt == "text":
+        return lambda text: text.strip() or None
+    if fmt == "first_line":
+        return first_line
+    if fmt == "number":
+        return number
+    if fmt == "yesno":
+        return yesno
+    if fmt == "choice":
+        return lambda text: choice(text, config.choices)
+    pattern = _compiled(config.pattern or "")
+
+    def by_regex(text: str) -> str | None:
+        match = pattern.search(text)
+        if not match:
+            return None
+        return (match.group(1) if match.groups() else match.group(0)).strip() or None
+
+    return by_regex
+
+
+# A complete answer of each format followed by something that cannot continue it.
+_COMPLETE = {
+    "number": r"-?\$?\d[\d,]*(?:\.\d+)?(?=[^\d.,])",
+    "yesno": r"\b(?:yes|no|true|false)\b(?=\W)",
+    "choice": r"\b[A-J]\b(?=[\s).:,])",
+    "first_line": r"\S[^\n]*\n",
+}
+
+
+def completion_pattern(config: AnswerConfig) -> str | None:
+    """A regex that matches once an answer of this format is fully generated, or None."""
+    if not config.stop_when_complete:
+        return None
+    if config.format == "regex":
+        return config.pattern
+    return _COMPLETE.get(config.format)

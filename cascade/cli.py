@@ -1,0 +1,87 @@
+"""`cascade` command line: run a query, validate a config, list local models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from cascade.errors import CascadeError, UserError
+
+DEFAULT_CONFIG = "local.yaml"
+
+
+def default_config_path() -> Path:
+    """`configs/local.yaml` of a source checkout, else the copy shipped inside the package."""
+    checkout = Path(__file__).resolve().parent.parent / "configs" / DEFAULT_CONFIG
+    if checkout.exists():
+        return checkout
+    return Path(str(resources.files("cascade") / "configs" / DEFAULT_CONFIG))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cascade", description="Cheap model first; escalate only when needed.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="answer one question and print the trace")
+    run.add_argument("question")
+    run.add_argument("--config", "-c", type=Path, default=None, help="cascade YAML (default: configs/local.yaml)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the trace")
+    validate = sub.add_parser("validate", help="check a cascade config and its plugins")
+    validate.add_argument("config", type=Path)
+    sub.add_parser("models", help="list the local models and whether they are installed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    err = Console(stderr=True)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "validate":
+            return _validate(args.config)
+        return _models()
+    except UserError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        return 2
+    except CascadeError as exc:
+        err.print(f"[bold red]failed:[/] {exc}", highlight=False)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cascade.engine import Cascade
+    from cascade.trace import Trace
+
+    cascade = Cascade.from_yaml(args.config or default_config_path())
+    result = cascade.run(args.question)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
+    else:
+        Console().print(Trace(result, title=cascade.config.name))
+    return 1 if result.error else 0
+
+
+def _validate(path: Path) -> int:
+    from cascade.engine import Cascade
+
+    cascade = Cascade.from_yaml(path)
+    tiers = " → ".join(f"{t.name} ({t.model})" for t in cascade.config.tiers)
+    Console().print(f"[green]ok[/] {path}: {tiers}", highlight=False)
+    return 0
+
+
+def _models() -> int:
+    from cascade.local.catalog import models_table
+
+    Console().print(models_table())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""FakeCompleter: scripted answers, token counts, logprobs, failures and delays, offline.
+
+Shipped for users' tests as much as ours (like httpx's MockTransport). A script maps a model
+string to replies; a reply may match the query by regex, be used a limited number of
+`times` (to fail twice, then succeed), carry logprobs, token counts, a delay or an error.
+
+    fake = FakeCompleter({
+        "small": [FakeReply("4", match=r"2\\+2", logprobs=[-0.01]), FakeReply("?", logprobs=[-3.0])],
+        "big": "Paris",
+    })
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cascade.errors import PermanentProviderError, TransientProviderError
+from cascade.types import Completion, CompletionRequest
+
+_ERRORS: dict[str, tuple[type[Exception], int | None, str]] = {
+    "timeout": (TransientProviderError, 408, "request timed out"),
+    "rate_limit": (TransientProviderError, 429, "rate limited (429)"),
+    "server": (TransientProviderError, 503, "server error (503)"),
+    "auth": (PermanentProviderError, 401, "authentication failed (401)"),
+    "bad_request": (PermanentProviderError, 400, "bad request (400)"),
+}
+
+
+@dataclass
+class FakeReply:
+    """One scripted reply; `error` makes the call fail with that kind of provider error."""
+
+    text: str = ""
+    match: str | None = None
+    logprobs: Sequence[float] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    delay_s: float = 0.0
+    error: str | None = None
+    times: int | None = None
+    used: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.error is not None and self.error not in _ERRORS:
+            raise ValueError(f"unknown fake error {self.error!r}; choose from {sorted(_ERRORS)}")
+
+    def applies(self, prompt: str) -> bool:
+        if self.times is not None and self.used >= self.times:
+            return False
+        return self.match is None or re.search(self.match, prompt, re.IGNORECASE) is not None
+
+
+Script = str | FakeReply | Sequence[str | FakeReply] | Callable[[CompletionRequest], str | FakeReply]
+
+
+class FakeCompleter:
+    """A Completer that answers from a script and records every request in `calls`."""
+
+    def __init__(self, script: Mapping[str, Script], *, clock: Callable[[], float] = time.perf_counter):
+        self._script = {model: _normalise(replies) for model, replies in script.items()}
+        self._clock = clock
+        self.calls: list[CompletionRequest] = []
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        started = self._clock()
+        self.calls.append(request)
+        reply = self._pick(request)
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.error:
+            kind, status, message = _ERRORS[reply.error]
+            raise kind(f"{request.model}: {message} (fake)", model=request.model, status=status)
+        return self._completion(request, reply, self._clock() - started)
+
+    def _pick(self, request: CompletionRequest) -> FakeReply:
+        entry = self._script.get(request.model, self._script.get("*"))
+        if entry is None:
+            raise PermanentProviderError(
+                f"{request.model}: the fake completer has no script for this model", model=request.model, status=404
+            )
+        if callable(entry):
+            produced = entry(request)
+            return FakeReply(produced) if isinstance(produced, str) else produced
+        prompt = request.messages[-1]["content"] if request.messages else ""
+        for reply in entry:
+            if reply.applies(prompt):
+                reply.used += 1
+                return reply
+        raise PermanentProviderError(
+            f"{request.model}: no scripted reply left for this prompt (fake)", model=request.model, status=400
+        )
+
+    @staticmethod
+    def _completion(request: CompletionRequest, reply: FakeReply, latency: float) -> Completion:
+        text, finish = _apply_stops(reply.text, request)
+        logprobs = tuple(reply.logprobs) if (request.logprobs and reply.logprobs is not None) else None
+        completion_tokens = reply.completion_tokens
+        if completion_tokens is None:
+            completion_tokens = len(reply.logprobs) if reply.logprobs is not None else approx_tokens(text)
+        if completion_tokens > request.max_tokens:
+            completion_tokens, finish = request.max_tokens, "length"
+        prompt_tokens = reply.prompt_tokens
+        if prompt_tokens is None:
+            prompt_tokens = sum(approx_tokens(m.get("content", "")) for m in request.messages)
+        cost = prompt_tokens * (request.input_price or 0.0) + completion_tokens * (request.output_price or 0.0)
+        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish)
+
+
+def approx_tokens(text: str) -> int:
+    """About four characters a token, at least one for non-empty text."""
+    return math.ceil(len(text) / 4) if text else 0
+
+
+def _apply_stops(text: str, request: CompletionRequest) -> tuple[str, str]:
+    cut = len(text)
+    for stop in request.stop:
+        index = text.find(stop)
+        if stop and index != -1:
+            cut = min(cut, index)
+    if request.stop_pattern:
+        match = re.search(request.stop_pattern, text)
+        if match:
+            cut = min(cut, match.end())
+    return text[:cut], "stop"
+
+
+def _normalise(script: Script) -> list[FakeReply] | Callable[[CompletionRequest], str | FakeReply]:
+    if callable(script) and not isinstance(script, FakeReply):
+        return script
+    items = [script] if isinstance(script, (str, FakeReply)) else list(script)
+    return [FakeReply(item) if isinstance(item, str) else item for item in items]

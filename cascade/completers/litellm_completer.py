@@ -1,0 +1,171 @@
+"""The real completer: any provider litellm reaches (OpenAI, Anthropic, vLLM, Ollama, llama.cpp, local).
+
+litellm is imported lazily (it is slow to import) after pinning its price map to the local
+copy, so no import waits on the network. Errors are mapped onto our transient/permanent
+split and scrubbed of API keys before they travel anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
+from cascade.types import Completion, CompletionRequest
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+_TRANSIENT_STATUS = {408, 409, 425, 429}
+_KEY_LIKE = re.compile(r"\b(sk|pk|rk|key)[-_][A-Za-z0-9_\-]{8,}")
+
+
+def import_litellm() -> Any:
+    """Import litellm once, quietly, with the offline price map and local provider registered."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.drop_params = True  # a provider without logprobs/seed support ignores them
+    return litellm
+
+
+class LiteLLMCompleter:
+    """Completer over `litellm.acompletion`, with usage, cost and logprobs in one Completion."""
+
+    def __init__(self) -> None:
+        self._module: Any = None
+        self._local_registered = False
+
+    @property
+    def _litellm(self) -> Any:
+        if self._module is None:
+            self._module = import_litellm()
+        return self._module
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if request.model.startswith("local/") and not self._local_registered:
+            self._register_local()
+        started = time.perf_counter()
+        try:
+            if request.stop_pattern:
+                text, usage, logprobs, finish = await self._stream_until(request)
+            else:
+                response = await self._litellm.acompletion(**self._kwargs(request))
+                text, usage, logprobs, finish = _read(response)
+        except ProviderError:
+            raise
+        except Exception as exc:  # litellm raises many types; classify them all
+            raise classify(exc, request) from None
+        prompt_tokens, completion_tokens = usage
+        cost = self._cost(request, prompt_tokens, completion_tokens)
+        latency = time.perf_counter() - started
+        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish)
+
+    def _register_local(self) -> None:
+        from cascade.local import register_local_provider
+
+        register_local_provider()
+        self._local_registered = True
+
+    def _kwargs(self, request: CompletionRequest, *, stream: bool = False) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            **request.extra,
+        }
+        optional = {
+            "stop": list(request.stop) or None,
+            "seed": request.seed,
+            "api_base": request.api_base,
+            "api_key": request.api_key,
+            "timeout": request.timeout_s,
+            "logprobs": True if request.logprobs else None,
+        }
+        kwargs.update({k: v for k, v in optional.items() if v is not None})
+        if stream:
+            kwargs.update(stream=True, stream_options={"include_usage": True})
+        return kwargs
+
+    async def _stream_until(self, request: CompletionRequest) -> tuple[str, tuple[int, int], Any, str]:
+        """Stream and stop reading once the answer is complete (token-level early stopping)."""
+        pattern = re.compile(request.stop_pattern or "", re.IGNORECASE)
+        stream = await self._litellm.acompletion(**self._kwargs(request, stream=True))
+        text, chunks, usage, finish = "", 0, None, "length"
+        async for chunk in stream:
+            usage = getattr(chunk, "usage", None) or usage
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if not delta:
+                continue
+            text += delta
+            chunks += 1
+            match = pattern.search(text)
+            if match:
+                text, finish = text[: match.end()], "answer_complete"
+                break
+        await _close(stream)
+        if usage is not None and finish != "answer_complete":
+            return text, (usage.prompt_tokens, usage.completion_tokens), None, "stop"
+        prompt_tokens = self._litellm.token_counter(model=request.model, messages=request.messages)
+        return text, (prompt_tokens, chunks), None, finish
+
+    def _cost(self, request: CompletionRequest, prompt_tokens: int, completion_tokens: int) -> float:
+        if request.input_price is not None and request.output_price is not None:
+            return prompt_tokens * request.input_price + completion_tokens * request.output_price
+        try:
+            prompt_cost, completion_cost = self._litellm.cost_per_token(
+                model=request.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+        except Exception:  # model not in litellm's price map: cost unknown, counted as 0
+            return 0.0
+        return float(prompt_cost + completion_cost)
+
+
+def _read(response: Any) -> tuple[str, tuple[int, int], tuple[float, ...] | None, str]:
+    choice = response.choices[0]
+    text = choice.message.content or ""
+    usage = response.usage
+    return text, (usage.prompt_tokens or 0, usage.completion_tokens or 0), _logprobs(choice), choice.finish_reason
+
+
+def _logprobs(choice: Any) -> tuple[float, ...] | None:
+    raw = getattr(choice, "logprobs", None)
+    if raw is None:
+        return None
+    content = raw.get("content") if isinstance(raw, dict) else getattr(raw, "content", None)
+    if not content:
+        return None
+    values = [item.get("logprob") if isinstance(item, dict) else getattr(item, "logprob", None) for item in content]
+    return tuple(float(v) for v in values if v is not None)
+
+
+async def _close(stream: Any) -> None:
+    closer = getattr(stream, "aclose", None)
+    if closer is not None:
+        try:
+            await closer()
+        except Exception:  # closing an abandoned stream is best effort
+            pass
+
+
+def classify(exc: BaseException, request: CompletionRequest) -> ProviderError:
+    """Map a provider exception onto transient (retry) or permanent (fall through now)."""
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    transient_names = {"Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailableError",
+                       "InternalServerError", "BadGatewayError", "TimeoutError"}
+    transient = name in transient_names or (isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500))
+    message = f"{request.model}: {name}: {scrub(str(exc), request.api_key)}"
+    kind = TransientProviderError if transient else PermanentProviderError
+    return kind(message[:500], model=request.model, status=status if isinstance(status, int) else None)
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """Remove API keys from text that may reach a trace, a log or the store."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _KEY_LIKE.sub(r"\1-***", text)

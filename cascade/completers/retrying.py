@@ -1,0 +1,60 @@
+"""Retries and timeouts around any completer, with tenacity.
+
+Only transient failures (timeouts, 429, 5xx) are retried; permanent ones (auth, bad request)
+surface at once so the cascade can fall through to the next tier without wasting time.
+The sleep function is injected so tests run without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from cascade.config import RetryConfig
+from cascade.errors import TransientProviderError
+from cascade.protocols import Completer
+from cascade.types import Completion, CompletionRequest
+
+
+class RetryingCompleter:
+    """Wraps a completer: per-call timeout, then tenacity retries on TransientProviderError."""
+
+    def __init__(
+        self,
+        inner: Completer,
+        policy: RetryConfig,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.inner = inner
+        self.policy = policy
+        self._sleep = sleep
+        self.retries = 0
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.attempts),
+            wait=wait_random_exponential(multiplier=self.policy.initial_wait_s, max=self.policy.max_wait_s),
+            retry=retry_if_exception_type(TransientProviderError),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=self._count,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._timed(request)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _timed(self, request: CompletionRequest) -> Completion:
+        timeout = request.timeout_s or self.policy.timeout_s
+        try:
+            return await asyncio.wait_for(self.inner.complete(request), timeout)
+        except asyncio.TimeoutError:
+            raise TransientProviderError(
+                f"{request.model}: no answer within {timeout:g} s", model=request.model, status=408
+            ) from None
+
+    def _count(self, _state: object) -> None:
+        self.retries += 1

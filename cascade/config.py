@@ -1,0 +1,286 @@
+"""Cascade configuration: pydantic v2 models, loaded from YAML with errors that name the line.
+
+Routers, verifiers and pre-routers are plugin specs (`type:` plus the plugin's own fields);
+the registry validates those fields against the plugin's model, so unknown fields are errors
+there too without the core knowing the plugins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from cascade.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Prices(Strict):
+    """Per-token prices in USD that override litellm's cost map (e.g. local models)."""
+
+    input_per_token: float = Field(ge=0)
+    output_per_token: float = Field(ge=0)
+
+
+class Example(Strict):
+    """A worked example, sent as a user/assistant pair before the query."""
+
+    question: str
+    answer: str
+
+
+class PromptConfig(Strict):
+    """How a query becomes chat messages; `template` must contain `{query}`."""
+
+    system: str | None = None
+    template: str = "{query}"
+    examples: list[Example] = Field(default_factory=list)
+
+    @field_validator("template")
+    @classmethod
+    def _has_query(cls, value: str) -> str:
+        if "{query}" not in value:
+            raise ValueError("template must contain '{query}'")
+        return value
+
+
+AnswerFormat = Literal["text", "first_line", "number", "yesno", "choice", "regex"]
+
+
+class AnswerConfig(Strict):
+    """How the final answer is read out of the model's text.
+
+    `stop_when_complete` ends generation as soon as an answer of this format is complete
+    (token-level early stopping), instead of waiting for a stop sequence or max_tokens.
+    """
+
+    format: AnswerFormat = "first_line"
+    pattern: str | None = None
+    choices: list[str] | None = None
+    stop_when_complete: bool = False
+
+    @model_validator(mode="after")
+    def _needs(self) -> AnswerConfig:
+        if self.format == "regex" and not self.pattern:
+            raise ValueError("format 'regex' needs a 'pattern' with one group")
+        return self
+
+
+class PluginSpec(BaseModel):
+    """`type:` selects a registered plugin; the other fields belong to that plugin."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class TierConfig(Strict):
+    """One rung of the cascade: a litellm model string and how to call it."""
+
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    api_base: str | None = None
+    api_base_env: str | None = None
+    api_key_env: str | None = None
+    max_tokens: int = Field(default=256, gt=0)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    sample_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    seed: int | None = None
+    stop: list[str] = Field(default_factory=list)
+    logprobs: bool = False
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    prices: Prices | None = None
+    timeout_s: float | None = Field(default=None, gt=0)
+    verifier: PluginSpec | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def resolved_api_base(self) -> str | None:
+        if self.api_base_env:
+            return os.environ.get(self.api_base_env) or self.api_base
+        return self.api_base
+
+    def resolved_api_key(self) -> str | None:
+        """The key is read from the environment at call time and never stored in config."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class BudgetConfig(Strict):
+    """Limits for one query over all tiers; the cascade stops before overrunning them."""
+
+    max_total_tokens: int | None = Field(default=None, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+
+
+class RetryConfig(Strict):
+    """Tenacity policy for transient provider errors (timeouts, 429, 5xx)."""
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    initial_wait_s: float = Field(default=0.5, ge=0)
+    max_wait_s: float = Field(default=8.0, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class FakeReplyConfig(Strict):
+    """A scripted reply of the fake completer (see `cascade.completers.fake`)."""
+
+    text: str = ""
+    match: str | None = None
+    logprobs: list[float] | None = None
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+    delay_s: float = Field(default=0.0, ge=0)
+    error: Literal["timeout", "rate_limit", "server", "auth", "bad_request"] | None = None
+    times: int | None = Field(default=None, ge=1)
+
+
+class CompleterConfig(Strict):
+    """`litellm` calls real providers; `fake` answers from a script, offline."""
+
+    type: Literal["litellm", "fake"] = "litellm"
+    replies: dict[str, list[FakeReplyConfig]] = Field(default_factory=dict)
+
+
+class CascadeConfig(Strict):
+    """A whole cascade: tiers from cheapest to strongest, how to judge and route, limits."""
+
+    name: str = "cascade"
+    description: str = ""
+    tiers: list[TierConfig] = Field(min_length=1)
+    verifier: PluginSpec = Field(default_factory=lambda: PluginSpec(type="logprob"))
+    router: PluginSpec = Field(default_factory=lambda: PluginSpec(type="threshold", threshold=0.5))
+    pre_router: PluginSpec | None = None
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    completer: CompleterConfig = Field(default_factory=CompleterConfig)
+
+    _source: str | None = PrivateAttr(default=None)
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("tiers")
+    @classmethod
+    def _unique_names(cls, tiers: list[TierConfig]) -> list[TierConfig]:
+        names = [t.name for t in tiers]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"tier names must be unique; repeated: {', '.join(duplicated)}")
+        return tiers
+
+    def tier_index(self, name: str) -> int:
+        for i, tier in enumerate(self.tiers):
+            if tier.name == name:
+                return i
+        raise KeyError(name)
+
+    def where(self, loc: tuple[str | int, ...]) -> str:
+        """`file:line: field.path` for an error at `loc`, as precise as the source allows."""
+        return locate(self._source, self._lines, loc)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | None = None) -> CascadeConfig:
+        return _validate(data, source=source, lines={})
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> CascadeConfig:
+        return load_config(path)
+
+
+def load_config(path: str | os.PathLike[str]) -> CascadeConfig:
+    """Read and validate a YAML cascade; every problem is reported with file and line."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config: {exc.strerror or exc}", source=source) from exc
+    return parse_config(text, source=source)
+
+
+def parse_config(text: str, *, source: str = "<string>") -> CascadeConfig:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: malformed YAML: {problem}", source=source) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a cascade config must be a mapping with 'tiers:'", source=source)
+    return _validate(data, source=source, lines=_line_index(node))
+
+
+def _validate(data: Any, *, source: str | None, lines: dict[tuple[str | int, ...], int]) -> CascadeConfig:
+    try:
+        config = CascadeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, source=source, lines=lines) from None
+    config._source = source
+    config._lines = lines
+    return config
+
+
+def config_error(
+    exc: ValidationError,
+    *,
+    source: str | None,
+    lines: dict[tuple[str | int, ...], int],
+    prefix: tuple[str | int, ...] = (),
+) -> ConfigError:
+    """Turn pydantic's errors into one ConfigError whose lines say file:line: field: problem."""
+    problems = []
+    for err in exc.errors():
+        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{locate(source, lines, loc)}: {message}")
+    return ConfigError("invalid cascade config:\n  " + "\n  ".join(problems), source=source, problems=problems)
+
+
+def locate(source: str | None, lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> str:
+    field_path = _dotted(loc) or "<root>"
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    line = lines.get(probe)
+    place = source or "<config>"
+    if line is not None:
+        place = f"{place}:{line}"
+    return f"{place}: {field_path}"
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _is_union_tag(part: str | int) -> bool:
+    return isinstance(part, str) and (part.startswith("function-") or "[" in part)
+
+
+def _line_index(node: yaml.Node | None, path: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], int]:
+    """Map every key path in the YAML document to its 1-based line number."""
+    index: dict[tuple[str | int, ...], int] = {}
+    if node is None:
+        return index
+    index[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            index.update(_line_index(value, child))
+            index[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, (*path, i)))
+    return index

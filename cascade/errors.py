@@ -1,0 +1,81 @@
+"""The error hierarchy: the developer's mistakes apart from run-time failures.
+
+    CascadeError
+     ├── UserError                  a mistake in code or config; fix it, do not retry
+     │    ├── ConfigError           a cascade YAML/dict that does not validate
+     │    ├── UnknownPluginError    a `type:` no registered router/verifier has
+     │    └── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
+     └── RunError                   something failed while answering a query
+          ├── ProviderError         a model call failed (after retries)
+          │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
+          │    └── PermanentProviderError   auth, bad request: never retried
+          ├── EmptyAnswerError      the model answered nothing usable
+          ├── BudgetExceededError   the token/cost budget cannot cover the next step
+          └── AllTiersFailedError   every tier failed; carries the attempts made
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CascadeError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class UserError(CascadeError):
+    """The developer's mistake: bad config, unknown plugin, missing model."""
+
+
+class ConfigError(UserError):
+    """A cascade config that does not validate; the message names file, line and field."""
+
+    def __init__(self, message: str, *, source: str | None = None, problems: list[str] | None = None):
+        self.source = source
+        self.problems = problems or [message]
+        super().__init__(message)
+
+
+class UnknownPluginError(UserError):
+    """A `type:` that no registered router, verifier or pre-router provides."""
+
+
+class ModelNotFoundError(UserError):
+    """A model string that nothing can serve; the message says what to install."""
+
+
+class RunError(CascadeError):
+    """A failure while answering a query."""
+
+
+class ProviderError(RunError):
+    """A model call failed; `model` names it, the message never carries an API key."""
+
+    def __init__(self, message: str, *, model: str = "", status: int | None = None):
+        self.model = model
+        self.status = status
+        super().__init__(message)
+
+
+class TransientProviderError(ProviderError):
+    """Timeouts, rate limits and server errors: retried, then the tier falls through."""
+
+
+class PermanentProviderError(ProviderError):
+    """Auth or bad-request failures: not retried; the tier falls through at once."""
+
+
+class EmptyAnswerError(RunError):
+    """The model produced no usable answer (empty or nothing the extractor accepts)."""
+
+
+class BudgetExceededError(RunError):
+    """The budget cannot pay for the next step."""
+
+
+class AllTiersFailedError(RunError):
+    """Every tier failed; `attempts` keeps what was tried so nothing is lost."""
+
+    def __init__(self, message: str, attempts: list[Any] | None = None):
+        self.attempts = attempts or []
+        super().__init__(message)

@@ -1,0 +1,82 @@
+"""Extension points: completers, verifiers, routers and pre-routers.
+
+Plugins implement these protocols and register a factory under a `type:` name
+(see `cascade.registry`); the core only ever talks to the protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from cascade.types import Attempt, Completion, CompletionRequest, Decision, RoutePlan, Verdict
+
+if TYPE_CHECKING:
+    from cascade.config import TierConfig
+
+
+@runtime_checkable
+class Completer(Protocol):
+    """The one I/O boundary: turn a request into a completion, or raise a ProviderError."""
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
+
+@dataclass(slots=True)
+class VerifyContext:
+    """Everything a verifier may look at for one tier's attempt.
+
+    `samples` grows when a verifier calls `draw()` (self-consistency); every drawn sample is
+    paid for and counted in the attempt. `judge` sends extra requests (self-verification) whose
+    usage the verifier reports in its Verdict.
+    """
+
+    query: str
+    tier: TierConfig
+    tier_index: int
+    samples: list[Completion]
+    answers: list[str | None]
+    previous: list[Attempt]
+    draw: Callable[[], Awaitable[tuple[Completion, str | None]]]
+    judge: Completer
+    extract: Callable[[str], str | None]
+
+    @property
+    def answer(self) -> str | None:
+        """The answer of the first sample, which is the tier's answer unless a verifier votes."""
+        return self.answers[0] if self.answers else None
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Scores an attempt: returns a Verdict with confidence in [0, 1]."""
+
+    async def verify(self, ctx: VerifyContext) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DecideContext:
+    """What a router sees when it decides to accept or escalate."""
+
+    query: str
+    tier: TierConfig
+    tier_index: int
+    n_tiers: int
+    verdict: Verdict
+    answer: str | None
+    previous: list[Attempt] = field(default_factory=list)
+
+
+@runtime_checkable
+class Router(Protocol):
+    """Accepts an attempt or sends the query up a tier."""
+
+    def decide(self, ctx: DecideContext) -> Decision: ...
+
+
+@runtime_checkable
+class PreRouter(Protocol):
+    """Chooses the starting tier and per-tier token budgets before any model is called."""
+
+    def plan(self, query: str, tiers: list[TierConfig]) -> RoutePlan: ...

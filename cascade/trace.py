@@ -1,0 +1,97 @@
+"""Rich terminal trace of one cascade run: a tree of attempts, then the totals."""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.markup import escape
+from rich.text import Text
+from rich.tree import Tree
+
+from cascade.types import Attempt, CascadeResult
+
+_DECISION_STYLE = {"accept": "green", "escalate": "yellow", "stop": "magenta", "failed": "red"}
+
+
+class Trace:
+    """Renders a CascadeResult; `Console(color_system=None, width=...)` gives plain text for tests."""
+
+    def __init__(self, result: CascadeResult, *, title: str = "cascade"):
+        self.result = result
+        self.title = title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        result = self.result
+        tree = Tree(Text.assemble((f"{self.title} ", "bold"), ("query: ", "dim"), _short(result.query, 100)))
+        if result.route_reason:
+            tree.add(Text.assemble(("route ", "bold cyan"), result.route_reason))
+        for attempt in result.attempts:
+            _attempt_node(tree, attempt)
+        yield Group(tree, _summary(result))
+
+
+def _attempt_node(tree: Tree, attempt: Attempt) -> None:
+    style = _DECISION_STYLE.get(attempt.decision, "white")
+    header = Text.assemble(
+        (f"{attempt.tier}", "bold"),
+        (f" ({attempt.model}) ", "dim"),
+        (f"→ {attempt.decision.upper()}", f"bold {style}"),
+    )
+    node = tree.add(header)
+    if attempt.error:
+        node.add(Text(f"error: {attempt.error}", style="red"))
+    else:
+        node.add(Text.assemble(("answer: ", "dim"), _short(attempt.answer or "<none>", 120)))
+    node.add(Text(_metrics(attempt)))
+    if attempt.reason:
+        node.add(Text.assemble(("why: ", "dim"), escape(attempt.reason)))
+
+
+def _metrics(attempt: Attempt) -> str:
+    parts = [
+        f"tokens {attempt.prompt_tokens}+{attempt.completion_tokens}",
+        f"cost ${attempt.cost_usd:.6f}",
+        f"latency {attempt.latency_s:.2f}s",
+    ]
+    if attempt.confidence is not None:
+        threshold = f" / threshold {attempt.threshold:.2f}" if attempt.threshold is not None else ""
+        parts.append(f"confidence {attempt.confidence:.2f}{threshold}")
+    if attempt.samples > 1:
+        parts.append(f"samples {attempt.samples} (saved {attempt.samples_saved})")
+    return " · ".join(parts)
+
+
+def _summary(result: CascadeResult) -> Text:
+    status = ("accepted", "green") if result.accepted else ("not accepted", "yellow")
+    if result.error:
+        status = (f"error: {result.error}", "red")
+    return Text.assemble(
+        ("answer: ", "bold"),
+        (_short(result.answer or "<none>", 200), "bold"),
+        "  (",
+        status,
+        f", final tier {result.final_tier or '-'})\n",
+        ("total: ", "bold"),
+        f"{result.total_tokens} tokens · ${result.total_cost_usd:.6f} · {result.latency_s:.2f}s"
+        f" · {len(result.attempts)} attempt(s)"
+        + (f" · stop: {result.stop_reason}" if result.stop_reason and not result.accepted else ""),
+    )
+
+
+def _short(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def render_text(result: CascadeResult, *, width: int = 100) -> str:
+    """The trace as plain text (no colour), e.g. for logs and tests."""
+    console = Console(color_system=None, width=width, record=True, file=_Null())
+    console.print(Trace(result))
+    return console.export_text()
+
+
+class _Null:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        return None

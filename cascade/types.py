@@ -1,0 +1,186 @@
+"""Runtime records passed between the completer, verifiers, routers and the trace.
+
+Small frozen dataclasses on the hot path (one per call); pydantic models for what users
+get back, so results serialise to JSON without glue.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Message = dict[str, str]
+DecisionAction = Literal["accept", "escalate", "stop", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRequest:
+    """One model call as the cascade asks for it; the completer maps it onto a provider."""
+
+    model: str
+    messages: list[Message]
+    max_tokens: int
+    temperature: float = 0.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+    timeout_s: float | None = None
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    input_price: float | None = None
+    output_price: float | None = None
+    stop_pattern: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What one model call produced, with its usage, cost and (optional) token logprobs."""
+
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    token_logprobs: tuple[float, ...] | None = None
+    finish_reason: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens and money spent by a step that is not a generation (e.g. a judge call)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cost_usd + other.cost_usd,
+        )
+
+    @classmethod
+    def of(cls, completions: list[Completion]) -> Usage:
+        return cls(
+            sum(c.prompt_tokens for c in completions),
+            sum(c.completion_tokens for c in completions),
+            sum(c.cost_usd for c in completions),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A verifier's judgement: confidence in [0, 1], why, and what judging cost.
+
+    `answer` overrides the tier's answer (e.g. the majority vote of several samples).
+    """
+
+    confidence: float
+    reason: str
+    answer: str | None = None
+    usage: Usage = Usage()
+    samples_used: int | None = None
+    samples_saved: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.confidence) or not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence must be in [0, 1], got {self.confidence!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A router's verdict on one attempt."""
+
+    action: Literal["accept", "escalate"]
+    reason: str
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """A pre-router's choice: where to start and how many tokens each tier may use."""
+
+    start_tier: int = 0
+    max_tokens: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+class Attempt(BaseModel):
+    """One tier's turn at the query: what it answered, what it cost, what was decided."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str
+    model: str
+    answer: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    confidence: float | None = None
+    threshold: float | None = None
+    decision: DecisionAction
+    reason: str = ""
+    samples: int = 0
+    samples_saved: int = 0
+    verifier_details: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class CascadeResult(BaseModel):
+    """A query's outcome: the answer, whether a tier accepted it, and every attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    answer: str | None
+    accepted: bool
+    final_tier: str | None
+    attempts: list[Attempt]
+    route_reason: str = ""
+    stop_reason: str = ""
+    run_id: str = ""
+    error: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(a.total_tokens for a in self.attempts)
+
+    @property
+    def total_cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.attempts)
+
+    @property
+    def latency_s(self) -> float:
+        return sum(a.latency_s for a in self.attempts)
+
+    def raise_for_error(self) -> CascadeResult:
+        """Raise AllTiersFailedError when no tier answered; return self otherwise."""
+        if self.error is not None:
+            from cascade.errors import AllTiersFailedError
+
+            raise AllTiersFailedError(f"{self.error}: {self.stop_reason}", attempts=list(self.attempts))
+        return self
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The CLI's `--json` shape: the result plus totals that equal the sums over attempts."""
+        data = self.model_dump(mode="json")
+        data["total_tokens"] = self.total_tokens
+        data["total_cost_usd"] = self.total_cost_usd
+        return data
