@@ -35,9 +35,11 @@ class Budget:
 
     def blocks(self, tier: TierRuntime, query: str, attempts: Sequence[Attempt], plan: RoutePlan) -> str | None:
         """Why the budget forbids calling `tier` now, or None if it may be called."""
+        limit = self.config.max_total_tokens
+        if limit is None and self.config.max_cost_usd is None:
+            return None
         spent = spent_tokens(attempts)
         prompt = prompt_estimate(tier, query)
-        limit = self.config.max_total_tokens
         if limit is not None and spent + prompt >= limit:
             return f"token budget: {spent} of {limit} spent, tier '{tier.config.name}' needs ~{prompt} prompt tokens"
         cost_limit = self.config.max_cost_usd

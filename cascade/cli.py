@@ -10,8 +10,10 @@ from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
-from cascade.errors import CascadeError, UserError
+from cascade.config import CascadeConfig
+from cascade.errors import CascadeError, ConfigError, UserError
 
 DEFAULT_CONFIG = "local.yaml"
 
@@ -47,10 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.config)
         return _models()
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
         return 2
     except CascadeError as exc:
-        err.print(f"[bold red]failed:[/] {exc}", highlight=False)
+        err.print(Text.assemble(("failed: ", "bold red"), str(exc)), highlight=False)
         return 1
 
 
@@ -71,9 +73,24 @@ def _validate(path: Path) -> int:
     from cascade.engine import Cascade
 
     cascade = Cascade.from_yaml(path)
+    if cascade.config.completer.type == "litellm":
+        check_models(cascade.config)
     tiers = " → ".join(f"{t.name} ({t.model})" for t in cascade.config.tiers)
-    Console().print(f"[green]ok[/] {path}: {tiers}", highlight=False)
+    Console().print(Text.assemble(("ok ", "green"), f"{path}: {tiers}"), highlight=False)
     return 0
+
+
+def check_models(config: CascadeConfig) -> None:
+    """Fail validation on a model string that no provider can serve."""
+    from cascade.completers.litellm_completer import model_problem
+
+    problems = []
+    for i, tier in enumerate(config.tiers):
+        problem = model_problem(tier.model, tier.resolved_api_base())
+        if problem:
+            problems.append(f"{config.where(('tiers', i, 'model'))}: {problem}")
+    if problems:
+        raise ConfigError("unknown model:\n  " + "\n  ".join(problems), source=config._source, problems=problems)
 
 
 def _models() -> int:

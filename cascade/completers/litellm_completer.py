@@ -169,3 +169,29 @@ def scrub(text: str, *secrets: str | None) -> str:
         if secret:
             text = text.replace(secret, "***")
     return _KEY_LIKE.sub(r"\1-***", text)
+
+
+def model_problem(model: str, api_base: str | None = None) -> str | None:
+    """Why litellm cannot route `model` (unknown provider prefix), or None when it can."""
+    if model.startswith("local/"):
+        return _local_model_problem(model.removeprefix("local/"))
+    litellm = import_litellm()
+    try:
+        litellm.get_llm_provider(model=model, api_base=api_base)
+    except Exception as exc:
+        return f"litellm cannot route model {model!r}: {str(exc).splitlines()[0][:200]}"
+    return None
+
+
+def _local_model_problem(name: str) -> str | None:
+    from cascade.errors import ModelNotFoundError
+    from cascade.local.catalog import MODELS, get_spec, install_hint, is_gguf_path, locate_parts, resolve_gguf_path
+
+    try:
+        if name not in MODELS and is_gguf_path(name):
+            resolve_gguf_path(name)
+            return None
+        _, missing = locate_parts(get_spec(name))
+    except ModelNotFoundError as exc:
+        return str(exc)
+    return f"local model {name!r} is not installed; {install_hint(missing)}" if missing else None

@@ -50,8 +50,9 @@ class RetryingCompleter:
     async def _timed(self, request: CompletionRequest) -> Completion:
         timeout = request.timeout_s or self.policy.timeout_s
         try:
-            return await asyncio.wait_for(self.inner.complete(request), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await self.inner.complete(request)
+        except TimeoutError:
             raise TransientProviderError(
                 f"{request.model}: no answer within {timeout:g} s", model=request.model, status=408
             ) from None

@@ -1,0 +1,276 @@
+"""Query features, and a rule-based pre-router that picks the starting tier and token budgets.
+
+`query_features` is pure and deterministic, so a learned pre-router can train and predict on
+exactly the features these rules match on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cascade.config import TierConfig
+from cascade.registry import BuildContext, register
+from cascade.types import RoutePlan
+from routers._tiers import Loc, check_tier_names
+
+Feature = float | str | bool
+# Checked in this order; the first that matches is the query's task.
+TASKS = ("code", "multiple_choice", "yesno", "reasoning_long", "arithmetic", "factoid", "other")
+LONG_WORDS = 60
+
+_CODE = re.compile(
+    r"```|\bdef\s+\w+\s*\(|\bclass\s+\w+\s*[:(]|^\s*(?:import|from)\s+\w+|\bc\+\+"
+    r"|\b(?:python|javascript|typescript|rust|golang|sql|bash)\b"
+    r"|\b(?:write|implement|debug|refactor)\b.{0,40}?\b(?:function|program|script|code|method)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+_AUX = r"(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)"
+_YESNO_QUESTION = re.compile(rf"(?:^|[.!?\n]\s*)({_AUX})\b[^.?!\n]*\?", re.IGNORECASE)
+_YESNO_CUE = re.compile(r"\b(?:yes or no|true or false)\b", re.IGNORECASE)
+_REASONING = re.compile(
+    r"\b(?:explain (?:why|how)|step[- ]by[- ]step|prove that|show that|justify|derive)\b", re.IGNORECASE
+)
+_MATH_OP = re.compile(
+    r"\d\s*(?:\*\*|[-+*/×÷^=%])\s*\(?\s*\d"
+    r"|\b(?:plus|minus|times|divided by|multiplied by|squared|cubed|square root)\b",
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    r"\b(?:how (?:many|much)|total|sum|product|difference|average|percent|each|per)\b", re.IGNORECASE
+)
+_WH = re.compile(r"\b(what|who|whom|whose|when|where|which|why|how)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+
+
+def query_features(query: str) -> dict[str, Feature]:
+    """Cheap, deterministic features of a query: size, numbers, question shape and task."""
+    words = len(query.split())
+    return {
+        "chars": len(query),
+        "words": words,
+        "sentences": max(1, len(_SENTENCE_END.findall(query.strip()))) if query.strip() else 0,
+        "digits": sum(ch.isdigit() for ch in query),
+        "numbers": len(_NUMBER.findall(query)),
+        "has_math": _MATH_OP.search(query) is not None,
+        "has_question_mark": "?" in query,
+        "question_word": question_word(query),
+        "task": task_of(query, words),
+    }
+
+
+def question_word(query: str) -> str:
+    """The earliest wh-word or yes/no-question auxiliary ('what', 'is', ...), else ''."""
+    found = [m for m in (_WH.search(query), _YESNO_QUESTION.search(query)) if m]
+    return min(found, key=lambda m: m.start(1)).group(1).lower() if found else ""
+
+
+def task_of(query: str, words: int | None = None) -> str:
+    """The first task in `TASKS` order whose patterns match the query."""
+    words = len(query.split()) if words is None else words
+    if _CODE.search(query):
+        return "code"
+    if _has_choices(query):
+        return "multiple_choice"
+    if _YESNO_QUESTION.search(query) or _YESNO_CUE.search(query):
+        return "yesno"
+    if words >= LONG_WORDS or _REASONING.search(query):
+        return "reasoning_long"
+    if _MATH_OP.search(query) or (_QUANTITY.search(query) and any(ch.isdigit() for ch in query)):
+        return "arithmetic"
+    if _WH.search(query) or "?" in query:
+        return "factoid"
+    return "other"
+
+
+def _choice_label(letter: str) -> re.Pattern[str]:
+    """`(A)`, `A)` anywhere, or `A.` / `A:` at the start of a line, followed by option text."""
+    return re.compile(rf"(?:\({letter}\)|(?<![\w(]){letter}\)|^[ \t]*{letter}[.:])[ \t]*\S", re.MULTILINE)
+
+
+_CHOICE_A, _CHOICE_B = _choice_label("A"), _choice_label("B")
+
+
+def _has_choices(query: str) -> bool:
+    first = _CHOICE_A.search(query)
+    return first is not None and _CHOICE_B.search(query, first.end()) is not None
+
+
+def length_scale(words: int, base_words: int = 50, max_scale: float = 4.0) -> float:
+    """Budget multiplier for a query: 1 up to `base_words`, then proportional, capped at `max_scale`."""
+    return min(max_scale, max(1.0, words / base_words))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class When(_Strict):
+    """Conditions of a rule; all given ones must hold. `pattern` is `re.search`ed (add `(?i)` to ignore case)."""
+
+    task: list[str] | None = None
+    min_words: int | None = Field(default=None, ge=0)
+    max_words: int | None = Field(default=None, ge=0)
+    pattern: str | None = None
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("task")
+    @classmethod
+    def _known_tasks(cls, value: list[str] | None) -> list[str] | None:
+        """Accept `reasoning-long` for `reasoning_long`; reject typos instead of never matching."""
+        if value is None:
+            return None
+        names = [name.strip().lower().replace("-", "_") for name in value]
+        unknown = [name for name in names if name not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task {unknown[0]!r}; tasks are {', '.join(TASKS)}")
+        return names
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> When:
+        if self.min_words is not None and self.max_words is not None and self.min_words > self.max_words:
+            raise ValueError("min_words must not exceed max_words")
+        return self
+
+    def matches(self, query: str, features: dict[str, Feature]) -> bool:
+        words = _count(features, "words")
+        return (
+            (self.task is None or features["task"] in self.task)
+            and (self.min_words is None or words >= self.min_words)
+            and (self.max_words is None or words <= self.max_words)
+            and (self.pattern is None or re.search(self.pattern, query) is not None)
+        )
+
+    def describe(self) -> str:
+        parts = [f"task={'|'.join(self.task)}"] if self.task else []
+        parts += [f"words>={self.min_words}"] if self.min_words is not None else []
+        parts += [f"words<={self.max_words}"] if self.max_words is not None else []
+        parts += [f"pattern={self.pattern!r}"] if self.pattern is not None else []
+        return ", ".join(parts) or "always"
+
+
+class Rule(_Strict):
+    """If `when` holds: start at `start_tier`, and set (`max_tokens`) or scale (`token_scale`) budgets."""
+
+    when: When = Field(default_factory=When)
+    start_tier: str | None = None
+    max_tokens: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
+    token_scale: float | None = Field(default=None, gt=0)
+
+
+class FeaturesConfig(_Strict):
+    """First matching rule wins; `scale_with_length` grows budgets with query length (see `length_scale`)."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    scale_with_length: bool = False
+    base_words: int = Field(default=50, gt=0)
+    max_scale: float = Field(default=4.0, ge=1.0)
+
+
+class FeaturesPreRouter:
+    """Plans a route from `query_features`: the first matching rule, else tier 0 with tier budgets.
+
+    A tier's budget is the rule's `max_tokens[tier]` if given, else
+    `round(tier.max_tokens * token_scale * length_scale(words))` (each factor 1 when unused).
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule] = (),
+        *,
+        scale_with_length: bool = False,
+        base_words: int = 50,
+        max_scale: float = 4.0,
+    ) -> None:
+        self.rules = list(rules)
+        self.scale_with_length = scale_with_length
+        self.base_words = base_words
+        self.max_scale = max_scale
+
+    def match(self, query: str, features: dict[str, Feature]) -> tuple[int, Rule] | None:
+        """The first rule whose conditions hold, with its index."""
+        return next(((i, r) for i, r in enumerate(self.rules) if r.when.matches(query, features)), None)
+
+    def plan(self, query: str, tiers: list[TierConfig]) -> RoutePlan:
+        features = query_features(query)
+        found = self.match(query, features)
+        rule = found[1] if found else None
+        start = _tier_index(tiers, rule.start_tier) if rule and rule.start_tier else 0
+        scale = self._length_scale(features)
+        budgets = {tier.name: _budget(tier, rule, scale) for tier in tiers}
+        reason = self._reason(found, tiers[start].name, scale, features)
+        return RoutePlan(start_tier=start, max_tokens=budgets, reason=reason, features=features)
+
+    def _length_scale(self, features: dict[str, Feature]) -> float:
+        if not self.scale_with_length:
+            return 1.0
+        return length_scale(int(_count(features, "words")), self.base_words, self.max_scale)
+
+    def _reason(self, found: tuple[int, Rule] | None, start: str, scale: float, features: dict[str, Feature]) -> str:
+        head = f"rule {found[0] + 1} ({found[1].when.describe()})" if found else "no rule matched"
+        actions = [f"start at {start!r}", *(_token_actions(found[1]) if found else [])]
+        if scale != 1.0:
+            actions.append(f"tokens x{scale:.2f} for {_count(features, 'words'):.0f} words")
+        return f"{head} → {', '.join(actions)}"
+
+
+def _count(features: dict[str, Feature], key: str) -> float:
+    value = features.get(key)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _tier_index(tiers: list[TierConfig], name: str) -> int:
+    for i, tier in enumerate(tiers):
+        if tier.name == name:
+            return i
+    raise ValueError(f"pre-router names unknown tier {name!r}")
+
+
+def _budget(tier: TierConfig, rule: Rule | None, length: float) -> int:
+    if rule and tier.name in rule.max_tokens:
+        return rule.max_tokens[tier.name]
+    scale = (rule.token_scale if rule and rule.token_scale else 1.0) * length
+    return max(1, round(tier.max_tokens * scale))
+
+
+def _token_actions(rule: Rule) -> list[str]:
+    actions = [f"tokens x{rule.token_scale:g}"] if rule.token_scale else []
+    return actions + [f"max_tokens {name}={n}" for name, n in rule.max_tokens.items()]
+
+
+def _tier_refs(rules: list[Rule]) -> Iterator[tuple[str, Loc]]:
+    """Every tier name the rules mention, with the field that mentions it."""
+    for i, rule in enumerate(rules):
+        if rule.start_tier is not None:
+            yield rule.start_tier, ("pre_router", "rules", i, "start_tier")
+        for name in rule.max_tokens:
+            yield name, ("pre_router", "rules", i, "max_tokens", name)
+
+
+@register("pre_router", "features", FeaturesConfig)
+def build_features(config: FeaturesConfig, ctx: BuildContext) -> FeaturesPreRouter:
+    check_tier_names(ctx, _tier_refs(config.rules))
+    return FeaturesPreRouter(
+        config.rules,
+        scale_with_length=config.scale_with_length,
+        base_words=config.base_words,
+        max_scale=config.max_scale,
+    )

@@ -1,0 +1,88 @@
+"""The litellm completer offline: mock responses, error classification, key scrubbing, model checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cascade import PermanentProviderError, TransientProviderError
+from cascade.completers.litellm_completer import LiteLLMCompleter, classify, model_problem, scrub
+from cascade.types import CompletionRequest
+
+
+def request(**kw: object) -> CompletionRequest:
+    base: dict[str, object] = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "2+2?"}],
+                               "max_tokens": 8}
+    base.update(kw)
+    return CompletionRequest(**base)  # type: ignore[arg-type]
+
+
+def test_mock_response_gives_text_usage_and_litellm_cost() -> None:
+    completion = asyncio.run(LiteLLMCompleter().complete(request(extra={"mock_response": "4"})))
+    assert completion.text == "4"
+    assert completion.prompt_tokens > 0 and completion.completion_tokens > 0
+    assert completion.cost_usd > 0  # gpt-4o-mini is in litellm's price map
+
+
+def test_tier_prices_override_the_cost_map() -> None:
+    req = request(extra={"mock_response": "4"}, input_price=1.0, output_price=10.0)
+    completion = asyncio.run(LiteLLMCompleter().complete(req))
+    assert completion.cost_usd == pytest.approx(completion.prompt_tokens + 10 * completion.completion_tokens)
+
+
+def test_unknown_price_counts_zero_not_crash() -> None:
+    req = request(model="openai/my-private-finetune", extra={"mock_response": "4"})
+    assert asyncio.run(LiteLLMCompleter().complete(req)).cost_usd == 0.0
+
+
+class _Status(Exception):
+    def __init__(self, message: str, status_code: int):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@pytest.mark.parametrize(("status", "kind"), [(429, TransientProviderError), (503, TransientProviderError),
+                                              (408, TransientProviderError), (401, PermanentProviderError),
+                                              (400, PermanentProviderError), (404, PermanentProviderError)])
+def test_status_codes_are_classified(status: int, kind: type) -> None:
+    error = classify(_Status("boom", status), request())
+    assert isinstance(error, kind) and error.status == status
+
+
+def test_connection_errors_are_transient() -> None:
+    class APIConnectionError(Exception):
+        pass
+
+    assert isinstance(classify(APIConnectionError("reset"), request()), TransientProviderError)
+
+
+def test_keys_are_scrubbed_from_errors() -> None:
+    req = request(api_key="sk-abcdefghijklmnop1234")
+    error = classify(_Status("Incorrect API key provided: sk-abcdefghijklmnop1234", 401), req)
+    assert "abcdefghijklmnop" not in str(error)
+    assert "sk-***" in scrub("key sk-proj-ZZZZZZZZZZZZZZ leaked")
+
+
+def test_mock_exception_is_classified_and_scrubbed() -> None:
+    req = request(extra={"mock_response": Exception("server said 500 for key sk-zzzzzzzzzzzzzzzz")})
+    with pytest.raises((TransientProviderError, PermanentProviderError)) as info:
+        asyncio.run(LiteLLMCompleter().complete(req))
+    assert "zzzzzzzz" not in str(info.value)
+
+
+def test_model_problem_flags_unknown_provider() -> None:
+    assert model_problem("openai/gpt-4o-mini") is None
+    assert model_problem("anthropic/claude-3-5-haiku-20241022") is None
+    problem = model_problem("nosuchprovider/some-model")
+    assert problem is not None and "nosuchprovider/some-model" in problem
+    local = model_problem("local/no-such-model")
+    assert local is not None and "unknown local model" in local
+
+
+def test_answer_format_stop_cuts_the_stream_once_the_answer_is_complete() -> None:
+    req = request(stop_pattern=r"-?\d+(?=[^\d.,])", extra={"mock_response": "42 because six times seven is 42."})
+    completion = asyncio.run(LiteLLMCompleter().complete(req))
+    assert completion.text == "42"
+    assert completion.finish_reason == "answer_complete"
+    assert 0 < completion.completion_tokens < 8
