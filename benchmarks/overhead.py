@@ -24,10 +24,22 @@ from cascade.types import CompletionRequest
 CONFIG = {
     "name": "overhead",
     "tiers": [
-        {"name": "small", "model": "fake/small", "max_tokens": 16, "logprobs": True, "answer": {"format": "number"},
-         "prices": {"input_per_token": 1e-8, "output_per_token": 2e-8}},
-        {"name": "large", "model": "fake/large", "max_tokens": 64, "logprobs": True, "answer": {"format": "number"},
-         "prices": {"input_per_token": 1e-6, "output_per_token": 2e-6}},
+        {
+            "name": "small",
+            "model": "fake/small",
+            "max_tokens": 16,
+            "logprobs": True,
+            "answer": {"format": "number"},
+            "prices": {"input_per_token": 1e-8, "output_per_token": 2e-8},
+        },
+        {
+            "name": "large",
+            "model": "fake/large",
+            "max_tokens": 64,
+            "logprobs": True,
+            "answer": {"format": "number"},
+            "prices": {"input_per_token": 1e-6, "output_per_token": 2e-6},
+        },
     ],
     "verifier": {"type": "logprob"},
     "router": {"type": "threshold", "threshold": 0.5},
@@ -36,10 +48,12 @@ CONFIG = {
 
 def fake() -> FakeCompleter:
     # Half the queries (even numbers) are accepted by the small tier, half escalate.
-    return FakeCompleter({
-        "fake/small": [FakeReply("42", match=r"[02468]\?$", logprobs=[-0.05]), FakeReply("41", logprobs=[-2.0])],
-        "fake/large": FakeReply("42", logprobs=[-0.01]),
-    })
+    return FakeCompleter(
+        {
+            "fake/small": [FakeReply("42", match=r"[02468]\?$", logprobs=[-0.05]), FakeReply("41", logprobs=[-2.0])],
+            "fake/large": FakeReply("42", logprobs=[-0.01]),
+        }
+    )
 
 
 async def bare_calls(queries: list[str], config: CascadeConfig) -> list[float]:
@@ -48,8 +62,9 @@ async def bare_calls(queries: list[str], config: CascadeConfig) -> list[float]:
     out = []
     for query in queries:
         started = time.perf_counter()
-        await completer.complete(CompletionRequest(tier.model, build_messages(tier, query), tier.max_tokens,
-                                                   logprobs=True))
+        await completer.complete(
+            CompletionRequest(tier.model, build_messages(tier, query), tier.max_tokens, logprobs=True)
+        )
         out.append(time.perf_counter() - started)
     return out
 

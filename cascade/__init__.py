@@ -9,10 +9,10 @@ import os
 # litellm fetches its price map over the network at import unless told otherwise.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from cascade.completers import FakeCompleter, FakeReply, RetryingCompleter  # noqa: E402
-from cascade.config import CascadeConfig, TierConfig, load_config  # noqa: E402
-from cascade.engine import Cascade  # noqa: E402
-from cascade.errors import (  # noqa: E402
+from cascade.completers import FakeCompleter, FakeReply, RetryingCompleter
+from cascade.config import CascadeConfig, TierConfig, load_config
+from cascade.engine import Cascade
+from cascade.errors import (
     AllTiersFailedError,
     BudgetExceededError,
     CascadeError,
@@ -26,9 +26,9 @@ from cascade.errors import (  # noqa: E402
     UnknownPluginError,
     UserError,
 )
-from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext  # noqa: E402
-from cascade.registry import register  # noqa: E402
-from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict  # noqa: E402
+from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext
+from cascade.registry import register
+from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict
 
 __all__ = [
     "AllTiersFailedError",
@@ -42,8 +42,8 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "ConfigError",
-    "Decision",
     "DecideContext",
+    "Decision",
     "EmptyAnswerError",
     "FakeCompleter",
     "FakeReply",

@@ -157,7 +157,9 @@ class CascadeConfig(Strict):
     description: str = ""
     tiers: list[TierConfig] = Field(min_length=1)
     verifier: PluginSpec = Field(default_factory=lambda: PluginSpec(type="logprob"))
-    router: PluginSpec = Field(default_factory=lambda: PluginSpec(type="threshold", threshold=0.5))
+    router: PluginSpec = Field(
+        default_factory=lambda: PluginSpec.model_validate({"type": "threshold", "threshold": 0.5})
+    )
     pre_router: PluginSpec | None = None
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)

@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cascade.budget import Budget
 from cascade.completers.build import make_completer
@@ -56,8 +56,8 @@ class Cascade:
         """Answer one query; failures are recorded in the result, never lost."""
         if not isinstance(query, str) or not query.strip():
             raise UserError("query must be a non-empty string")
-        state: CascadeState = await self.graph.compiled.ainvoke({"query": query, "attempts": []})
-        return assemble(query, state)
+        state = await self.graph.compiled.ainvoke({"query": query, "attempts": []})
+        return assemble(query, cast(CascadeState, state))
 
     def run(self, query: str) -> CascadeResult:
         return _sync(self.arun(query))

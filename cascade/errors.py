@@ -1,17 +1,17 @@
 """The error hierarchy: the developer's mistakes apart from run-time failures.
 
-    CascadeError
-     ├── UserError                  a mistake in code or config; fix it, do not retry
-     │    ├── ConfigError           a cascade YAML/dict that does not validate
-     │    ├── UnknownPluginError    a `type:` no registered router/verifier has
-     │    └── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
-     └── RunError                   something failed while answering a query
-          ├── ProviderError         a model call failed (after retries)
-          │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
-          │    └── PermanentProviderError   auth, bad request: never retried
-          ├── EmptyAnswerError      the model answered nothing usable
-          ├── BudgetExceededError   the token/cost budget cannot cover the next step
-          └── AllTiersFailedError   every tier failed; carries the attempts made
+CascadeError
+ ├── UserError                  a mistake in code or config; fix it, do not retry
+ │    ├── ConfigError           a cascade YAML/dict that does not validate
+ │    ├── UnknownPluginError    a `type:` no registered router/verifier has
+ │    └── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
+ └── RunError                   something failed while answering a query
+      ├── ProviderError         a model call failed (after retries)
+      │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
+      │    └── PermanentProviderError   auth, bad request: never retried
+      ├── EmptyAnswerError      the model answered nothing usable
+      ├── BudgetExceededError   the token/cost budget cannot cover the next step
+      └── AllTiersFailedError   every tier failed; carries the attempts made
 """
 
 from __future__ import annotations

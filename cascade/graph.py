@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal, TypedDict
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.types import Command
 
 from cascade.budget import Budget
@@ -73,8 +73,9 @@ class CascadeGraph:
         if record.decision == "accept":
             return _goto({"attempts": attempts, "stop_reason": "accepted"})
         nxt = index + 1
-        why = "last tier reached" if nxt >= len(self.tiers) else self._blocked({**state, "attempts": attempts}, nxt,
-                                                                                plan)
+        why = (
+            "last tier reached" if nxt >= len(self.tiers) else self._blocked({**state, "attempts": attempts}, nxt, plan)
+        )
         if why and record.decision == "escalate":
             attempts[-1] = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})
         return _goto({"attempts": attempts, "tier_index": nxt, "stop_reason": why})
@@ -91,8 +92,9 @@ class CascadeGraph:
         samples, answers = [first], [tier.extract(first.text)]
         verdict = await self._verify(tier, index, query, previous, samples, answers, max_tokens)
         answer = verdict.answer if verdict.answer is not None else answers[0]
-        decision = self.router.decide(DecideContext(query, tier.config, index, len(self.tiers), verdict, answer,
-                                                    previous))
+        decision = self.router.decide(
+            DecideContext(query, tier.config, index, len(self.tiers), verdict, answer, previous)
+        )
         return tier.attempt(samples, verdict, answer, decision, started)
 
     async def _verify(
@@ -123,4 +125,5 @@ class CascadeGraph:
 
 def _goto(update: CascadeState) -> Next:
     """Route with Command instead of conditional edges: one LangGraph step cheaper per hop."""
-    return Command(update=update, goto=END if update.get("stop_reason") else "attempt")
+    goto: Literal["attempt", "__end__"] = "__end__" if update.get("stop_reason") else "attempt"
+    return Command(update=update, goto=goto)

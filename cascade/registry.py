@@ -40,7 +40,9 @@ _PLUGINS: dict[tuple[Kind, str], Plugin] = {}
 _loaded = False
 
 
-def register(kind: Kind, name: str, config_model: type[C]) -> Callable[[Callable[[C, BuildContext], Any]], Callable[[C, BuildContext], Any]]:
+def register(
+    kind: Kind, name: str, config_model: type[C]
+) -> Callable[[Callable[[C, BuildContext], Any]], Callable[[C, BuildContext], Any]]:
     """Register `factory(config, ctx)` to build a `kind` plugin for `type: name`."""
 
     def decorator(factory: Callable[[C, BuildContext], Any]) -> Callable[[C, BuildContext], Any]:
@@ -73,6 +75,7 @@ class BuildContext:
     """Builds plugins from specs, validating each against its own model with located errors."""
 
     config: CascadeConfig
+    loc: tuple[str | int, ...] = ()
 
     def build(self, kind: Kind, spec: PluginSpec, loc: tuple[str | int, ...]) -> Any:
         _load_plugins()
@@ -85,6 +88,7 @@ class BuildContext:
             params = plugin.config_model.model_validate(spec.params())
         except ValidationError as exc:
             raise config_error(exc, source=self.config._source, lines=self.config._lines, prefix=loc) from None
+        self.loc = loc  # where the spec sits, for factories that build nested plugins (ensembles)
         return plugin.factory(params, self)
 
     def verifier(self, spec: PluginSpec, loc: tuple[str | int, ...]) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.markup import escape
 from rich.text import Text
@@ -84,14 +86,6 @@ def _short(text: str, limit: int) -> str:
 
 def render_text(result: CascadeResult, *, width: int = 100) -> str:
     """The trace as plain text (no colour), e.g. for logs and tests."""
-    console = Console(color_system=None, width=width, record=True, file=_Null())
+    console = Console(color_system=None, width=width, file=io.StringIO())
     console.print(Trace(result))
-    return console.export_text()
-
-
-class _Null:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        return None
+    return console.file.getvalue()  # type: ignore[attr-defined]

@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cascade.errors import PermanentProviderError, TransientProviderError
+from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
 from cascade.types import Completion, CompletionRequest
 
-_ERRORS: dict[str, tuple[type[Exception], int | None, str]] = {
+_ERRORS: dict[str, tuple[type[ProviderError], int | None, str]] = {
     "timeout": (TransientProviderError, 408, "request timed out"),
     "rate_limit": (TransientProviderError, 429, "rate limited (429)"),
     "server": (TransientProviderError, 503, "server error (503)"),

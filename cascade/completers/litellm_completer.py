@@ -7,6 +7,7 @@ split and scrubbed of API keys before they travel anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -145,18 +146,23 @@ def _logprobs(choice: Any) -> tuple[float, ...] | None:
 async def _close(stream: Any) -> None:
     closer = getattr(stream, "aclose", None)
     if closer is not None:
-        try:
+        with contextlib.suppress(Exception):  # closing an abandoned stream is best effort
             await closer()
-        except Exception:  # closing an abandoned stream is best effort
-            pass
 
 
 def classify(exc: BaseException, request: CompletionRequest) -> ProviderError:
     """Map a provider exception onto transient (retry) or permanent (fall through now)."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
-    transient_names = {"Timeout", "APIConnectionError", "RateLimitError", "ServiceUnavailableError",
-                       "InternalServerError", "BadGatewayError", "TimeoutError"}
+    transient_names = {
+        "Timeout",
+        "APIConnectionError",
+        "RateLimitError",
+        "ServiceUnavailableError",
+        "InternalServerError",
+        "BadGatewayError",
+        "TimeoutError",
+    }
     transient = name in transient_names or (isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500))
     message = f"{request.model}: {name}: {scrub(str(exc), request.api_key)}"
     kind = TransientProviderError if transient else PermanentProviderError

@@ -30,9 +30,24 @@ def _make(config: ScriptedConfig, _ctx: Any) -> ScriptedVerifier:
 
 
 TIERS = [
-    {"name": "small", "model": "fake/small", "max_tokens": 16, "prices": {"input_per_token": 1e-7, "output_per_token": 2e-7}},
-    {"name": "medium", "model": "fake/medium", "max_tokens": 32, "prices": {"input_per_token": 1e-6, "output_per_token": 2e-6}},
-    {"name": "large", "model": "fake/large", "max_tokens": 64, "prices": {"input_per_token": 1e-5, "output_per_token": 2e-5}},
+    {
+        "name": "small",
+        "model": "fake/small",
+        "max_tokens": 16,
+        "prices": {"input_per_token": 1e-7, "output_per_token": 2e-7},
+    },
+    {
+        "name": "medium",
+        "model": "fake/medium",
+        "max_tokens": 32,
+        "prices": {"input_per_token": 1e-6, "output_per_token": 2e-6},
+    },
+    {
+        "name": "large",
+        "model": "fake/large",
+        "max_tokens": 64,
+        "prices": {"input_per_token": 1e-5, "output_per_token": 2e-5},
+    },
 ]
 
 

@@ -62,7 +62,11 @@ def test_budget_caps_completion_tokens_of_a_call() -> None:
 
 
 def test_transient_errors_are_retried_then_succeed() -> None:
-    script = {"fake/small": [FakeReply(error="rate_limit", times=2), FakeReply("4")], "fake/medium": "5", "fake/large": "6"}
+    script = {
+        "fake/small": [FakeReply(error="rate_limit", times=2), FakeReply("4")],
+        "fake/medium": "5",
+        "fake/large": "6",
+    }
     cascade, fake = make_cascade({"small": 0.9, "medium": 0.9, "large": 0.9}, script=script)
     result = cascade.run("What is 2+2?")
     assert result.answer == "4" and result.accepted
@@ -128,14 +132,26 @@ def test_totals_equal_sum_over_attempts() -> None:
     assert data["total_cost_usd"] > 0
     for key in ("answer", "accepted", "final_tier", "attempts", "total_tokens", "total_cost_usd"):
         assert key in data
-    for key in ("tier", "model", "answer", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
-                "confidence", "decision"):
+    for key in (
+        "tier",
+        "model",
+        "answer",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_s",
+        "confidence",
+        "decision",
+    ):
         assert key in data["attempts"][0]
 
 
 def test_cost_uses_tier_prices() -> None:
-    script = {"fake/small": FakeReply("4", prompt_tokens=100, completion_tokens=10), "fake/medium": "5",
-              "fake/large": "6"}
+    script = {
+        "fake/small": FakeReply("4", prompt_tokens=100, completion_tokens=10),
+        "fake/medium": "5",
+        "fake/large": "6",
+    }
     cascade, _ = make_cascade({"small": 0.9, "medium": 0.9, "large": 0.9}, script=script)
     attempt = cascade.run("q").attempts[0]
     assert attempt.cost_usd == pytest.approx(100 * 1e-7 + 10 * 2e-7)

@@ -12,8 +12,11 @@ from cascade.types import CompletionRequest
 
 
 def request(**kw: object) -> CompletionRequest:
-    base: dict[str, object] = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "2+2?"}],
-                               "max_tokens": 8}
+    base: dict[str, object] = {
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "2+2?"}],
+        "max_tokens": 8,
+    }
     base.update(kw)
     return CompletionRequest(**base)  # type: ignore[arg-type]
 
@@ -42,9 +45,17 @@ class _Status(Exception):
         self.status_code = status_code
 
 
-@pytest.mark.parametrize(("status", "kind"), [(429, TransientProviderError), (503, TransientProviderError),
-                                              (408, TransientProviderError), (401, PermanentProviderError),
-                                              (400, PermanentProviderError), (404, PermanentProviderError)])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (429, TransientProviderError),
+        (503, TransientProviderError),
+        (408, TransientProviderError),
+        (401, PermanentProviderError),
+        (400, PermanentProviderError),
+        (404, PermanentProviderError),
+    ],
+)
 def test_status_codes_are_classified(status: int, kind: type) -> None:
     error = classify(_Status("boom", status), request())
     assert isinstance(error, kind) and error.status == status
