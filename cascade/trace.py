@@ -51,7 +51,7 @@ def _attempt_node(tree: Tree, attempt: Attempt) -> None:
 def _metrics(attempt: Attempt) -> str:
     parts = [
         f"tokens {attempt.prompt_tokens}+{attempt.completion_tokens}",
-        f"cost ${attempt.cost_usd:.6f}",
+        f"cost {money(attempt.cost_usd)}",
         f"latency {attempt.latency_s:.2f}s",
     ]
     if attempt.confidence is not None:
@@ -73,10 +73,17 @@ def _summary(result: CascadeResult) -> Text:
         status,
         f", final tier {result.final_tier or '-'})\n",
         ("total: ", "bold"),
-        f"{result.total_tokens} tokens · ${result.total_cost_usd:.6f} · {result.latency_s:.2f}s"
+        f"{result.total_tokens} tokens · {money(result.total_cost_usd)} · {result.latency_s:.2f}s"
         f" · {len(result.attempts)} attempt(s)"
         + (f" · stop: {result.stop_reason}" if result.stop_reason and not result.accepted else ""),
     )
+
+
+def money(usd: float) -> str:
+    """Dollars readable at any scale: local models cost fractions of a micro-dollar."""
+    if usd == 0:
+        return "$0"
+    return f"${usd:.2e}" if usd < 0.001 else f"${usd:.4f}"
 
 
 def _short(text: str, limit: int) -> str:

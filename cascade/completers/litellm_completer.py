@@ -13,7 +13,7 @@ import re
 import time
 from typing import Any
 
-from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
+from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
 from cascade.types import Completion, CompletionRequest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -50,11 +50,12 @@ class LiteLLMCompleter:
             self._register_local()
         started = time.perf_counter()
         try:
-            if request.stop_pattern:
+            if request.stop_pattern and not request.logprobs:
                 text, usage, logprobs, finish = await self._stream_until(request)
             else:
                 response = await self._litellm.acompletion(**self._kwargs(request))
                 text, usage, logprobs, finish = _read(response)
+                text = _cut(text, request.stop_pattern)
         except ProviderError:
             raise
         except Exception as exc:  # litellm raises many types; classify them all
@@ -85,6 +86,8 @@ class LiteLLMCompleter:
             "api_key": request.api_key,
             "timeout": request.timeout_s,
             "logprobs": True if request.logprobs else None,
+            # llama.cpp's server returns no logprobs unless top_logprobs is set; OpenAI accepts it too.
+            "top_logprobs": 1 if request.logprobs else None,
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         if stream:
@@ -125,6 +128,12 @@ class LiteLLMCompleter:
         return float(prompt_cost + completion_cost)
 
 
+def _cut(text: str, stop_pattern: str | None) -> str:
+    """Answer-format stop after the fact: streams carry no logprobs, so logprob calls are not streamed."""
+    match = re.search(stop_pattern, text, re.IGNORECASE) if stop_pattern else None
+    return text[: match.end()] if match else text
+
+
 def _read(response: Any) -> tuple[str, tuple[int, int], tuple[float, ...] | None, str]:
     choice = response.choices[0]
     text = choice.message.content or ""
@@ -152,6 +161,9 @@ async def _close(stream: Any) -> None:
 
 def classify(exc: BaseException, request: CompletionRequest) -> ProviderError:
     """Map a provider exception onto transient (retry) or permanent (fall through now)."""
+    inner = _cascade_cause(exc)
+    if isinstance(inner, ProviderError):
+        return inner
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
     transient_names = {
@@ -164,9 +176,20 @@ def classify(exc: BaseException, request: CompletionRequest) -> ProviderError:
         "TimeoutError",
     }
     transient = name in transient_names or (isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500))
-    message = f"{request.model}: {name}: {scrub(str(exc), request.api_key)}"
+    detail = str(inner) if inner is not None else str(exc)
+    message = f"{request.model}: {name}: {scrub(detail, request.api_key)}"
     kind = TransientProviderError if transient else PermanentProviderError
     return kind(message[:500], model=request.model, status=status if isinstance(status, int) else None)
+
+
+def _cascade_cause(exc: BaseException) -> BaseException | None:
+    """Our own error inside litellm's wrapper (e.g. a local model that is not installed)."""
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, CascadeError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def scrub(text: str, *secrets: str | None) -> str:

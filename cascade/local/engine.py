@@ -1,0 +1,226 @@
+"""llama.cpp inference for one loaded GGUF: chat prompt, sampling loop, per-token logprobs.
+
+Why not `Llama.create_chat_completion(logprobs=True)`: it needs `logits_all=True`, which
+computes and stores vocabulary-sized logits for every prompt token and then sorts the whole
+vocabulary in Python per token; on 2 cores that made a SmolLM2 call ~10-25x slower. Here the
+sampling loop runs on `Llama.generate` and reads the one logits row the sampler just used
+(`llama_get_logits_ith(ctx, -1)`), so logprobs cost one log-softmax per generated token and a
+single loaded instance serves calls with and without logprobs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cascade.errors import ModelNotFoundError
+from cascade.local.catalog import LOCAL_EXTRA_HINT
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_N_CTX = 2048
+OnText = Callable[[str], bool]  # gets each new text piece; returns False to stop generating
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateParams:
+    """The sampling knobs the provider maps from OpenAI-style optional params."""
+
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    top_logprobs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token in OpenAI's shape: text, log-probability, bytes, best alternatives."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[tuple[str, float, list[int]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    logprobs: list[TokenLogprob] | None = None
+
+
+def import_llama_cpp() -> Any:
+    """The llama_cpp module, or a ModelNotFoundError that says how to install it."""
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            f"local models need llama-cpp-python, which is not installed: {LOCAL_EXTRA_HINT}"
+        ) from exc
+    return llama_cpp
+
+
+def _stop_at(text: str, stops: tuple[str, ...]) -> int | None:
+    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(positions) if positions else None
+
+
+def _held_back(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the tail that could still grow into a stop string, so streams never leak it."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+class LocalModel:
+    """One loaded GGUF. llama.cpp contexts are not thread-safe, so every call holds `lock`."""
+
+    def __init__(self, path: Path, n_ctx: int = DEFAULT_N_CTX) -> None:
+        self._lib = import_llama_cpp()
+        self.path = path
+        self.lock = threading.Lock()
+        started = time.perf_counter()
+        self.llama = self._lib.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+        self.load_seconds = time.perf_counter() - started
+        self._vocab = self._lib.llama_model_get_vocab(self.llama.model)
+        self._n_vocab = self.llama.n_vocab()
+        self._formatter = self._chat_formatter()
+
+    def _chat_formatter(self) -> Any:
+        """The model's own chat template, compiled once (as create_chat_completion would use it)."""
+        from llama_cpp import llama_chat_format
+
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:  # a bare GGUF without a template: llama-cpp-python's own fallback format
+            return llama_chat_format.format_llama2
+        eos = self.llama.token_eos()
+        return llama_chat_format.Jinja2ChatFormatter(
+            template=template,
+            eos_token=self._special_text(eos),
+            bos_token=self._special_text(self.llama.token_bos()),
+            stop_token_ids=[eos],
+        )
+
+    def prompt_tokens(self, messages: list[dict[str, Any]]) -> tuple[list[int], tuple[str, ...]]:
+        """The chat prompt as tokens, plus the stop strings the template asks for."""
+        result = self._formatter(messages=messages)
+        tokens = self.llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+        extra = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return tokens, tuple(extra)
+
+    def _special_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self.llama.detokenize([token], special=True)).decode("utf-8", errors="replace")
+
+    def generate(
+        self, messages: list[dict[str, Any]], params: GenerateParams, on_text: OnText | None = None
+    ) -> Generation:
+        """One chat completion, serialised with any other call on this model."""
+        with self.lock:
+            prompt, template_stops = self.prompt_tokens(messages)
+            budget = self._budget(len(prompt), params.max_tokens)
+            seed = self._lib.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
+            self.llama.set_seed(seed)
+            return self._sample(prompt, budget, params, params.stop + template_stops, on_text)
+
+    def _budget(self, prompt_len: int, max_tokens: int | None) -> int:
+        room = self.llama.n_ctx() - prompt_len
+        if room <= 0:
+            raise ValueError(f"prompt has {prompt_len} tokens, the context window holds {self.llama.n_ctx()}")
+        return room if max_tokens is None else max(0, min(max_tokens, room))
+
+    def _sample(
+        self, prompt: list[int], budget: int, params: GenerateParams, stops: tuple[str, ...], on_text: OnText | None
+    ) -> Generation:
+        tokens: list[int] = []
+        logprobs: list[TokenLogprob] | None = [] if params.logprobs else None
+        text, emitted, finish = "", 0, "length"
+        stream = self.llama.generate(prompt, temp=params.temperature, top_p=params.top_p, repeat_penalty=1.0)
+        try:
+            for token in stream if budget > 0 else ():
+                if self._lib.llama_vocab_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                if logprobs is not None:
+                    logprobs.append(self._token_logprob(token, params.top_logprobs))
+                tokens.append(token)
+                text = self._decode(tokens, prompt)
+                cut = _stop_at(text, stops)
+                if cut is not None:
+                    text, finish = text[:cut], "stop"
+                    if logprobs is not None:  # the stop string is not part of the answer
+                        del logprobs[self._tokens_covering(tokens, prompt, cut) :]
+                    break
+                if on_text is not None:
+                    safe = len(text) - _held_back(text, stops)
+                    if safe > emitted and not on_text(text[emitted:safe]):
+                        on_text, finish = None, "stop"  # the reader went away: stop early
+                        break
+                    emitted = max(emitted, safe)
+                if len(tokens) >= budget:
+                    break
+        finally:
+            stream.close()
+        if on_text is not None and len(text) > emitted:
+            on_text(text[emitted:])
+        return Generation(text, len(prompt), len(tokens), finish, logprobs)
+
+    def _decode(self, tokens: list[int], prompt: list[int]) -> str:
+        return bytes(self.llama.detokenize(tokens, prev_tokens=prompt)).decode("utf-8", errors="ignore")
+
+    def _tokens_covering(self, tokens: list[int], prompt: list[int], length: int) -> int:
+        """How many leading tokens it takes to spell the first `length` characters."""
+        return next((k for k in range(len(tokens)) if len(self._decode(tokens[:k], prompt)) >= length), len(tokens))
+
+    def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
+        """Log-softmax of the logits row the sampler just used (the last evaluated position)."""
+        import numpy as np  # a llama-cpp-python dependency: imported only where logprobs are made
+
+        pointer = self._lib.llama_get_logits_ith(self.llama.ctx, -1)
+        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).astype(np.float64)
+        shifted = logits - logits.max()
+        logp = shifted - np.log(np.exp(shifted).sum())
+        top: list[tuple[str, float, list[int]]] = []
+        if 0 < top_n < self._n_vocab:
+            best = np.argpartition(-logp, top_n)[:top_n]
+            top = [self._entry(int(i), logp) for i in best[np.argsort(-logp[best])]]
+        text, value, raw = self._entry(token, logp)
+        return TokenLogprob(text, value, raw, top)
+
+    def _entry(self, token: int, logp: np.ndarray) -> tuple[str, float, list[int]]:
+        raw = bytes(self.llama.detokenize([token], special=True))
+        return raw.decode("utf-8", errors="replace"), float(logp[token]), list(raw)
+
+
+_MODELS: dict[tuple[Path, int], LocalModel] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_model(path: Path, n_ctx: int = DEFAULT_N_CTX) -> LocalModel:
+    """Load a GGUF once per (path, n_ctx) and share it; concurrent first calls load it once."""
+    key = (path.resolve(), n_ctx)  # a catalog name and its file path share one instance
+    with _LOAD_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = LocalModel(key[0], n_ctx)
+        return _MODELS[key]
+
+
+def loaded_models() -> dict[tuple[Path, int], LocalModel]:
+    """The models loaded in this process (for diagnostics and tests)."""
+    return dict(_MODELS)

@@ -1,0 +1,64 @@
+"""The default cascade end to end on the real local models, in process and over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cascade import Cascade
+
+pytestmark = pytest.mark.integration
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+HARD = "A farmer has 17 cows and buys 3 times as many. How many cows does he have now?"
+
+
+@pytest.fixture(scope="module")
+def default_cascade(local_provider: object, local_model_path: object) -> Cascade:
+    return Cascade.from_yaml(CONFIGS / "local.yaml")
+
+
+def test_default_cascade_answers_paris(default_cascade: Cascade) -> None:
+    result = default_cascade.run("What is the capital of France?")
+    assert result.answer == "Paris"
+    assert result.accepted
+    assert all(a.prompt_tokens > 0 and a.completion_tokens > 0 for a in result.attempts)
+
+
+def test_harder_question_escalates_with_tokens_cost_and_confidence(default_cascade: Cascade) -> None:
+    result = default_cascade.run(HARD)
+    assert len(result.attempts) >= 2, [a.reason for a in result.attempts]
+    assert result.attempts[0].decision == "escalate"
+    for attempt in result.attempts:
+        assert attempt.prompt_tokens > 0 and attempt.completion_tokens > 0
+        assert attempt.cost_usd > 0 and attempt.confidence is not None
+    assert result.total_cost_usd == pytest.approx(sum(a.cost_usd for a in result.attempts))
+
+
+def test_cli_json_on_default_config_has_real_token_counts() -> None:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cascade.cli", "run", "--json", "What is the capital of France?"],
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    assert data["answer"] == "Paris"
+    assert data["total_tokens"] == sum(a["prompt_tokens"] + a["completion_tokens"] for a in data["attempts"]) > 0
+
+
+def test_cascade_over_the_llama_server(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASCADE_LOCAL_SERVER", llama_server)
+    cascade = Cascade.from_yaml(CONFIGS / "local_http.yaml")
+    easy = cascade.run("What is the capital of France?")
+    assert easy.answer == "Paris" and easy.accepted
+    assert all(a.error is None for a in easy.attempts)
+    assert all(a.confidence is not None and a.confidence > 0 for a in easy.attempts)  # logprobs over HTTP
+    hard = cascade.run(HARD)
+    assert [a.tier for a in hard.attempts] == ["smollm2-135m", "qwen2.5-0.5b"]
+    assert all(a.prompt_tokens > 0 and a.completion_tokens > 0 for a in hard.attempts)
