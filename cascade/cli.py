@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
+    from cascade.eval import cli_eval, cli_replay
+
+    cli_eval.add_parsers(sub)
+    cli_replay.add_parser(sub)
     return parser
 
 
@@ -47,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args.config)
+        if args.command in ("eval", "tune", "replay"):
+            return _evaluation(args)
         return _models()
     except UserError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
@@ -91,6 +97,14 @@ def check_models(config: CascadeConfig) -> None:
             problems.append(f"{config.where(('tiers', i, 'model'))}: {problem}")
     if problems:
         raise ConfigError("unknown model:\n  " + "\n  ".join(problems), source=config._source, problems=problems)
+
+
+def _evaluation(args: argparse.Namespace) -> int:
+    from cascade.eval import cli_eval, cli_replay
+
+    if args.command == "replay":
+        return cli_replay.run(args)
+    return cli_eval.run_eval(args) if args.command == "eval" else cli_eval.run_tune(args)
 
 
 def _models() -> int:

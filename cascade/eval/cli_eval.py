@@ -1,0 +1,173 @@
+"""`cascade eval` and `cascade tune`: live evaluation with baselines, and cost-benefit tuning.
+
+cascade eval --config configs/local.yaml --dataset ../shared/data/qa/sst2_dev.tsv --limit 200 --out r.json
+cascade tune --config configs/local.yaml --dataset ... --limit 300 --min-em 0.9 --write tuned.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cascade.completers.build import make_completer
+from cascade.config import CascadeConfig, load_config
+from cascade.engine import Cascade
+from cascade.eval.cache import CachingCompleter
+from cascade.eval.datasets import Item, load_dataset, split
+from cascade.eval.live_report import live_report
+from cascade.eval.runner import EvalRun, cache_path_for, evaluate
+from cascade.eval.tune import Objective, score, search, tuned_yaml, with_thresholds
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, required=True)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--format", help="dataset format (default: detected from the file)")
+    parser.add_argument("--question-field")
+    parser.add_argument("--answer-field")
+    parser.add_argument("--task", help="answer extractor: number, yesno, choice, first_line, text")
+    parser.add_argument("--template", help="wraps each item for the cascade; must contain {question}")
+    parser.add_argument("--limit", type=int, help="items to use, after a seeded shuffle")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many shuffled items first")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--cache", type=Path, help="SQLite cache of model outputs (default: .cascade-cache/)")
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+
+
+def add_parsers(subparsers: Any) -> None:
+    ev = subparsers.add_parser("eval", help="EM, tokens and cost of a cascade vs each tier, random and the oracle")
+    _common(ev)
+    ev.add_argument("--plot", type=Path, help="write the Pareto-frontier PNG here")
+    ev.add_argument("--log", type=Path, help="write the per-tier outputs as a replayable log (JSONL)")
+    tu = subparsers.add_parser("tune", help="choose thresholds on a tuning split, report them on a held-out split")
+    _common(tu)
+    tu.add_argument("--tune-fraction", type=float, default=0.5, help="share of items used for tuning")
+    tu.add_argument("--value-per-correct", type=float, default=1.0, help="worth of one correct answer")
+    tu.add_argument("--price-per-token", type=float, default=0.0, help="price of one token (net benefit)")
+    tu.add_argument("--use-cost", action="store_true", help="charge the tiers' USD cost instead of a token price")
+    tu.add_argument("--min-em", type=float, help="cheapest thresholds with at least this EM on the tuning split")
+    tu.add_argument("--min-em-of-strongest", action="store_true",
+                    help="target: the strongest tier's EM on the tuning split")  # fmt: skip
+    tu.add_argument("--write", type=Path, help="write the tuned config YAML here")
+
+
+def load_items(args: argparse.Namespace) -> list[Item]:
+    items = load_dataset(args.dataset, args.format, question_field=args.question_field,
+                         answer_field=args.answer_field, task=args.task)  # fmt: skip
+    random.Random(args.seed).shuffle(items)
+    items = items[args.offset :]
+    return items[: args.limit] if args.limit else items
+
+
+def cached_cascade(config: CascadeConfig, args: argparse.Namespace) -> tuple[Cascade, CachingCompleter]:
+    path = args.cache or cache_path_for(config._source, args.dataset)
+    completer = CachingCompleter(make_completer(config.completer), path)
+    return Cascade(config, completer=completer), completer
+
+
+async def run_with_progress(cascade: Cascade, items: list[Item], args: argparse.Namespace) -> EvalRun:
+    stages = [t.name for t in cascade.config.tiers] + ["cascade"]
+    columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+        tasks = {s: bar.add_task(s, total=len(items)) for s in stages}
+        return await evaluate(cascade, items, template=args.template, concurrency=args.concurrency,
+                              progress=lambda stage, n: bar.advance(tasks[stage], n))  # fmt: skip
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from cascade.eval.logs import write_log
+    from cascade.eval.report import print_report
+
+    config = load_config(args.config)
+    items = load_items(args)
+    cascade, cache = cached_cascade(config, args)
+    run = asyncio.run(run_with_progress(cascade, items, args))
+    report = live_report(run, seed=args.seed)
+    report["settings"].update(dataset=str(args.dataset), seed=args.seed, offset=args.offset, limit=args.limit,
+                              cache_hits=cache.hits, cache_misses=cache.misses)  # fmt: skip
+    console = Console()
+    print_report(report, console)
+    _write(report, args.out, console)
+    if args.log:
+        write_log(run.log, args.log)
+        console.print(f"log: {args.log}")
+    if args.plot:
+        from cascade.eval.plot import plot_report
+
+        console.print(f"plot: {plot_report(report, args.plot)}")
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    items = load_items(args)
+    tune_items, test_items = split(items, [args.tune_fraction, 1 - args.tune_fraction], seed=args.seed)
+    cascade, cache = cached_cascade(config, args)
+    console = Console()
+    tune_run = asyncio.run(run_with_progress(cascade, tune_items, args))
+    min_em = args.min_em
+    if args.min_em_of_strongest:
+        strongest = config.tiers[-1].name
+        min_em = sum(bool(i.tiers[strongest].correct) for i in tune_run.log.items) / max(len(tune_items), 1)
+    objective = Objective(args.value_per_correct, args.price_per_token, args.use_cost, min_em)
+    best, candidates = asyncio.run(search(config, cache, tune_run, objective, args.template))
+    test_run = asyncio.run(run_with_progress(Cascade(with_thresholds(config, best.thresholds), completer=cache),
+                                             test_items, args))  # fmt: skip
+    report = live_report(test_run, seed=args.seed)
+    report["tuning"] = {
+        "n_tune_items": len(tune_items),
+        "n_test_items": len(test_items),
+        "objective": objective.__dict__,
+        "thresholds": best.thresholds,
+        "tune_em": best.em,
+        "tune_tokens_per_item": best.tokens_per_item,
+        "tune_cost_per_item": best.cost_per_item,
+        "candidates_tried": len(candidates),
+    }
+    _tuning_table(report, console)
+    from cascade.eval.report import print_report
+
+    print_report(report, console)
+    _write(report, args.out, console)
+    if args.write:
+        original = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+        header = (f"# Tuned by `cascade tune` on {len(tune_items)} items of {args.dataset.name} (seed {args.seed});\n"
+                  f"# held-out EM {report['cascade']['em']:.3f} on {len(test_items)} other items.\n")  # fmt: skip
+        body = yaml.safe_dump(tuned_yaml(config, original, best.thresholds), sort_keys=False, allow_unicode=True)
+        args.write.write_text(header + body, encoding="utf-8")
+        console.print(f"tuned config: {args.write}")
+    return 0
+
+
+def _tuning_table(report: dict[str, Any], console: Console) -> None:
+    tuning = report["tuning"]
+    table = Table(title="tuned thresholds (chosen on the tuning split only)")
+    table.add_column("tier")
+    table.add_column("threshold", justify="right")
+    for tier, value in tuning["thresholds"].items():
+        table.add_row(tier, f"{value:.4f}")
+    console.print(table)
+    console.print(
+        f"tuning split: {tuning['n_tune_items']} items, EM {tuning['tune_em']:.3f}, "
+        f"{tuning['tune_tokens_per_item']:.1f} tokens/item; held-out split: {tuning['n_test_items']} items"
+    )
+
+
+def _write(report: dict[str, Any], path: Path | None, console: Console) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        console.print(f"report: {path}")
+
+
+__all__ = ["add_parsers", "run_eval", "run_tune", "score"]

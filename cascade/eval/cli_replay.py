@@ -1,0 +1,116 @@
+"""`cascade replay`: evaluate cascades offline on logged per-model outputs, no model calls.
+
+Wire with `cli_replay.add_parser(sub)` and dispatch `command == "replay"` to `cli_replay.run(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cascade.errors import UserError
+
+
+def _names(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `replay` on the `cascade` command's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "replay", help="trace the cost–EM curve of cascades on logged outputs (RouterBench, RouteLLM, our runs)"
+    )
+    parser.add_argument("--dataset", required=True, type=Path, help="log file (CSV/JSONL) or RouteLLM mmlu dir")
+    parser.add_argument(
+        "--models",
+        type=_names,
+        help="cascade tiers in order, comma-separated (default: all models; "
+        "the cascade runs through those on the cost–EM hull)",
+    )
+    parser.add_argument("--format", choices=["routerbench", "routellm", "cascade"], help="default: detected")
+    parser.add_argument(
+        "--confidence",
+        choices=["agreement", "logged", "heuristic"],
+        help="where tier confidence comes from (default: the best the log allows)",
+    )
+    parser.add_argument("--verifiers", type=_names, help="models whose answers agreement compares with")
+    parser.add_argument("--threshold", type=float, help="fixed shared threshold (default: cross-fitted)")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="EM below the strong model still 'matched'")
+    parser.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        metavar="MODEL=IN,OUT",
+        help="USD per million input/output tokens for logs without cost (repeatable)",
+    )
+    parser.add_argument(
+        "--prompt-overhead-tokens",
+        type=int,
+        default=0,
+        help="few-shot tokens the log's prompts omit, added to each call (RouteLLM logs)",
+    )
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--plot", type=Path, help="write the Pareto-frontier PNG here")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the cross-fitting split and bootstrap")
+    return parser
+
+
+def _prices(specs: list[str]) -> dict[str, Any]:
+    from cascade.eval.external import Price
+
+    prices = {}
+    for spec in specs:
+        model, _, values = spec.rpartition("=")
+        try:
+            inp, out = (float(v) for v in values.split(","))
+        except ValueError:
+            raise UserError(f"--price wants MODEL=IN,OUT (USD per million tokens), got {spec!r}") from None
+        prices[model] = Price(inp, out, "--price")
+    return prices
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay, print the tables, write `--out` JSON and `--plot` PNG. 0 on success."""
+    from cascade.eval.replay import replay_file
+    from cascade.eval.report import print_report
+
+    log_options: dict[str, Any] = {}
+    if args.price or args.prompt_overhead_tokens:
+        log_options = {"prices": _prices(args.price), "prompt_overhead_tokens": args.prompt_overhead_tokens}
+    report = replay_file(
+        args.dataset,
+        fmt=args.format,
+        models=args.models,
+        confidence=args.confidence,
+        verifiers=args.verifiers,
+        log_options=log_options,
+        threshold=args.threshold,
+        tolerance=args.tolerance,
+        seed=args.seed,
+    )
+    console = Console()
+    print_report(report, console)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        console.print(f"report: {args.out}")
+    if args.plot:
+        from cascade.eval.plot import plot_report
+
+        console.print(f"plot: {plot_report(report, args.plot)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry for trying replay before it is wired into `cascade`."""
+    parser = argparse.ArgumentParser(prog="cascade")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Rich tables for a replay/eval report: operating points side by side, then the curve metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+_METRICS = (
+    ("apgr", "APGR", "{:.3f}"),
+    ("cpt50", "CPT(50%)", "{:.3f}"),
+    ("cpt80", "CPT(80%)", "{:.3f}"),
+    ("aiq", "AIQ", "{:.4f}"),
+    ("delta_ibc", "ΔIBC %", "{:+.1f}"),
+    ("cost_reduction_at_matched_em", "cost cut @ strong EM", "{:+.1%}"),
+    ("oracle_saving_captured", "oracle saving captured", "{:+.1%}"),
+)
+
+
+def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
+    return "—" if value is None else pattern.format(value)
+
+
+def header(report: dict[str, Any]) -> Text:
+    text = Text.assemble(
+        (f"{report['source']['path']}", "bold"),
+        f"  {report['n_items']} items",
+        (f" ({report['excluded_items']} excluded)" if report["excluded_items"] else ""),
+        f"  weak: {report['weak']}  strong: {report['strong']}",
+    )
+    for note in report["source"]["notes"]:
+        text.append(f"\n  note: {note}", style="dim")
+    return text
+
+
+def points_table(report: dict[str, Any]) -> Table:
+    """The cascade at its operating point next to every baseline, on the same items."""
+    table = Table(title="Operating points", title_justify="left")
+    for column in ("policy", "EM", "95% CI", "tokens", "cost USD", "escalated"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    rows = []
+    if report.get("cascade"):
+        rows.append((f"cascade: {report['cascade']['policy']}", report["cascade"], "bold green"))
+    rows += [(name, base, "") for name, base in report["baselines"].items()]
+    for name, entry, style in rows:
+        ci = entry.get("em_ci")
+        tokens = entry.get("total_tokens")
+        table.add_row(
+            name,
+            _fmt(entry["em"]),
+            f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "—",
+            "—" if tokens is None else f"{tokens:,}",
+            f"{entry['cost_usd']:.4g}",
+            _fmt(entry.get("escalation_rate"), "{:.1%}") if name not in ("oracle",) else "—",
+            style=style,
+        )
+    return table
+
+
+def metrics_table(report: dict[str, Any]) -> Table:
+    """Every policy's curve metrics, with random mixing as the yardstick (APGR 0.5, ΔIBC 0)."""
+    table = Table(title="Curve metrics (normalised cost: 0 = weak alone, 1 = strong alone)", title_justify="left")
+    table.add_column("policy")
+    table.add_column("confidence")
+    for _, label, _ in _METRICS:
+        table.add_column(label, justify="right")
+    entries = [(p["name"], p["confidence"], p["metrics"]) for p in report["policies"]]
+    entries.append(("random mixing", "—", report["random"]["metrics"]))
+    for name, confidence, values in entries:
+        table.add_row(name, confidence, *(_fmt(values.get(key), pattern) for key, _, pattern in _METRICS))
+    return table
+
+
+def render(report: dict[str, Any]) -> Group:
+    parts: list[Any] = [header(report), points_table(report), metrics_table(report)]
+    if report.get("cascade"):
+        cascade = report["cascade"]
+        parts.append(Text(f"operating point: {cascade.get('selection', '')}", style="dim"))
+    else:
+        parts.append(Text("no cascade: the log has no responses or confidence to gate on", style="yellow"))
+    return Group(*parts)
+
+
+def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+    (console or Console()).print(render(report))

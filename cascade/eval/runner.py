@@ -1,0 +1,108 @@
+"""Live evaluation: every tier alone and the whole cascade on the same items, through one cache.
+
+Each tier is first run alone on every item (the baselines, and a log that `cascade replay` can
+re-analyse); then the cascade runs on the same items through the same cache, so its tier calls
+are the very outputs the baselines saw and cost nothing the second time. Re-running an
+evaluation, or tuning thresholds on it, calls no model again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cascade.engine import Cascade
+from cascade.errors import ProviderError
+from cascade.eval.datasets import Item
+from cascade.eval.logs import LogItem, LogTable, TierLog
+from cascade.eval.scoring import exact_match
+from cascade.protocols import VerifyContext
+from cascade.tiers import TierRuntime
+from cascade.types import CascadeResult, Completion
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class EvalRun:
+    """Per-tier outputs (as a replayable log) and the cascade's own results, item by item."""
+
+    items: list[Item]
+    log: LogTable
+    results: list[CascadeResult]
+    correct: list[bool]
+
+
+def query_of(item: Item, template: str | None) -> str:
+    """The text sent to the cascade: the item's prompt, optionally inside a dataset template."""
+    return template.replace("{question}", item.prompt) if template else item.prompt
+
+
+async def run_tier_alone(tier: TierRuntime, item: Item, query: str) -> TierLog:
+    """One tier's greedy answer to one item, scored and judged by the tier's own verifier."""
+    try:
+        first = await tier.sample(query, max_tokens=tier.config.max_tokens, index=0)
+    except ProviderError:
+        # A failed call answers nothing: scored wrong, costing what the provider billed (nothing).
+        return TierLog(correct=False, cost_usd=0.0, tokens=0, answer=None, confidence=0.0)
+    samples: list[Completion] = [first]
+    answers = [tier.extract(first.text)]
+
+    async def draw() -> tuple[Completion, str | None]:
+        completion = await tier.sample(query, max_tokens=tier.config.max_tokens, index=len(samples))
+        samples.append(completion)
+        answers.append(tier.extract(completion.text))
+        return completion, answers[-1]
+
+    ctx = VerifyContext(query, tier.config, 0, samples, answers, [], draw, tier.judge, tier.extract)
+    verdict = await tier.verifier.verify(ctx)
+    answer = verdict.answer if verdict.answer is not None else answers[0]
+    tokens = sum(s.total_tokens for s in samples) + verdict.usage.prompt_tokens + verdict.usage.completion_tokens
+    cost = sum(s.cost_usd for s in samples) + verdict.usage.cost_usd
+    return TierLog(exact_match(answer, item.answers, item.task), cost, tokens, answer, verdict.confidence)
+
+
+async def evaluate(
+    cascade: Cascade,
+    items: Sequence[Item],
+    *,
+    template: str | None = None,
+    concurrency: int = 1,
+    progress: Progress | None = None,
+) -> EvalRun:
+    """Run each tier alone, then the cascade, on `items`; `progress(stage, done)` after each item."""
+    gate = asyncio.Semaphore(concurrency)
+    tiers = cascade.graph.tiers
+    rows: list[dict[str, TierLog]] = [{} for _ in items]
+
+    async def alone(i: int, tier: TierRuntime) -> None:
+        async with gate:
+            rows[i][tier.config.name] = await run_tier_alone(tier, items[i], query_of(items[i], template))
+        if progress:
+            progress(tier.config.name, 1)
+
+    for tier in tiers:
+        await asyncio.gather(*(alone(i, tier) for i in range(len(items))))
+
+    async def whole(i: int) -> CascadeResult:
+        async with gate:
+            result = await cascade.arun(query_of(items[i], template))
+        if progress:
+            progress("cascade", 1)
+        return result
+
+    results = list(await asyncio.gather(*(whole(i) for i in range(len(items)))))
+    correct = [exact_match(r.answer, item.answers, item.task) for r, item in zip(results, items, strict=True)]
+    log_items = [
+        LogItem(item.id, query_of(item, template), row, item.task) for item, row in zip(items, rows, strict=True)
+    ]
+    log = LogTable([t.config.name for t in tiers], log_items, source=cascade.config.name, fmt="cascade")
+    return EvalRun(list(items), log, results, correct)
+
+
+def cache_path_for(config_source: str | None, dataset: str | Path, root: Path | None = None) -> Path:
+    """One cache file per config and dataset, under `.cascade-cache/` of the working directory."""
+    name = f"{Path(config_source or 'cascade').stem}--{Path(dataset).stem}.sqlite"
+    return (root or Path(".cascade-cache")) / name

@@ -1,0 +1,119 @@
+"""Cost-benefit tuning: choose per-tier thresholds on a tuning split, by replaying the real cascade.
+
+Every candidate is the actual cascade (same verifiers, router, budget) re-run on cached model
+outputs, so what is tuned is exactly what runs; nothing is re-generated. Objectives:
+
+- net benefit = value_per_correct · EM − price_per_token · tokens (per item), or with `use_cost`
+  the tier prices instead of a flat token price;
+- the cheapest thresholds whose EM is at least `min_em`.
+
+The choice is then scored once on a separate split that tuning never saw.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cascade.config import CascadeConfig, PluginSpec
+from cascade.engine import Cascade
+from cascade.errors import UserError
+from cascade.eval.datasets import Item
+from cascade.eval.runner import EvalRun, query_of
+from cascade.eval.scoring import exact_match
+from cascade.protocols import Completer
+
+MAX_GRID = 12
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a threshold choice is worth; `min_em` switches to cheapest-above-target."""
+
+    value_per_correct: float = 1.0
+    price_per_token: float = 0.0
+    use_cost: bool = False
+    min_em: float | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    thresholds: dict[str, float]
+    em: float
+    tokens_per_item: float
+    cost_per_item: float
+
+    def benefit(self, objective: Objective) -> float:
+        spend = self.cost_per_item if objective.use_cost else self.tokens_per_item * objective.price_per_token
+        return objective.value_per_correct * self.em - spend
+
+
+def with_thresholds(config: CascadeConfig, thresholds: dict[str, float]) -> CascadeConfig:
+    """A copy of `config` whose threshold router uses these per-tier thresholds."""
+    if config.router.type != "threshold":
+        raise UserError(f"tuning needs the 'threshold' router, this config uses {config.router.type!r}")
+    params = config.router.params()
+    params["per_tier"] = {**params.get("per_tier", {}), **thresholds}
+    router = PluginSpec.model_validate({"type": "threshold", **params})
+    tuned = config.model_copy(update={"router": router})
+    tuned._source, tuned._lines = config._source, config._lines
+    return tuned
+
+
+def grid(run: EvalRun, tier: str, size: int = MAX_GRID) -> list[float]:
+    """Candidate thresholds for a tier: quantiles of its observed confidences, plus 0 and 1."""
+    values = np.array([i.tiers[tier].confidence or 0.0 for i in run.log.items], dtype=float)
+    inner = np.quantile(values, np.linspace(0, 1, size)) if values.size else np.array([])
+    return sorted({0.0, 1.0, *(round(float(v), 4) for v in inner)})
+
+
+async def score(
+    config: CascadeConfig, completer: Completer, items: Sequence[Item], template: str | None
+) -> tuple[float, float, float]:
+    """EM, tokens per item and cost per item of the cascade on `items` (cached calls only)."""
+    cascade = Cascade(config, completer=completer)
+    results = await cascade.abatch([query_of(i, template) for i in items], concurrency=8)
+    em = float(np.mean([exact_match(r.answer, i.answers, i.task) for r, i in zip(results, items, strict=True)]))
+    n = max(len(items), 1)
+    return em, sum(r.total_tokens for r in results) / n, sum(r.total_cost_usd for r in results) / n
+
+
+async def search(
+    config: CascadeConfig,
+    completer: Completer,
+    run: EvalRun,
+    objective: Objective,
+    template: str | None = None,
+) -> tuple[Candidate, list[Candidate]]:
+    """Try every grid point of the non-final tiers' thresholds; return the best and all of them."""
+    free = [t.name for t in config.tiers[:-1]]
+    if not free:
+        raise UserError("a one-tier cascade has no threshold to tune")
+    candidates = []
+    for combo in itertools.product(*(grid(run, name) for name in free)):
+        thresholds = dict(zip(free, combo, strict=True))
+        em, tokens, cost = await score(with_thresholds(config, thresholds), completer, run.items, template)
+        candidates.append(Candidate(thresholds, em, tokens, cost))
+    return choose(candidates, objective), candidates
+
+
+def choose(candidates: Sequence[Candidate], objective: Objective) -> Candidate:
+    if objective.min_em is not None:
+        feasible = [c for c in candidates if c.em >= objective.min_em]
+        if feasible:
+            return min(feasible, key=lambda c: (c.cost_per_item if objective.use_cost else c.tokens_per_item, -c.em))
+        return max(candidates, key=lambda c: (c.em, -c.tokens_per_item))
+    return max(candidates, key=lambda c: (c.benefit(objective), c.em))
+
+
+def tuned_yaml(config: CascadeConfig, original: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
+    """The original YAML mapping with the router's per-tier thresholds replaced."""
+    data = dict(original)
+    router = dict(data.get("router") or {"type": "threshold"})
+    router["per_tier"] = {**(router.get("per_tier") or {}), **thresholds}
+    data["router"] = router
+    return data

@@ -1,0 +1,41 @@
+"""EM: SQuAD normalisation, task extractors shared with the cascade, aliases."""
+
+from __future__ import annotations
+
+import pytest
+
+from cascade.eval.scoring import exact_match, extract, normalize_answer
+
+
+def test_squad_normalisation() -> None:
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert normalize_answer("an Apple, a day") == "apple day"
+    assert normalize_answer("  Dec. 1972 ") == "dec 1972"
+
+
+@pytest.mark.parametrize(
+    ("prediction", "answers", "task", "expected"),
+    [
+        ("So the total is 1,000 dollars. #### 1000", ["1000"], "number", True),
+        ("She pays $18.00 in total.", "18", "number", True),
+        ("The answer is 17", ["18"], "number", False),
+        ("Yes, it does.", ["yes"], "yesno", True),
+        ("False", ["no"], "yesno", True),
+        ("(B) because ...", ["B"], "choice", True),
+        ("Answer: C", ["B"], "choice", False),
+        ("The answer is: December 1972.", ["14 December 1972 UTC", "December 1972"], "first_line", True),
+        ("the Beatles", ["Beatles"], "first_line", True),
+        ("Paris\nBecause it is the capital.", ["paris"], "first_line", True),
+        ("", ["paris"], "first_line", False),
+        (None, ["paris"], "first_line", False),
+        ("The Beatles!", ["beatles"], "text", True),
+    ],
+)
+def test_exact_match(prediction: str | None, answers: list[str] | str, task: str, expected: bool) -> None:
+    assert exact_match(prediction, answers, task) is expected
+
+
+def test_choice_limited_to_the_offered_letters() -> None:
+    assert extract("I do", "choice") == "I"
+    assert extract("I do", "choice", letters=["A", "B"]) is None
+    assert extract("B\n", "choice", letters=["A", "B"]) == "B"
