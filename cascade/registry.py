@@ -8,7 +8,6 @@ imports a plugin by name.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -21,8 +20,6 @@ from cascade.errors import UnknownPluginError
 
 Kind = Literal["verifier", "router", "pre_router"]
 ENTRY_POINT_GROUP = "cascade.plugins"
-# Imported when the entry points are missing (e.g. running from a source tree that was never installed).
-_FALLBACK_MODULES = ("verifiers", "routers")
 
 C = TypeVar("C", bound=BaseModel)
 Factory = Callable[[Any, "BuildContext"], Any]
@@ -62,12 +59,8 @@ def _load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
-    found = list(entry_points(group=ENTRY_POINT_GROUP))
-    for ep in found:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
-    if not found:
-        for module in _FALLBACK_MODULES:
-            importlib.import_module(module)
 
 
 @dataclass
@@ -81,7 +74,7 @@ class BuildContext:
         _load_plugins()
         plugin = _PLUGINS.get((kind, spec.type))
         if plugin is None:
-            known = ", ".join(available(kind)) or "none"
+            known = ", ".join(available(kind)) or "none (no plugins registered; is the package installed?)"
             where = self.config.where((*loc, "type"))
             raise UnknownPluginError(f"{where}: unknown {kind} type {spec.type!r}; known: {known}")
         try:
