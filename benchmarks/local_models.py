@@ -56,10 +56,12 @@ async def main(n_items: int, seed: int, config_path: Path, cache_path: Path) -> 
     figures: dict[str, object] = {"dataset": "sst2_dev", "n_items": len(items), "seed": seed}
     for tier in run.log.models:
         logs = [item.tiers[tier] for item in run.log.items]
-        figures[tier] = summarise([bool(t.correct) for t in logs], [t.tokens or 0 for t in logs],
-                                  [t.cost_usd for t in logs], seed)  # fmt: skip
-    cascade = summarise(run.correct, [r.total_tokens for r in run.results],
-                        [r.total_cost_usd for r in run.results], seed)  # fmt: skip
+        figures[tier] = summarise(
+            [bool(t.correct) for t in logs], [t.tokens or 0 for t in logs], [t.cost_usd for t in logs], seed
+        )
+    cascade = summarise(
+        run.correct, [r.total_tokens for r in run.results], [r.total_cost_usd for r in run.results], seed
+    )
     cascade["answered_by"] = {t: sum(r.final_tier == t for r in run.results) for t in run.log.models}
     cascade["escalation_rate"] = sum(len(r.attempts) > 1 for r in run.results) / len(run.results)
     figures["cascade"] = cascade
@@ -73,8 +75,10 @@ def print_table(figures: dict[str, object]) -> None:
     for name, row in figures.items():
         if isinstance(row, dict) and "em" in row:
             ci = row["em_ci"] or ["-", "-"]
-            print(f"{name:>14} {row['em']:6.3f} {ci[0]:>6}-{ci[1]:<6} {row['total_tokens']:8d} "
-                  f"{row['tokens_per_item']:9.1f} {row['cost_usd']:10.3g}")  # fmt: skip
+            print(
+                f"{name:>14} {row['em']:6.3f} {ci[0]:>6}-{ci[1]:<6} {row['total_tokens']:8d} "
+                f"{row['tokens_per_item']:9.1f} {row['cost_usd']:10.3g}"
+            )
 
 
 if __name__ == "__main__":

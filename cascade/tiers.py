@@ -71,6 +71,7 @@ class TierRuntime:
             completion_tokens=usage.completion_tokens,
             cost_usd=usage.cost_usd,
             latency_s=time.perf_counter() - started,
+            model_latency_s=sum(s.latency_s for s in samples),
             confidence=verdict.confidence,
             threshold=decision.threshold,
             decision=decision.action,

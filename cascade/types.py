@@ -129,6 +129,7 @@ class Attempt(BaseModel):
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    model_latency_s: float = 0.0
     confidence: float | None = None
     threshold: float | None = None
     decision: DecisionAction

@@ -24,8 +24,9 @@ from cascade.engine import Cascade
 from cascade.eval.cache import CachingCompleter
 from cascade.eval.datasets import Item, load_dataset, split
 from cascade.eval.live_report import live_report
-from cascade.eval.runner import EvalRun, cache_path_for, evaluate
-from cascade.eval.tune import Objective, score, search, tuned_yaml, with_thresholds
+from cascade.eval.runner import EvalRun, cache_path_for, evaluate, query_of
+from cascade.eval.scoring import exact_match
+from cascade.eval.tune import Candidate, Objective, score, search, tuned_yaml, with_thresholds
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -56,14 +57,16 @@ def add_parsers(subparsers: Any) -> None:
     tu.add_argument("--price-per-token", type=float, default=0.0, help="price of one token (net benefit)")
     tu.add_argument("--use-cost", action="store_true", help="charge the tiers' USD cost instead of a token price")
     tu.add_argument("--min-em", type=float, help="cheapest thresholds with at least this EM on the tuning split")
-    tu.add_argument("--min-em-of-strongest", action="store_true",
-                    help="target: the strongest tier's EM on the tuning split")  # fmt: skip
+    tu.add_argument(
+        "--min-em-of-strongest", action="store_true", help="target: the strongest tier's EM on the tuning split"
+    )
     tu.add_argument("--write", type=Path, help="write the tuned config YAML here")
 
 
 def load_items(args: argparse.Namespace) -> list[Item]:
-    items = load_dataset(args.dataset, args.format, question_field=args.question_field,
-                         answer_field=args.answer_field, task=args.task)  # fmt: skip
+    items = load_dataset(
+        args.dataset, args.format, question_field=args.question_field, answer_field=args.answer_field, task=args.task
+    )
     random.Random(args.seed).shuffle(items)
     items = items[args.offset :]
     return items[: args.limit] if args.limit else items
@@ -80,8 +83,13 @@ async def run_with_progress(cascade: Cascade, items: list[Item], args: argparse.
     columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         tasks = {s: bar.add_task(s, total=len(items)) for s in stages}
-        return await evaluate(cascade, items, template=args.template, concurrency=args.concurrency,
-                              progress=lambda stage, n: bar.advance(tasks[stage], n))  # fmt: skip
+        return await evaluate(
+            cascade,
+            items,
+            template=args.template,
+            concurrency=args.concurrency,
+            progress=lambda stage, n: bar.advance(tasks[stage], n),
+        )
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -93,8 +101,14 @@ def run_eval(args: argparse.Namespace) -> int:
     cascade, cache = cached_cascade(config, args)
     run = asyncio.run(run_with_progress(cascade, items, args))
     report = live_report(run, seed=args.seed)
-    report["settings"].update(dataset=str(args.dataset), seed=args.seed, offset=args.offset, limit=args.limit,
-                              cache_hits=cache.hits, cache_misses=cache.misses)  # fmt: skip
+    report["settings"].update(
+        dataset=str(args.dataset),
+        seed=args.seed,
+        offset=args.offset,
+        limit=args.limit,
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+    )
     console = Console()
     print_report(report, console)
     _write(report, args.out, console)
@@ -121,13 +135,12 @@ def run_tune(args: argparse.Namespace) -> int:
         min_em = sum(bool(i.tiers[strongest].correct) for i in tune_run.log.items) / max(len(tune_items), 1)
     objective = Objective(args.value_per_correct, args.price_per_token, args.use_cost, min_em)
     best, candidates = asyncio.run(search(config, cache, tune_run, objective, args.template))
-    test_run = asyncio.run(run_with_progress(Cascade(with_thresholds(config, best.thresholds), completer=cache),
-                                             test_items, args))  # fmt: skip
-    report = live_report(test_run, seed=args.seed)
+    report = asyncio.run(held_out_report(config, best, cache, test_items, args))
     report["tuning"] = {
         "n_tune_items": len(tune_items),
         "n_test_items": len(test_items),
         "objective": objective.__dict__,
+        "tiers": list(best.tiers),
         "thresholds": best.thresholds,
         "tune_em": best.em,
         "tune_tokens_per_item": best.tokens_per_item,
@@ -141,12 +154,25 @@ def run_tune(args: argparse.Namespace) -> int:
     _write(report, args.out, console)
     if args.write:
         original = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
-        header = (f"# Tuned by `cascade tune` on {len(tune_items)} items of {args.dataset.name} (seed {args.seed});\n"
-                  f"# held-out EM {report['cascade']['em']:.3f} on {len(test_items)} other items.\n")  # fmt: skip
-        body = yaml.safe_dump(tuned_yaml(config, original, best.thresholds), sort_keys=False, allow_unicode=True)
+        header = (
+            f"# Tuned by `cascade tune` on {len(tune_items)} items of {args.dataset.name} (seed {args.seed});\n"
+            f"# held-out EM {report['cascade']['em']:.3f} on {len(test_items)} other items.\n"
+        )
+        body = yaml.safe_dump(tuned_yaml(original, best), sort_keys=False, allow_unicode=True)
         args.write.write_text(header + body, encoding="utf-8")
         console.print(f"tuned config: {args.write}")
     return 0
+
+
+async def held_out_report(
+    config: CascadeConfig, best: Candidate, cache: CachingCompleter, items: list[Item], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Every original tier alone (baselines) and the tuned cascade, on items tuning never saw."""
+    baseline = await run_with_progress(Cascade(config, completer=cache), items, args)
+    tuned = Cascade(with_thresholds(config, best.thresholds, best.tiers), completer=cache)
+    results = await tuned.abatch([query_of(i, args.template) for i in items], concurrency=args.concurrency)
+    correct = [exact_match(r.answer, i.answers, i.task) for r, i in zip(results, items, strict=True)]
+    return live_report(EvalRun(items, baseline.log, results, correct), seed=args.seed)
 
 
 def _tuning_table(report: dict[str, Any], console: Console) -> None:
@@ -154,8 +180,9 @@ def _tuning_table(report: dict[str, Any], console: Console) -> None:
     table = Table(title="tuned thresholds (chosen on the tuning split only)")
     table.add_column("tier")
     table.add_column("threshold", justify="right")
-    for tier, value in tuning["thresholds"].items():
-        table.add_row(tier, f"{value:.4f}")
+    for tier in tuning["tiers"]:
+        value = tuning["thresholds"].get(tier)
+        table.add_row(tier, "—" if value is None else f"{value:.4f}")
     console.print(table)
     console.print(
         f"tuning split: {tuning['n_tune_items']} items, EM {tuning['tune_em']:.3f}, "

@@ -35,8 +35,9 @@ def cascade_entry(run: EvalRun, seed: int) -> dict[str, Any]:
     correct = np.array(run.correct, dtype=float)
     tokens = np.array([r.total_tokens for r in results], dtype=float)
     cost = np.array([r.total_cost_usd for r in results], dtype=float)
-    latency = np.array([r.latency_s for r in results], dtype=float)
-    tiers = run.log.models
+    # Model time as the completions recorded it: a cached re-run must not report cache-lookup latency.
+    latency = np.array([sum(a.model_latency_s for a in r.attempts) for r in results], dtype=float)
+    tiers = [t for t in run.log.models if any(a.tier == t for r in results for a in r.attempts)]
     reached = {t: sum(any(a.tier == t for a in r.attempts) for r in results) / n for t in tiers}
     answered_by = {t: sum(r.final_tier == t for r in results) / n for t in tiers}
     return {

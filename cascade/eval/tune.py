@@ -42,6 +42,7 @@ class Objective:
 
 @dataclass(frozen=True)
 class Candidate:
+    tiers: tuple[str, ...]
     thresholds: dict[str, float]
     em: float
     tokens_per_item: float
@@ -52,14 +53,19 @@ class Candidate:
         return objective.value_per_correct * self.em - spend
 
 
-def with_thresholds(config: CascadeConfig, thresholds: dict[str, float]) -> CascadeConfig:
-    """A copy of `config` whose threshold router uses these per-tier thresholds."""
+def with_thresholds(
+    config: CascadeConfig, thresholds: dict[str, float], tiers: Sequence[str] | None = None
+) -> CascadeConfig:
+    """A copy of `config` keeping only `tiers` (default: all), with these per-tier thresholds."""
     if config.router.type != "threshold":
         raise UserError(f"tuning needs the 'threshold' router, this config uses {config.router.type!r}")
+    kept = [t for t in config.tiers if tiers is None or t.name in tiers]
+    names = {t.name for t in kept}
     params = config.router.params()
-    params["per_tier"] = {**params.get("per_tier", {}), **thresholds}
+    per_tier = {**params.get("per_tier", {}), **thresholds}
+    params["per_tier"] = {name: value for name, value in per_tier.items() if name in names}
     router = PluginSpec.model_validate({"type": "threshold", **params})
-    tuned = config.model_copy(update={"router": router})
+    tuned = config.model_copy(update={"router": router, "tiers": kept})
     tuned._source, tuned._lines = config._source, config._lines
     return tuned
 
@@ -89,15 +95,20 @@ async def search(
     objective: Objective,
     template: str | None = None,
 ) -> tuple[Candidate, list[Candidate]]:
-    """Try every grid point of the non-final tiers' thresholds; return the best and all of them."""
-    free = [t.name for t in config.tiers[:-1]]
-    if not free:
+    """Every subset of the non-final tiers (the strongest always stays), each with every grid point
+    of its thresholds: a tier that never pays for itself is dropped rather than run for nothing."""
+    optional = [t.name for t in config.tiers[:-1]]
+    if not optional:
         raise UserError("a one-tier cascade has no threshold to tune")
+    last = config.tiers[-1].name
     candidates = []
-    for combo in itertools.product(*(grid(run, name) for name in free)):
-        thresholds = dict(zip(free, combo, strict=True))
-        em, tokens, cost = await score(with_thresholds(config, thresholds), completer, run.items, template)
-        candidates.append(Candidate(thresholds, em, tokens, cost))
+    for size in range(len(optional) + 1):
+        for kept in itertools.combinations(optional, size):
+            for combo in itertools.product(*(grid(run, name) for name in kept)):
+                thresholds = dict(zip(kept, combo, strict=True))
+                tuned = with_thresholds(config, thresholds, (*kept, last))
+                em, tokens, cost = await score(tuned, completer, run.items, template)
+                candidates.append(Candidate((*kept, last), thresholds, em, tokens, cost))
     return choose(candidates, objective), candidates
 
 
@@ -110,10 +121,12 @@ def choose(candidates: Sequence[Candidate], objective: Objective) -> Candidate:
     return max(candidates, key=lambda c: (c.benefit(objective), c.em))
 
 
-def tuned_yaml(config: CascadeConfig, original: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
-    """The original YAML mapping with the router's per-tier thresholds replaced."""
+def tuned_yaml(original: dict[str, Any], best: Candidate) -> dict[str, Any]:
+    """The original YAML mapping with only the kept tiers and the router's tuned thresholds."""
     data = dict(original)
+    data["tiers"] = [t for t in data["tiers"] if t["name"] in best.tiers]
     router = dict(data.get("router") or {"type": "threshold"})
-    router["per_tier"] = {**(router.get("per_tier") or {}), **thresholds}
+    per_tier = {**(router.get("per_tier") or {}), **best.thresholds}
+    router["per_tier"] = {name: value for name, value in per_tier.items() if name in best.tiers}
     data["router"] = router
     return data

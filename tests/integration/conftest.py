@@ -134,8 +134,17 @@ def llama_server(local_model_path: Callable[[str], Path]) -> Iterator[str]:
         local_model_path(name)  # skips with the pip command when weights are missing
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "cascade.local.server", "--port", str(port), "--n-ctx", "1024",
-               "--models", ",".join(SERVER_MODELS)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "cascade.local.server",
+        "--port",
+        str(port),
+        "--n-ctx",
+        "1024",
+        "--models",
+        ",".join(SERVER_MODELS),
+    ]
     with tempfile.TemporaryDirectory(prefix="llama-server-") as tmp:
         log = Path(tmp) / "server.log"
         with log.open("wb") as sink:

@@ -44,8 +44,12 @@ def test_cli_json_on_default_config_has_real_token_counts() -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run(
         [sys.executable, "-m", "cascade.cli", "run", "--json", "What is the capital of France?"],
-        capture_output=True, text=True, timeout=600, env=env, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads(done.stdout.strip().splitlines()[-1])
     assert data["answer"] == "Paris"

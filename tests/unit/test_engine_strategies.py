@@ -18,10 +18,15 @@ def build(script: dict[str, object], **overrides: object) -> tuple[Cascade, Fake
 
 
 def test_self_consistency_stops_sampling_early_and_counts_every_sample() -> None:
-    verifier = {"type": "self_consistency", "max_samples": 8, "min_samples": 2,
-                "stopping": {"rule": "window", "window": 3}}  # fmt: skip
-    cascade, fake = build({"fake/small": FakeReply("42", completion_tokens=2, prompt_tokens=10),
-                           "fake/large": "x"}, verifier=verifier)  # fmt: skip
+    verifier = {
+        "type": "self_consistency",
+        "max_samples": 8,
+        "min_samples": 2,
+        "stopping": {"rule": "window", "window": 3},
+    }
+    cascade, fake = build(
+        {"fake/small": FakeReply("42", completion_tokens=2, prompt_tokens=10), "fake/large": "x"}, verifier=verifier
+    )
     result = cascade.run("What is 6*7?")
     attempt = result.attempts[0]
     assert result.answer == "42" and result.accepted
@@ -43,8 +48,11 @@ def test_disagreeing_samples_escalate() -> None:
 
 def test_sampling_stops_at_the_token_budget() -> None:
     verifier = {"type": "self_consistency", "max_samples": 8, "min_samples": 8}
-    cascade, fake = build({"fake/small": FakeReply("7", completion_tokens=5, prompt_tokens=20), "fake/large": "7"},
-                          verifier=verifier, budget={"max_total_tokens": 80})  # fmt: skip
+    cascade, fake = build(
+        {"fake/small": FakeReply("7", completion_tokens=5, prompt_tokens=20), "fake/large": "7"},
+        verifier=verifier,
+        budget={"max_total_tokens": 80},
+    )
     result = cascade.run("q")
     assert len([c for c in fake.calls if c.model == "fake/small"]) == 3  # a 4th sample would pass 80 tokens
     assert result.attempts[0].total_tokens <= 80
@@ -52,8 +60,11 @@ def test_sampling_stops_at_the_token_budget() -> None:
 
 def test_pre_router_starts_long_questions_at_the_large_tier() -> None:
     pre = {"type": "features", "rules": [{"when": {"min_words": 10}, "start_tier": "large"}]}
-    cascade, fake = build({"fake/small": FakeReply("s", logprobs=[-0.01]), "fake/large": FakeReply("L", logprobs=[-0.01])},
-                          pre_router=pre, tiers=[{**t, "logprobs": True} for t in TIERS])  # fmt: skip
+    cascade, fake = build(
+        {"fake/small": FakeReply("s", logprobs=[-0.01]), "fake/large": FakeReply("L", logprobs=[-0.01])},
+        pre_router=pre,
+        tiers=[{**t, "logprobs": True} for t in TIERS],
+    )
     short = cascade.run("Capital of Peru?")
     long = cascade.run("Please explain in detail, thinking about every step, why the sky looks blue at noon")
     assert short.final_tier == "small"
@@ -64,16 +75,20 @@ def test_pre_router_starts_long_questions_at_the_large_tier() -> None:
 
 def test_pre_router_token_allocation_reaches_the_call() -> None:
     pre = {"type": "features", "rules": [{"when": {"task": "arithmetic"}, "max_tokens": {"small": 4}}]}
-    cascade, fake = build({"fake/small": FakeReply("4", logprobs=[-0.01]), "fake/large": "x"},
-                          pre_router=pre, tiers=[{**t, "logprobs": True} for t in TIERS])  # fmt: skip
+    cascade, fake = build(
+        {"fake/small": FakeReply("4", logprobs=[-0.01]), "fake/large": "x"},
+        pre_router=pre,
+        tiers=[{**t, "logprobs": True} for t in TIERS],
+    )
     cascade.run("What is 2 + 2?")
     assert fake.calls[0].max_tokens == 4
 
 
 def test_answer_format_stop_reaches_the_completer() -> None:
     tiers = [{**TIERS[0], "logprobs": True, "answer": {"format": "number", "stop_when_complete": True}}, TIERS[1]]
-    cascade, fake = build({"fake/small": FakeReply("42, because six sevens are 42.", logprobs=[-0.01]),
-                           "fake/large": "x"}, tiers=tiers)  # fmt: skip
+    cascade, fake = build(
+        {"fake/small": FakeReply("42, because six sevens are 42.", logprobs=[-0.01]), "fake/large": "x"}, tiers=tiers
+    )
     result = cascade.run("What is 6*7?")
     assert fake.calls[0].stop_pattern is not None
     assert result.answer == "42"
@@ -82,6 +97,7 @@ def test_answer_format_stop_reaches_the_completer() -> None:
 
 def test_stop_sequences_cut_the_answer() -> None:
     tiers = [{**TIERS[0], "stop": ["\n"], "logprobs": True}, TIERS[1]]
-    cascade, _ = build({"fake/small": FakeReply("Paris\nand more text", logprobs=[-0.01]), "fake/large": "x"},
-                       tiers=tiers)  # fmt: skip
+    cascade, _ = build(
+        {"fake/small": FakeReply("Paris\nand more text", logprobs=[-0.01]), "fake/large": "x"}, tiers=tiers
+    )
     assert cascade.run("Capital of France?").answer == "Paris"
