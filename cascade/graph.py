@@ -22,9 +22,9 @@ from langgraph.types import Command
 
 from cascade.budget import Budget
 from cascade.errors import ProviderError
-from cascade.protocols import DecideContext, VerifyContext
+from cascade.protocols import DecideContext
 from cascade.tiers import TierRuntime
-from cascade.types import Attempt, Completion, RoutePlan, Verdict
+from cascade.types import Attempt, RoutePlan
 
 NO_PLAN = RoutePlan()
 Next = Command[Literal["attempt", "__end__"]]
@@ -89,35 +89,18 @@ class CascadeGraph:
             first = await tier.sample(query, max_tokens=max_tokens, index=0)
         except ProviderError as exc:
             return tier.failed_attempt(str(exc), started)
-        samples, answers = [first], [tier.extract(first.text)]
-        verdict = await self._verify(tier, index, query, previous, samples, answers, max_tokens)
-        answer = verdict.answer if verdict.answer is not None else answers[0]
+        samples, verdict, answer = await tier.verify(
+            query,
+            first,
+            tier_index=index,
+            previous=previous,
+            max_tokens=max_tokens,
+            before_draw=lambda drawn: self.budget.check_draw(tier, previous, drawn),
+        )
         decision = self.router.decide(
             DecideContext(query, tier.config, index, len(self.tiers), verdict, answer, previous)
         )
         return tier.attempt(samples, verdict, answer, decision, started)
-
-    async def _verify(
-        self,
-        tier: TierRuntime,
-        index: int,
-        query: str,
-        previous: list[Attempt],
-        samples: list[Completion],
-        answers: list[str | None],
-        max_tokens: int,
-    ) -> Verdict:
-        async def draw() -> tuple[Completion, str | None]:
-            """One more sample for voting; paid for, counted, and refused past the budget."""
-            self.budget.check_draw(tier, previous, samples)
-            completion = await tier.sample(query, max_tokens=max_tokens, index=len(samples))
-            answer = tier.extract(completion.text)
-            samples.append(completion)
-            answers.append(answer)
-            return completion, answer
-
-        ctx = VerifyContext(query, tier.config, index, samples, answers, previous, draw, tier.judge, tier.extract)
-        return await tier.verifier.verify(ctx)
 
     def _blocked(self, state: CascadeState, index: int, plan: RoutePlan) -> str:
         return self.budget.blocks(self.tiers[index], state["query"], state.get("attempts", []), plan) or ""

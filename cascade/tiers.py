@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from cascade.answers import completion_pattern, extractor
 from cascade.config import TierConfig
-from cascade.protocols import Completer, Verifier
+from cascade.protocols import Completer, Verifier, VerifyContext
 from cascade.types import Attempt, Completion, CompletionRequest, Decision, Message, Usage, Verdict
 
 
@@ -58,6 +58,35 @@ class TierRuntime:
             extra=dict(tier.extra),
         )
         return await self.completer.complete(request)
+
+    async def verify(
+        self,
+        query: str,
+        first: Completion,
+        *,
+        tier_index: int,
+        previous: list[Attempt],
+        max_tokens: int,
+        before_draw: Callable[[list[Completion]], None] | None = None,
+    ) -> tuple[list[Completion], Verdict, str | None]:
+        """Judge the first sample with the tier's verifier, which may draw more (all returned).
+
+        `before_draw` sees the samples so far and may refuse another (e.g. BudgetExceededError).
+        Returns every sample, the verdict and the answer: the verifier's vote, else the first's.
+        """
+        samples, answers = [first], [self.extract(first.text)]
+
+        async def draw() -> tuple[Completion, str | None]:
+            if before_draw is not None:
+                before_draw(samples)
+            completion = await self.sample(query, max_tokens=max_tokens, index=len(samples))
+            samples.append(completion)
+            answers.append(self.extract(completion.text))
+            return completion, answers[-1]
+
+        ctx = VerifyContext(query, self.config, tier_index, samples, answers, previous, draw, self.judge, self.extract)
+        verdict = await self.verifier.verify(ctx)
+        return samples, verdict, verdict.answer if verdict.answer is not None else answers[0]
 
     def attempt(
         self, samples: list[Completion], verdict: Verdict, answer: str | None, decision: Decision, started: float

@@ -18,9 +18,8 @@ from cascade.errors import ProviderError
 from cascade.eval.datasets import Item
 from cascade.eval.logs import LogItem, LogTable, TierLog
 from cascade.eval.scoring import exact_match
-from cascade.protocols import VerifyContext
 from cascade.tiers import TierRuntime
-from cascade.types import CascadeResult, Completion
+from cascade.types import CascadeResult
 
 Progress = Callable[[str, int], None]
 
@@ -47,18 +46,9 @@ async def run_tier_alone(tier: TierRuntime, item: Item, query: str) -> TierLog:
     except ProviderError:
         # A failed call answers nothing: scored wrong, costing what the provider billed (nothing).
         return TierLog(correct=False, cost_usd=0.0, tokens=0, answer=None, confidence=0.0)
-    samples: list[Completion] = [first]
-    answers = [tier.extract(first.text)]
-
-    async def draw() -> tuple[Completion, str | None]:
-        completion = await tier.sample(query, max_tokens=tier.config.max_tokens, index=len(samples))
-        samples.append(completion)
-        answers.append(tier.extract(completion.text))
-        return completion, answers[-1]
-
-    ctx = VerifyContext(query, tier.config, 0, samples, answers, [], draw, tier.judge, tier.extract)
-    verdict = await tier.verifier.verify(ctx)
-    answer = verdict.answer if verdict.answer is not None else answers[0]
+    samples, verdict, answer = await tier.verify(
+        query, first, tier_index=0, previous=[], max_tokens=tier.config.max_tokens
+    )
     tokens = sum(s.total_tokens for s in samples) + verdict.usage.prompt_tokens + verdict.usage.completion_tokens
     cost = sum(s.cost_usd for s in samples) + verdict.usage.cost_usd
     return TierLog(exact_match(answer, item.answers, item.task), cost, tokens, answer, verdict.confidence)
