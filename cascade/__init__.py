@@ -28,6 +28,7 @@ from cascade.errors import (
 )
 from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext
 from cascade.registry import register
+from cascade.store import feedback, open_store
 from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict
 
 __all__ = [
@@ -62,7 +63,9 @@ __all__ = [
     "Verdict",
     "Verifier",
     "VerifyContext",
+    "feedback",
     "load_config",
+    "open_store",
     "register",
 ]
 __version__ = "0.1.0"

@@ -33,13 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("question")
     run.add_argument("--config", "-c", type=Path, default=None, help="cascade YAML (default: configs/local.yaml)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the trace")
+    run.add_argument("--store", metavar="DSN", help="record the run (SQLite path or postgresql:// DSN) for feedback")
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
     from cascade.eval import cli_eval, cli_replay
+    from cascade.store import cli_feedback
 
     cli_eval.add_parsers(sub)
     cli_replay.add_parser(sub)
+    cli_feedback.add_parser(sub)
     return parser
 
 
@@ -53,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.config)
         if args.command in ("eval", "tune", "replay"):
             return _evaluation(args)
+        if args.command == "feedback":
+            from cascade.store import cli_feedback
+
+            return cli_feedback.run(args)
         return _models()
     except UserError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
@@ -68,6 +75,14 @@ def _run(args: argparse.Namespace) -> int:
 
     cascade = Cascade.from_yaml(args.config or default_config_path())
     result = cascade.run(args.question)
+    if args.store:
+        from cascade.store import open_store
+
+        store = open_store(args.store)
+        try:
+            store.record_run(result, config_name=cascade.config.name)
+        finally:
+            store.close()
     if args.json:
         sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
     else:

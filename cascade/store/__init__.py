@@ -1,0 +1,101 @@
+"""The store of runs, feedback and learned state that production learning builds on.
+
+    store = open_store()                      # SQLite: $CASCADE_STORE or the user data dir
+    store = open_store("postgresql://...")    # PostgreSQL shared by several replicas
+    run_id = store.record_run(result, config_name="local")
+    store.add_feedback(run_id, kind="thumbs_down")
+    for item in store.labelled_runs(since_seq=cursor): ...
+
+The schema is created and migrated at open (`cascade.store.schema`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cascade.errors import UserError
+from cascade.store.base import (
+    FEEDBACK_KINDS,
+    FeedbackKind,
+    FeedbackRecord,
+    LabelledRun,
+    RunRecord,
+    Store,
+)
+from cascade.store.schema import LATEST_VERSION
+
+ENV_VAR = "CASCADE_STORE"
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+__all__ = [
+    "ENV_VAR",
+    "FEEDBACK_KINDS",
+    "LATEST_VERSION",
+    "FeedbackKind",
+    "FeedbackRecord",
+    "LabelledRun",
+    "RunRecord",
+    "Store",
+    "default_store_path",
+    "feedback",
+    "open_store",
+]
+
+
+def open_store(dsn: str | None = None) -> Store:
+    """Open (creating and migrating) the store that `dsn` names.
+
+    None: `$CASCADE_STORE` (a path or DSN) if set, else `<user data dir>/cascade/store.sqlite`.
+    `sqlite:///abs/path.sqlite` or a plain path: SQLite. `postgresql://...`: PostgreSQL (psycopg 3).
+    """
+    if dsn is None:
+        dsn = os.environ.get(ENV_VAR) or str(default_store_path())
+    dsn = dsn.strip()
+    if dsn.startswith(_POSTGRES_SCHEMES):
+        from cascade.store.postgres import PostgresStore
+
+        return PostgresStore(dsn)
+    from cascade.store.sqlite import SQLiteStore
+
+    return SQLiteStore(sqlite_path(dsn))
+
+
+def sqlite_path(dsn: str) -> str:
+    """The file a SQLite DSN or plain path names (`:memory:` passes through).
+
+    `sqlite:///abs/path` is absolute; SQLAlchemy's `sqlite:////abs/path` is accepted too.
+    """
+    if dsn.startswith("sqlite://"):
+        dsn = dsn.removeprefix("sqlite://")
+        dsn = dsn[1:] if dsn.startswith("//") or dsn == "/:memory:" else dsn
+    elif "://" in dsn:
+        scheme = dsn.split("://", 1)[0]
+        raise UserError(f"unsupported store DSN scheme {scheme!r}: use a path, sqlite:///path or postgresql://...")
+    if not dsn:
+        raise UserError("empty store DSN: use a path, sqlite:///path or postgresql://...")
+    return dsn if dsn == ":memory:" else str(Path(dsn).expanduser())
+
+
+def default_store_path() -> Path:
+    """`<user data dir>/cascade/store.sqlite`, following each platform's convention."""
+    home = Path.home()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return base / "cascade" / "store.sqlite"
+
+
+def feedback(
+    run_id: str, kind: FeedbackKind, value: str | None = None, *, user: str | None = None, dsn: str | None = None
+) -> int:
+    """Record a user's verdict on a run (`cascade.feedback(result.run_id, "thumbs_up")`); returns its id."""
+    store = open_store(dsn)
+    try:
+        return store.add_feedback(run_id, kind=kind, value=value, user=user)
+    finally:
+        store.close()

@@ -1,0 +1,126 @@
+"""The Store protocol and the records it returns: what learners and the CLI code against.
+
+Records are frozen dataclasses so a learner cannot mutate history by accident; `attempts` are
+plain dicts keyed like `Attempt`'s fields so `RunRecord.result()` rebuilds the `CascadeResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
+
+from cascade.types import Attempt, CascadeResult
+
+FeedbackKind = Literal["thumbs_up", "thumbs_down", "correction", "label"]
+FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
+VALUED_KINDS = frozenset({"correction", "label"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One stored cascade run; `seq` orders runs by commit, a cursor for incremental learners."""
+
+    seq: int
+    run_id: str
+    created_at: str
+    config_name: str
+    variant: str | None
+    query: str
+    answer: str | None
+    accepted: bool
+    final_tier: str | None
+    total_tokens: int
+    total_cost_usd: float
+    features: dict[str, Any] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    route_reason: str = ""
+    stop_reason: str = ""
+    error: str | None = None
+
+    def result(self) -> CascadeResult:
+        """The run as the engine returned it (scrubbed text), e.g. to replay it through a new router."""
+        return CascadeResult(
+            query=self.query,
+            answer=self.answer,
+            accepted=self.accepted,
+            final_tier=self.final_tier,
+            attempts=[Attempt.model_validate(a) for a in self.attempts],
+            route_reason=self.route_reason,
+            stop_reason=self.stop_reason,
+            run_id=self.run_id,
+            error=self.error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRecord:
+    """One feedback event on a run: a thumb, a user's correction, or a gold label."""
+
+    id: int
+    run_id: str
+    kind: FeedbackKind
+    value: str | None
+    user: str | None
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledRun:
+    """A run with its latest feedback read as a correctness label.
+
+    `seq` is the feedback event's id, not the run's: feedback on an old run arrives late, and a
+    learner resuming from `labelled_runs(since_seq=last.seq)` must still see it (the run comes
+    back with its newer label).
+    """
+
+    run: RunRecord
+    feedback: FeedbackRecord
+    correct: bool
+
+    @property
+    def seq(self) -> int:
+        return self.feedback.id
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Runs, feedback and learned state; SQLite embedded or PostgreSQL shared by replicas."""
+
+    def record_run(
+        self,
+        result: CascadeResult,
+        *,
+        config_name: str,
+        variant: str | None = None,
+        features: Mapping[str, Any] | None = None,
+    ) -> str: ...
+
+    def add_feedback(
+        self, run_id: str, *, kind: FeedbackKind, value: str | None = None, user: str | None = None
+    ) -> int: ...
+
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    def feedback_for(self, run_id: str) -> list[FeedbackRecord]: ...
+
+    def runs(self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None) -> list[RunRecord]: ...
+
+    def labelled_runs(self, *, since_seq: int = 0, limit: int = 1000) -> list[LabelledRun]: ...
+
+    def put_state(self, key: str, value: Mapping[str, Any]) -> None: ...
+
+    def get_state(self, key: str) -> dict[str, Any] | None: ...
+
+    def close(self) -> None: ...
+
+
+def is_correct(kind: str, value: str | None, answer: str | None) -> bool:
+    """Thumbs are the verdict; a correction or label is correct iff it matches the answer under EM."""
+    from cascade.eval.scoring import normalize_answer
+
+    if kind == "thumbs_up":
+        return True
+    if kind == "thumbs_down" or value is None or answer is None:
+        return False
+    return normalize_answer(value) == normalize_answer(answer)

@@ -1,0 +1,99 @@
+"""Rows ↔ records: column lists, JSON encoding and key scrubbing shared by both SQL backends.
+
+Everything free-text passes `scrub` on the way in, so an API key pasted into a query, a
+provider error or a user's correction never reaches disk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from cascade.completers.litellm_completer import scrub
+from cascade.errors import UserError
+from cascade.store.base import FeedbackKind, FeedbackRecord, RunRecord
+from cascade.types import Attempt, CascadeResult
+
+Row = Sequence[Any]
+
+RUN_COLUMNS = (
+    "seq", "run_id", "created_at", "config_name", "variant", "query", "answer", "accepted", "final_tier",
+    "total_tokens", "total_cost_usd", "features", "route_reason", "stop_reason", "error",
+)  # fmt: skip
+ATTEMPT_COLUMNS = (
+    "run_id", "idx", "tier", "model", "answer", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
+    "confidence", "threshold", "decision", "reason", "samples", "samples_saved", "error", "details",
+)  # fmt: skip
+FEEDBACK_COLUMNS = ("id", "run_id", "kind", "value", "user_name", "created_at")
+
+
+def now() -> str:
+    """UTC timestamps as ISO text: sortable, and the same in both backends."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def clean(text: str | None) -> str | None:
+    return None if text is None else scrub(text)
+
+
+def to_json(value: Mapping[str, Any], what: str) -> str:
+    """JSON text for `value`; numpy scalars and arrays become plain numbers and lists."""
+    try:
+        return json.dumps(dict(value), sort_keys=True, default=_jsonable)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{what} must be JSON-serialisable: {exc}") from None
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def from_json(text: str | None) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(text)) if text else {}
+
+
+def run_values(
+    result: CascadeResult, run_id: str, config_name: str, variant: str | None, features: Mapping[str, Any] | None
+) -> tuple[Any, ...]:
+    """The runs row for `result`, in RUN_COLUMNS order without `seq` (the database assigns it)."""
+    return (
+        run_id, now(), config_name, variant, scrub(result.query), clean(result.answer), int(result.accepted),
+        result.final_tier, result.total_tokens, result.total_cost_usd, scrub(to_json(features or {}, "features")),
+        scrub(result.route_reason), scrub(result.stop_reason), clean(result.error),
+    )  # fmt: skip
+
+
+def attempt_values(run_id: str, idx: int, a: Attempt) -> tuple[Any, ...]:
+    """One attempts row, in ATTEMPT_COLUMNS order."""
+    return (
+        run_id, idx, a.tier, scrub(a.model), clean(a.answer), a.prompt_tokens, a.completion_tokens, a.cost_usd,
+        a.latency_s, a.confidence, a.threshold, a.decision, scrub(a.reason), a.samples, a.samples_saved,
+        clean(a.error), scrub(to_json(a.verifier_details, "verifier_details")),
+    )  # fmt: skip
+
+
+def attempt_dict(row: Row) -> dict[str, Any]:
+    """An attempts row keyed like `Attempt`'s fields (so `Attempt.model_validate` accepts it)."""
+    data = dict(zip(ATTEMPT_COLUMNS, row, strict=True))
+    del data["run_id"], data["idx"]
+    data["verifier_details"] = from_json(data.pop("details"))
+    return data
+
+
+def run_record(row: Row, attempts: list[dict[str, Any]]) -> RunRecord:
+    data = dict(zip(RUN_COLUMNS, row, strict=True))
+    data["accepted"] = bool(data["accepted"])
+    data["features"] = from_json(data["features"])
+    data["total_cost_usd"] = float(data["total_cost_usd"])
+    return RunRecord(**data, attempts=attempts)
+
+
+def feedback_record(row: Row) -> FeedbackRecord:
+    fid, run_id, kind, value, user, created_at = row
+    return FeedbackRecord(int(fid), run_id, cast(FeedbackKind, kind), value, user, created_at)

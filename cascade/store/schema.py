@@ -1,0 +1,122 @@
+"""Versioned migrations shared by the SQLite and PostgreSQL stores.
+
+The logical schema is one list of steps, each written once with two dialect placeholders
+(`{pk}` for the auto-increment key, `{float}` for doubles). At open, a store applies the steps
+above the version recorded in `schema_version` in one transaction together with their version
+rows (DDL is transactional in both databases), so a crash or a bad step leaves the database at
+its previous version and the next open tries again. Never edit a released step: append one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"{pk}": "INTEGER PRIMARY KEY AUTOINCREMENT", "{float}": "REAL"},
+    "postgres": {"{pk}": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "{float}": "DOUBLE PRECISION"},
+}
+
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: the version it produces, why it exists, and its DDL."""
+
+    version: int
+    why: str
+    statements: tuple[str, ...]
+
+    def render(self, dialect: Dialect) -> list[str]:
+        """The step's statements in `dialect`'s SQL."""
+        return [_render(sql, dialect) for sql in self.statements]
+
+
+def _render(sql: str, dialect: Dialect) -> str:
+    for placeholder, concrete in _TYPES[dialect].items():
+        sql = sql.replace(placeholder, concrete)
+    return sql
+
+
+_RUNS = """CREATE TABLE runs (
+    seq {pk},
+    run_id TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    config_name TEXT NOT NULL,
+    variant TEXT,
+    query TEXT NOT NULL,
+    answer TEXT,
+    accepted INTEGER NOT NULL,
+    final_tier TEXT,
+    total_tokens BIGINT NOT NULL,
+    total_cost_usd {float} NOT NULL,
+    features TEXT NOT NULL DEFAULT '{}'
+)"""
+
+_ATTEMPTS = """CREATE TABLE attempts (
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    tier TEXT NOT NULL,
+    model TEXT NOT NULL,
+    answer TEXT,
+    prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    cost_usd {float} NOT NULL,
+    latency_s {float} NOT NULL,
+    confidence {float},
+    threshold {float},
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+)"""
+
+_FEEDBACK = """CREATE TABLE feedback (
+    id {pk},
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('thumbs_up', 'thumbs_down', 'correction', 'label')),
+    value TEXT,
+    user_name TEXT,
+    created_at TEXT NOT NULL
+)"""
+
+_STATE = """CREATE TABLE learned_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+)"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs, their attempts, and feedback linked by run id", (_RUNS, _ATTEMPTS, _FEEDBACK)),
+    Migration(
+        2,
+        "learned state for adaptive thresholds and bandits; indexes for feedback lookups and per-config cursors",
+        (
+            _STATE,
+            "CREATE INDEX feedback_by_run ON feedback (run_id, id)",
+            "CREATE INDEX runs_by_config ON runs (config_name, seq)",
+        ),
+    ),
+    Migration(
+        3,
+        "keep why a run stopped and each attempt's sampling and verifier details, so a run can be replayed",
+        (
+            "ALTER TABLE runs ADD COLUMN route_reason TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE runs ADD COLUMN stop_reason TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE runs ADD COLUMN error TEXT",
+            "ALTER TABLE attempts ADD COLUMN samples INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE attempts ADD COLUMN samples_saved INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE attempts ADD COLUMN error TEXT",
+            "ALTER TABLE attempts ADD COLUMN details TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+def pending(current: int, target: int | None = None) -> list[Migration]:
+    """The steps that take a database from `current` to `target` (default: the latest), in order."""
+    goal = LATEST_VERSION if target is None else target
+    return [m for m in MIGRATIONS if current < m.version <= goal]

@@ -1,0 +1,209 @@
+"""The Store's logic, written once in the SQL both SQLite and PostgreSQL accept.
+
+Backends supply two hooks: `_transaction(lock)` (one write transaction; `lock` names what must be
+serialised so ids commit in id order) and `_query(sql, params)` (one read). Statements use `?`
+placeholders; PostgreSQL's backend rewrites them to `%s`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal
+
+from cascade.errors import UserError
+from cascade.store import rows
+from cascade.store.base import FEEDBACK_KINDS, VALUED_KINDS, FeedbackKind, FeedbackRecord, LabelledRun, RunRecord
+from cascade.store.base import is_correct as label_is_correct
+from cascade.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, pending
+from cascade.types import CascadeResult
+
+Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+LockName = Literal["schema", "runs", "feedback", "state"]
+_CHUNK = 500
+
+
+def _columns(names: Sequence[str], prefix: str = "") -> str:
+    return ", ".join(prefix + n for n in names)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+_INSERT_RUN = (
+    f"INSERT INTO runs ({_columns(rows.RUN_COLUMNS[1:])}) VALUES ({_marks(len(rows.RUN_COLUMNS) - 1)}) "
+    "ON CONFLICT (run_id) DO NOTHING RETURNING seq"
+)
+_INSERT_ATTEMPT = (
+    f"INSERT INTO attempts ({_columns(rows.ATTEMPT_COLUMNS)}) VALUES ({_marks(len(rows.ATTEMPT_COLUMNS))})"
+)
+_INSERT_FEEDBACK = f"INSERT INTO feedback ({_columns(rows.FEEDBACK_COLUMNS[1:])}) VALUES ({_marks(5)}) RETURNING id"
+_SELECT_RUNS = f"SELECT {_columns(rows.RUN_COLUMNS)} FROM runs"
+_SELECT_FEEDBACK = f"SELECT {_columns(rows.FEEDBACK_COLUMNS)} FROM feedback"
+_LATEST_FEEDBACK = (
+    f"SELECT {_columns(rows.FEEDBACK_COLUMNS, 'f.')} FROM feedback f WHERE f.id > ? "
+    "AND f.id = (SELECT MAX(g.id) FROM feedback g WHERE g.run_id = f.run_id) ORDER BY f.id LIMIT ?"
+)
+_UPSERT_STATE = (
+    "INSERT INTO learned_state (key, value, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+
+
+class SqlStore(ABC):
+    """Runs, feedback and learned state over one DB-API connection; safe to share across threads."""
+
+    dialect: Dialect
+    schema_version: int
+
+    def __init__(self, *, target_version: int | None = None) -> None:
+        self._lock = threading.RLock()
+        self.schema_version = self.migrate(target_version)
+
+    # -- backend hooks -------------------------------------------------------------------------
+    @abstractmethod
+    def _transaction(self, lock: LockName | None = None) -> AbstractContextManager[Execute]:
+        """One write transaction, serialised on `lock` so ids commit in id order."""
+
+    @abstractmethod
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """One read statement's rows."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; the store is unusable afterwards."""
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema --------------------------------------------------------------------------------
+    def migrate(self, target: int | None = None) -> int:
+        """Apply the steps above the stored version (all, or up to `target`) in one transaction."""
+        with self._transaction("schema") as run:
+            run(VERSION_TABLE, ())
+            current = int(run("SELECT COALESCE(MAX(version), 0) FROM schema_version", ())[0][0])
+            if current > LATEST_VERSION:
+                raise UserError(
+                    f"the store's schema is version {current}, newer than this cascade understands "
+                    f"({LATEST_VERSION}); upgrade cascade"
+                )
+            for step in pending(current, target):
+                for statement in step.render(self.dialect):
+                    run(statement, ())
+                run("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (step.version, rows.now()))
+                current = step.version
+        return current
+
+    # -- writes --------------------------------------------------------------------------------
+    def record_run(
+        self,
+        result: CascadeResult,
+        *,
+        config_name: str,
+        variant: str | None = None,
+        features: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Store the run and its attempts once; recording the same run_id again changes nothing."""
+        if not config_name:
+            raise UserError("record_run needs a config_name (the cascade config the run used)")
+        run_id = result.run_id or uuid.uuid4().hex
+        values = rows.run_values(result, run_id, config_name, variant, features)
+        with self._transaction("runs") as run:
+            if run(_INSERT_RUN, values):
+                for idx, attempt in enumerate(result.attempts):
+                    run(_INSERT_ATTEMPT, rows.attempt_values(run_id, idx, attempt))
+        return run_id
+
+    def add_feedback(
+        self, run_id: str, *, kind: FeedbackKind, value: str | None = None, user: str | None = None
+    ) -> int:
+        """Record one feedback event on a stored run; returns its id (a cursor for learners)."""
+        _check_feedback(kind, value)
+        with self._transaction("feedback") as run:
+            if not run("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
+                raise UserError(f"no run {run_id!r} in the store; feedback needs the run_id of a recorded run")
+            created = run(_INSERT_FEEDBACK, (run_id, kind, rows.clean(value), rows.clean(user), rows.now()))
+        return int(created[0][0])
+
+    def put_state(self, key: str, value: Mapping[str, Any]) -> None:
+        """Save a learner's state under `key`, replacing what was there."""
+        if not key:
+            raise UserError("state key must be a non-empty string")
+        text = rows.to_json(value, f"state {key!r}")
+        with self._transaction("state") as run:
+            run(_UPSERT_STATE, (key, text, rows.now()))
+
+    # -- reads ---------------------------------------------------------------------------------
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        found = self._query("SELECT value FROM learned_state WHERE key = ?", (key,))
+        return rows.from_json(found[0][0]) if found else None
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        found = self._runs_where("run_id = ?", (run_id,))
+        return found[0] if found else None
+
+    def runs(self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None) -> list[RunRecord]:
+        """Runs with `seq > since_id` in commit order; resume with `since_id=last.seq`."""
+        if config_name is None:
+            return self._runs_where("seq > ? ORDER BY seq LIMIT ?", (since_id, _limit(limit)))
+        return self._runs_where(
+            "seq > ? AND config_name = ? ORDER BY seq LIMIT ?", (since_id, config_name, _limit(limit))
+        )
+
+    def feedback_for(self, run_id: str) -> list[FeedbackRecord]:
+        found = self._query(f"{_SELECT_FEEDBACK} WHERE run_id = ? ORDER BY id", (run_id,))
+        return [rows.feedback_record(r) for r in found]
+
+    def labelled_runs(self, *, since_seq: int = 0, limit: int = 1000) -> list[LabelledRun]:
+        """Runs whose latest feedback id is above `since_seq`, labelled by that feedback, in feedback order."""
+        events = [rows.feedback_record(r) for r in self._query(_LATEST_FEEDBACK, (since_seq, _limit(limit)))]
+        by_id = {r.run_id: r for r in self._runs_in([e.run_id for e in events])}
+        return [
+            LabelledRun(by_id[e.run_id], e, label_is_correct(e.kind, e.value, by_id[e.run_id].answer))
+            for e in events
+            if e.run_id in by_id
+        ]
+
+    def _runs_where(self, where: str, params: Sequence[Any]) -> list[RunRecord]:
+        found = self._query(f"{_SELECT_RUNS} WHERE {where}", params)
+        attempts = self._attempts([r[1] for r in found])
+        return [rows.run_record(r, attempts.get(r[1], [])) for r in found]
+
+    def _runs_in(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        return [
+            run for chunk in _chunks(run_ids) for run in self._runs_where(f"run_id IN ({_marks(len(chunk))})", chunk)
+        ]
+
+    def _attempts(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for chunk in _chunks(run_ids):
+            sql = f"SELECT {_columns(rows.ATTEMPT_COLUMNS)} FROM attempts WHERE run_id IN ({_marks(len(chunk))})"
+            for row in self._query(sql + " ORDER BY run_id, idx", chunk):
+                grouped.setdefault(row[0], []).append(rows.attempt_dict(row))
+        return grouped
+
+
+def _check_feedback(kind: str, value: str | None) -> None:
+    if kind not in FEEDBACK_KINDS:
+        raise UserError(f"feedback kind must be one of {', '.join(FEEDBACK_KINDS)}; got {kind!r}")
+    if kind in VALUED_KINDS and not (value and value.strip()):
+        raise UserError(f"{kind} feedback needs a value (the right answer)")
+
+
+def _limit(limit: int) -> int:
+    if limit < 1:
+        raise UserError(f"limit must be at least 1, got {limit}")
+    return limit
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """Bounded IN-lists: SQLite caps the number of parameters per statement."""
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

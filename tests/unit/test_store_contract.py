@@ -1,0 +1,218 @@
+"""The Store's behaviour, written once: SQLite runs it here, PostgreSQL in tests/integration.
+
+`StoreContract` is not collected itself (no `Test` prefix); each backend subclasses it and
+supplies a `dsn` fixture naming a fresh, empty store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cascade.errors import UserError
+from cascade.store import LATEST_VERSION, FeedbackKind, FeedbackRecord, Store, open_store, sqlite_path
+from cascade.store.sql import SqlStore
+from cascade.types import Attempt, CascadeResult
+
+KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX"
+
+
+def make_result(run_id: str, answer: str | None = "Paris", *, query: str = "Capital of France?") -> CascadeResult:
+    """A two-attempt run: the small tier escalates, the large one accepts."""
+    attempts = [
+        Attempt(tier="small", model="fake/small", answer="Lyon", prompt_tokens=10, completion_tokens=2,
+                cost_usd=0.001, latency_s=0.1, confidence=0.3, threshold=0.7, decision="escalate",
+                reason="confidence 0.30 < threshold 0.70", samples=3, samples_saved=1,
+                verifier_details={"agreement": 0.33}),
+        Attempt(tier="large", model="fake/large", answer=answer, prompt_tokens=12, completion_tokens=3,
+                cost_usd=0.01, latency_s=0.5, confidence=0.9, threshold=0.7, decision="accept", reason="ok"),
+    ]  # fmt: skip
+    return CascadeResult(
+        query=query, answer=answer, accepted=True, final_tier="large", attempts=attempts,
+        route_reason="start at small", stop_reason="accepted", run_id=run_id,
+    )  # fmt: skip
+
+
+def open_at(dsn: str, version: int) -> SqlStore:
+    """A store migrated only up to `version`, as an older cascade would have left it."""
+    if dsn.startswith("postgresql://"):
+        from cascade.store.postgres import PostgresStore
+
+        return PostgresStore(dsn, target_version=version)
+    from cascade.store.sqlite import SQLiteStore
+
+    return SQLiteStore(sqlite_path(dsn), target_version=version)
+
+
+class StoreContract:
+    """What every Store backend must do; subclasses provide the `dsn` fixture."""
+
+    @pytest.fixture
+    def store(self, dsn: str) -> Iterator[Store]:
+        opened = open_store(dsn)
+        yield opened
+        opened.close()
+
+    def test_a_run_round_trips_with_its_attempts(self, store: Store) -> None:
+        result = make_result("r1")
+        assert store.record_run(result, config_name="local", variant="B", features={"len": 18, "kind": "geo"}) == "r1"
+        run = store.get_run("r1")
+        assert run is not None
+        assert (run.run_id, run.config_name, run.variant, run.query) == ("r1", "local", "B", "Capital of France?")
+        assert (run.answer, run.accepted, run.final_tier) == ("Paris", True, "large")
+        assert run.total_tokens == result.total_tokens == 27
+        assert run.total_cost_usd == pytest.approx(0.011)
+        assert run.features == {"len": 18, "kind": "geo"}
+        assert [a["tier"] for a in run.attempts] == ["small", "large"]
+        assert run.attempts[0]["decision"] == "escalate" and run.attempts[0]["threshold"] == 0.7
+        assert run.attempts[0]["verifier_details"] == {"agreement": 0.33}
+        assert datetime.fromisoformat(run.created_at).utcoffset() == timedelta(0)
+        assert run.result() == result
+        assert store.get_run("missing") is None
+
+    def test_recording_a_run_twice_keeps_one_copy(self, store: Store) -> None:
+        store.record_run(make_result("dup"), config_name="local")
+        store.record_run(make_result("dup", answer="Lyon"), config_name="other")
+        runs = store.runs()
+        assert [r.run_id for r in runs] == ["dup"]
+        assert len(runs[0].attempts) == 2 and runs[0].answer == "Paris"
+
+    def test_a_result_without_run_id_gets_one(self, store: Store) -> None:
+        run_id = store.record_run(make_result(""), config_name="local")
+        assert len(run_id) == 32 and store.get_run(run_id) is not None
+
+    def test_record_run_needs_a_config_name(self, store: Store) -> None:
+        with pytest.raises(UserError, match="config_name"):
+            store.record_run(make_result("r"), config_name="")
+
+    def test_runs_is_a_cursor_in_insertion_order(self, store: Store) -> None:
+        for i in range(5):
+            store.record_run(make_result(f"r{i}"), config_name="a" if i % 2 == 0 else "b")
+        runs = store.runs()
+        assert [r.run_id for r in runs] == [f"r{i}" for i in range(5)]
+        seqs = [r.seq for r in runs]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 5
+        page = store.runs(since_id=seqs[1], limit=2)
+        assert [r.run_id for r in page] == ["r2", "r3"]
+        assert [r.run_id for r in store.runs(since_id=page[-1].seq)] == ["r4"]
+        assert [r.run_id for r in store.runs(config_name="b")] == ["r1", "r3"]
+        with pytest.raises(UserError, match="limit"):
+            store.runs(limit=0)
+
+    def test_feedback_is_linked_to_its_run_in_order(self, store: Store) -> None:
+        store.record_run(make_result("r1"), config_name="local")
+        first = store.add_feedback("r1", kind="thumbs_down", user="ana")
+        second = store.add_feedback("r1", kind="correction", value="Paris, France", user="ana")
+        assert second > first
+        events = store.feedback_for("r1")
+        assert [(e.id, e.kind, e.value, e.user) for e in events] == [
+            (first, "thumbs_down", None, "ana"),
+            (second, "correction", "Paris, France", "ana"),
+        ]
+        assert all(isinstance(e, FeedbackRecord) and e.run_id == "r1" for e in events)
+        assert store.feedback_for("other") == []
+
+    def test_feedback_on_an_unknown_run_is_a_user_error(self, store: Store) -> None:
+        with pytest.raises(UserError, match="no run 'nope'"):
+            store.add_feedback("nope", kind="thumbs_up")
+
+    @pytest.mark.parametrize(
+        ("kind", "value", "match"),
+        [("correction", None, "needs a value"), ("label", "  ", "needs a value"), ("meh", None, "must be one of")],
+    )
+    def test_malformed_feedback_is_a_user_error(self, store: Store, kind: str, value: str | None, match: str) -> None:
+        store.record_run(make_result("r1"), config_name="local")
+        with pytest.raises(UserError, match=match):
+            store.add_feedback("r1", kind=kind, value=value)  # type: ignore[arg-type]
+        assert store.feedback_for("r1") == []
+
+    def test_labelled_runs_read_the_latest_feedback_as_correctness(self, store: Store) -> None:
+        feedback: dict[str, list[tuple[FeedbackKind, str | None]]] = {
+            "up": [("thumbs_up", None)],
+            "down": [("thumbs_down", None)],
+            "label_match": [("label", "  the PARIS! ")],
+            "label_miss": [("label", "Lyon")],
+            "fixed": [("thumbs_up", None), ("correction", "Marseille")],
+            "none": [],
+        }
+        for run_id, events in feedback.items():
+            store.record_run(make_result(run_id), config_name="local")
+            for kind, value in events:
+                store.add_feedback(run_id, kind=kind, value=value)
+        store.record_run(make_result("no_answer", answer=None), config_name="local")
+        store.add_feedback("no_answer", kind="label", value="Paris")
+        labelled = {item.run.run_id: item for item in store.labelled_runs()}
+        assert {k: v.correct for k, v in labelled.items()} == {
+            "up": True, "down": False, "label_match": True, "label_miss": False, "fixed": False, "no_answer": False,
+        }  # fmt: skip
+        assert labelled["fixed"].feedback.kind == "correction"
+        assert labelled["fixed"].run.attempts[1]["answer"] == "Paris"
+
+    def test_labelled_runs_cursor_sees_late_feedback_on_old_runs(self, store: Store) -> None:
+        for run_id in ("old", "new"):
+            store.record_run(make_result(run_id), config_name="local")
+        store.add_feedback("new", kind="thumbs_up")
+        first = store.labelled_runs()
+        assert [(i.run.run_id, i.correct) for i in first] == [("new", True)]
+        store.add_feedback("old", kind="thumbs_down")
+        store.add_feedback("new", kind="label", value="Rome")
+        later = store.labelled_runs(since_seq=first[-1].seq)
+        assert [(i.run.run_id, i.correct) for i in later] == [("old", False), ("new", False)]
+        assert store.labelled_runs(since_seq=later[-1].seq) == []
+        assert [i.run.run_id for i in store.labelled_runs(limit=1)] == ["old"]
+
+    def test_learned_state_is_upserted_json(self, store: Store) -> None:
+        assert store.get_state("thresholds") is None
+        store.put_state("thresholds", {"small": 0.7, "tiers": ["small", "large"]})
+        store.put_state("thresholds", {"small": np.float64(0.65), "alpha": np.array([1.0, 2.0]), "n": np.int64(3)})
+        assert store.get_state("thresholds") == {"small": 0.65, "alpha": [1.0, 2.0], "n": 3}
+        with pytest.raises(UserError, match="JSON"):
+            store.put_state("bad", {"x": object()})
+        with pytest.raises(UserError, match="key"):
+            store.put_state("", {})
+
+    def test_api_keys_never_reach_the_store(self, store: Store) -> None:
+        result = make_result("r1", answer=f"use {KEY}", query=f"my key is {KEY}")
+        result.attempts[0].error = f"401: bad key {KEY}"
+        store.record_run(result, config_name="local", features={"note": KEY})
+        store.add_feedback("r1", kind="correction", value=f"not {KEY}", user=KEY)
+        run, events = store.get_run("r1"), store.feedback_for("r1")
+        assert run is not None
+        stored = repr(run) + repr(events)
+        assert KEY not in stored and "ABCDEFGHIJKLMNOP" not in stored
+        assert "sk-***" in run.query and "sk-***" in run.features["note"] and "sk-***" in (events[0].value or "")
+
+    def test_data_survives_close_and_reopen(self, dsn: str) -> None:
+        first = open_store(dsn)
+        first.record_run(make_result("r1"), config_name="local")
+        first.add_feedback("r1", kind="thumbs_up")
+        first.put_state("bandit", {"arms": 3})
+        first.close()
+        again = open_store(dsn)
+        try:
+            assert again.get_run("r1") is not None and len(again.feedback_for("r1")) == 1
+            assert again.get_state("bandit") == {"arms": 3}
+            assert getattr(again, "schema_version", None) == LATEST_VERSION
+        finally:
+            again.close()
+
+    def test_opening_twice_applies_each_migration_once(self, dsn: str) -> None:
+        for _ in range(2):
+            store = open_at(dsn, LATEST_VERSION)
+            store.close()
+        store = open_at(dsn, LATEST_VERSION)
+        try:
+            versions = [v for (v,) in store._query("SELECT version FROM schema_version ORDER BY version")]
+            assert versions == list(range(1, LATEST_VERSION + 1))
+        finally:
+            store.close()
+
+
+class TestSQLiteStore(StoreContract):
+    @pytest.fixture
+    def dsn(self, tmp_path: Path) -> str:
+        return f"sqlite://{tmp_path / 'store.sqlite'}"
