@@ -8,13 +8,35 @@ there too without the core knowing the plugins.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cascade.errors import ConfigError
+
+
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A config string that must be a valid regular expression (checked when the config loads)."""
 
 
 class Strict(BaseModel):
@@ -61,7 +83,7 @@ class AnswerConfig(Strict):
     """
 
     format: AnswerFormat = "first_line"
-    pattern: str | None = None
+    pattern: Regex | None = None
     choices: list[str] | None = None
     stop_when_complete: bool = False
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cascade.config import TierConfig
+from cascade.config import Regex, TierConfig
 from cascade.registry import BuildContext, register
 from cascade.types import RoutePlan
 from routers._tiers import Loc, check_tier_names
@@ -115,7 +115,7 @@ class When(_Strict):
     task: list[str] | None = None
     min_words: int | None = Field(default=None, ge=0)
     max_words: int | None = Field(default=None, ge=0)
-    pattern: str | None = None
+    pattern: Regex | None = None
 
     @field_validator("task", mode="before")
     @classmethod
@@ -133,16 +133,6 @@ class When(_Strict):
         if unknown:
             raise ValueError(f"unknown task {unknown[0]!r}; tasks are {', '.join(TASKS)}")
         return names
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _ordered(self) -> When:

@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cascade.config import Regex
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
 from cascade.types import Verdict
@@ -26,20 +27,10 @@ _YESNO = {"yes", "no", "true", "false"}
 class FormatConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pattern: str | None = None
+    pattern: Regex | None = None
     kind: Kind | None = None
     choices: list[str] | None = None
     max_length: int | None = Field(default=None, ge=1)
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regex: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _choices_need_kind(self) -> FormatConfig:
