@@ -38,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
     from cascade.eval import cli_eval, cli_replay
+    from cascade.serve import cli_serve
     from cascade.store import cli_feedback
 
+    cli_serve.add_parser(sub)
     cli_eval.add_parsers(sub)
     cli_replay.add_parser(sub)
     cli_feedback.add_parser(sub)
@@ -56,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args.config)
         if args.command in ("eval", "tune", "replay"):
             return _evaluation(args)
+        if args.command == "serve":
+            from cascade.serve import cli_serve
+
+            return cli_serve.run(args)
         if args.command == "feedback":
             from cascade.store import cli_feedback
 

@@ -77,6 +77,7 @@ class LiteLLMCompleter:
             "messages": request.messages,
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
+            "max_retries": 0,  # retries are ours (RetryingCompleter); the OpenAI SDK's would multiply them
             **request.extra,
         }
         optional = {
@@ -195,7 +196,7 @@ def _cascade_cause(exc: BaseException) -> BaseException | None:
 def scrub(text: str, *secrets: str | None) -> str:
     """Remove API keys from text that may reach a trace, a log or the store."""
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= 8:  # a short "key" (e.g. "x" for a local server) is no secret
             text = text.replace(secret, "***")
     return _KEY_LIKE.sub(r"\1-***", text)
 

@@ -1,0 +1,3 @@
+from cascade.serve.cli_serve import main
+
+raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""The HTTP server: `create_app(cascades, settings)` gives an OpenAI-compatible FastAPI app.
+
+    POST /v1/chat/completions   the model name selects a cascade (its config's `name`)
+    GET  /v1/models             the configured cascades
+    POST /v1/feedback           a verdict on a served run (with a store, see cascade.serve.feedback)
+    GET  /health                liveness and load, no key needed
+    GET  /metrics               Prometheus text format, no key needed
+
+A request is authenticated, size-checked, parsed and limit-checked before it takes an admission
+slot, so refusals are cheap. The run itself is the cascade's async path: providers are awaited,
+and local llama.cpp inference runs in worker threads (see cascade.local.provider), so one slow
+run never holds up the event loop. Runs are charged to the key and counted in metrics whether
+they succeed or not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import ValidationError
+
+from cascade.engine import Cascade
+from cascade.errors import UserError
+from cascade.serve.api_errors import ApiError, install_handlers
+from cascade.serve.auth import ApiKeys, KeyBudgets
+from cascade.serve.feedback import Feedback
+from cascade.serve.limits import Admission, check_tokens, read_body
+from cascade.serve.metrics import ServeMetrics
+from cascade.serve.responses import cascade_info, completion, failure_message, headers, sse_events
+from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
+from cascade.serve.settings import ServeSettings
+from cascade.store import Store
+from cascade.types import CascadeResult
+
+log = logging.getLogger("cascade.serve")
+JSON = "application/json"
+
+
+class Server:
+    """The state behind the routes: cascades, keys, budgets, admission and metrics."""
+
+    def __init__(self, cascades: Mapping[str, Cascade], settings: ServeSettings, store: Store | None = None):
+        if not cascades:
+            raise UserError("serve needs at least one cascade")
+        self.cascades = dict(cascades)
+        self.settings = settings
+        self.keys = ApiKeys(settings.api_keys)
+        self.budgets = KeyBudgets(settings.key_max_tokens, settings.key_max_cost_usd)
+        self.admission = Admission(settings.max_concurrency, settings.max_queue, retry_after_s=settings.retry_after_s)
+        self.metrics = ServeMetrics(self.cascades)
+        self.metrics.track_admission(lambda: self.admission.running, lambda: self.admission.waiting)
+        self.feedback = Feedback(store, self.keys, self.metrics, max_body_bytes=settings.max_body_bytes)
+
+    async def health(self) -> Response:
+        body = {
+            "status": "ok",
+            "models": sorted(self.cascades),
+            "running": self.admission.running,
+            "waiting": self.admission.waiting,
+        }
+        return Response(json.dumps(body), media_type=JSON)
+
+    async def models(self, request: Request) -> Response:
+        self.keys.authenticate(request.headers.get("authorization"))
+        cards = [ModelCard(id=name) for name in self.cascades]
+        return Response(ModelList(data=cards).model_dump_json(), media_type=JSON)
+
+    async def metrics_text(self) -> Response:
+        return Response(self.metrics.render(), media_type=self.metrics.content_type)
+
+    async def chat(self, request: Request) -> Response:
+        """Every outcome, refusals and failures included, is counted once in metrics."""
+        started = time.perf_counter()
+        model = ""
+        try:
+            ident = self.keys.authenticate(request.headers.get("authorization"))
+            body = parse_request(await read_body(request, self.settings.max_body_bytes))
+            model = body.model
+            response = await self._answer(body, ident)
+        except ApiError as exc:
+            if exc.status < 500:
+                self.metrics.reject(exc.code or exc.kind)
+            response = exc.response()
+        except Exception as exc:
+            log.error("run failed: %s: %s", type(exc).__name__, exc)
+            response = ApiError(500, "internal server error", code="internal_error").response()
+        self.metrics.request(model, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _answer(self, body: ChatCompletionRequest, ident: str) -> Response:
+        cascade = self.cascades.get(body.model)
+        if cascade is None:
+            known = ", ".join(sorted(self.cascades))
+            raise ApiError(404, f"unknown model {body.model!r}; this server has: {known}", code="model_not_found")
+        query = query_of(body)
+        check_tokens(
+            query,
+            body.requested_tokens,
+            max_query_tokens=self.settings.max_query_tokens,
+            max_tokens=self.settings.max_tokens,
+        )
+        self.budgets.check(ident)
+        async with self.admission.slot():
+            result = await cascade.arun(query)
+        self._account(body.model, ident, result)
+        await self.feedback.record(result, body.model)
+        return respond(body, result)
+
+    def _account(self, model: str, ident: str, result: CascadeResult) -> None:
+        self.budgets.charge(ident, result.total_tokens, result.total_cost_usd)
+        self.metrics.run(model, result)
+        log.info(
+            "%s run=%s tier=%s accepted=%s tokens=%d key=%s%s",
+            model,
+            result.run_id,
+            result.final_tier,
+            result.accepted,
+            result.total_tokens,
+            ident,
+            f" error={result.error}" if result.error else "",
+        )
+
+
+def parse_request(raw: bytes) -> ChatCompletionRequest:
+    """A validated request, or a 400 naming the field and the problem."""
+    try:
+        return ChatCompletionRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            raise ApiError(400, f"request body is not valid JSON: {errors[0]['msg']}") from None
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors[:5])
+        first = ".".join(map(str, errors[0]["loc"])) if errors else None
+        raise ApiError(400, f"invalid request: {problems}", param=first or None) from None
+
+
+def query_of(body: ChatCompletionRequest) -> str:
+    try:
+        return body.query()
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="messages") from None
+
+
+def respond(body: ChatCompletionRequest, result: CascadeResult) -> Response:
+    """200 with the answer (JSON or SSE), or 502 naming why no tier answered."""
+    extra = headers(result)
+    if result.error is not None:
+        raise ApiError(
+            502, failure_message(result), code="no_tier_answered", headers=extra, cascade=cascade_info(result)
+        )
+    if body.stream:
+        events = sse_events(result, body.model, include_usage=body.include_usage)
+        return StreamingResponse(_async(events), media_type="text/event-stream", headers=extra)
+    return Response(completion(result, body.model).model_dump_json(), media_type=JSON, headers=extra)
+
+
+async def _async(events: Iterator[str]) -> AsyncIterator[str]:
+    """Starlette would iterate a plain iterator in a worker thread; these chunks are ready now."""
+    for event in events:
+        yield event
+
+
+def create_app(
+    cascades: Mapping[str, Cascade], settings: ServeSettings | None = None, *, store: Store | None = None
+) -> FastAPI:
+    """An app serving `cascades` by name; settings default to `ServeSettings.from_env()`.
+
+    With a `store`, every run is recorded and `POST /v1/feedback` accepts verdicts on them.
+    """
+    server = Server(cascades, settings if settings is not None else ServeSettings.from_env(), store)
+    app = FastAPI(title="cascade", docs_url=None, redoc_url=None, openapi_url=None)
+    install_handlers(app)
+    app.state.server = server
+    app.add_api_route("/health", server.health, methods=["GET"])
+    app.add_api_route("/metrics", server.metrics_text, methods=["GET"])
+    app.add_api_route("/v1/models", server.models, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", server.chat, methods=["POST"])
+    app.add_api_route("/v1/feedback", server.feedback.post, methods=["POST"])
+    return app

@@ -1,0 +1,46 @@
+"""Run an ASGI app with uvicorn in a background thread on a free loopback port.
+
+For tests, benchmarks and notebooks: `with serve_in_thread(app) as base_url: ...`. The server
+has its own event loop in its own thread, so a synchronous client (the `openai` package) can
+call it from the main thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_in_thread(app: Any, *, port: int | None = None, start_timeout_s: float = 20.0) -> Iterator[str]:
+    """Yields `http://127.0.0.1:PORT` once the server accepts connections; stops it on exit."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=LOOPBACK, port=port or free_port(), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="cascade-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn did not start on {LOOPBACK}:{config.port}")
+        time.sleep(0.01)
+    try:
+        yield f"http://{LOOPBACK}:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

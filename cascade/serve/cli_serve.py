@@ -1,0 +1,127 @@
+"""`cascade serve --config FILE [--config FILE2 ...]`: the cascades over HTTP, on loopback by default.
+
+Each config is served under its `name`. API keys come from `CASCADE_API_KEYS`; binding to a
+non-loopback address without keys is refused, since anyone who can reach it could spend money.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cascade.errors import UserError
+
+if TYPE_CHECKING:
+    from cascade.engine import Cascade
+
+DEFAULT_HOST = "127.0.0.1"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `serve` to the `cascade` command's subparsers."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="serve cascades over an OpenAI-compatible HTTP API"
+    )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--config", "-c", type=Path, action="append", help="cascade YAML, repeatable (default: configs/local.yaml)")
+    add("--host", default=DEFAULT_HOST, help="address to bind (default: 127.0.0.1)")
+    add("--port", type=int, default=8000)
+    add("--max-concurrency", type=int, default=16, help="runs in progress at once")
+    add("--max-queue", type=int, default=64, help="requests waiting for a slot before 429s")
+    add("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
+    add("--max-tokens", type=int, default=4096, help="largest max_tokens a request may ask for")
+    add("--key-max-tokens", type=int, default=None, help="token budget per API key")
+    add("--key-max-cost-usd", type=float, default=None, help="dollar budget per API key")
+    add("--cooldown-failures", type=int, default=3, help="failures in a row before a model cools down (0: never)")
+    add("--cooldown-s", type=float, default=30.0, help="how long a failing model is skipped")
+    add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
+    add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def load_cascades(paths: Sequence[Path], *, cooldown_failures: int = 3, cooldown_s: float = 30.0) -> dict[str, Cascade]:
+    """One Cascade per config, keyed by its name; two configs with one name are an error."""
+    from cascade.completers.build import make_completer
+    from cascade.completers.litellm_completer import import_litellm
+    from cascade.config import load_config
+    from cascade.engine import Cascade
+    from cascade.serve.cooldown import CooldownCompleter
+
+    cascades: dict[str, Cascade] = {}
+    sources: dict[str, Path] = {}
+    for path in paths:
+        config = load_config(path)
+        if config.name in cascades:
+            raise UserError(f"{path} and {sources[config.name]} both name their cascade {config.name!r}")
+        completer = make_completer(config.completer)
+        if config.completer.type == "litellm":
+            import_litellm()  # seconds to import: pay it at start, not inside the first request's timeout
+        if cooldown_failures > 0:
+            completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
+        cascades[config.name], sources[config.name] = Cascade(config, completer=completer), path
+    return cascades
+
+
+def check_exposure(host: str, has_keys: bool) -> None:
+    if has_keys:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise UserError(f"refusing to serve on {host} without API keys: set CASCADE_API_KEYS or bind to 127.0.0.1")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cascade.cli import default_config_path
+    from cascade.serve.app import create_app
+    from cascade.serve.settings import ServeSettings
+    from cascade.store import open_store
+
+    settings = ServeSettings.from_env(
+        max_concurrency=args.max_concurrency,
+        max_queue=args.max_queue,
+        max_body_bytes=args.max_body_bytes,
+        max_tokens=args.max_tokens,
+        key_max_tokens=args.key_max_tokens,
+        key_max_cost_usd=args.key_max_cost_usd,
+    )
+    check_exposure(args.host, bool(settings.api_keys))
+    paths = args.config or [default_config_path()]
+    cascades = load_cascades(paths, cooldown_failures=args.cooldown_failures, cooldown_s=args.cooldown_s)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one line per provider call otherwise
+    if not settings.api_keys:
+        logging.getLogger("cascade.serve").warning("no API keys set (CASCADE_API_KEYS): anyone on loopback may call")
+    store = open_store(args.store) if args.store else None
+    try:
+        app = create_app(cascades, settings, store=store)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if store is not None:
+            store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m cascade.serve ...`, until `cascade serve` is wired into the main CLI."""
+    parser = argparse.ArgumentParser(prog="cascade serve", description="Serve cascades over HTTP.")
+    add_arguments(parser)
+    try:
+        return run(parser.parse_args(argv))
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2

@@ -1,0 +1,102 @@
+"""Runs into the store, and `POST /v1/feedback` to judge them later.
+
+With a store (`cascade serve --store DSN`), every served run is recorded before its answer is
+sent, failed runs included, so a client can give feedback on the run id it just received. The
+store is synchronous (SQLite fsyncs each commit), so its calls run in a worker thread. A store
+that fails does not cost the client its answer: the error is logged and counted.
+
+    POST /v1/feedback {"run_id": "...", "kind": "thumbs_up|thumbs_down|correction|label",
+                       "value": "the right answer (correction, label)", "user": "optional"}
+
+Run ids are random 128-bit hex, so any valid API key may give feedback on a run it knows of.
+The store keeps no API key: runs are recorded under their cascade's name only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Literal
+
+from fastapi import Request
+from fastapi.responses import Response
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cascade.errors import UserError
+from cascade.serve.api_errors import ApiError
+from cascade.serve.auth import ApiKeys
+from cascade.serve.limits import read_body
+from cascade.serve.metrics import ServeMetrics
+from cascade.store import Store
+from cascade.types import CascadeResult
+
+log = logging.getLogger("cascade.serve")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=200)
+    kind: Literal["thumbs_up", "thumbs_down", "correction", "label"]
+    value: str | None = Field(default=None, max_length=10_000)
+    user: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _value_when_needed(self) -> FeedbackRequest:
+        if self.kind in ("correction", "label") and not self.value:
+            raise ValueError(f"{self.kind} feedback needs a value (the right answer)")
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    object: Literal["feedback"] = "feedback"
+    id: int
+    run_id: str
+    kind: str
+
+
+class Feedback:
+    """Records runs and takes feedback on them; without a store, feedback answers 501."""
+
+    def __init__(self, store: Store | None, keys: ApiKeys, metrics: ServeMetrics, *, max_body_bytes: int):
+        self.store = store
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+        self.errors = Counter(
+            "cascade_store_errors", "Store writes that failed", ["operation"], registry=metrics.registry
+        )
+        self.received = Counter("cascade_feedback", "Feedback events recorded", ["kind"], registry=metrics.registry)
+
+    async def record(self, result: CascadeResult, config_name: str) -> None:
+        if self.store is None:
+            return
+        try:
+            await asyncio.to_thread(self.store.record_run, result, config_name=config_name)
+        except Exception as exc:  # the client still gets its answer; the loss is logged and counted
+            self.errors.labels("record_run").inc()
+            log.error("could not record run %s: %s: %s", result.run_id, type(exc).__name__, exc)
+
+    async def post(self, request: Request) -> Response:
+        """`POST /v1/feedback`: 200 with the feedback id, 400/404 naming the problem, 501 without a store."""
+        self.keys.authenticate(request.headers.get("authorization"))
+        body = _parse(await read_body(request, self.max_body_bytes))
+        if self.store is None:
+            raise ApiError(501, "feedback needs a store: start the server with --store DSN", code="no_store")
+        try:
+            ident = await asyncio.to_thread(
+                self.store.add_feedback, body.run_id, kind=body.kind, value=body.value, user=body.user
+            )
+        except UserError as exc:
+            raise ApiError(404, str(exc), code="run_not_found", param="run_id") from None
+        self.received.labels(body.kind).inc()
+        answer = FeedbackResponse(id=ident, run_id=body.run_id, kind=body.kind)
+        return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def _parse(raw: bytes) -> FeedbackRequest:
+    try:
+        return FeedbackRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+        raise ApiError(400, f"invalid feedback: {problems}") from None

@@ -1,0 +1,103 @@
+"""CascadeResult → OpenAI response bodies, SSE chunks and `x-cascade-*` headers.
+
+Streaming sends the answer only after the run: a tier's answer is not the cascade's answer until
+its verifier scored it and the router accepted it, and streaming a cheap tier's tokens that are
+then thrown away on escalation would show the client text that is not the answer. So the stream
+starts when the run ends, and the status code can still say whether it succeeded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+from cascade.serve.schemas import (
+    AssistantMessage,
+    AttemptInfo,
+    CascadeInfo,
+    ChatCompletion,
+    ChatCompletionChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Usage,
+)
+from cascade.types import CascadeResult
+
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+def usage_of(result: CascadeResult) -> Usage:
+    """Tokens over all attempts: every tier that ran was paid for, not only the one that answered."""
+    prompt = sum(a.prompt_tokens for a in result.attempts)
+    completion = sum(a.completion_tokens for a in result.attempts)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+def cascade_info(result: CascadeResult) -> CascadeInfo:
+    attempts = [
+        AttemptInfo(
+            tier=a.tier,
+            model=a.model,
+            tokens=a.total_tokens,
+            cost_usd=a.cost_usd,
+            confidence=a.confidence,
+            decision=a.decision,
+            error=a.error,
+        )
+        for a in result.attempts
+    ]
+    return CascadeInfo(
+        run_id=result.run_id,
+        final_tier=result.final_tier,
+        accepted=result.accepted,
+        stop_reason=result.stop_reason,
+        attempts=attempts,
+    )
+
+
+def headers(result: CascadeResult) -> dict[str, str]:
+    return {
+        "x-cascade-run-id": result.run_id,
+        "x-cascade-tier": result.final_tier or "",
+        "x-cascade-accepted": "true" if result.accepted else "false",
+        "x-cascade-cost-usd": format(result.total_cost_usd, ".10g"),
+    }
+
+
+def failure_message(result: CascadeResult) -> str:
+    """Why no tier answered, with each failed tier's error: the cause, not just 'bad gateway'."""
+    causes = "; ".join(f"{a.tier}: {a.error or a.reason}" for a in result.attempts if a.answer is None)
+    stop = f" ({result.stop_reason})" if result.stop_reason else ""
+    return f"no tier answered: {result.error}{stop}" + (f"; {causes}" if causes else "")
+
+
+def completion(result: CascadeResult, model: str) -> ChatCompletion:
+    return ChatCompletion(
+        id=f"chatcmpl-{result.run_id}",
+        created=int(time.time()),
+        model=model,
+        choices=[Choice(message=AssistantMessage(content=result.answer or ""))],
+        usage=usage_of(result),
+        cascade=cascade_info(result),
+    )
+
+
+def sse_events(result: CascadeResult, model: str, *, include_usage: bool) -> Iterator[str]:
+    """The answer as `chat.completion.chunk` events, then usage (if asked) and `[DONE]`."""
+    made = int(time.time())
+
+    def chunk(choices: list[ChunkChoice], usage: Usage | None = None, info: CascadeInfo | None = None) -> str:
+        body = ChatCompletionChunk(
+            id=f"chatcmpl-{result.run_id}", created=made, model=model, choices=choices, usage=usage, cascade=info
+        )
+        return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
+
+    yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
+    for piece in _PIECES.findall(result.answer or ""):
+        yield chunk([ChunkChoice(delta=Delta(content=piece))])
+    yield chunk([ChunkChoice(delta=Delta(), finish_reason="stop")], info=cascade_info(result))
+    if include_usage:
+        yield chunk([], usage=usage_of(result))
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,32 @@
+"""Server settings: limits, admission and budgets. API keys come from the environment only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.serve.auth import keys_from_env
+
+
+class ServeSettings(BaseModel):
+    """Everything `create_app` needs besides the cascades; defaults suit a local single-user server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: int = Field(default=16, ge=1)
+    max_queue: int = Field(default=64, ge=0)
+    retry_after_s: int = Field(default=1, ge=0)
+    max_body_bytes: int = Field(default=1_000_000, ge=1)
+    max_tokens: int = Field(default=4096, ge=1)
+    max_query_tokens: int = Field(default=8192, ge=1)
+    key_max_tokens: int | None = Field(default=None, gt=0)
+    key_max_cost_usd: float | None = Field(default=None, gt=0)
+    api_keys: tuple[str, ...] = Field(default=(), repr=False, exclude=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **values: Any) -> ServeSettings:
+        """Settings with the API keys of `CASCADE_API_KEYS`."""
+        return cls(api_keys=keys_from_env(environ), **values)

@@ -1,0 +1,230 @@
+"""The OpenAI-compatible app in process (httpx + ASGITransport): shapes, usage, streaming, 4xx/5xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
+from cascade.serve import ServeSettings, create_app
+
+QUESTION = "What is the capital of France?"
+CONFIG: dict[str, Any] = {
+    "name": "demo",
+    "tiers": [
+        {"name": "small", "model": "fake/small", "max_tokens": 16, "logprobs": True,
+         "prices": {"input_per_token": 1e-6, "output_per_token": 2e-6}},
+        {"name": "large", "model": "fake/large", "max_tokens": 64, "logprobs": True,
+         "prices": {"input_per_token": 1e-5, "output_per_token": 2e-5}},
+    ],
+    "verifier": {"type": "logprob", "aggregate": "min"},
+    "router": {"type": "threshold", "threshold": 0.6},
+    "retry": {"attempts": 2, "initial_wait_s": 0},
+}  # fmt: skip
+
+
+def demo(small: Any = None, large: Any = None, **overrides: Any) -> tuple[Cascade, FakeCompleter]:
+    """A two-tier cascade: by default the small tier is unsure (escalates) and the large one answers."""
+    fake = FakeCompleter(
+        {
+            "fake/small": small or FakeReply("Lyon", logprobs=[-2.0], prompt_tokens=10, completion_tokens=1),
+            "fake/large": large or FakeReply("Paris", logprobs=[-0.01], prompt_tokens=12, completion_tokens=2),
+        }
+    )
+    return Cascade(CascadeConfig.from_dict({**CONFIG, **overrides}), completer=fake), fake
+
+
+def client(cascade: Cascade, **settings: Any) -> httpx.AsyncClient:
+    app = create_app({cascade.config.name: cascade}, ServeSettings(**settings))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cascade.test")
+
+
+def ask(content: Any = QUESTION, **extra: Any) -> dict[str, Any]:
+    return {"model": "demo", "messages": [{"role": "user", "content": content}], **extra}
+
+
+async def test_answer_is_a_chat_completion_with_usage_summed_over_tiers() -> None:
+    cascade, fake = demo()
+    async with client(cascade) as http:
+        response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 200
+    body = response.json()
+    run_id = body["cascade"]["run_id"]
+    assert body["id"] == f"chatcmpl-{run_id}" and body["object"] == "chat.completion" and body["model"] == "demo"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "Paris"}
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"] == {"prompt_tokens": 22, "completion_tokens": 3, "total_tokens": 25}
+    assert [(a["tier"], a["decision"], a["tokens"]) for a in body["cascade"]["attempts"]] == [
+        ("small", "escalate", 11),
+        ("large", "accept", 14),
+    ]
+    assert response.headers["x-cascade-run-id"] == run_id
+    assert response.headers["x-cascade-tier"] == "large" and response.headers["x-cascade-accepted"] == "true"
+    cost = 10e-6 + 2e-6 + 12e-5 + 4e-5
+    assert float(response.headers["x-cascade-cost-usd"]) == pytest.approx(cost)
+    assert len(fake.calls) == 2
+
+
+async def test_the_query_is_the_user_message_inside_the_tier_prompt() -> None:
+    cascade, fake = demo()
+    async with client(cascade) as http:
+        await http.post(
+            "/v1/chat/completions",
+            json=ask([{"type": "text", "text": "What is the "}, {"type": "text", "text": "capital?"}]),
+        )
+    assert fake.calls[0].messages[-1] == {"role": "user", "content": "What is the capital?"}
+
+
+async def test_answered_but_not_accepted_is_200_with_accepted_false() -> None:
+    cascade, _ = demo(large=FakeReply("Paris?", logprobs=[-3.0]))
+    async with client(cascade) as http:
+        response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 200
+    assert response.headers["x-cascade-accepted"] == "false" and response.headers["x-cascade-tier"] == "large"
+    assert response.json()["cascade"]["attempts"][-1]["decision"] == "stop"
+
+
+async def test_stream_sends_the_verified_answer_then_usage_then_done() -> None:
+    cascade, _ = demo(large=FakeReply("Paris is the capital", logprobs=[-0.01]))
+    async with client(cascade) as http:
+        response = await http.post(
+            "/v1/chat/completions", json=ask(stream=True, stream_options={"include_usage": True})
+        )
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = [line.removeprefix("data: ") for line in response.text.split("\n\n") if line]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert {c["id"] for c in chunks} == {f"chatcmpl-{response.headers['x-cascade-run-id']}"}
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text == "Paris is the capital"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-2]["cascade"]["final_tier"] == "large"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
+
+
+async def test_stream_without_include_usage_has_no_usage_chunk() -> None:
+    cascade, _ = demo()
+    async with client(cascade) as http:
+        response = await http.post("/v1/chat/completions", json=ask(stream=True))
+    chunks = [json.loads(e[6:]) for e in response.text.split("\n\n") if e and e != "data: [DONE]"]
+    assert all("usage" not in c for c in chunks)
+
+
+async def test_models_and_health() -> None:
+    cascade, _ = demo()
+    async with client(cascade) as http:
+        models = (await http.get("/v1/models")).json()
+        health = await http.get("/health")
+    assert models["object"] == "list" and [m["id"] for m in models["data"]] == ["demo"]
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+async def test_model_name_selects_the_cascade() -> None:
+    first, fake_first = demo()
+    second, fake_second = demo(name="other")
+    app = create_app({"demo": first, "other": second}, ServeSettings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        response = await http.post("/v1/chat/completions", json={**ask(), "model": "other"})
+        unknown = await http.post("/v1/chat/completions", json={**ask(), "model": "gpt-4"})
+    assert response.json()["model"] == "other" and len(fake_second.calls) == 2 and not fake_first.calls
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "model_not_found" and "demo, other" in unknown.json()["error"]["message"]
+
+
+def chat(*messages: dict[str, str]) -> bytes:
+    return json.dumps({"model": "demo", "messages": list(messages)}).encode()
+
+
+MALFORMED = [
+    (b"{not json", "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b"[]", "invalid request"),
+    (json.dumps({"model": "demo"}).encode(), "messages: Field required"),
+    (json.dumps({"model": "demo", "messages": []}).encode(), "messages: List should have at least 1 item"),
+    (json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode(), "model: Field required"),
+    (json.dumps(ask(max_tokens=0)).encode(), "max_tokens: Input should be greater than or equal to 1"),
+    (json.dumps(ask(temperature=9)).encode(), "temperature"),
+    (json.dumps(ask(n=2)).encode(), "n: Input should be less than or equal to 1"),
+    (json.dumps(ask(stream="maybe")).encode(), "stream"),
+    (json.dumps({"model": "demo", "messages": [{"role": "robot", "content": "x"}]}).encode(), "messages.0.role"),
+    (json.dumps(ask("   ")).encode(), "the user message is empty"),
+    (json.dumps(ask([{"type": "image_url", "image_url": {"url": "x"}}])).encode(), "only text content parts"),
+    (chat({"role": "system", "content": "Be brief"}, {"role": "user", "content": "x"}), "single-turn queries"),
+    (
+        chat({"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}),
+        "exactly one message with role 'user' (got: user, assistant, user)",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "message"), MALFORMED)
+async def test_malformed_requests_get_400_with_a_clear_message(body: bytes, message: str) -> None:
+    cascade, fake = demo()
+    async with client(cascade) as http:
+        response = await http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and message in error["message"]
+    assert not fake.calls
+
+
+async def test_unknown_route_and_method_get_openai_shaped_errors() -> None:
+    cascade, _ = demo()
+    async with client(cascade) as http:
+        missing = await http.get("/v1/completions")
+        wrong = await http.get("/v1/chat/completions")
+    assert missing.status_code == 404 and "error" in missing.json()
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+async def test_no_tier_answering_is_502_naming_the_cause_and_keeping_the_attempts() -> None:
+    cascade, fake = demo(small=FakeReply(error="server"), large=FakeReply(error="auth"))
+    async with client(cascade) as http:
+        response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 502
+    body = response.json()
+    assert body["error"]["code"] == "no_tier_answered" and body["error"]["type"] == "server_error"
+    assert "every tier failed" in body["error"]["message"]
+    assert (
+        "server error (503)" in body["error"]["message"] and "authentication failed (401)" in body["error"]["message"]
+    )
+    assert [a["decision"] for a in body["cascade"]["attempts"]] == ["failed", "failed"]
+    assert response.headers["x-cascade-run-id"] == body["cascade"]["run_id"]
+    assert len(fake.calls) == 3  # the 503 was retried once (attempts: 2), the 401 was not
+
+
+async def test_stream_of_a_failed_run_is_a_502_not_an_event_stream() -> None:
+    cascade, _ = demo(small=FakeReply(error="bad_request"), large=FakeReply(error="bad_request"))
+    async with client(cascade) as http:
+        response = await http.post("/v1/chat/completions", json=ask(stream=True))
+    assert response.status_code == 502 and response.headers["content-type"] == "application/json"
+
+
+async def test_metrics_count_requests_escalations_tokens_cost_and_latency() -> None:
+    cascade, _ = demo()
+    async with client(cascade) as http:
+        await http.post("/v1/chat/completions", json=ask())
+        await http.post("/v1/chat/completions", json=ask())
+        await http.post("/v1/chat/completions", content=b"{")
+        text = (await http.get("/metrics")).text
+    assert 'cascade_requests_total{model="demo",status="200"} 2.0' in text
+    assert 'cascade_requests_total{model="unknown",status="400"} 1.0' in text
+    assert 'cascade_escalations_total{model="demo",tier="small"} 2.0' in text
+    assert 'cascade_attempts_total{decision="accept",model="demo",tier="large"} 2.0' in text
+    assert 'cascade_tokens_total{kind="prompt",model="demo",tier="large"} 24.0' in text
+    assert 'cascade_cost_usd_total{model="demo",tier="small"}' in text
+    assert 'cascade_request_latency_seconds_count{model="demo"} 2.0' in text
+    assert 'cascade_tier_latency_seconds_bucket{le="+Inf",model="demo",tier="small"} 2.0' in text
+    assert 'cascade_rejected_total{reason="invalid_request_error"} 1.0' in text
+
+
+async def test_each_app_has_its_own_metrics_registry() -> None:
+    first, _ = demo()
+    second, _ = demo()
+    async with client(first) as a, client(second) as b:
+        await a.post("/v1/chat/completions", json=ask())
+        text = (await b.get("/metrics")).text
+    assert 'status="200"' not in text

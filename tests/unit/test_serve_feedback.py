@@ -1,0 +1,112 @@
+"""Served runs go to the store; POST /v1/feedback judges them; keys never reach the store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cascade import FakeReply
+from cascade.serve import ServeSettings, create_app
+from cascade.store import Store, open_store
+from tests.unit.test_serve_app import ask, demo
+
+KEY = "sk-feedback-test-0123456789"
+AUTH = {"authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(str(tmp_path / "store.sqlite"))
+    yield opened
+    opened.close()
+
+
+def client(store: Any, **replies: Any) -> httpx.AsyncClient:
+    cascade, _ = demo(**replies)
+    app = create_app({"demo": cascade}, ServeSettings(api_keys=(KEY,)), store=store)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=AUTH)
+
+
+async def test_every_served_run_is_recorded_before_the_answer_is_sent(store: Store) -> None:
+    async with client(store) as http:
+        body = (await http.post("/v1/chat/completions", json=ask())).json()
+    run = store.get_run(body["cascade"]["run_id"])
+    assert run is not None and run.config_name == "demo" and run.answer == "Paris" and run.final_tier == "large"
+    assert run.total_tokens == body["usage"]["total_tokens"] and len(run.attempts) == 2
+
+
+async def test_failed_runs_are_recorded_too(store: Store) -> None:
+    async with client(store, small=FakeReply(error="server"), large=FakeReply(error="server")) as http:
+        response = await http.post("/v1/chat/completions", json=ask())
+    assert response.status_code == 502
+    run = store.get_run(response.headers["x-cascade-run-id"])
+    assert run is not None and run.error == "every tier failed" and run.answer is None
+
+
+async def test_feedback_on_a_served_run(store: Store) -> None:
+    async with client(store) as http:
+        run_id = (await http.post("/v1/chat/completions", json=ask())).headers["x-cascade-run-id"]
+        up = await http.post("/v1/feedback", json={"run_id": run_id, "kind": "thumbs_up", "user": "ann"})
+        fix = await http.post("/v1/feedback", json={"run_id": run_id, "kind": "correction", "value": "Paris"})
+        metrics = (await http.get("/metrics")).text
+    assert up.status_code == 200 and up.json()["object"] == "feedback" and up.json()["run_id"] == run_id
+    assert fix.json()["id"] > up.json()["id"]
+    assert [(f.kind, f.value, f.user) for f in store.feedback_for(run_id)] == [
+        ("thumbs_up", None, "ann"),
+        ("correction", "Paris", None),
+    ]
+    assert 'cascade_feedback_total{kind="thumbs_up"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"run_id": "nope", "kind": "thumbs_up"}, 404, "no run 'nope' in the store"),
+        ({"run_id": "x", "kind": "meh"}, 400, "kind: Input should be 'thumbs_up'"),
+        ({"run_id": "x", "kind": "label"}, 400, "label feedback needs a value"),
+        ({"kind": "thumbs_up"}, 400, "run_id: Field required"),
+        ({"run_id": "x", "kind": "thumbs_up", "extra": 1}, 400, "extra: Extra inputs are not permitted"),
+    ],
+)
+async def test_bad_feedback_gets_a_clear_4xx(store: Store, body: dict[str, Any], status: int, message: str) -> None:
+    async with client(store) as http:
+        response = await http.post("/v1/feedback", json=body)
+    assert response.status_code == status and message in response.json()["error"]["message"]
+
+
+async def test_feedback_needs_a_key_and_a_store(store: Store) -> None:
+    async with client(store) as http:
+        refused = await http.post(
+            "/v1/feedback", json={"run_id": "x", "kind": "thumbs_up"}, headers={"authorization": ""}
+        )
+    async with client(None) as http:
+        disabled = await http.post("/v1/feedback", json={"run_id": "x", "kind": "thumbs_up"})
+    assert refused.status_code == 401
+    assert disabled.status_code == 501 and "--store" in disabled.json()["error"]["message"]
+
+
+async def test_a_failing_store_costs_the_client_nothing_but_is_counted(store: Store) -> None:
+    class Broken:
+        def record_run(self, *args: Any, **kwargs: Any) -> str:
+            raise OSError("disk full")
+
+    async with client(Broken()) as http:
+        response = await http.post("/v1/chat/completions", json=ask())
+        metrics = (await http.get("/metrics")).text
+    assert response.status_code == 200
+    assert 'cascade_store_errors_total{operation="record_run"} 1.0' in metrics
+
+
+async def test_keys_never_reach_the_store(store: Store, tmp_path: Path) -> None:
+    async with client(store) as http:
+        run_id = (await http.post("/v1/chat/completions", json=ask(f"my key is {KEY}, what is it?"))).headers[
+            "x-cascade-run-id"
+        ]
+        await http.post("/v1/feedback", json={"run_id": run_id, "kind": "label", "value": KEY})
+    store.close()
+    raw = b"".join(path.read_bytes() for path in tmp_path.iterdir())
+    assert KEY.encode() not in raw and KEY[3:].encode() not in raw
