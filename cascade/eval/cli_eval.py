@@ -50,6 +50,10 @@ def add_parsers(subparsers: Any) -> None:
     _common(ev)
     ev.add_argument("--plot", type=Path, help="write the Pareto-frontier PNG here")
     ev.add_argument("--log", type=Path, help="write the per-tier outputs as a replayable log (JSONL)")
+    ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where items are evaluated")
+    ev.add_argument("--ray-address", help="a Ray cluster to join (default: start a local Ray instance)")
+    ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where items are evaluated")
+    ev.add_argument("--ray-address", help="a Ray cluster to join (default: start a local Ray instance)")
     tu = subparsers.add_parser("tune", help="choose thresholds on a tuning split, report them on a held-out split")
     _common(tu)
     tu.add_argument("--tune-fraction", type=float, default=0.5, help="share of items used for tuning")
@@ -98,17 +102,10 @@ def run_eval(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     items = load_items(args)
-    cascade, cache = cached_cascade(config, args)
-    run = asyncio.run(run_with_progress(cascade, items, args))
+    run, counts = _run_items(config, items, args)
     report = live_report(run, seed=args.seed)
-    report["settings"].update(
-        dataset=str(args.dataset),
-        seed=args.seed,
-        offset=args.offset,
-        limit=args.limit,
-        cache_hits=cache.hits,
-        cache_misses=cache.misses,
-    )
+    report["settings"].update(dataset=str(args.dataset), seed=args.seed, offset=args.offset, limit=args.limit)
+    report["settings"].update(counts)
     console = Console()
     print_report(report, console)
     _write(report, args.out, console)
@@ -120,6 +117,19 @@ def run_eval(args: argparse.Namespace) -> int:
 
         console.print(f"plot: {plot_report(report, args.plot)}")
     return 0
+
+
+def _run_items(config: CascadeConfig, items: list[Item], args: argparse.Namespace) -> tuple[EvalRun, dict[str, Any]]:
+    """The evaluation on the chosen executor, and what the settings should record about it."""
+    if getattr(args, "executor", "local") == "ray":
+        from cascade.eval.ray_executor import evaluate_on_ray
+
+        cache_file = args.cache or cache_path_for(config._source, args.dataset)
+        run = evaluate_on_ray(config, items, template=args.template, cache=cache_file, address=args.ray_address)
+        return run, {"executor": "ray"}
+    cascade, cache = cached_cascade(config, args)
+    run = asyncio.run(run_with_progress(cascade, items, args))
+    return run, {"executor": "local", "cache_hits": cache.hits, "cache_misses": cache.misses}
 
 
 def run_tune(args: argparse.Namespace) -> int:
