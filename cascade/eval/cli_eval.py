@@ -52,8 +52,6 @@ def add_parsers(subparsers: Any) -> None:
     ev.add_argument("--log", type=Path, help="write the per-tier outputs as a replayable log (JSONL)")
     ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where items are evaluated")
     ev.add_argument("--ray-address", help="a Ray cluster to join (default: start a local Ray instance)")
-    ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where items are evaluated")
-    ev.add_argument("--ray-address", help="a Ray cluster to join (default: start a local Ray instance)")
     tu = subparsers.add_parser("tune", help="choose thresholds on a tuning split, report them on a held-out split")
     _common(tu)
     tu.add_argument("--tune-fraction", type=float, default=0.5, help="share of items used for tuning")
