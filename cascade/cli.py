@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
     from cascade.eval import cli_eval, cli_replay
+    from cascade.learning import cli_ab
     from cascade.serve import cli_serve
     from cascade.store import cli_feedback
 
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_eval.add_parsers(sub)
     cli_replay.add_parser(sub)
     cli_feedback.add_parser(sub)
+    cli_ab.add_parser(sub)
     return parser
 
 
@@ -62,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cascade.serve import cli_serve
 
             return cli_serve.run(args)
+        if args.command == "ab":
+            from cascade.learning import cli_ab
+
+            return cli_ab.run(args)
         if args.command == "feedback":
             from cascade.store import cli_feedback
 

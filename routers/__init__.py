@@ -1,5 +1,6 @@
 """Routers and pre-routers; importing this package registers them with `cascade.registry`."""
 
+from routers.adaptive import AdaptiveRouter, BanditRouter
 from routers.features import (
     TASKS,
     FeaturesConfig,
@@ -10,12 +11,17 @@ from routers.features import (
     query_features,
     task_of,
 )
+from routers.learned import LearnedConfig, LearnedPreRouter
 from routers.threshold import ThresholdConfig, ThresholdRouter
 
 __all__ = [
     "TASKS",
+    "AdaptiveRouter",
+    "BanditRouter",
     "FeaturesConfig",
     "FeaturesPreRouter",
+    "LearnedConfig",
+    "LearnedPreRouter",
     "Rule",
     "ThresholdConfig",
     "ThresholdRouter",

@@ -1,0 +1,244 @@
+"""Routers that learn their thresholds from feedback in the run store: `adaptive` and `bandit`.
+
+Both are `ThresholdRouter`s whose `threshold_for` reads learned state. `learn(store)` pulls labelled
+runs after a persisted cursor and saves state and cursor together in one `put_state`, page by page,
+so a process killed mid-stream resumes where its last save left off: nothing learned twice, no
+feedback skipped. Replicas sharing a store share the state (last writer wins; each save is a full
+snapshot). State is loaded at build time, so a restart resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cascade.learning.bandit import ThompsonBandit, context_of, reward
+from cascade.learning.controller import ControllerSettings, ThresholdController
+from cascade.protocols import DecideContext
+from cascade.registry import BuildContext, register
+from cascade.store import LabelledRun, Store, open_store
+from cascade.store.base import is_correct
+from cascade.types import Decision
+from routers.threshold import ThresholdRouter, Unit
+
+_PAGE = 200
+_REMEMBERED = 1024  # queries whose arm the bandit router remembers across tiers
+
+
+class _StoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str | None = None
+    learn_on_build: bool = True
+    page: int = Field(default=_PAGE, ge=1)
+
+
+class AdaptiveConfig(_StoreConfig):
+    """Controller settings (see `cascade.learning.controller`); `bounds` = [low, high] for thresholds."""
+
+    state_key: str = "router/adaptive"
+    target_em: Unit
+    window: int = Field(default=100, ge=1)
+    gain: float = Field(default=0.05, ge=0.0)
+    step: float = Field(default=0.05, ge=0.0)
+    min_evidence: int = Field(default=50, ge=0)
+    bounds: tuple[Unit, float] = (0.0, 1.0)
+    initial: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveConfig:
+        if self.bounds[0] > self.bounds[1]:
+            raise ValueError("bounds must be [low, high] with low <= high")
+        return self
+
+    def settings(self) -> ControllerSettings:
+        low, high = self.bounds
+        return ControllerSettings(
+            self.target_em, self.window, self.gain, self.step, self.min_evidence, low, high, self.initial
+        )
+
+
+class BanditConfig(_StoreConfig):
+    """Arms are threshold levels (above 1 = always escalate); reward = correct - lam * tokens."""
+
+    state_key: str = "router/bandit"
+    arms: list[float] = Field(default_factory=lambda: [0.0, 0.5, 0.8, 0.95, 0.99, 1.01], min_length=1)
+    lam: float = Field(default=5e-4, ge=0.0)
+    prior_n: float = Field(default=20.0, gt=0.0)
+    max_explore: Unit = 0.1
+    seed: int = 0
+
+
+class _Learner(ThresholdRouter, ABC):
+    """Cursor paging and persistence shared by both routers; subclasses learn one labelled run."""
+
+    state_key: str
+    cursor: int = 0
+
+    @abstractmethod
+    def learn_one(self, item: LabelledRun) -> None: ...
+
+    @abstractmethod
+    def model_state(self) -> dict[str, Any]: ...
+
+    def learn(self, store: Store, page: int = _PAGE) -> int:
+        """Learn labelled runs after the cursor, saving state with the cursor after each page."""
+        learned = 0
+        while True:
+            items = store.labelled_runs(since_seq=self.cursor, limit=page)
+            for item in items:
+                self.learn_one(item)
+                self.cursor = item.seq
+            learned += len(items)
+            if items:
+                store.put_state(self.state_key, {"cursor": self.cursor, "model": self.model_state()})
+            if len(items) < page:
+                return learned
+
+
+class AdaptiveRouter(_Learner):
+    """Per-tier thresholds from a `ThresholdController` fed by labels on final answers."""
+
+    def __init__(self, config: AdaptiveConfig, gates: Sequence[str], state: dict[str, Any] | None = None) -> None:
+        super().__init__(config.settings().start)
+        self.state_key = config.state_key
+        settings = config.settings()
+        self.controller = ThresholdController(settings, gates)
+        if state is not None:
+            self.controller = ThresholdController.from_state(settings, state["model"])
+            self.cursor = int(state["cursor"])
+
+    def threshold_for(self, tier_name: str) -> float:
+        return self.controller.threshold(tier_name)
+
+    def learn_one(self, item: LabelledRun) -> None:
+        run = item.run
+        self.controller.observe(run.final_tier, run.accepted, item.correct)
+
+    def model_state(self) -> dict[str, Any]:
+        return self.controller.to_state()
+
+
+class BanditRouter(_Learner):
+    """Plays one arm (a threshold for every gate) per query, chosen by a contextual Thompson bandit."""
+
+    def __init__(self, config: BanditConfig, final_tier: str, state: dict[str, Any] | None = None) -> None:
+        super().__init__(config.arms[0])
+        self.config, self.state_key, self.final_tier = config, config.state_key, final_tier
+        opts: dict[str, Any] = {"prior_n": config.prior_n, "max_explore": config.max_explore, "seed": config.seed}
+        self.bandit = ThompsonBandit(len(config.arms), **opts)
+        if state is not None:
+            self.bandit = ThompsonBandit.from_state(state["model"], **opts)
+            self.cursor = int(state["cursor"])
+        self._arms: OrderedDict[str, int] = OrderedDict()
+        self._current = 0
+
+    def decide(self, ctx: DecideContext) -> Decision:
+        self._current = self.arm_for(ctx.query)
+        return super().decide(ctx)
+
+    def threshold_for(self, tier_name: str) -> float:
+        return self.config.arms[self._current]
+
+    def arm_for(self, query: str) -> int:
+        """The query's arm: drawn once, then reused at every tier of the same cascade run."""
+        key = hashlib.sha256(query.encode("utf-8")).hexdigest()
+        if key not in self._arms:
+            self._arms[key] = self.bandit.choose(context_of(query))
+            if len(self._arms) > _REMEMBERED:
+                self._arms.popitem(last=False)
+        return self._arms[key]
+
+    def learn_one(self, item: LabelledRun) -> None:
+        context = context_of(item.run.query)
+        for arm, value in arm_rewards(item, self.config.arms, self.config.lam, self.final_tier).items():
+            self.bandit.update(context, arm, value)
+
+    def model_state(self) -> dict[str, Any]:
+        return self.bandit.to_state()
+
+
+def arm_rewards(item: LabelledRun, arms: Sequence[float], lam: float, final_tier: str) -> dict[int, float]:
+    """Every arm's reward that this labelled run determines, not only the arm played.
+
+    An arm stops at the first attempt it would accept (an answer with confidence >= its level): that
+    answer and the tokens spent up to it give its reward when the label says whether that answer was
+    right. An arm that accepts no attempt shares the run's outcome if the run reached the final tier,
+    and is unknown otherwise (it would have gone further than the run did).
+    """
+    attempts = item.run.attempts
+    if not attempts:
+        return {}
+    spent = _cumulative_tokens(attempts)
+    reached_end = attempts[-1].get("tier") == final_tier
+    gates = attempts[:-1] if reached_end else attempts
+    out: dict[int, float] = {}
+    for arm, level in enumerate(arms):
+        stop = next((i for i, attempt in enumerate(gates) if _accepts(attempt, level)), None)
+        if stop is None:
+            if reached_end:
+                out[arm] = reward(item.correct, spent[-1], lam)
+            continue
+        correct = _attempt_correct(item, attempts[stop])
+        if correct is not None:
+            out[arm] = reward(correct, spent[stop], lam)
+    return out
+
+
+def _accepts(attempt: dict[str, Any], level: float) -> bool:
+    confidence = attempt.get("confidence")
+    return attempt.get("answer") is not None and confidence is not None and float(confidence) >= level
+
+
+def _cumulative_tokens(attempts: Iterable[dict[str, Any]]) -> list[float]:
+    total, out = 0.0, []
+    for attempt in attempts:
+        total += int(attempt.get("prompt_tokens", 0)) + int(attempt.get("completion_tokens", 0))
+        out.append(total)
+    return out
+
+
+def _attempt_correct(item: LabelledRun, attempt: dict[str, Any]) -> bool | None:
+    """A gold label or correction judges any attempt; a thumb only the attempt that gave the final answer."""
+    kind, value = item.feedback.kind, item.feedback.value
+    if kind in ("label", "correction") and value is not None:
+        return is_correct(kind, value, attempt.get("answer"))
+    return item.correct if attempt.get("answer") == item.run.answer else None
+
+
+def _load_state(store_dsn: str | None, key: str) -> dict[str, Any] | None:
+    store = open_store(store_dsn)
+    try:
+        return store.get_state(key)
+    finally:
+        store.close()
+
+
+def _sync(router: _Learner, config: _StoreConfig) -> None:
+    store = open_store(config.store)
+    try:
+        router.learn(store, config.page)
+    finally:
+        store.close()
+
+
+@register("router", "adaptive", AdaptiveConfig)
+def build_adaptive(config: AdaptiveConfig, ctx: BuildContext) -> AdaptiveRouter:
+    gates = [tier.name for tier in ctx.config.tiers[:-1]]
+    router = AdaptiveRouter(config, gates, _load_state(config.store, config.state_key))
+    if config.learn_on_build:
+        _sync(router, config)
+    return router
+
+
+@register("router", "bandit", BanditConfig)
+def build_bandit(config: BanditConfig, ctx: BuildContext) -> BanditRouter:
+    router = BanditRouter(config, ctx.config.tiers[-1].name, _load_state(config.store, config.state_key))
+    if config.learn_on_build:
+        _sync(router, config)
+    return router

@@ -1,0 +1,172 @@
+"""A pre-router that learns from the run store whether the cheap tier can be trusted with a query.
+
+It starts at tier 0 unless the online predictor says P(tier 0 correct) < `skip_below`, then at
+tier 1; each tier's token budget comes from the budget model once it has seen enough answers.
+`learn(store)` pulls labelled runs added since a persisted cursor, so learning is incremental and
+replicas sharing a store share one model (last writer wins; each update is a full snapshot).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.config import TierConfig
+from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets
+from cascade.registry import BuildContext, register
+from cascade.store import LabelledRun, RunRecord, Store, open_store
+from cascade.store.base import is_correct
+from cascade.types import RoutePlan
+from routers.features import query_features
+
+_PAGE = 500
+
+
+class LearnedConfig(BaseModel):
+    """`explore` starts that share of would-be-skipped queries at tier 0 anyway (chosen by a stable
+    hash of the query), so the cheap tier keeps producing labels where the model says it fails."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str | None = None
+    state_key: str = "pre_router/learned"
+    skip_below: float = Field(default=0.4, ge=0.0, le=1.0)
+    min_examples: int = Field(default=50, ge=0)
+    explore: float = Field(default=0.0, ge=0.0, le=1.0)
+    budget_quantile: float = Field(default=0.95, gt=0.0, le=1.0)
+    budget_margin: float = Field(default=1.25, ge=1.0)
+    budget_min_samples: int = Field(default=20, ge=1)
+    max_token_scale: float = Field(default=1.0, ge=1.0)
+    learn_on_build: bool = True
+
+
+class LearnedPreRouter:
+    """Plans from `CheapTierPredictor`; `cheap_tier` is the tier whose correctness it predicts."""
+
+    def __init__(self, config: LearnedConfig, cheap_tier: str, predictor: CheapTierPredictor | None = None) -> None:
+        self.config = config
+        self.cheap_tier = cheap_tier
+        self.predictor = predictor or CheapTierPredictor(
+            OnlineLogistic(),
+            TokenBudgets(config.budget_quantile, config.budget_margin, min_samples=config.budget_min_samples),
+        )
+        self.labels_seq = 0
+        self.runs_seq = 0
+
+    def plan(self, query: str, tiers: list[TierConfig]) -> RoutePlan:
+        features = dict(query_features(query))
+        budgets = {tier.name: self._budget(tier, query) for tier in tiers}
+        n = self.predictor.n_examples
+        if n < self.config.min_examples or len(tiers) < 2:
+            reason = f"learning ({n}/{self.config.min_examples} labelled examples) → start at {tiers[0].name!r}"
+            return RoutePlan(0, budgets, reason, features)
+        p = self.predictor.predict_proba(query)
+        features["p_cheap_correct"] = round(p, 4)
+        start, reason = self._start(query, p, tiers)
+        return RoutePlan(start, budgets, reason, features)
+
+    def _start(self, query: str, p: float, tiers: list[TierConfig]) -> tuple[int, str]:
+        said = f"P({tiers[0].name} correct)={p:.2f}"
+        if p >= self.config.skip_below:
+            return 0, f"{said} ≥ {self.config.skip_below:g} → start at {tiers[0].name!r}"
+        if _unit(query) < self.config.explore:
+            return 0, f"{said} < {self.config.skip_below:g}, exploring → start at {tiers[0].name!r}"
+        return 1, f"{said} < {self.config.skip_below:g} → start at {tiers[1].name!r}"
+
+    def _budget(self, tier: TierConfig, query: str) -> int:
+        learned = self.predictor.budget(tier.name, query)
+        cap = round(tier.max_tokens * self.config.max_token_scale)
+        return tier.max_tokens if learned is None else max(1, min(learned, cap))
+
+    def learn(self, store: Store) -> int:
+        """Learn from labelled runs and answers stored since the last call; returns labels learned."""
+        learned = sum(self._learn_label(item) for item in _labelled_pages(store, self.labels_seq))
+        for run in _run_pages(store, self.runs_seq):
+            self._observe_tokens(run)
+            self.runs_seq = run.seq
+        return learned
+
+    def _learn_label(self, item: LabelledRun) -> bool:
+        self.labels_seq = item.seq
+        label = cheap_label(item, self.cheap_tier)
+        if label is not None:
+            self.predictor.update(item.run.query, label)
+        return label is not None
+
+    def _observe_tokens(self, run: RunRecord) -> None:
+        for attempt in run.attempts:
+            if attempt.get("answer") is not None and attempt.get("decision") != "failed":
+                self.predictor.observe_tokens(str(attempt["tier"]), run.query, int(attempt["completion_tokens"]))
+
+    def to_state(self) -> dict[str, object]:
+        return {"predictor": self.predictor.to_state(), "labels_seq": self.labels_seq, "runs_seq": self.runs_seq}
+
+    def load(self, store: Store) -> bool:
+        """Restore the model and cursors saved under `state_key`; False when nothing was saved yet."""
+        state = store.get_state(self.config.state_key)
+        if state is None:
+            return False
+        self.predictor = CheapTierPredictor.from_state(state["predictor"])
+        self.labels_seq, self.runs_seq = int(state["labels_seq"]), int(state["runs_seq"])
+        return True
+
+    def save(self, store: Store) -> None:
+        store.put_state(self.config.state_key, self.to_state())
+
+    def sync(self, store: Store) -> int:
+        """Load, learn what is new, save: what a periodic job (or build) runs; returns labels learned."""
+        self.load(store)
+        learned = self.learn(store)
+        self.save(store)
+        return learned
+
+
+def cheap_label(item: LabelledRun, cheap_tier: str) -> bool | None:
+    """Whether the cheap tier's answer was right, or None when this feedback cannot tell.
+
+    A gold label or correction is checked against the cheap attempt's own answer; a thumb only
+    speaks for the final answer, so it counts when the cheap tier gave that same answer.
+    """
+    attempt = next((a for a in item.run.attempts if a.get("tier") == cheap_tier), None)
+    if attempt is None or attempt.get("answer") is None:
+        return None
+    kind, value = item.feedback.kind, item.feedback.value
+    if kind in ("label", "correction") and value is not None:
+        return is_correct(kind, value, attempt["answer"])
+    return item.correct if attempt["answer"] == item.run.answer else None
+
+
+def _labelled_pages(store: Store, since: int) -> Iterable[LabelledRun]:
+    while True:
+        page = store.labelled_runs(since_seq=since, limit=_PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        since = page[-1].seq
+
+
+def _run_pages(store: Store, since: int) -> Iterable[RunRecord]:
+    while True:
+        page = store.runs(since_id=since, limit=_PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        since = page[-1].seq
+
+
+def _unit(key: str) -> float:
+    """A stable pseudo-random number in [0, 1) for a key (sha256, identical across processes)."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+@register("pre_router", "learned", LearnedConfig)
+def build_learned(config: LearnedConfig, ctx: BuildContext) -> LearnedPreRouter:
+    router = LearnedPreRouter(config, ctx.config.tiers[0].name)
+    store = open_store(config.store)
+    try:
+        router.sync(store) if config.learn_on_build else router.load(store)
+    finally:
+        store.close()
+    return router
