@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +24,16 @@ def build_messages(tier: TierConfig, query: str) -> list[Message]:
     return messages
 
 
+def sample_seed(base: int | None, query: str, index: int) -> int | None:
+    """Seed of sample `index` for `query`: the tier's own seed for the first (greedy) sample; for
+    the samples drawn for voting, one mixed with the query, so sample i of one question does not
+    share its random draws with sample i of every other question (that would correlate items and
+    invalidate intervals computed over them)."""
+    if index == 0:
+        return base
+    return ((base or 0) + zlib.crc32(query.encode("utf-8")) + index) % (1 << 31)
+
+
 @dataclass
 class TierRuntime:
     """One tier with its completer, verifier and answer extractor bound together."""
@@ -40,7 +51,7 @@ class TierRuntime:
     async def sample(self, query: str, *, max_tokens: int, index: int) -> Completion:
         """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting."""
         tier = self.config
-        seed = tier.seed + index if tier.seed is not None else (index if index else None)
+        seed = sample_seed(tier.seed, query, index)
         request = CompletionRequest(
             model=tier.model,
             messages=build_messages(tier, query),

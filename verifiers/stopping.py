@@ -136,7 +136,11 @@ class stop_when_dirichlet(stop_base):
 
 
 class stop_when_window(stop_base):
-    """ESC (Li et al. 2024): stop when the last `window` samples all give the same (non-None) answer."""
+    """After ESC (Li et al. 2024): stop when the last `window` samples all give the same (non-None) answer.
+
+    A sliding window checked after every sample; ESC itself draws disjoint blocks of `window`
+    samples and stops when a whole block agrees, so this rule can stop a little earlier.
+    """
 
     def __init__(self, window: int = 4) -> None:
         self.window = window

@@ -101,3 +101,12 @@ def test_stop_sequences_cut_the_answer() -> None:
         {"fake/small": FakeReply("Paris\nand more text", logprobs=[-0.01]), "fake/large": "x"}, tiers=tiers
     )
     assert cascade.run("Capital of France?").answer == "Paris"
+
+
+def test_voting_samples_get_query_specific_seeds() -> None:
+    from cascade.tiers import sample_seed
+
+    assert sample_seed(7, "a", 0) == 7 and sample_seed(None, "a", 0) is None
+    assert sample_seed(7, "a", 1) != sample_seed(7, "b", 1)
+    assert sample_seed(7, "a", 1) != sample_seed(7, "a", 2)
+    assert sample_seed(7, "a", 1) == sample_seed(7, "a", 1)
