@@ -121,6 +121,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     sent: int = 0
     lost: int = 0
+    why_lost: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
     server_cpu_s: float = 0.0
 
@@ -128,6 +129,8 @@ class Phase:
         self.latencies += other.latencies
         self.sent += other.sent
         self.lost += other.lost
+        for reason, count in other.why_lost.items():
+            self.why_lost[reason] = self.why_lost.get(reason, 0) + count
         self.wall_s += other.wall_s
 
     def p(self, q: int) -> float:
@@ -177,6 +180,13 @@ async def paired(http: httpx.AsyncClient, paths: dict[str, str], n: int, deadlin
     return phases
 
 
+def _why_lost(phases: list[Phase]) -> dict[str, int]:
+    merged = Phase()
+    for phase in phases:
+        merged.add(phase)
+    return merged.why_lost
+
+
 async def one(http: httpx.AsyncClient, path: str, query: tuple[str, str], phase: Phase) -> None:
     """One request; it is lost unless it gets a 200 with the expected answer."""
     body = {"model": "fake", "messages": [{"role": "user", "content": query[0]}]}
@@ -185,12 +195,14 @@ async def one(http: httpx.AsyncClient, path: str, query: tuple[str, str], phase:
     try:
         response = await http.post(path, json=body)
         ok = response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == query[1]
-    except httpx.HTTPError:
-        ok = False
+        why = f"{path}: HTTP {response.status_code}" if not ok else ""
+    except httpx.HTTPError as exc:
+        ok, why = False, f"{path}: {type(exc).__name__}"
     if ok:
         phase.latencies.append(time.perf_counter() - started)
     else:
         phase.lost += 1
+        phase.why_lost[why] = phase.why_lost.get(why, 0) + 1
 
 
 async def direct(n: int, concurrency: int) -> Phase:
@@ -260,6 +272,7 @@ def figures(
         "concurrency": concurrency,
         "requests": cascade.sent,
         "lost": sum(p.lost for p in (*loaded.values(), *single.values())),
+        "why_lost": _why_lost([*loaded.values(), *single.values()]),
         "throughput_rps": cascade.rps,
         "p50_ms": cascade.p(50),
         "p99_ms": cascade.p(99),
