@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,14 +9,11 @@ from typing import Any
 import pytest
 
 import verifiers
-from cascade.config import CascadeConfig, PluginSpec, TierConfig
 from cascade.errors import ConfigError, UnknownPluginError
-from cascade.protocols import Verifier, VerifyContext
-from cascade.registry import BuildContext
-from cascade.types import Attempt, Completion, CompletionRequest, Verdict
+from cascade.protocols import VerifyContext
+from cascade.types import Attempt, Completion
+from tests.unit.verifier_helpers import TIER, NoJudge, build, run
 from verifiers import AgreementVerifier, FormatVerifier, LogprobVerifier, normalise
-
-TIER = TierConfig(name="small", model="fake/small")
 
 
 async def _no_draw() -> tuple[Completion, str | None]:
@@ -36,20 +32,6 @@ def make_ctx(
     ]
     attempts = [Attempt(tier=f"t{i}", model="m", answer=a, decision="escalate") for i, a in enumerate(previous)]
     return VerifyContext("q", TIER, len(attempts), samples, list(answers), attempts, _no_draw, NoJudge(), str)
-
-
-class NoJudge:
-    async def complete(self, request: CompletionRequest) -> Completion:
-        raise AssertionError("this verifier must not call a judge")
-
-
-def run(verifier: Verifier, ctx: VerifyContext) -> Verdict:
-    return asyncio.run(verifier.verify(ctx))
-
-
-def build(type_: str, **params: Any) -> Any:
-    config = CascadeConfig.from_dict({"tiers": [{"name": "a", "model": "fake/a"}]})
-    return BuildContext(config).build("verifier", PluginSpec(type=type_, **params), ("verifier",))
 
 
 # logprob

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from cascade.config import CascadeConfig, PluginSpec, TierConfig
 from cascade.errors import BudgetExceededError, ConfigError
-from cascade.protocols import Verifier, VerifyContext
-from cascade.registry import BuildContext
-from cascade.types import Completion, CompletionRequest, Usage, Verdict
+from cascade.protocols import VerifyContext
+from cascade.types import Completion, Usage, Verdict
+from tests.unit.verifier_helpers import TIER, NoJudge, build, run
 from verifiers import EnsembleVerifier, FormatVerifier, LogprobVerifier, Member, SelfConsistencyVerifier, majority
 from verifiers.ensemble import Mode
 from verifiers.stopping import stop_never, stop_when_window
-
-TIER = TierConfig(name="small", model="fake/small")
 
 
 class Scripted:
@@ -50,20 +46,6 @@ class Fixed:
     async def verify(self, ctx: VerifyContext) -> Verdict:
         self.seen = ctx.answer
         return self.verdict
-
-
-class NoJudge:
-    async def complete(self, request: CompletionRequest) -> Completion:
-        raise AssertionError("this verifier must not call a judge")
-
-
-def run(verifier: Verifier, ctx: VerifyContext) -> Verdict:
-    return asyncio.run(verifier.verify(ctx))
-
-
-def build(type_: str, **params: Any) -> Any:
-    config = CascadeConfig.from_dict({"tiers": [{"name": "a", "model": "fake/a"}]})
-    return BuildContext(config).build("verifier", PluginSpec(type=type_, **params), ("verifier",))
 
 
 # self-consistency
