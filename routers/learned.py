@@ -9,7 +9,6 @@ replicas sharing a store share one model (last writer wins; each update is a ful
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,10 +17,9 @@ from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, Token
 from cascade.registry import BuildContext, register
 from cascade.store import LabelledRun, RunRecord, Store, open_store
 from cascade.store.base import is_correct
+from cascade.store.paging import iter_labelled, iter_runs
 from cascade.types import RoutePlan
 from routers.features import query_features
-
-_PAGE = 500
 
 
 class LearnedConfig(BaseModel):
@@ -82,8 +80,8 @@ class LearnedPreRouter:
 
     def learn(self, store: Store) -> int:
         """Learn from labelled runs and answers stored since the last call; returns labels learned."""
-        learned = sum(self._learn_label(item) for item in _labelled_pages(store, self.labels_seq))
-        for run in _run_pages(store, self.runs_seq):
+        learned = sum(self._learn_label(item) for item in iter_labelled(store, self.labels_seq))
+        for run in iter_runs(store, self.runs_seq):
             self._observe_tokens(run)
             self.runs_seq = run.seq
         return learned
@@ -136,24 +134,6 @@ def cheap_label(item: LabelledRun, cheap_tier: str) -> bool | None:
     if kind in ("label", "correction") and value is not None:
         return is_correct(kind, value, attempt["answer"])
     return item.correct if attempt["answer"] == item.run.answer else None
-
-
-def _labelled_pages(store: Store, since: int) -> Iterable[LabelledRun]:
-    while True:
-        page = store.labelled_runs(since_seq=since, limit=_PAGE)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        since = page[-1].seq
-
-
-def _run_pages(store: Store, since: int) -> Iterable[RunRecord]:
-    while True:
-        page = store.runs(since_id=since, limit=_PAGE)
-        yield from page
-        if len(page) < _PAGE:
-            return
-        since = page[-1].seq
 
 
 def _unit(key: str) -> float:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cascade.errors import UserError
-from cascade.store import LabelledRun, RunRecord, Store
+from cascade.store import Store
+from cascade.store.paging import iter_labelled, iter_runs
 
 _PAGE = 1000
 
@@ -154,13 +155,13 @@ def decide(variants: Sequence[VariantStats], alpha: float = 0.05, min_labelled: 
 def variant_stats(store: Store, config_name: str | None = None) -> list[VariantStats]:
     """Per-variant totals over every stored run with a variant, joined with the runs' labels."""
     stats: dict[str, VariantStats] = {}
-    for run in _all_runs(store, config_name):
+    for run in iter_runs(store, config_name=config_name, page=_PAGE):
         if run.variant is not None:
             entry = stats.setdefault(run.variant, VariantStats(run.variant))
             entry.runs += 1
             entry.tokens += run.total_tokens
             entry.cost_usd += run.total_cost_usd
-    for item in _all_labels(store):
+    for item in iter_labelled(store, page=_PAGE):
         found = stats.get(item.run.variant or "")
         if found is not None and (config_name is None or item.run.config_name == config_name):
             found.outcomes.append(int(item.correct))
@@ -169,18 +170,3 @@ def variant_stats(store: Store, config_name: str | None = None) -> list[VariantS
 
 def ab_report(store: Store, config_name: str | None = None, alpha: float = 0.05, min_labelled: int = 20) -> ABReport:
     return decide(variant_stats(store, config_name), alpha, min_labelled)
-
-
-def _all_runs(store: Store, config_name: str | None) -> Iterable[RunRecord]:
-    since = 0
-    while page := store.runs(since_id=since, limit=_PAGE, config_name=config_name):
-        yield from page
-        since = page[-1].seq
-
-
-def _all_labels(store: Store) -> Iterable[LabelledRun]:
-    """Each labelled run once, with its latest feedback (`labelled_runs` returns a run at its latest event)."""
-    since = 0
-    while page := store.labelled_runs(since_seq=since, limit=_PAGE):
-        yield from page
-        since = page[-1].seq
