@@ -24,8 +24,7 @@ from cascade.engine import Cascade
 from cascade.eval.cache import CachingCompleter
 from cascade.eval.datasets import Item, load_dataset, split
 from cascade.eval.live_report import live_report
-from cascade.eval.runner import EvalRun, cache_path_for, evaluate, query_of
-from cascade.eval.scoring import exact_match
+from cascade.eval.runner import EvalRun, cache_path_for, evaluate, query_of, score_results
 from cascade.eval.tune import Candidate, Objective, score, search, tuned_yaml, with_thresholds
 
 
@@ -179,8 +178,7 @@ async def held_out_report(
     baseline = await run_with_progress(Cascade(config, completer=cache), items, args)
     tuned = Cascade(with_thresholds(config, best.thresholds, best.tiers), completer=cache)
     results = await tuned.abatch([query_of(i, args.template) for i in items], concurrency=args.concurrency)
-    correct = [exact_match(r.answer, i.answers, i.task) for r, i in zip(results, items, strict=True)]
-    return live_report(EvalRun(items, baseline.log, results, correct), seed=args.seed)
+    return live_report(EvalRun(items, baseline.log, results, score_results(results, items)), seed=args.seed)
 
 
 def _tuning_table(report: dict[str, Any], console: Console) -> None:

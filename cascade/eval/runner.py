@@ -84,12 +84,17 @@ async def evaluate(
         return result
 
     results = list(await asyncio.gather(*(whole(i) for i in range(len(items)))))
-    correct = [exact_match(r.answer, item.answers, item.task) for r, item in zip(results, items, strict=True)]
+    correct = score_results(results, items)
     log_items = [
         LogItem(item.id, query_of(item, template), row, item.task) for item, row in zip(items, rows, strict=True)
     ]
     log = LogTable([t.config.name for t in tiers], log_items, source=cascade.config.name, fmt="cascade")
     return EvalRun(list(items), log, results, correct)
+
+
+def score_results(results: Sequence[CascadeResult], items: Sequence[Item]) -> list[bool]:
+    """Exact match of each result's answer against its item's gold answers."""
+    return [exact_match(r.answer, item.answers, item.task) for r, item in zip(results, items, strict=True)]
 
 
 def cache_path_for(config_source: str | None, dataset: str | Path, root: Path | None = None) -> Path:

@@ -23,8 +23,7 @@ from cascade.config import CascadeConfig, PluginSpec
 from cascade.engine import Cascade
 from cascade.errors import UserError
 from cascade.eval.datasets import Item
-from cascade.eval.runner import EvalRun, query_of
-from cascade.eval.scoring import exact_match
+from cascade.eval.runner import EvalRun, query_of, score_results
 from cascade.protocols import Completer
 
 MAX_GRID = 12
@@ -83,7 +82,7 @@ async def score(
     """EM, tokens per item and cost per item of the cascade on `items` (cached calls only)."""
     cascade = Cascade(config, completer=completer)
     results = await cascade.abatch([query_of(i, template) for i in items], concurrency=8)
-    em = float(np.mean([exact_match(r.answer, i.answers, i.task) for r, i in zip(results, items, strict=True)]))
+    em = float(np.mean(score_results(results, items)))
     n = max(len(items), 1)
     return em, sum(r.total_tokens for r in results) / n, sum(r.total_cost_usd for r in results) / n
 
