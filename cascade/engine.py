@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar, cast
 
 from cascade.budget import Budget
@@ -54,13 +54,25 @@ class Cascade:
 
     async def arun(self, query: str) -> CascadeResult:
         """Answer one query; failures are recorded in the result, never lost."""
-        if not isinstance(query, str) or not query.strip():
-            raise UserError("query must be a non-empty string")
+        _check_query(query)
         state = await self.graph.compiled.ainvoke({"query": query, "attempts": []})
         return assemble(query, cast(CascadeState, state))
 
     def run(self, query: str) -> CascadeResult:
         return _sync(self.arun(query))
+
+    async def astream(self, query: str) -> AsyncIterator[Attempt | CascadeResult]:
+        """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
+        _check_query(query)
+        state: dict[str, Any] = {}
+        async for mode, chunk in self.graph.compiled.astream(
+            {"query": query, "attempts": []}, stream_mode=["custom", "values"]
+        ):
+            if mode == "custom":
+                yield cast(Attempt, chunk)
+            else:
+                state = cast(dict[str, Any], chunk)
+        yield assemble(query, cast(CascadeState, state))
 
     async def abatch(self, queries: Iterable[str], *, concurrency: int = 4) -> list[CascadeResult]:
         """Answer many queries, at most `concurrency` at a time, results in input order."""
@@ -102,6 +114,11 @@ def assemble(query: str, state: CascadeState) -> CascadeResult:
         run_id=uuid.uuid4().hex,
         error=error,
     )
+
+
+def _check_query(query: object) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise UserError("query must be a non-empty string")
 
 
 def _sync(coro: Coroutine[Any, Any, _T]) -> _T:

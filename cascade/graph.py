@@ -1,24 +1,26 @@
 """The cascade as a LangGraph workflow.
 
-    START ─→ route ─→ attempt(tier i) ─accept / last tier / budget──→ END
-                        ↑     │
-                        └─────┘ escalate: i + 1
+    START ─→ route ─→ tiers ─→ END
+                        ╰─ tier i: generate → verify → decide ─accept / last tier / budget─→ done
+                             ↑                                  │ escalate: i + 1
+                             ╰──────────────────────────────────╯
 
 `route` (only present when a pre-router is configured) picks the starting tier and token
-budgets. `attempt` is one tier's turn: generate → verify → decide. These three stages are
-plain methods inside one node rather than three nodes because each LangGraph step costs
-about 0.3 ms here (measured, see benchmarks/overhead.py) and the cascade's own overhead
-must stay under 2 ms a query. Every attempt, failures included, is appended to `attempts`,
+budgets. `tiers` runs the tier turns in order; each turn is generate → verify → decide. The turns
+are a loop inside one node, not one node each, because every LangGraph step costs 0.35-0.7 ms
+here (measured, see benchmarks/overhead.py) and the cascade's own overhead must stay under 2 ms
+a query. Each turn is still visible as it happens: it is written to LangGraph's custom stream
+(`stream_mode="custom"`), and every attempt, failures included, is appended to `attempts`,
 which is what the trace renders and evaluation replays.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 
-from langgraph.graph import START, StateGraph
-from langgraph.types import Command
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import StreamWriter
 
 from cascade.budget import Budget
 from cascade.errors import ProviderError
@@ -27,7 +29,6 @@ from cascade.tiers import TierRuntime
 from cascade.types import Attempt, RoutePlan
 
 NO_PLAN = RoutePlan()
-Next = Command[Literal["attempt", "__end__"]]
 
 
 class CascadeState(TypedDict, total=False):
@@ -50,35 +51,43 @@ class CascadeGraph:
 
     def _build(self) -> StateGraph:
         graph = StateGraph(CascadeState)
-        graph.add_node("attempt", self.attempt)
+        graph.add_node("tiers", self.run_tiers)
         if self.pre_router is not None:
             graph.add_node("route", self.route)
             graph.add_edge(START, "route")
+            graph.add_conditional_edges("route", _after_route, ["tiers", END])
         else:
-            graph.add_edge(START, "attempt")
+            graph.add_edge(START, "tiers")
+        graph.add_edge("tiers", END)
         return graph
 
-    async def route(self, state: CascadeState) -> Next:
+    async def route(self, state: CascadeState) -> CascadeState:
         plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
         start = min(max(plan.start_tier, 0), len(self.tiers) - 1)
-        return _goto({"plan": plan, "tier_index": start, "stop_reason": self._blocked(state, start, plan)})
+        return {"plan": plan, "tier_index": start, "stop_reason": self._blocked(state["query"], [], start, plan)}
 
-    async def attempt(self, state: CascadeState) -> Next:
-        """One tier's turn; if it escalates but cannot, its decision becomes `stop` with the reason."""
+    async def run_tiers(self, state: CascadeState, writer: StreamWriter) -> CascadeState:
+        """Tier turns from the starting tier until one accepts, the last tier answers, or the budget stops it.
+
+        A turn that would escalate but cannot has its decision turned into `stop`, with the reason.
+        """
+        query, plan = state["query"], state.get("plan", NO_PLAN)
+        attempts = list(state.get("attempts", []))
         index = state.get("tier_index", 0)
-        plan = state.get("plan", NO_PLAN)
-        tier = self.tiers[index]
-        record = await self._generate_verify_decide(tier, index, state["query"], plan, state.get("attempts", []))
-        attempts = [*state.get("attempts", []), record]
-        if record.decision == "accept":
-            return _goto({"attempts": attempts, "stop_reason": "accepted"})
-        nxt = index + 1
-        why = (
-            "last tier reached" if nxt >= len(self.tiers) else self._blocked({**state, "attempts": attempts}, nxt, plan)
-        )
-        if why and record.decision == "escalate":
-            attempts[-1] = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})
-        return _goto({"attempts": attempts, "tier_index": nxt, "stop_reason": why})
+        while True:
+            record = await self._generate_verify_decide(self.tiers[index], index, query, plan, attempts[:])
+            if record.decision == "accept":
+                why = "accepted"
+            else:
+                index += 1
+                last = index >= len(self.tiers)
+                why = "last tier reached" if last else self._blocked(query, [*attempts, record], index, plan)
+                if why and record.decision == "escalate":
+                    record = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})
+            attempts.append(record)
+            writer(record)
+            if why:
+                return {"attempts": attempts, "tier_index": index, "stop_reason": why}
 
     async def _generate_verify_decide(
         self, tier: TierRuntime, index: int, query: str, plan: RoutePlan, previous: list[Attempt]
@@ -102,11 +111,9 @@ class CascadeGraph:
         )
         return tier.attempt(samples, verdict, answer, decision, started)
 
-    def _blocked(self, state: CascadeState, index: int, plan: RoutePlan) -> str:
-        return self.budget.blocks(self.tiers[index], state["query"], state.get("attempts", []), plan) or ""
+    def _blocked(self, query: str, attempts: list[Attempt], index: int, plan: RoutePlan) -> str:
+        return self.budget.blocks(self.tiers[index], query, attempts, plan) or ""
 
 
-def _goto(update: CascadeState) -> Next:
-    """Route with Command instead of conditional edges: one LangGraph step cheaper per hop."""
-    goto: Literal["attempt", "__end__"] = "__end__" if update.get("stop_reason") else "attempt"
-    return Command(update=update, goto=goto)
+def _after_route(state: CascadeState) -> str:
+    return END if state.get("stop_reason") else "tiers"

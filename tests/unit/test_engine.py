@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from cascade import AllTiersFailedError, FakeReply, UserError
+from cascade.types import Attempt, CascadeResult
 from tests.unit.scripted import make_cascade
 
 
@@ -26,6 +27,20 @@ def test_escalates_exactly_when_confidence_below_threshold() -> None:
     assert [c.model for c in fake.calls] == ["fake/small", "fake/medium"]
     assert result.attempts[0].confidence == pytest.approx(0.6999)
     assert result.attempts[0].threshold == pytest.approx(0.7)
+
+
+def test_astream_yields_each_attempt_as_it_ends_then_the_result() -> None:
+    cascade, _ = make_cascade({"small": 0.1, "medium": 0.9, "large": 0.0}, threshold=0.7)
+
+    async def collect() -> list[Attempt | CascadeResult]:
+        return [item async for item in cascade.astream("What is 2+3?")]
+
+    items = asyncio.run(collect())
+    assert [type(i).__name__ for i in items] == ["Attempt", "Attempt", "CascadeResult"]
+    result = items[-1]
+    assert isinstance(result, CascadeResult)
+    assert items[:2] == result.attempts
+    assert [a.tier for a in result.attempts] == ["small", "medium"] and result.accepted
 
 
 def test_stops_at_last_tier_with_its_answer_not_accepted() -> None:
