@@ -16,6 +16,7 @@ import asyncio
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -59,12 +60,22 @@ Script = str | FakeReply | Sequence[str | FakeReply] | Callable[[CompletionReque
 
 
 class FakeCompleter:
-    """A Completer that answers from a script and records every request in `calls`."""
+    """A Completer that answers from a script and records the latest `keep_calls` requests in `calls`.
 
-    def __init__(self, script: Mapping[str, Script], *, clock: Callable[[], float] = time.perf_counter):
+    The record is bounded so that a fake serving a long load test (`cascade serve` on
+    configs/fake.yaml) does not grow without end and slow every garbage collection.
+    """
+
+    def __init__(
+        self,
+        script: Mapping[str, Script],
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+        keep_calls: int = 10_000,
+    ):
         self._script = {model: _normalise(replies) for model, replies in script.items()}
         self._clock = clock
-        self.calls: list[CompletionRequest] = []
+        self.calls: deque[CompletionRequest] = deque(maxlen=keep_calls)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         started = self._clock()

@@ -110,3 +110,12 @@ def test_voting_samples_get_query_specific_seeds() -> None:
     assert sample_seed(7, "a", 1) != sample_seed(7, "b", 1)
     assert sample_seed(7, "a", 1) != sample_seed(7, "a", 2)
     assert sample_seed(7, "a", 1) == sample_seed(7, "a", 1)
+
+
+def test_fake_completer_keeps_only_the_latest_calls() -> None:
+    fake = FakeCompleter({"fake/small": "4"}, keep_calls=3)
+    cascade = Cascade(CascadeConfig.from_dict({"tiers": [{"name": "small", "model": "fake/small"}]}), completer=fake)
+    for i in range(5):
+        cascade.run(f"question {i}")
+    assert len(fake.calls) == 3
+    assert [c.messages[-1]["content"] for c in fake.calls] == ["question 2", "question 3", "question 4"]

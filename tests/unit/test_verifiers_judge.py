@@ -99,4 +99,4 @@ def test_a_later_judge_failure_keeps_the_usage_already_spent() -> None:
 
 def test_no_answer_is_not_judged() -> None:
     verdict, judge = judge_run("yes", build(), answer=None)
-    assert verdict.confidence == 0.0 and judge.calls == []
+    assert verdict.confidence == 0.0 and len(judge.calls) == 0
