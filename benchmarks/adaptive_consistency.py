@@ -1,7 +1,7 @@
 """Adaptive stopping vs fixed-k self-consistency: equal EM with fewer samples? Paired, one local model.
 
     python benchmarks/adaptive_consistency.py [--dataset multiarith] [--model local/qwen2.5-0.5b]
-                                              [--items 30] [--k 16] [--seed 0]
+                                              [--items 30] [--offset 0] [--k 16] [--seed 0]
 
 One tier with the `self_consistency` verifier, built through the project's API
 (`CascadeConfig.from_dict` + `Cascade`), in five settings on the same items:
@@ -196,7 +196,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     preset = PRESETS[args.dataset]
     items = load_dataset(DATA / preset.path, preset.fmt)
     random.Random(args.seed).shuffle(items)
-    items = items[: args.items]
+    items = items[args.offset : args.offset + args.items]
     cache = CachingCompleter(LiteLLMCompleter(), args.cache)
     k, model = args.k, args.model
     counters: dict[str, dict[str, int]] = {}
@@ -244,6 +244,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "dataset": Path(preset.path).name,
         "model": model,
         "n_items": len(items),
+        "offset": args.offset,
         "seed": args.seed,
         "seeding": args.seeding,
         "k": k,
@@ -315,6 +316,7 @@ if __name__ == "__main__":
     parser.add_argument("--dataset", choices=sorted(PRESETS), default="multiarith")
     parser.add_argument("--model", default="local/qwen2.5-0.5b")
     parser.add_argument("--items", type=int, default=30)
+    parser.add_argument("--offset", type=int, default=0, help="skip this many items of the shuffle (held-apart items)")
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--min-samples", type=int, default=2)
     parser.add_argument("--window", type=int, default=4)

@@ -9,27 +9,80 @@ import os
 # litellm fetches its price map over the network at import unless told otherwise.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from cascade.completers import FakeCompleter, FakeReply, RetryingCompleter
-from cascade.config import CascadeConfig, TierConfig, load_config
-from cascade.engine import Cascade
-from cascade.errors import (
-    AllTiersFailedError,
-    BudgetExceededError,
-    CascadeError,
-    ConfigError,
-    EmptyAnswerError,
-    ModelNotFoundError,
-    PermanentProviderError,
-    ProviderError,
-    RunError,
-    TransientProviderError,
-    UnknownPluginError,
-    UserError,
-)
-from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext
-from cascade.registry import register
-from cascade.store import feedback, open_store
-from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cascade.completers import FakeCompleter, FakeReply, RetryingCompleter
+    from cascade.config import CascadeConfig, TierConfig, load_config
+    from cascade.engine import Cascade
+    from cascade.errors import (
+        AllTiersFailedError,
+        BudgetExceededError,
+        CascadeError,
+        ConfigError,
+        EmptyAnswerError,
+        ModelNotFoundError,
+        PermanentProviderError,
+        ProviderError,
+        RunError,
+        TransientProviderError,
+        UnknownPluginError,
+        UserError,
+    )
+    from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext
+    from cascade.registry import register
+    from cascade.store import feedback, open_store
+    from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict
+
+# Public names are loaded on first use, so `cascade --help` or `import cascade.errors` does not pay
+# for LangGraph and litellm (about 2 s) before anything needs them.
+_HOMES = {
+    "cascade.completers": ("FakeCompleter", "FakeReply", "RetryingCompleter"),
+    "cascade.config": ("CascadeConfig", "TierConfig", "load_config"),
+    "cascade.engine": ("Cascade",),
+    "cascade.errors": (
+        "AllTiersFailedError",
+        "BudgetExceededError",
+        "CascadeError",
+        "ConfigError",
+        "EmptyAnswerError",
+        "ModelNotFoundError",
+        "PermanentProviderError",
+        "ProviderError",
+        "RunError",
+        "TransientProviderError",
+        "UnknownPluginError",
+        "UserError",
+    ),
+    "cascade.protocols": ("Completer", "DecideContext", "PreRouter", "Router", "Verifier", "VerifyContext"),
+    "cascade.registry": ("register",),
+    "cascade.store": ("feedback", "open_store"),
+    "cascade.types": (
+        "Attempt",
+        "CascadeResult",
+        "Completion",
+        "CompletionRequest",
+        "Decision",
+        "RoutePlan",
+        "Verdict",
+    ),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cascade' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "AllTiersFailedError",

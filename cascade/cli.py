@@ -37,13 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
-    from cascade.eval import cli_eval, cli_replay
+    from cascade.eval import cli_args, cli_replay
     from cascade.learning import cli_ab
     from cascade.serve import cli_serve
     from cascade.store import cli_feedback
 
     cli_serve.add_parser(sub)
-    cli_eval.add_parsers(sub)
+    cli_args.add_parsers(sub)
     cli_replay.add_parser(sub)
     cli_feedback.add_parser(sub)
     cli_ab.add_parser(sub)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,16 @@ def test_cli_validate_ok_and_error(tmp_path: Path, capsys: pytest.CaptureFixture
     bad.write_text("tiers:\n  - {name: a, model: m, temprature: 0.2}\n")
     assert main(["validate", str(bad)]) == 2
     assert "temprature" in capsys.readouterr().err
+
+
+def test_cli_help_does_not_load_langgraph_or_litellm() -> None:
+    """`cascade --help` must stay fast: the heavy libraries load only when a command needs them."""
+    probe = (
+        "import sys, contextlib, io\n"
+        "from cascade.cli import main\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['--help'])\n"
+        "print(sorted(m for m in ('langgraph', 'litellm') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
