@@ -9,7 +9,7 @@ imports a plugin by name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any, Literal, TypeVar
 
@@ -63,9 +63,13 @@ def _load_plugins() -> None:
         ep.load()
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildContext:
-    """Builds plugins from specs, validating each against its own model with located errors."""
+    """Builds plugins from specs, validating each against its own model with located errors.
+
+    A factory receives the context located at its own spec (`loc`), so a plugin that builds
+    nested plugins (an ensemble's members) reports their errors where they sit in the file.
+    """
 
     config: CascadeConfig
     loc: tuple[str | int, ...] = ()
@@ -81,8 +85,7 @@ class BuildContext:
             params = plugin.config_model.model_validate(spec.params())
         except ValidationError as exc:
             raise config_error(exc, source=self.config._source, lines=self.config._lines, prefix=loc) from None
-        self.loc = loc  # where the spec sits, for factories that build nested plugins (ensembles)
-        return plugin.factory(params, self)
+        return plugin.factory(params, replace(self, loc=loc))
 
     def verifier(self, spec: PluginSpec, loc: tuple[str | int, ...]) -> Any:
         return self.build("verifier", spec, loc)
