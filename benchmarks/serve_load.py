@@ -83,7 +83,7 @@ def serve(port: int) -> None:
 
 @contextlib.contextmanager
 def server_process() -> Iterator[tuple[str, int]]:
-    from cascade.serve.background import free_port
+    from cascade.serve.background import free_port, stop_process
 
     port = free_port()
     env = {**os.environ, "CASCADE_API_KEYS": ""}
@@ -94,12 +94,7 @@ def server_process() -> Iterator[tuple[str, int]]:
         wait_until_up(base, process)
         yield base, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process)
 
 
 def wait_until_up(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

@@ -1,13 +1,14 @@
-"""Run an ASGI app with uvicorn in a background thread on a free loopback port.
+"""Run an ASGI app with uvicorn in a background thread on a free loopback port; stop server processes.
 
 For tests, benchmarks and notebooks: `with serve_in_thread(app) as base_url: ...`. The server
 has its own event loop in its own thread, so a synchronous client (the `openai` package) can
-call it from the main thread.
+call it from the main thread. `stop_process` ends a server run as a subprocess instead.
 """
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -44,3 +45,15 @@ def serve_in_thread(app: Any, *, port: int | None = None, start_timeout_s: float
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def stop_process(process: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if the process is still there after `grace_s`."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace_s)

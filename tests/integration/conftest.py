@@ -23,6 +23,7 @@ import pytest
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT, resolve_model
+from cascade.serve.background import stop_process
 
 SERVER_MODELS = ("smollm2-135m", "qwen2.5-0.5b")
 SERVER_MODEL_ALIAS = SERVER_MODELS[0]
@@ -109,16 +110,6 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="session")
 def llama_server(local_model_path: Callable[[str], Path]) -> Iterator[str]:
     """llama.cpp's OpenAI-compatible server on loopback (SmolLM2 and Qwen2.5-0.5B); yields `http://127.0.0.1:N/v1`.
@@ -153,4 +144,4 @@ def llama_server(local_model_path: Callable[[str], Path]) -> Iterator[str]:
             _wait_until_serving(f"{base}/v1/models", process, log)
             yield f"{base}/v1"
         finally:
-            _stop(process)
+            stop_process(process)
