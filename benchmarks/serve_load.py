@@ -68,6 +68,7 @@ def serve(port: int) -> None:
     import uvicorn
 
     from cascade.serve import ServeSettings, create_app
+    from cascade.serve.background import KEEP_ALIVE_S
     from cascade.serve.cli_serve import load_cascades
 
     settings = ServeSettings(max_concurrency=256, max_queue=1024)
@@ -78,7 +79,7 @@ def serve(port: int) -> None:
         return Response(BASELINE_BODY, media_type="application/json")
 
     app.add_api_route("/baseline/v1/chat/completions", baseline, methods=["POST"])
-    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.errors import UserError
+from cascade.serve.background import KEEP_ALIVE_S
 
 if TYPE_CHECKING:
     from cascade.engine import Cascade
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cooldown-s", type=float, default=30.0, help="how long a failing model is skipped")
     add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add("--keep-alive", type=int, default=KEEP_ALIVE_S, help="seconds an idle connection is kept open")
 
 
 def load_cascades(paths: Sequence[Path], *, cooldown_failures: int = 3, cooldown_s: float = 30.0) -> dict[str, Cascade]:
@@ -109,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store) if args.store else None
     try:
         app = create_app(cascades, settings, store=store)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=args.keep_alive)
     finally:
         if store is not None:
             store.close()

@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cascade.errors import UserError
 from cascade.serve import CooldownCompleter, cli_serve
+from cascade.serve.background import KEEP_ALIVE_S
 from cascade.serve.cli_serve import add_parser, check_exposure, load_cascades, main
 
 FAKE = Path(__file__).resolve().parents[2] / "configs" / "fake.yaml"
@@ -70,6 +72,13 @@ def test_run_builds_the_app_and_hands_it_to_uvicorn(monkeypatch: pytest.MonkeyPa
     server = seen["app"].state.server
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 9123)
     assert server.settings.max_queue == 7 and server.keys.enabled and list(server.cascades) == ["fake"]
+    assert seen["timeout_keep_alive"] == KEEP_ALIVE_S
+
+
+def test_idle_connections_outlive_the_clients_own_expiry() -> None:
+    """Else a request sent as the server closes an idle connection is lost in transit."""
+    httpx_expiry = httpx.Limits().keepalive_expiry or 0.0
+    assert KEEP_ALIVE_S > 2 * httpx_expiry
 
 
 def test_main_reports_user_errors_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
