@@ -1,9 +1,9 @@
 """The cascade as a LangGraph workflow.
 
-    START ─→ route ─→ tiers ─→ END
-                        ╰─ tier i: generate → verify → decide ─accept / last tier / budget─→ done
-                             ↑                                  │ escalate: i + 1
-                             ╰──────────────────────────────────╯
+    START ─→ [route] ─→ tiers ─→ END
+
+    tiers: tier i = start, start + 1, ...: generate → verify → decide
+           accept, last tier or budget reached → done; otherwise escalate to tier i + 1
 
 `route` (only present when a pre-router is configured) picks the starting tier and token
 budgets. `tiers` runs the tier turns in order; each turn is generate → verify → decide. The turns
