@@ -1,11 +1,13 @@
 """Replay a real log as a stream with delayed labels: static thresholds, the adaptive controller, the bandit.
 
-    python benchmarks/learning_replay.py [--delay 50] [--lam 5e-4]
+    python benchmarks/learning_replay.py [--delay 50] [--lam 5e-4] [--tune]
 
 Items arrive in file order; the label of item i reaches the learners when item i + delay arrives.
 Two-tier cascades (cheapest hull model → best model), confidence as in `cascade replay`:
 GSM8K (RouteLLM): response heuristic; ARC-Challenge (RouterBench): agreement with two verifier models.
-The target EM of each log is fixed a priori as the midpoint of the two tiers' EM. Prints the figures,
+The target EM of each log is fixed a priori as the midpoint of the two tiers' EM. Learners see only what
+production would: a gold label judges every answer a run produced, never one it did not (tier 1's when tier 0
+was accepted). `--tune` prints the first-half grid the settings were chosen from. Prints the figures,
 writes `benchmarks/learning_controller.png` and `benchmarks/learning_bandit.png`, and ends with one
 JSON line.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +30,16 @@ import numpy as np
 from cascade.eval.confidence import AgreementConfidence, HeuristicConfidence
 from cascade.eval.logs import read_log
 from cascade.eval.policies import CascadePolicy, PreparedCascade, hull_chain
-from cascade.learning.bandit import ThompsonBandit, context_of, reward
-from cascade.learning.controller import ControllerSettings, ThresholdController
+from cascade.learning.bandit import ThompsonBandit, reward
+from cascade.learning.controller import (
+    ControllerSettings,
+    Estimate,
+    RunEvidence,
+    ThresholdController,
+    plan,
+    query_unit,
+)
+from routers.adaptive import ContextKind, bandit_context
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
@@ -42,8 +53,18 @@ class Stream:
 
     name: str
     cascade: PreparedCascade
-    contexts: list[str]
+    queries: list[str]
     target: float
+
+    @property
+    def units(self) -> list[float]:
+        return [query_unit(q) for q in self.queries]
+
+    def part(self, start: int, stop: int) -> Stream:
+        """Items [start, stop) as a stream of their own (same target)."""
+        c, cut = self.cascade, slice(start, stop)
+        rest = PreparedCascade(c.policy, c.confidence[cut], c.correct[cut], c.cost[cut], c.tokens[cut])
+        return Stream(self.name, rest, self.queries[cut], self.target)
 
     def outcome(self, i: int, threshold: float) -> tuple[bool, float]:
         stop = 0 if self.cascade.confidence[i, 0] >= threshold else 1
@@ -62,7 +83,7 @@ def load_stream(name: str) -> Stream:
         policy = CascadePolicy((chain[0], chain[-1]), AgreementConfidence(tuple(chain[1:-1])))
     prepared = policy.prepare(log)
     target = round(float(prepared.correct.mean(axis=0).mean()), 3)
-    return Stream(name, prepared, [context_of(item.prompt) for item in log.items], target)
+    return Stream(name, prepared, [item.prompt for item in log.items], target)
 
 
 def static_grid(stream: Stream) -> list[tuple[float, float, float]]:
@@ -78,21 +99,25 @@ def hindsight_best(grid: Sequence[tuple[float, float, float]], target: float) ->
 
 def run_controller(stream: Stream, settings: ControllerSettings, delay: int) -> dict[str, np.ndarray]:
     """Stream the items; each decision uses the controller's current threshold; labels arrive `delay` later."""
-    n = len(stream.contexts)
+    n, units = len(stream.queries), stream.units
     controller = ThresholdController(settings, ["tier0"])
     correct, tokens, thresholds = np.zeros(n), np.zeros(n), np.zeros(n)
     for i in range(n):
         if i >= delay:
-            j = i - delay
-            controller.observe("tier0" if stopped_cheap(stream, j, thresholds[j]) else "tier1", True, bool(correct[j]))
-        thresholds[i] = controller.threshold("tier0")
+            controller.observe(evidence(stream, i - delay, thresholds[i - delay]))
+        thresholds[i] = controller.threshold("tier0", units[i])
         ok, spent = stream.outcome(i, thresholds[i])
         correct[i], tokens[i] = ok, spent
     return {"correct": correct, "tokens": tokens, "threshold": thresholds}
 
 
-def stopped_cheap(stream: Stream, i: int, threshold: float) -> bool:
-    return bool(stream.cascade.confidence[i, 0] >= threshold)
+def evidence(stream: Stream, i: int, threshold: float) -> RunEvidence:
+    """What production learns from item i's gold label: tier 1's correctness only if it was called."""
+    c = stream.cascade
+    tier0 = (float(c.confidence[i, 0]), bool(c.correct[i, 0]), float(c.tokens[i, 0]))
+    if tier0[0] >= threshold:
+        return RunEvidence((tier0[0],), (tier0[1],), (tier0[2],), reached_end=False)
+    return RunEvidence((tier0[0], None), (tier0[1], bool(c.correct[i, 1])), (tier0[2], float(c.tokens[i, 1])), True)
 
 
 def rolling(values: np.ndarray, window: int) -> np.ndarray:
@@ -106,27 +131,48 @@ def rolling(values: np.ndarray, window: int) -> np.ndarray:
 def arm_rewards(stream: Stream, lam: float) -> np.ndarray:
     """Reward of every arm on every item: with a gold label, a two-tier run determines them all
     (tier 0 is always called, so its correctness and tokens are known whichever arm was played)."""
-    rows = [[reward(*stream.outcome(i, t), lam) for t in ARMS] for i in range(len(stream.contexts))]
+    rows = [[reward(*stream.outcome(i, t), lam) for t in ARMS] for i in range(len(stream.queries))]
     return np.array(rows)
 
 
-def run_bandit(stream: Stream, rewards: np.ndarray, delay: int, seed: int, max_explore: float) -> np.ndarray:
-    """Arms chosen per item; the label (hence every arm's reward) arrives `delay` items later."""
+def bandit_contexts(stream: Stream, kind: ContextKind = "query+confidence") -> list[str]:
+    """Each item's bandit context as `routers.adaptive` computes it (tier 0 has answered by then)."""
+    confidence = stream.cascade.confidence[:, 0]
+    return [bandit_context(q, float(c), ARMS, kind) for q, c in zip(stream.queries, confidence, strict=True)]
+
+
+def run_bandit(
+    stream: Stream, rewards: np.ndarray, contexts: Sequence[str], delay: int, seed: int, max_explore: float
+) -> np.ndarray:
+    """Arms chosen per item; the label arrives `delay` items later and reveals the arms production could
+    score (`known_arms`), not every arm's reward."""
     bandit = ThompsonBandit(len(ARMS), max_explore=max_explore, seed=seed)
-    chosen = np.zeros(len(stream.contexts), dtype=int)
-    for i, context in enumerate(stream.contexts):
+    confidence = stream.cascade.confidence[:, 0]
+    chosen = np.zeros(len(contexts), dtype=int)
+    for i, context in enumerate(contexts):
         if i >= delay:
             j = i - delay
-            for arm in range(len(ARMS)):
-                bandit.update(stream.contexts[j], arm, float(rewards[j, arm]))
+            for arm in known_arms(float(confidence[j]), ARMS[chosen[j]]):
+                bandit.update(contexts[j], arm, float(rewards[j, arm]))
         chosen[i] = bandit.choose(context)
     return chosen
 
 
+def known_arms(confidence: float, played: float) -> list[int]:
+    """Arms whose reward a gold label determines (as `routers.adaptive.arm_rewards`): all of them
+    when the run escalated, only the accepting ones when tier 0's answer was accepted."""
+    if confidence < played:
+        return list(range(len(ARMS)))
+    return [arm for arm, level in enumerate(ARMS) if confidence >= level]
+
+
 def controller_figures(stream: Stream, run: dict[str, np.ndarray], best: tuple[float, float, float], warm: int) -> dict:
     dev = _deviation(run["correct"], stream.target, warm)
-    static = np.array([stream.outcome(i, best[0])[0] for i in range(len(stream.contexts))], dtype=float)
+    static = np.array([stream.outcome(i, best[0])[0] for i in range(len(stream.queries))], dtype=float)
     static_dev = _deviation(static, stream.target, warm)
+    static_tokens = np.array([stream.outcome(i, best[0])[1] for i in range(len(stream.queries))])
+    mix = hindsight_mix(stream)
+    mix_dev = _deviation(mix["correct"], stream.target, warm)
     return {
         "target_em": stream.target,
         "em": round(float(run["correct"].mean()), 4),
@@ -138,15 +184,47 @@ def controller_figures(stream: Stream, run: dict[str, np.ndarray], best: tuple[f
         "tokens": int(run["tokens"].sum()),
         "hindsight_static": {"threshold": best[0], "em": round(best[1], 4), "tokens": int(best[2])},
         "tokens_ratio_vs_hindsight": round(float(run["tokens"].sum()) / best[2], 4),
+        "tokens_ratio_vs_hindsight_after_warmup": round(
+            float(run["tokens"][warm:].sum() / static_tokens[warm:].sum()), 4
+        ),
+        "noise_floor": {
+            "iid_bernoulli_target": iid_floor(stream.target),
+            "hindsight_static_mix": {
+                "em": round(float(mix["correct"].mean()), 4),
+                "tokens_ratio_vs_hindsight": round(float(mix["tokens"].sum()) / best[2], 4),
+                "rolling_mean_abs_dev_pts": round(100 * float(mix_dev.mean()), 2),
+                "rolling_share_within_1pt": round(float((mix_dev <= 0.01).mean()), 3),
+            },
+        },
     }
+
+
+def iid_floor(target: float) -> dict:
+    """|rolling EM - target| of an ideal stream, every item right with probability `target` (normal approx.)."""
+    sd = math.sqrt(target * (1 - target) / WINDOW)
+    within = math.erf(0.01 / sd / math.sqrt(2))
+    return {
+        "rolling_mean_abs_dev_pts": round(100 * sd * math.sqrt(2 / math.pi), 2),
+        "rolling_share_within_1pt": round(within, 3),
+    }
+
+
+def hindsight_mix(stream: Stream) -> dict[str, np.ndarray]:
+    """Noise-floor reference: the two static thresholds whose per-query mix hits the target exactly over the
+    whole stream (chosen in hindsight; `plan` as the controller uses it, mixed by the same query hash)."""
+    grid = static_grid(stream)
+    found = Estimate(*(np.array(col) for col in zip(*grid, strict=True)))
+    found = Estimate(found.thresholds, found.em, found.tokens / len(stream.queries))
+    mixed = plan(found, stream.target)
+    picks = [mixed.high if u < mixed.share else mixed.low for u in stream.units]
+    outcomes = [stream.outcome(i, t) for i, t in enumerate(picks)]
+    return {"correct": np.array([o[0] for o in outcomes], dtype=float), "tokens": np.array([o[1] for o in outcomes])}
 
 
 def second_half(stream: Stream, run: dict[str, np.ndarray]) -> dict:
     """The held-out half (controller settings were chosen on the first half): EM, deviation, token ratio."""
-    half = len(stream.contexts) // 2
-    c = stream.cascade
-    rest = PreparedCascade(c.policy, c.confidence[half:], c.correct[half:], c.cost[half:], c.tokens[half:])
-    best = hindsight_best(static_grid(Stream(stream.name, rest, stream.contexts[half:], stream.target)), stream.target)
+    half = len(stream.queries) // 2
+    best = hindsight_best(static_grid(stream.part(half, len(stream.queries))), stream.target)
     dev = _deviation(run["correct"][half:], stream.target, 0)
     return {
         "em": round(float(run["correct"][half:].mean()), 4),
@@ -162,15 +240,22 @@ def _deviation(correct: np.ndarray, target: float, warm: int) -> np.ndarray:
     return np.abs(em[~np.isnan(em)] - target)
 
 
-def bandit_figures(rewards: np.ndarray, chosen: np.ndarray, warm: int) -> dict:
+def bandit_figures(rewards: np.ndarray, chosen: np.ndarray, warm: int, contexts: Sequence[str] | None = None) -> dict:
+    """Reward after `warm` items: the bandit's, each fixed arm's, and (given the contexts) the ceiling
+    of any per-context fixed choice picked in hindsight."""
     got = rewards[np.arange(len(chosen)), chosen][warm:]
     fixed = rewards[warm:].sum(axis=0)
-    return {
+    out = {
         "bandit_reward": round(float(got.sum()), 2),
         "fixed_arm_reward": {str(t): round(float(r), 2) for t, r in zip(ARMS, fixed, strict=True)},
         "margin_over_best_arm": round(float(got.sum() - fixed.max()), 2),
         "beats_every_arm": bool(got.sum() > fixed.max()),
     }
+    if contexts is not None:
+        late = np.array(contexts[warm:])
+        ceiling = sum(rewards[warm:][late == c].sum(axis=0).max() for c in np.unique(late))
+        out["hindsight_context_ceiling_over_best_arm"] = round(float(ceiling - fixed.max()), 2)
+    return out
 
 
 def plot_controller(results: dict[str, tuple[Stream, dict[str, np.ndarray], float]], path: Path) -> None:
@@ -206,6 +291,42 @@ def plot_bandit(results: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -
     plt.close(fig)
 
 
+WINDOWS, MARGINS, STEPS = (100, 200, 400, 600), (0.0, 0.005, 0.01), (0.05, 1.0)
+CONTEXT_KINDS: tuple[ContextKind, ...] = ("query", "confidence", "query+confidence")
+
+
+def tune(stream: Stream, delay: int, lam: float, seed: int, max_explore: float) -> dict:
+    """The `--tune` grid, on the FIRST half of the stream only: controller settings and bandit context.
+
+    Controller rule (fixed before looking): among settings with tokens <= 1.10x the half's hindsight
+    static and EM after warm-up within 1 pt of target, the lowest mean |rolling EM - target|.
+    """
+    head = stream.part(0, len(stream.queries) // 2)
+    warm = WINDOW + delay
+    best = hindsight_best(static_grid(head), stream.target)
+    controller = {}
+    for window in WINDOWS:
+        for margin in MARGINS:
+            for step in STEPS:
+                settings = ControllerSettings(stream.target, window=window, margin=margin, step=step, min_evidence=50)
+                fig = controller_figures(head, run_controller(head, settings, delay), best, warm)
+                keep = (
+                    "em_after_warmup",
+                    "rolling_mean_abs_dev_pts",
+                    "rolling_share_within_1pt",
+                    "tokens_ratio_vs_hindsight",
+                )
+                controller[f"w{window} m{margin} s{step}"] = {k: fig[k] for k in keep}
+    rewards = arm_rewards(head, lam)
+    bandit = {
+        kind: bandit_figures(
+            rewards, run_bandit(head, rewards, bandit_contexts(head, kind), delay, seed, max_explore), warm
+        )["margin_over_best_arm"]
+        for kind in CONTEXT_KINDS
+    }
+    return {"controller": controller, "bandit_margin_by_context": bandit}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logs", nargs="+", default=["gsm8k", "arc"], choices=["gsm8k", "arc"])
@@ -213,23 +334,40 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--lam", type=float, default=5e-4, help="reward = EM - lam * tokens")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-explore", type=float, default=0.1)
+    parser.add_argument("--tune", action="store_true", help="print the first-half tuning grid and exit")
     args = parser.parse_args(argv)
+    if args.tune:
+        for name in args.logs:
+            print(
+                json.dumps({name: tune(load_stream(name), args.delay, args.lam, args.seed, args.max_explore)}, indent=1)
+            )
+        return
     warm = WINDOW + args.delay
     figures: dict = {"delay": args.delay, "lam": args.lam, "window": WINDOW, "warmup": warm, "arms": list(ARMS)}
     ctrl_plots, bandit_plots = {}, {}
     for name in args.logs:
         stream = load_stream(name)
         best = hindsight_best(static_grid(stream), stream.target)
-        # chosen on the first half of each stream (grid gain x window, see RESULTS_learning.md)
-        settings = ControllerSettings(stream.target, window=100, gain=0.05, step=0.05, min_evidence=50)
+        # chosen by `--tune` on the first half of each stream (window x margin x step), one setting for both
+        settings = ControllerSettings(stream.target, window=100, margin=0.0, step=0.05, min_evidence=50)
         run = run_controller(stream, settings, args.delay)
         rewards = arm_rewards(stream, args.lam)
-        chosen = run_bandit(stream, rewards, args.delay, args.seed, args.max_explore)
+        contexts = bandit_contexts(stream)
+        chosen = run_bandit(stream, rewards, contexts, args.delay, args.seed, args.max_explore)
         figures[name] = {"controller": controller_figures(stream, run, best, warm)}
         figures[name]["controller"]["second_half"] = second_half(stream, run)
-        figures[name]["bandit"] = bandit_figures(rewards, chosen, warm)
+        figures[name]["bandit"] = bandit_figures(rewards, chosen, warm, contexts)
+        half = len(stream.queries) // 2
+        figures[name]["bandit"]["second_half"] = bandit_figures(rewards[half:], chosen[half:], 0, contexts[half:])
+        figures[name]["bandit"]["margin_by_seed"] = {
+            f"{seed}/{explore}": bandit_figures(
+                rewards, run_bandit(stream, rewards, contexts, args.delay, seed, explore), warm
+            )["margin_over_best_arm"]
+            for seed in range(5)
+            for explore in (args.max_explore, 0.0)
+        }
         ctrl_plots[name], bandit_plots[name] = (stream, run, best[0]), (rewards, chosen)
-        print(f"== {name}: {len(stream.contexts)} items, target EM {stream.target}")
+        print(f"== {name}: {len(stream.queries)} items, target EM {stream.target}")
         print(json.dumps(figures[name], indent=2))
     plot_controller(ctrl_plots, HERE / "learning_controller.png")
     plot_bandit(bandit_plots, HERE / "learning_bandit.png")

@@ -13,21 +13,24 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cascade.learning.bandit import ThompsonBandit, context_of, reward
-from cascade.learning.controller import ControllerSettings, ThresholdController
+from cascade.learning.bandit import ThompsonBandit, reward
+from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, query_unit
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
 from cascade.store import LabelledRun, Store, open_store
 from cascade.store.base import is_correct
 from cascade.types import Decision
+from routers.features import query_features
 from routers.threshold import ThresholdRouter, Unit
 
 _PAGE = 200
 _REMEMBERED = 1024  # queries whose arm the bandit router remembers across tiers
+_LENGTH_BUCKETS = (50, 100, 200, 400)
+ContextKind = Literal["query", "confidence", "query+confidence"]
 
 
 class _StoreConfig(BaseModel):
@@ -44,7 +47,7 @@ class AdaptiveConfig(_StoreConfig):
     state_key: str = "router/adaptive"
     target_em: Unit
     window: int = Field(default=100, ge=1)
-    gain: float = Field(default=0.05, ge=0.0)
+    margin: float = Field(default=0.0, ge=-0.5, le=0.5)
     step: float = Field(default=0.05, ge=0.0)
     min_evidence: int = Field(default=50, ge=0)
     bounds: tuple[Unit, float] = (0.0, 1.0)
@@ -59,7 +62,7 @@ class AdaptiveConfig(_StoreConfig):
     def settings(self) -> ControllerSettings:
         low, high = self.bounds
         return ControllerSettings(
-            self.target_em, self.window, self.gain, self.step, self.min_evidence, low, high, self.initial
+            self.target_em, self.window, self.margin, self.step, self.min_evidence, low, high, self.initial
         )
 
 
@@ -72,6 +75,7 @@ class BanditConfig(_StoreConfig):
     prior_n: float = Field(default=20.0, gt=0.0)
     max_explore: Unit = 0.1
     seed: int = 0
+    context: ContextKind = "query+confidence"
 
 
 class _Learner(ThresholdRouter, ABC):
@@ -102,23 +106,29 @@ class _Learner(ThresholdRouter, ABC):
 
 
 class AdaptiveRouter(_Learner):
-    """Per-tier thresholds from a `ThresholdController` fed by labels on final answers."""
+    """Per-tier thresholds from a `ThresholdController` that replays labelled runs under other thresholds."""
 
-    def __init__(self, config: AdaptiveConfig, gates: Sequence[str], state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: AdaptiveConfig, gates: Sequence[str], final_tier: str, state: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(config.settings().start)
-        self.state_key = config.state_key
+        self.state_key, self.final_tier = config.state_key, final_tier
         settings = config.settings()
         self.controller = ThresholdController(settings, gates)
         if state is not None:
             self.controller = ThresholdController.from_state(settings, state["model"])
             self.cursor = int(state["cursor"])
+        self._unit = 0.0
+
+    def decide(self, ctx: DecideContext) -> Decision:
+        self._unit = query_unit(ctx.query)
+        return super().decide(ctx)
 
     def threshold_for(self, tier_name: str) -> float:
-        return self.controller.threshold(tier_name)
+        return self.controller.threshold(tier_name, self._unit)
 
     def learn_one(self, item: LabelledRun) -> None:
-        run = item.run
-        self.controller.observe(run.final_tier, run.accepted, item.correct)
+        self.controller.observe(run_evidence(item, self.final_tier))
 
     def model_state(self) -> dict[str, Any]:
         return self.controller.to_state()
@@ -139,28 +149,73 @@ class BanditRouter(_Learner):
         self._current = 0
 
     def decide(self, ctx: DecideContext) -> Decision:
-        self._current = self.arm_for(ctx.query)
+        self._current = self.arm_for(ctx.query, ctx.verdict.confidence if ctx.answer is not None else None)
         return super().decide(ctx)
 
     def threshold_for(self, tier_name: str) -> float:
         return self.config.arms[self._current]
 
-    def arm_for(self, query: str) -> int:
-        """The query's arm: drawn once, then reused at every tier of the same cascade run."""
+    def arm_for(self, query: str, confidence: float | None = None) -> int:
+        """The query's arm: drawn at its first gate (whose confidence is part of the context), then
+        reused at every later tier of the same cascade run."""
         key = hashlib.sha256(query.encode("utf-8")).hexdigest()
         if key not in self._arms:
-            self._arms[key] = self.bandit.choose(context_of(query))
+            self._arms[key] = self.bandit.choose(
+                bandit_context(query, confidence, self.config.arms, self.config.context)
+            )
             if len(self._arms) > _REMEMBERED:
                 self._arms.popitem(last=False)
         return self._arms[key]
 
     def learn_one(self, item: LabelledRun) -> None:
-        context = context_of(item.run.query)
+        first = item.run.attempts[0] if item.run.attempts else {}
+        confidence = first.get("confidence") if first.get("answer") is not None else None
+        context = bandit_context(item.run.query, confidence, self.config.arms, self.config.context)
         for arm, value in arm_rewards(item, self.config.arms, self.config.lam, self.final_tier).items():
             self.bandit.update(context, arm, value)
 
     def model_state(self) -> dict[str, Any]:
         return self.bandit.to_state()
+
+
+def query_context(query: str) -> str:
+    """A coarse, deterministic context from the query alone: its task and a word-count bucket."""
+    features = query_features(query)
+    bucket = sum(int(features["words"]) >= edge for edge in _LENGTH_BUCKETS)
+    return f"{features['task']}:{bucket}"
+
+
+def confidence_bucket(confidence: float | None, arms: Sequence[float]) -> int:
+    """How many arms would accept an answer of this confidence (-1: no usable answer).
+
+    Buckets split at the arm levels, so inside one bucket every arm either always accepts or
+    always escalates: the bandit learns, per bucket, which of the two pays.
+    """
+    return -1 if confidence is None else sum(float(confidence) >= level for level in arms)
+
+
+def bandit_context(query: str, confidence: float | None, arms: Sequence[float], kind: ContextKind) -> str:
+    """The bandit's context: the query's task and length, the first gate's confidence bucket, or both.
+
+    The arm is drawn once the first tier has answered, so its confidence is known at decision time.
+    """
+    parts = [query_context(query)] if kind != "confidence" else []
+    if kind != "query":
+        parts.append(f"c{confidence_bucket(confidence, arms)}")
+    return "|".join(parts)
+
+
+def run_evidence(item: LabelledRun, final_tier: str) -> RunEvidence:
+    """A labelled run as the controller's counterfactual evidence (see `cascade.learning.controller`)."""
+    attempts = item.run.attempts
+    if not attempts:
+        return RunEvidence((None,), (item.correct,), (float(item.run.total_tokens),), reached_end=True)
+    confidence = tuple(
+        None if a.get("answer") is None or a.get("confidence") is None else float(a["confidence"]) for a in attempts
+    )
+    correct = (*(_attempt_correct(item, a) for a in attempts[:-1]), item.correct)
+    reached_end = attempts[-1].get("tier") == final_tier
+    return RunEvidence(confidence, correct, tuple(_cumulative_tokens(attempts)), reached_end)
 
 
 def arm_rewards(item: LabelledRun, arms: Sequence[float], lam: float, final_tier: str) -> dict[int, float]:
@@ -230,7 +285,8 @@ def _sync(router: _Learner, config: _StoreConfig) -> None:
 @register("router", "adaptive", AdaptiveConfig)
 def build_adaptive(config: AdaptiveConfig, ctx: BuildContext) -> AdaptiveRouter:
     gates = [tier.name for tier in ctx.config.tiers[:-1]]
-    router = AdaptiveRouter(config, gates, _load_state(config.store, config.state_key))
+    final_tier = ctx.config.tiers[-1].name
+    router = AdaptiveRouter(config, gates, final_tier, _load_state(config.store, config.state_key))
     if config.learn_on_build:
         _sync(router, config)
     return router

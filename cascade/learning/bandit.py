@@ -18,18 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from routers.features import query_features
-
 _MIN_SIGMA = 0.05
-_LENGTH_BUCKETS = (50, 100, 200, 400)
-
-
-def context_of(query: str) -> str:
-    """A coarse, deterministic context: the query's task and a word-count bucket."""
-    features = query_features(query)
-    words = int(features["words"])
-    bucket = sum(words >= edge for edge in _LENGTH_BUCKETS)
-    return f"{features['task']}:{bucket}"
 
 
 @dataclass

@@ -11,14 +11,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from cascade.config import CascadeConfig, PluginSpec
+from cascade.learning.controller import RunEvidence
 from cascade.protocols import DecideContext, Router
 from cascade.registry import BuildContext
 from cascade.store import LabelledRun, Store, open_store
+from cascade.store.base import FeedbackRecord, RunRecord
 from cascade.types import Attempt, CascadeResult, DecisionAction, Verdict
-from routers.adaptive import AdaptiveRouter, BanditRouter, arm_rewards
+from routers.adaptive import (
+    AdaptiveRouter,
+    BanditConfig,
+    BanditRouter,
+    arm_rewards,
+    bandit_context,
+    confidence_bucket,
+    run_evidence,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = [
@@ -101,6 +112,16 @@ class TestAdaptiveRouter:
         assert router.decide(decide_ctx("q", 0.69)).action == "escalate"
         assert router.decide(decide_ctx("q", 0.7)).action == "accept"
 
+    def test_runs_become_counterfactual_evidence(self, dsn: str) -> None:
+        store = open_store(dsn)
+        add_runs(store, 0, 10)
+        items = {item.run.query: item for item in store.labelled_runs()}
+        store.close()
+        escalated = run_evidence(items["What is 2 + 2? (#3)"], "large")  # small wrong at 0.3, large right
+        assert escalated == RunEvidence((0.3, 0.9), (False, True), (10.0, 50.0), reached_end=True)
+        accepted = run_evidence(items["What is 2 + 2? (#6)"], "large")  # small right at 0.6: tier 1 never ran
+        assert accepted == RunEvidence((0.6,), (True,), (10.0,), reached_end=False)
+
 
 class TestBanditRouter:
     def test_learns_counterfactual_rewards_of_every_determined_arm(self, dsn: str) -> None:
@@ -123,6 +144,46 @@ class TestBanditRouter:
         assert router.decide(decide_ctx("What is 3 + 3?", 0.5)).threshold == first
         store.close()
 
+    def test_contexts_carry_the_first_answers_confidence_bucket(self) -> None:
+        arms = [0.0, 0.5, 0.95, 1.01]
+        assert [confidence_bucket(c, arms) for c in (None, 0.2, 0.5, 0.97)] == [-1, 1, 2, 3]
+        assert bandit_context("What is 2 + 3?", 0.2, arms, "confidence") == "c1"
+        assert bandit_context("What is 2 + 3?", 0.2, arms, "query") == bandit_context(
+            "What is 4 + 5?", 0.9, arms, "query"
+        )
+        assert bandit_context("What is 2 + 3?", 0.2, arms, "query+confidence").endswith("|c1")
+
+    def test_learns_to_accept_sure_answers_and_escalate_unsure_ones(self) -> None:
+        """Synthetic stream: the small tier is right with probability = its confidence, the large one
+        95% of the time; escalating costs 50 tokens (0.05 reward). Escalation pays below 0.9."""
+        arms = [0.0, 0.5, 0.95, 1.01]
+        router = BanditRouter(BanditConfig(arms=arms, lam=1e-3, max_explore=0.1, context="confidence"), "large")
+        rng = np.random.default_rng(0)
+        for i in range(1500):
+            query, confidence = f"q{i}", float(rng.random())
+            level = arms[router.arm_for(query, confidence)]
+            small = "4" if rng.random() < confidence else "5"
+            attempts = [attempt("small", small, confidence, "accept" if confidence >= level else "escalate", 10)]
+            if confidence < level:
+                attempts.append(attempt("large", "4" if rng.random() < 0.95 else "6", 0.9, "accept", 50))
+            router.learn_one(labelled(i, query, attempts))
+        accepts = {arm for arm, level in enumerate(arms) if level <= 0.95}
+        assert router.bandit.greedy("c3") in accepts  # confidence >= 0.95: accept the small answer
+        assert router.bandit.greedy("c1") not in {0}  # confidence < 0.5: escalate
+        assert router.bandit.greedy("c2") not in {0, 1}  # 0.5 <= confidence < 0.95: escalate
+
+
+def labelled(i: int, query: str, attempts: list[Attempt]) -> LabelledRun:
+    """A run with a gold label "4", built without a store."""
+    answer = attempts[-1].answer
+    run = RunRecord(
+        seq=i, run_id=str(i), created_at="", config_name="t", variant=None, query=query, answer=answer,
+        accepted=True, final_tier=attempts[-1].tier, total_tokens=sum(a.total_tokens for a in attempts),
+        total_cost_usd=0.0, attempts=[a.model_dump() for a in attempts],
+    )  # fmt: skip
+    feedback = FeedbackRecord(id=i, run_id=str(i), kind="label", value="4", user=None, created_at="")
+    return LabelledRun(run, feedback, correct=answer == "4")
+
 
 _CHILD = textwrap.dedent(
     """
@@ -131,7 +192,7 @@ _CHILD = textwrap.dedent(
     from routers.adaptive import AdaptiveConfig, AdaptiveRouter, BanditConfig, BanditRouter
 
     store = open_store(sys.argv[1])
-    adaptive = AdaptiveRouter(AdaptiveConfig(target_em=0.8, min_evidence=5), ["small"])
+    adaptive = AdaptiveRouter(AdaptiveConfig(target_em=0.8, min_evidence=5), ["small"], "large")
     bandit = BanditRouter(BanditConfig(), "large")
     while True:
         adaptive.learn(store, page=3)

@@ -1,4 +1,4 @@
-"""The adaptive-threshold controller and the Thompson bandit: direction, bounds, convergence, state."""
+"""The counterfactual threshold controller and the Thompson bandit: estimates, direction, bounds, convergence, state."""
 
 from __future__ import annotations
 
@@ -7,77 +7,160 @@ import json
 import numpy as np
 import pytest
 
-from cascade.learning.bandit import ThompsonBandit, context_of, reward
-from cascade.learning.controller import ControllerSettings, ThresholdController
+from cascade.learning.bandit import ThompsonBandit, reward
+from cascade.learning.controller import (
+    ControllerSettings,
+    RunEvidence,
+    ThresholdController,
+    estimate,
+    plan,
+    query_unit,
+)
 
 
 def controller(**fields: float) -> ThresholdController:
-    settings = {"target_em": 0.8, "window": 20, "gain": 0.5, "step": 0.05, "min_evidence": 5, "initial": 0.5}
+    settings = {"target_em": 0.8, "window": 20, "step": 0.05, "min_evidence": 5, "initial": 0.5}
     return ThresholdController(ControllerSettings(**(settings | fields)), ["small", "medium"])  # type: ignore[arg-type]
+
+
+def accepted(confidence: float, correct: bool | None, tokens: float = 10.0) -> RunEvidence:
+    """A two-tier run whose first answer was accepted: tier 1 never ran."""
+    return RunEvidence((confidence,), (correct,), (tokens,), reached_end=False)
+
+
+def escalated(confidence: float, small: bool, large: bool, tokens: tuple[float, float] = (10.0, 50.0)) -> RunEvidence:
+    return RunEvidence((confidence, None), (small, large), tokens, reached_end=True)
+
+
+class TestCounterfactualEstimate:
+    def test_a_hand_computed_window(self) -> None:
+        """Two accepted runs, two escalated; thresholds 0.5 (as run), 0.0 (accept all), 0.95 (escalate all)."""
+        runs = [accepted(0.9, True), accepted(0.6, False), escalated(0.3, False, True), escalated(0.2, True, True)]
+        found = estimate(runs, [0.5, 0.0, 0.95])
+        # 0.5: as it happened. 0.0: the escalated runs keep their small answers (wrong, right).
+        # 0.95: accepted runs are imputed from the escalated ones: after a right small answer the
+        # large one was right 1/1 (+1 optimistic pseudo-count: 2/2); after a wrong one 1/1 (2/2).
+        assert found.em.tolist() == pytest.approx([0.75, 0.5, 1.0])
+        assert found.tokens.tolist() == pytest.approx([30.0, 10.0, 50.0])
+
+    def test_escalation_is_imputed_from_runs_that_left_the_same_kind_of_answer(self) -> None:
+        runs = [
+            accepted(0.9, False),
+            escalated(0.1, True, True),
+            escalated(0.1, False, False),
+            escalated(0.1, False, False),
+        ]
+        found = estimate(runs, [1.0])
+        # the accepted run left a wrong answer: runs that escalated a wrong answer were right 0/2 (+1: 1/3)
+        assert found.em[0] == pytest.approx((1 / 3 + 1 + 0 + 0) / 4)
+
+    def test_unjudged_attempts_take_the_mean_known_accuracy(self) -> None:
+        runs = [accepted(0.9, True), accepted(0.8, False), escalated(0.3, None, True)]  # type: ignore[arg-type]
+        assert estimate(runs, [0.0]).em[0] == pytest.approx((1 + 0 + 0.5) / 3)
+
+
+class TestPlan:
+    def test_mixes_two_thresholds_to_land_on_the_target(self) -> None:
+        """Coarse confidences: accept-all gives EM 0.6, escalating the unsure gives 0.9; target 0.8."""
+        runs = [accepted(1.0, True)] * 6 + [escalated(0.0, False, True)] * 3 + [escalated(0.0, False, False)]
+        found = estimate(runs, [0.0, 0.5, 1.5])
+        chosen = plan(found, 0.8)
+        assert (chosen.high, chosen.low) == (0.5, 0.0)
+        assert chosen.share == pytest.approx((0.8 - 0.6) / (0.9 - 0.6))
+
+    def test_unreachable_target_takes_the_highest_em(self) -> None:
+        found = estimate([accepted(0.9, False), escalated(0.1, False, False)], [0.0, 1.0])
+        assert plan(found, 0.99).share == 1.0
 
 
 class TestThresholdController:
     def test_starts_at_the_safe_end_without_an_initial_value(self) -> None:
         assert ThresholdController(ControllerSettings(0.8, high=0.9), ["small"]).threshold("small") == 0.9
 
-    def test_wrong_answers_raise_the_thresholds(self) -> None:
+    def test_wrong_cheap_answers_raise_the_thresholds(self) -> None:
         c = controller()
         for _ in range(10):
-            c.observe("small", True, False)
+            c.observe(accepted(0.6, False))
+            c.observe(escalated(0.4, False, True))
         assert c.threshold("small") > 0.5 and c.threshold("medium") > 0.5
 
-    def test_right_answers_lower_the_thresholds(self) -> None:
+    def test_right_cheap_answers_lower_the_thresholds(self) -> None:
         c = controller()
         for _ in range(10):
-            c.observe("small", True, True)
+            c.observe(accepted(0.6, True))
+            c.observe(escalated(0.4, True, True))
         assert c.threshold("small") < 0.5
 
     def test_no_move_before_min_evidence(self) -> None:
         c = controller(min_evidence=10)
         for _ in range(9):
-            c.observe("small", True, False)
+            c.observe(accepted(0.6, False))
         assert c.threshold("small") == 0.5
-        c.observe("small", True, False)
+        c.observe(accepted(0.6, False))
         assert c.threshold("small") > 0.5
 
     def test_steps_are_bounded(self) -> None:
-        c = controller(gain=100.0, step=0.01, min_evidence=0)
-        c.observe("small", True, False)
+        c = controller(step=0.01, min_evidence=0)
+        c.observe(accepted(0.6, False))
         assert c.threshold("small") == pytest.approx(0.51)
 
     def test_thresholds_stay_within_bounds(self) -> None:
         c = controller(low=0.3, high=0.7, min_evidence=0)
         for _ in range(200):
-            c.observe("small", True, False)
+            c.observe(escalated(0.65, False, True))
         assert c.threshold("small") == 0.7
         for _ in range(400):
-            c.observe("small", True, True)
+            c.observe(accepted(0.1, True))
         assert c.threshold("small") == 0.3
 
     def test_unlabelled_outcomes_change_nothing(self) -> None:
         c = controller(min_evidence=0)
-        c.observe("small", True, None)
+        c.observe(accepted(0.9, None))
         assert c.n_observed == 0 and c.threshold("small") == 0.5
 
-    def test_settles_where_em_meets_the_target(self) -> None:
-        """Synthetic cascade: accepting at threshold t is right with probability 0.5 + 0.5 t."""
+    def test_a_mixed_plan_splits_queries_by_their_unit(self) -> None:
+        c = controller(target_em=0.8, window=100, min_evidence=0, step=1.0)
+        for _ in range(10):
+            for run in [accepted(1.0, True)] * 6 + [escalated(0.0, False, True)] * 3 + [escalated(0.0, False, False)]:
+                c.observe(run)
+        assert c.threshold("small", 0.0) == 1.0 and c.threshold("small", 0.99) == 0.0
+        units = np.random.default_rng(0).random(2000)
+        share = np.mean([c.threshold("small", u) == 1.0 for u in units])
+        assert share == pytest.approx(c.mix.share, abs=0.03)
+
+    def test_settles_at_the_cheapest_threshold_that_reaches_the_target(self) -> None:
+        """Synthetic cascade: confidence c ~ U(0, 1), the small tier is right with probability c, the
+        large tier always: EM(t) = t + (1 - t^2) / 2, which reaches 0.8 at t = 1 - sqrt(0.4)."""
         rng = np.random.default_rng(0)
-        c = controller(target_em=0.8, window=100, gain=0.05, min_evidence=20)
-        seen = []
-        for _ in range(4000):
-            t = c.threshold("small")
+        c = controller(target_em=0.8, window=200, min_evidence=50, initial=None)
+        seen, correct = [], []
+        for _ in range(1200):
+            conf, t = float(rng.random()), c.threshold("small", float(rng.random()))
+            small_right = bool(rng.random() < conf)
+            run = accepted(conf, small_right) if conf >= t else escalated(conf, small_right, True)
             seen.append(t)
-            c.observe("small", True, bool(rng.random() < 0.5 + 0.5 * t))
-        assert np.mean(seen[2000:]) == pytest.approx(0.6, abs=0.05)
+            correct.append(run.final_correct)
+            c.observe(run)
+        assert np.mean(seen[300:]) == pytest.approx(1 - np.sqrt(0.4), abs=0.05)
+        assert np.mean(correct[300:]) == pytest.approx(0.8, abs=0.025)
 
     def test_state_round_trips_through_json(self) -> None:
         c = controller(min_evidence=0)
         for i in range(30):
-            c.observe("small" if i % 2 else "medium", True, i % 3 != 0)
+            c.observe(accepted(0.7, i % 3 != 0) if i % 2 else escalated(0.2, False, i % 5 != 0))
         state = json.loads(json.dumps(c.to_state()))
         restored = ThresholdController.from_state(c.settings, state)
         assert restored.to_state() == c.to_state()
         assert restored.rolling_em == c.rolling_em
+
+    def test_a_state_from_the_feedback_controller_still_loads(self) -> None:
+        old = {"thresholds": {"small": 0.7}, "outcomes": [1, 0], "accepted_by": {}, "n_observed": 2}
+        restored = ThresholdController.from_state(controller().settings, old)
+        assert restored.threshold("small") == 0.7 and not restored.runs
+
+    def test_query_unit_is_stable_and_in_range(self) -> None:
+        assert query_unit("What is 2 + 2?") == query_unit("What is 2 + 2?")
+        assert all(0.0 <= query_unit(str(i)) < 1.0 for i in range(100))
 
 
 class TestThompsonBandit:
@@ -113,6 +196,5 @@ class TestThompsonBandit:
         assert restored.to_state() == bandit.to_state()
         assert [restored.choose("x") for _ in range(20)] == [bandit.choose("x") for _ in range(20)]
 
-    def test_reward_and_context(self) -> None:
+    def test_reward(self) -> None:
         assert reward(True, 200, 1e-3) == pytest.approx(0.8)
-        assert context_of("What is 2 + 3?") == context_of("What is 4 + 5?")
