@@ -41,6 +41,8 @@ def add_parsers(subparsers: Any) -> None:
     tu.add_argument("--use-cost", action="store_true", help="charge the tiers' USD cost instead of a token price")
     tu.add_argument("--min-em", type=float, help="cheapest thresholds with at least this EM on the tuning split")
     tu.add_argument(
-        "--min-em-of-strongest", action="store_true", help="target: the strongest tier's EM on the tuning split"
+        "--min-em-of-strongest",
+        action="store_true",
+        help="target: the EM of the most accurate tier alone on the tuning split",
     )
     tu.add_argument("--write", type=Path, help="write the tuned config YAML here")

@@ -102,8 +102,7 @@ def run_tune(args: argparse.Namespace) -> int:
     tune_run = asyncio.run(run_with_progress(cascade, tune_items, args))
     min_em = args.min_em
     if args.min_em_of_strongest:
-        strongest = config.tiers[-1].name
-        min_em = sum(bool(i.tiers[strongest].correct) for i in tune_run.log.items) / max(len(tune_items), 1)
+        min_em = max(tier_em(tune_run, tier.name) for tier in config.tiers)
     objective = Objective(args.value_per_correct, args.price_per_token, args.use_cost, min_em)
     best, candidates = asyncio.run(search(config, cache, tune_run, objective, args.template))
     report = asyncio.run(held_out_report(config, best, cache, test_items, args))
@@ -133,6 +132,11 @@ def run_tune(args: argparse.Namespace) -> int:
         args.write.write_text(header + body, encoding="utf-8")
         console.print(f"tuned config: {args.write}")
     return 0
+
+
+def tier_em(run: EvalRun, tier: str) -> float:
+    """EM of one tier alone over the run's items (its answer is logged for every item)."""
+    return sum(bool(i.tiers[tier].correct) for i in run.log.items) / max(len(run.log.items), 1)
 
 
 async def held_out_report(

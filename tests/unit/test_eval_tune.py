@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -58,7 +59,8 @@ def test_search_drops_a_tier_that_never_pays_and_meets_the_target(tmp_path: Path
     assert best.cost_per_item < strong_alone.cost_per_item
 
 
-def test_tune_cli_reports_on_held_out_items_and_writes_config(tmp_path: Path) -> None:
+def _tune(tmp_path: Path, tiers: list[dict[str, Any]]) -> tuple[dict[str, Any], Path]:
+    """`cascade tune --min-em-of-strongest` on the 40 items with the scripted tiers; the report and tuned YAML."""
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps({"question": i.question, "answer": i.answers[0]}) + "\n" for i in ITEMS))
     config = tmp_path / "c.yaml"
@@ -66,6 +68,7 @@ def test_tune_cli_reports_on_held_out_items_and_writes_config(tmp_path: Path) ->
         yaml.safe_dump(
             {
                 **CONFIG,
+                "tiers": tiers,
                 "completer": {
                     "type": "fake",
                     "replies": {
@@ -107,10 +110,20 @@ def test_tune_cli_reports_on_held_out_items_and_writes_config(tmp_path: Path) ->
         write=tuned,
     )
     assert run_tune(args) == 0
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text()), tuned
+
+
+def test_tune_cli_reports_on_held_out_items_and_writes_config(tmp_path: Path) -> None:
+    report, tuned = _tune(tmp_path, TIERS)
     assert report["tuning"]["n_tune_items"] + report["tuning"]["n_test_items"] == 40
     assert report["cascade"]["em"] == 1.0 and report["n_items"] == report["tuning"]["n_test_items"]
     assert report["cascade"]["cost_usd"] < report["baselines"]["strong"]["cost_usd"]
     written = yaml.safe_load(tuned.read_text())
     assert [t["name"] for t in written["tiers"]] == ["cheap", "strong"]
     assert set(written["router"]["per_tier"]) == {"cheap"}
+
+
+def test_tune_target_is_the_most_accurate_tier_not_the_last(tmp_path: Path) -> None:
+    useless, cheap, strong = TIERS
+    report, _ = _tune(tmp_path, [useless, strong, cheap])  # the last tier is right only on even numbers
+    assert report["tuning"]["objective"]["min_em"] == 1.0
