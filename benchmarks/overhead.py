@@ -6,7 +6,8 @@ Rounds alternate between the two so machine noise hits both alike.
 
     python benchmarks/overhead.py [--queries 500] [--rounds 5]
 
-Last line: one JSON object with overhead_ms_p50, ratio and the raw medians.
+Last line: one JSON object with overhead_ms_p50, ratio and the raw medians (also per path:
+queries accepted at the first tier and queries that escalate).
 """
 
 from __future__ import annotations
@@ -89,14 +90,18 @@ async def main(n_queries: int, rounds: int) -> dict[str, float]:
         bare += await bare_calls(queries, config)
         cascade = Cascade(config, completer=fake())
         full += await cascade_calls(queries, cascade)
-    escalated = sum([len((await cascade.arun(q)).attempts) > 1 for q in queries[:100]])
+    escalates = [len((await cascade.arun(q)).attempts) > 1 for q in queries]
+    escalated = [t for i, t in enumerate(full) if escalates[i % n_queries]]
+    accepted = [t for i, t in enumerate(full) if not escalates[i % n_queries]]
     bare_p50, full_p50 = statistics.median(bare), statistics.median(full)
     return {
         "queries": n_queries * rounds,
-        "escalation_share": escalated / 100,
+        "escalation_share": sum(escalates) / n_queries,
         "bare_ms_p50": bare_p50 * 1e3,
         "cascade_ms_p50": full_p50 * 1e3,
         "cascade_ms_p99": statistics.quantiles(full, n=100)[98] * 1e3,
+        "accepted_ms_p50": statistics.median(accepted) * 1e3,
+        "escalated_ms_p50": statistics.median(escalated) * 1e3,
         "overhead_ms_p50": (full_p50 - bare_p50) * 1e3,
         "ratio": full_p50 / bare_p50,
     }
