@@ -63,7 +63,7 @@ class FakeCompleter:
     """A Completer that answers from a script and records the latest `keep_calls` requests in `calls`.
 
     The record is bounded so that a fake serving a long load test (`cascade serve` on
-    configs/fake.yaml) does not grow without end and slow every garbage collection.
+    configs/fake.yaml) does not hold every request it ever saw in memory.
     """
 
     def __init__(
