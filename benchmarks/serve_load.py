@@ -84,7 +84,7 @@ def serve(port: int) -> None:
 
 @contextlib.contextmanager
 def server_process() -> Iterator[tuple[str, int]]:
-    from cascade.serve.background import free_port, stop_process
+    from cascade.serve.background import free_port, stop_process, wait_until_up
 
     port = free_port()
     env = {**os.environ, "CASCADE_API_KEYS": ""}
@@ -96,18 +96,6 @@ def server_process() -> Iterator[tuple[str, int]]:
         yield base, process.pid
     finally:
         stop_process(process)
-
-
-def wait_until_up(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"server did not answer {base}/health within {timeout_s:.0f} s")
 
 
 @dataclass

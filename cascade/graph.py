@@ -87,7 +87,7 @@ class CascadeGraph:
             attempts.append(record)
             writer(record)
             if why:
-                return {"attempts": attempts, "tier_index": index, "stop_reason": why}
+                return {"attempts": attempts, "stop_reason": why}
 
     async def _generate_verify_decide(
         self, tier: TierRuntime, index: int, query: str, plan: RoutePlan, previous: list[Attempt]

@@ -136,7 +136,8 @@ def run_tune(args: argparse.Namespace) -> int:
 
 def tier_em(run: EvalRun, tier: str) -> float:
     """EM of one tier alone over the run's items (its answer is logged for every item)."""
-    return sum(bool(i.tiers[tier].correct) for i in run.log.items) / max(len(run.log.items), 1)
+    correct = run.log.correct(tier)
+    return float(correct.mean()) if correct.size else 0.0
 
 
 async def held_out_report(

@@ -2,11 +2,13 @@
 
 For tests, benchmarks and notebooks: `with serve_in_thread(app) as base_url: ...`. The server
 has its own event loop in its own thread, so a synchronous client (the `openai` package) can
-call it from the main thread. `stop_process` ends a server run as a subprocess instead.
+call it from the main thread. For a server run as a subprocess instead, `wait_until_up` waits for
+its health endpoint and `stop_process` ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import threading
@@ -56,6 +58,21 @@ def serve_in_thread(app: Any, *, port: int | None = None, start_timeout_s: float
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_until_up(base: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Return once `base`/health answers 200; RuntimeError if the process exits or time runs out."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"server did not answer {base}/health within {timeout_s:.0f} s")
 
 
 def stop_process(process: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> None:

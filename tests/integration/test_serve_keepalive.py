@@ -11,14 +11,13 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cascade.serve.background import free_port, stop_process
+from cascade.serve.background import free_port, stop_process, wait_until_up
 
 pytestmark = pytest.mark.integration
 
@@ -37,17 +36,6 @@ async def _second_request_after(base: str, idle_s: float, outcomes: Counter[str]
             outcomes[type(exc).__name__] += 1
 
 
-def _wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    pytest.fail(f"cascade serve did not come up on {base} (exit code {process.poll()})")
-
-
 def test_requests_at_the_clients_idle_expiry_are_not_lost() -> None:
     """`cascade serve` in its own process, as deployed; 100 clients each wait 4.95-5.05 s between requests."""
     port = free_port()
@@ -59,7 +47,7 @@ def test_requests_at_the_clients_idle_expiry_are_not_lost() -> None:
     idle = [4.95 + 0.001 * i for i in range(100)]
     outcomes: Counter[str] = Counter()
     try:
-        _wait_until_up(base, process)
+        wait_until_up(base, process)
 
         async def clients() -> None:
             await asyncio.gather(*(_second_request_after(base, s, outcomes) for s in idle))
