@@ -1,15 +1,16 @@
 """Replay a real log as a stream with delayed labels: static thresholds, the adaptive controller, the bandit.
 
-    python benchmarks/learning_replay.py [--delay 50] [--lam 5e-4] [--tune]
+    python benchmarks/learning_replay.py [--delay 50] [--lam 5e-4] [--tune] [--lam-sweep]
 
 Items arrive in file order; the label of item i reaches the learners when item i + delay arrives.
 Two-tier cascades (cheapest hull model → best model), confidence as in `cascade replay`:
 GSM8K (RouteLLM): response heuristic; ARC-Challenge (RouterBench): agreement with two verifier models.
 The target EM of each log is fixed a priori as the midpoint of the two tiers' EM. Learners see only what
 production would: a gold label judges every answer a run produced, never one it did not (tier 1's when tier 0
-was accepted). `--tune` prints the first-half grid the settings were chosen from. Prints the figures,
-writes `benchmarks/learning_controller.png` and `benchmarks/learning_bandit.png`, and ends with one
-JSON line.
+was accepted). `--tune` prints the first-half grid the settings were chosen from; `--lam-sweep` runs the bandit
+alone over the fixed grid `LAM_GRID` of token prices (seeds 0-4) instead of the default run. Prints the
+figures, writes `benchmarks/learning_controller.png` and `benchmarks/learning_bandit.png` (not with
+`--tune`/`--lam-sweep`), and ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -327,6 +328,110 @@ def tune(stream: Stream, delay: int, lam: float, seed: int, max_explore: float) 
     return {"controller": controller, "bandit_margin_by_context": bandit}
 
 
+# `--lam-sweep` grid, declared before any sweep result was seen and not to be changed afterwards.
+# Reasoning from the logs' token scales (per-item means over the whole log; data, not results):
+#   GSM8K: tier 0 ~136 tok, tier 1 ~301 tok cumulative -> escalating costs ~165 extra tokens for
+#          +0.22 EM on average (0.64 -> 0.86), break-even lam ~ 0.22 / 165 ~ 1.3e-3.
+#   ARC:   tier 0 ~1,512 tok (incl. the two verifiers), escalation ~504 extra tokens for +0.28 EM
+#          (0.67 -> 0.95), break-even lam ~ 0.28 / 504 ~ 5.6e-4.
+# Per context the EM gain of escalating ranges from ~0 (confident buckets) to ~0.5 (unconfident ones),
+# so per-context break-evens run from ~1e-5 (gain ~0.002-0.01) to ~3e-3 (GSM8K) / ~1e-3 (ARC). The
+# arms can only disagree across contexts -- the one place a per-context policy can beat every fixed
+# arm -- between those ends; 1e-5 (escalation nearly free: always escalate everywhere) and 1e-2
+# (escalation costs 1.65 / 5 reward, more than any EM gain: always accept) bracket both logs.
+LAM_GRID = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+SWEEP_SEEDS = tuple(range(5))
+# "Materially positive" ceiling, fixed with the grid: the hindsight per-context ceiling after warm-up
+# is at least 1 reward point per 100 items (~1 EM point's worth) AND a per-context policy picked in
+# hindsight on the first half still beats the best fixed arm on the second half (in-sample maxima over
+# contexts are positive even on pure noise; the out-of-sample split says whether any of it is real).
+MATERIAL_PER_ITEM = 0.01
+
+
+def split_half_context_gain(rewards: np.ndarray, contexts: Sequence[str]) -> float:
+    """Second-half reward of the per-context fixed arm chosen in hindsight on the FIRST half (contexts
+    unseen there take the first half's best single arm), minus the second half's best fixed arm."""
+    half = len(contexts) // 2
+    head, tail = rewards[:half], rewards[half:]
+    labels = np.array(contexts)
+    fallback = int(head.sum(axis=0).argmax())
+    pick = {c: int(head[labels[:half] == c].sum(axis=0).argmax()) for c in np.unique(labels[:half])}
+    got = sum(tail[i, pick.get(c, fallback)] for i, c in enumerate(labels[half:]))
+    return round(float(got - tail.sum(axis=0).max()), 2)
+
+
+def sweep_cell(rewards: np.ndarray, runs: Sequence[np.ndarray], contexts: Sequence[str], warm: int) -> dict:
+    """One (log, lam): `bandit_figures` per seed after warm-up and on the second half, summarised."""
+    half = len(contexts) // 2
+    parts = {
+        "after_warmup": [bandit_figures(rewards, chosen, warm, contexts) for chosen in runs],
+        "second_half": [bandit_figures(rewards[half:], chosen[half:], 0, contexts[half:]) for chosen in runs],
+    }
+    out: dict = {}
+    for part, figs in parts.items():
+        fixed = figs[0]["fixed_arm_reward"]
+        top = max(fixed.values())
+        margins = [f["margin_over_best_arm"] for f in figs]
+        out[part] = {
+            "best_arms": [arm for arm, r in fixed.items() if r == top],
+            "best_arm_reward": top,
+            "margin_seed0": margins[0],
+            "margin_mean": round(float(np.mean(margins)), 2),
+            "margin_min": min(margins),
+            "margin_max": max(margins),
+            "seeds_beating_every_arm": sum(f["beats_every_arm"] for f in figs),
+            "beats_every_arm_all_seeds": all(f["beats_every_arm"] for f in figs),
+            "hindsight_context_ceiling_over_best_arm": figs[0]["hindsight_context_ceiling_over_best_arm"],
+        }
+    out["second_half"]["split_half_context_policy_over_best_arm"] = split_half_context_gain(rewards, contexts)
+    ceiling = out["after_warmup"]["hindsight_context_ceiling_over_best_arm"]
+    out["material_ceiling"] = bool(
+        ceiling >= MATERIAL_PER_ITEM * (len(contexts) - warm)
+        and out["second_half"]["split_half_context_policy_over_best_arm"] > 0
+    )
+    return out
+
+
+def lam_sweep(names: Sequence[str], delay: int, max_explore: float) -> dict:
+    """The bandit as in the default run (arms, query+confidence context, delay, warm-up) for every lam in
+    `LAM_GRID` and seed in `SWEEP_SEEDS`; prints a table per log and returns the figures."""
+    warm = WINDOW + delay
+    out: dict = {
+        "lam_sweep": list(LAM_GRID),
+        "seeds": list(SWEEP_SEEDS),
+        "delay": delay,
+        "max_explore": max_explore,
+        "warmup": warm,
+        "arms": list(ARMS),
+        "material_per_item": MATERIAL_PER_ITEM,
+    }
+    for name in names:
+        stream = load_stream(name)
+        contexts = bandit_contexts(stream)
+        out[name] = {}
+        print(f"== {name}: {len(stream.queries)} items, reward after warm-up ({warm}) / on the second half")
+        print(
+            f"{'lam':>7} | {'best arm':>14} {'reward':>8} {'margin s0':>9} {'mean':>7} {'min':>7} {'beat':>4}"
+            f" {'ceiling':>7} | {'best arm':>14} {'margin s0':>9} {'mean':>7} {'min':>7} {'beat':>4}"
+            f" {'ceiling':>7} {'split':>7} | material"
+        )
+        for lam in LAM_GRID:
+            rewards = arm_rewards(stream, lam)
+            runs = [run_bandit(stream, rewards, contexts, delay, seed, max_explore) for seed in SWEEP_SEEDS]
+            cell = sweep_cell(rewards, runs, contexts, warm)
+            out[name][f"{lam:g}"] = cell
+            a, b = cell["after_warmup"], cell["second_half"]
+            print(
+                f"{lam:>7g} | {'/'.join(a['best_arms']):>14} {a['best_arm_reward']:>8.2f} {a['margin_seed0']:>9.2f}"
+                f" {a['margin_mean']:>7.2f} {a['margin_min']:>7.2f} {a['seeds_beating_every_arm']:>2}/5"
+                f" {a['hindsight_context_ceiling_over_best_arm']:>7.2f} | {'/'.join(b['best_arms']):>14}"
+                f" {b['margin_seed0']:>9.2f} {b['margin_mean']:>7.2f} {b['margin_min']:>7.2f}"
+                f" {b['seeds_beating_every_arm']:>2}/5 {b['hindsight_context_ceiling_over_best_arm']:>7.2f}"
+                f" {b['split_half_context_policy_over_best_arm']:>7.2f} | {cell['material_ceiling']}"
+            )
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logs", nargs="+", default=["gsm8k", "arc"], choices=["gsm8k", "arc"])
@@ -335,7 +440,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-explore", type=float, default=0.1)
     parser.add_argument("--tune", action="store_true", help="print the first-half tuning grid and exit")
+    parser.add_argument("--lam-sweep", action="store_true", help="bandit only, over LAM_GRID x seeds 0-4, and exit")
     args = parser.parse_args(argv)
+    if args.lam_sweep:
+        print(json.dumps(lam_sweep(args.logs, args.delay, args.max_explore)))
+        return
     if args.tune:
         for name in args.logs:
             print(
