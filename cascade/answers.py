@@ -13,6 +13,17 @@ from functools import lru_cache
 from cascade.config import AnswerConfig
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+_MARKED = re.compile(
+    r"####\s*(-?[\d,.$]+)"
+    r"|\\boxed\{\s*\\?\$?\s*(-?\d[\d,]*(?:\.\d+)?)"
+    r"|\banswer(?:\s+is)?\s*[:=]?\s*\**\s*\$?(-?\d[\d,]*(?:\.\d+)?)",
+    re.IGNORECASE,
+)
+_ANSWER_MARKER = re.compile(r"\banswer(?:\s+is\s*:?|\s*:)\**", re.IGNORECASE)
+_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)")
+_LATEX_TEXT = re.compile(r"\\text\{([^{}]*)\}")
+_WRAPPERS = re.compile(r"\\[()\[\]]|[*$`\"{}]")
 _YES = {"yes", "true", "y", "correct"}
 _NO = {"no", "false", "n", "incorrect"}
 _CHOICE = re.compile(r"\b([A-J])\b")
@@ -28,9 +39,14 @@ def first_line(text: str) -> str | None:
 
 
 def number(text: str) -> str | None:
-    """The last number in the text (answers usually come after the reasoning), canonicalised."""
-    marked = re.search(r"####\s*(-?[\d,.$]+)", text)
-    found = [marked.group(1)] if marked else _NUMBER.findall(text)
+    """The number the text marks as its answer, else the last number in it, canonicalised.
+
+    Reasoning often restates other numbers after its conclusion ("The answer is 6. Joan gave 2
+    away."), so an explicit marker wins over position: GSM8K's `#### N`, LaTeX `\\boxed{N}`, or
+    "answer is N" / "Answer: N" (the last marker, when there are several).
+    """
+    marked = [next(g for g in m.groups() if g) for m in _MARKED.finditer(text)]
+    found = marked or _NUMBER.findall(text)
     if not found:
         return None
     raw = found[-1].replace(",", "").replace("$", "").rstrip(".")
@@ -39,6 +55,32 @@ def number(text: str) -> str | None:
     except ValueError:
         return None
     return str(int(value)) if value.is_integer() else repr(value)
+
+
+def final(text: str) -> str | None:
+    """The conclusion of a reasoning text: what follows its last "answer is" / "Answer:" up to the
+    end of that sentence, else its last `\\boxed{}`, else its last line.
+
+    For tiers that think before answering; LaTeX wrappers and emphasis are removed, so
+    "The answer is \\(\\boxed{18}\\)." gives "18" and "**Answer:** Paris" gives "Paris".
+    """
+    text = _LATEX_TEXT.sub(r"\1", text)
+    markers = list(_ANSWER_MARKER.finditer(text))
+    if markers:
+        rest = text[markers[-1].end() :].strip()
+        line = rest.splitlines()[0] if rest else ""
+        boxed = _BOXED.search(line)
+        return _unwrap(boxed.group(1) if boxed else _SENTENCE_END.split(line)[0])
+    boxed_all = _BOXED.findall(text)
+    if boxed_all:
+        return _unwrap(boxed_all[-1])
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return _unwrap(lines[-1]) if lines else None
+
+
+def _unwrap(answer: str) -> str | None:
+    answer = _WRAPPERS.sub("", answer).strip().rstrip(".").strip()
+    return answer or None
 
 
 def yesno(text: str) -> str | None:
@@ -76,6 +118,8 @@ def extractor(config: AnswerConfig) -> Callable[[str], str | None]:
         return first_line
     if fmt == "number":
         return number
+    if fmt == "final":
+        return final
     if fmt == "yesno":
         return yesno
     if fmt == "choice":

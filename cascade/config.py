@@ -72,7 +72,7 @@ class PromptConfig(Strict):
         return value
 
 
-AnswerFormat = Literal["text", "first_line", "number", "yesno", "choice", "regex"]
+AnswerFormat = Literal["text", "first_line", "final", "number", "yesno", "choice", "regex"]
 
 
 class AnswerConfig(Strict):

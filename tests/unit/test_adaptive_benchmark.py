@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from cascade.eval.cache import CachingCompleter
 from cascade.eval.datasets import Item
 from cascade.types import Completion, CompletionRequest
+from tests.unit.bench_loader import load_benchmark
 
-
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "adaptive_consistency.py"
-    spec = importlib.util.spec_from_file_location("adaptive_consistency", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_benchmark("adaptive_consistency")
 
 
 class SeedScript:

@@ -19,6 +19,11 @@ def test_squad_normalisation() -> None:
         ("So the total is 1,000 dollars. #### 1000", ["1000"], "number", True),
         ("She pays $18.00 in total.", "18", "number", True),
         ("The answer is 17", ["18"], "number", False),
+        # a marked answer wins over numbers restated after it
+        ("The answer is \\(\\boxed{6}\\). Joan has 6 kittens left after giving 2 away.", "6", "number", True),
+        ("So, Carla started with \\(\\boxed{2189}\\) marbles, 11 fewer.", "2189", "number", True),
+        ("Answer: 12.5, and the tip was 2", "12.5", "number", True),
+        ("The answer is 9. Check: 9 - 5 = 4", "4", "number", False),
         ("Yes, it does.", ["yes"], "yesno", True),
         ("False", ["no"], "yesno", True),
         ("(B) because ...", ["B"], "choice", True),
