@@ -5,6 +5,10 @@
 Items arrive in file order; the label of item i reaches the learners when item i + delay arrives.
 Two-tier cascades (cheapest hull model → best model), confidence as in `cascade replay`:
 GSM8K (RouteLLM): response heuristic; ARC-Challenge (RouterBench): agreement with two verifier models.
+MMLU (RouteLLM, Mixtral → GPT-4, 57 subjects): the log has no responses, so no confidence (every arm
+but 0 escalates) and no controller run; each query is tagged with its subject, as an application tags
+its traffic (`Cascade.arun(query, tag=...)`), and arrives in a seeded shuffle (the files are sorted by
+subject; live traffic mixes them). Only the bandit runs on it.
 The target EM of each log is fixed a priori as the midpoint of the two tiers' EM. Learners see only what
 production would: a gold label judges every answer a run produced, never one it did not (tier 1's when tier 0
 was accepted). `--tune` prints the first-half grid the settings were chosen from; `--lam-sweep` runs the bandit
@@ -28,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cascade.eval.confidence import AgreementConfidence, HeuristicConfidence
+from cascade.eval.confidence import AgreementConfidence, HeuristicConfidence, LoggedConfidence
 from cascade.eval.logs import read_log
 from cascade.eval.policies import CascadePolicy, PreparedCascade, hull_chain
 from cascade.learning.bandit import ThompsonBandit, reward
@@ -45,6 +49,9 @@ from routers.adaptive import ContextKind, bandit_context
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
 ARMS = (0.0, 0.5, 0.8, 0.95, 0.99, 1.01)  # threshold levels, fixed a priori; 1.01 = always escalate
+MMLU_ORDER_SEED = 0
+LOGS = ("gsm8k", "arc", "mmlu")
+BANDIT_ONLY = {"mmlu"}  # no confidence in the log: nothing for a threshold controller to move
 WINDOW = 200
 
 
@@ -56,6 +63,7 @@ class Stream:
     cascade: PreparedCascade
     queries: list[str]
     target: float
+    tags: list[str | None] | None = None  # the caller's label per query (the run's `tag`)
 
     @property
     def units(self) -> list[float]:
@@ -65,7 +73,14 @@ class Stream:
         """Items [start, stop) as a stream of their own (same target)."""
         c, cut = self.cascade, slice(start, stop)
         rest = PreparedCascade(c.policy, c.confidence[cut], c.correct[cut], c.cost[cut], c.tokens[cut])
-        return Stream(self.name, rest, self.queries[cut], self.target)
+        return Stream(self.name, rest, self.queries[cut], self.target, self.tags[cut] if self.tags else None)
+
+    def reordered(self, order: Sequence[int]) -> Stream:
+        """The same items arriving in `order`."""
+        c, idx = self.cascade, np.asarray(order)
+        moved = PreparedCascade(c.policy, c.confidence[idx], c.correct[idx], c.cost[idx], c.tokens[idx])
+        tags = [self.tags[i] for i in idx] if self.tags else None
+        return Stream(self.name, moved, [self.queries[i] for i in idx], self.target, tags)
 
     def outcome(self, i: int, threshold: float) -> tuple[bool, float]:
         stop = 0 if self.cascade.confidence[i, 0] >= threshold else 1
@@ -73,6 +88,15 @@ class Stream:
 
 
 def load_stream(name: str) -> Stream:
+    if name == "mmlu":
+        log = read_log(DATA / "routellm" / "mmlu_responses")
+        chain = hull_chain(log)
+        prepared = CascadePolicy((chain[0], chain[-1]), LoggedConfidence()).prepare(log)
+        target = round(float(prepared.correct.mean(axis=0).mean()), 3)
+        tags: list[str | None] = [item.meta.get("subject") for item in log.items]
+        stream = Stream(name, prepared, [item.prompt for item in log.items], target, tags)
+        order = np.random.default_rng(MMLU_ORDER_SEED).permutation(len(log.items))
+        return stream.reordered(order.tolist())
     if name == "gsm8k":
         log = read_log(DATA / "routellm" / "gsm8k_responses.csv")
         chain = hull_chain(log)
@@ -139,7 +163,10 @@ def arm_rewards(stream: Stream, lam: float) -> np.ndarray:
 def bandit_contexts(stream: Stream, kind: ContextKind = "query+confidence") -> list[str]:
     """Each item's bandit context as `routers.adaptive` computes it (tier 0 has answered by then)."""
     confidence = stream.cascade.confidence[:, 0]
-    return [bandit_context(q, float(c), ARMS, kind) for q, c in zip(stream.queries, confidence, strict=True)]
+    tags = stream.tags or [None] * len(stream.queries)
+    return [
+        bandit_context(q, float(c), ARMS, kind, tag) for q, c, tag in zip(stream.queries, confidence, tags, strict=True)
+    ]
 
 
 def run_bandit(
@@ -434,7 +461,7 @@ def lam_sweep(names: Sequence[str], delay: int, max_explore: float) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--logs", nargs="+", default=["gsm8k", "arc"], choices=["gsm8k", "arc"])
+    parser.add_argument("--logs", nargs="+", default=list(LOGS), choices=LOGS)
     parser.add_argument("--delay", type=int, default=50)
     parser.add_argument("--lam", type=float, default=5e-4, help="reward = EM - lam * tokens")
     parser.add_argument("--seed", type=int, default=0)
@@ -446,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(json.dumps(lam_sweep(args.logs, args.delay, args.max_explore)))
         return
     if args.tune:
-        for name in args.logs:
+        for name in (n for n in args.logs if n not in BANDIT_ONLY):  # its settings are the controller's
             print(
                 json.dumps({name: tune(load_stream(name), args.delay, args.lam, args.seed, args.max_explore)}, indent=1)
             )
@@ -456,15 +483,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ctrl_plots, bandit_plots = {}, {}
     for name in args.logs:
         stream = load_stream(name)
-        best = hindsight_best(static_grid(stream), stream.target)
-        # chosen by `--tune` on the first half of each stream (window x margin x step), one setting for both
-        settings = ControllerSettings(stream.target, window=100, margin=0.0, step=0.05, min_evidence=50)
-        run = run_controller(stream, settings, args.delay)
+        figures[name] = {}
+        if name not in BANDIT_ONLY:
+            best = hindsight_best(static_grid(stream), stream.target)
+            # chosen by `--tune` on the first half of each stream (window x margin x step), one setting for both
+            settings = ControllerSettings(stream.target, window=100, margin=0.0, step=0.05, min_evidence=50)
+            run = run_controller(stream, settings, args.delay)
+            figures[name]["controller"] = controller_figures(stream, run, best, warm)
+            figures[name]["controller"]["second_half"] = second_half(stream, run)
+            ctrl_plots[name] = (stream, run, best[0])
         rewards = arm_rewards(stream, args.lam)
         contexts = bandit_contexts(stream)
         chosen = run_bandit(stream, rewards, contexts, args.delay, args.seed, args.max_explore)
-        figures[name] = {"controller": controller_figures(stream, run, best, warm)}
-        figures[name]["controller"]["second_half"] = second_half(stream, run)
         figures[name]["bandit"] = bandit_figures(rewards, chosen, warm, contexts)
         half = len(stream.queries) // 2
         figures[name]["bandit"]["second_half"] = bandit_figures(rewards[half:], chosen[half:], 0, contexts[half:])
@@ -475,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for seed in range(5)
             for explore in (args.max_explore, 0.0)
         }
-        ctrl_plots[name], bandit_plots[name] = (stream, run, best[0]), (rewards, chosen)
+        bandit_plots[name] = (rewards, chosen)
         print(f"== {name}: {len(stream.queries)} items, target EM {stream.target}")
         print(json.dumps(figures[name], indent=2))
     plot_controller(ctrl_plots, HERE / "learning_controller.png")

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", "-c", type=Path, default=None, help="cascade YAML (default: configs/local.yaml)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the trace")
     run.add_argument("--store", metavar="DSN", help="record the run (SQLite path or postgresql:// DSN) for feedback")
+    run.add_argument("--tag", help="the query's context label (e.g. an app feature); learning routers learn per tag")
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
@@ -86,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     from cascade.trace import Trace
 
     cascade = Cascade.from_yaml(args.config or default_config_path())
-    result = cascade.run(args.question)
+    result = cascade.run(args.question, tag=args.tag)
     if args.store:
         from cascade.store import open_store
 

@@ -52,22 +52,25 @@ class Cascade:
     def from_yaml(cls, path: str | os.PathLike[str], *, completer: Completer | None = None) -> Cascade:
         return cls(load_config(path), completer=completer)
 
-    async def arun(self, query: str) -> CascadeResult:
-        """Answer one query; failures are recorded in the result, never lost."""
+    async def arun(self, query: str, *, tag: str | None = None) -> CascadeResult:
+        """Answer one query; failures are recorded in the result, never lost.
+
+        `tag` is the caller's label for where the query comes from (an app feature, a topic, a
+        customer tier): routers that learn per context (the bandit) learn per tag, and the run
+        store keeps it with the run.
+        """
         _check_query(query)
-        state = await self.graph.compiled.ainvoke({"query": query, "attempts": []})
+        state = await self.graph.compiled.ainvoke(_initial(query, tag))
         return assemble(query, cast(CascadeState, state))
 
-    def run(self, query: str) -> CascadeResult:
-        return _sync(self.arun(query))
+    def run(self, query: str, *, tag: str | None = None) -> CascadeResult:
+        return _sync(self.arun(query, tag=tag))
 
-    async def astream(self, query: str) -> AsyncIterator[Attempt | CascadeResult]:
+    async def astream(self, query: str, *, tag: str | None = None) -> AsyncIterator[Attempt | CascadeResult]:
         """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
         _check_query(query)
         state: dict[str, Any] = {}
-        async for mode, chunk in self.graph.compiled.astream(
-            {"query": query, "attempts": []}, stream_mode=["custom", "values"]
-        ):
+        async for mode, chunk in self.graph.compiled.astream(_initial(query, tag), stream_mode=["custom", "values"]):
             if mode == "custom":
                 yield cast(Attempt, chunk)
             else:
@@ -113,7 +116,14 @@ def assemble(query: str, state: CascadeState) -> CascadeResult:
         stop_reason=stop_reason,
         run_id=uuid.uuid4().hex,
         error=error,
+        tag=state.get("tag"),
     )
+
+
+def _initial(query: str, tag: str | None) -> CascadeState:
+    if tag is not None and (not isinstance(tag, str) or not tag.strip()):
+        raise UserError("tag must be a non-empty string (or None)")
+    return {"query": query, "attempts": [], "tag": tag}
 
 
 def _check_query(query: object) -> None:

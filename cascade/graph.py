@@ -33,6 +33,7 @@ NO_PLAN = RoutePlan()
 
 class CascadeState(TypedDict, total=False):
     query: str
+    tag: str | None
     plan: RoutePlan
     tier_index: int
     attempts: list[Attempt]
@@ -75,7 +76,9 @@ class CascadeGraph:
         attempts = list(state.get("attempts", []))
         index = state.get("tier_index", 0)
         while True:
-            record = await self._generate_verify_decide(self.tiers[index], index, query, plan, attempts[:])
+            record = await self._generate_verify_decide(
+                self.tiers[index], index, query, plan, attempts[:], state.get("tag")
+            )
             if record.decision == "accept":
                 why = "accepted"
             else:
@@ -90,7 +93,13 @@ class CascadeGraph:
                 return {"attempts": attempts, "stop_reason": why}
 
     async def _generate_verify_decide(
-        self, tier: TierRuntime, index: int, query: str, plan: RoutePlan, previous: list[Attempt]
+        self,
+        tier: TierRuntime,
+        index: int,
+        query: str,
+        plan: RoutePlan,
+        previous: list[Attempt],
+        tag: str | None = None,
     ) -> Attempt:
         started = time.perf_counter()
         max_tokens = self.budget.max_tokens_for(tier, query, previous, plan)
@@ -107,7 +116,7 @@ class CascadeGraph:
             before_draw=lambda drawn: self.budget.check_draw(tier, previous, drawn),
         )
         decision = self.router.decide(
-            DecideContext(query, tier.config, index, len(self.tiers), verdict, answer, previous)
+            DecideContext(query, tier.config, index, len(self.tiers), verdict, answer, previous, tag)
         )
         return tier.attempt(samples, verdict, answer, decision, started)
 

@@ -66,6 +66,7 @@ class DecideContext:
     verdict: Verdict
     answer: str | None
     previous: list[Attempt] = field(default_factory=list)
+    tag: str | None = None  # the caller's label for the query's context (see `Cascade.arun`)
 
 
 @runtime_checkable

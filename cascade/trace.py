@@ -23,7 +23,10 @@ class Trace:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         result = self.result
-        tree = Tree(Text.assemble((f"{self.title} ", "bold"), ("query: ", "dim"), _short(result.query, 100)))
+        head = Text.assemble((f"{self.title} ", "bold"), ("query: ", "dim"), _short(result.query, 100))
+        if result.tag:
+            head.append_text(Text.assemble(("  tag: ", "dim"), result.tag))
+        tree = Tree(head)
         if result.route_reason:
             tree.add(Text.assemble(("route ", "bold cyan"), result.route_reason))
         for attempt in result.attempts:

@@ -158,6 +158,7 @@ class CascadeResult(BaseModel):
     stop_reason: str = ""
     run_id: str = ""
     error: str | None = None
+    tag: str | None = None
 
     @property
     def total_tokens(self) -> int:

@@ -149,19 +149,19 @@ class BanditRouter(_Learner):
         self._current = 0
 
     def decide(self, ctx: DecideContext) -> Decision:
-        self._current = self.arm_for(ctx.query, ctx.verdict.confidence if ctx.answer is not None else None)
+        self._current = self.arm_for(ctx.query, ctx.verdict.confidence if ctx.answer is not None else None, ctx.tag)
         return super().decide(ctx)
 
     def threshold_for(self, tier_name: str) -> float:
         return self.config.arms[self._current]
 
-    def arm_for(self, query: str, confidence: float | None = None) -> int:
+    def arm_for(self, query: str, confidence: float | None = None, tag: str | None = None) -> int:
         """The query's arm: drawn at its first gate (whose confidence is part of the context), then
         reused at every later tier of the same cascade run."""
-        key = hashlib.sha256(query.encode("utf-8")).hexdigest()
+        key = hashlib.sha256(f"{tag or ''}\x00{query}".encode()).hexdigest()
         if key not in self._arms:
             self._arms[key] = self.bandit.choose(
-                bandit_context(query, confidence, self.config.arms, self.config.context)
+                bandit_context(query, confidence, self.config.arms, self.config.context, tag)
             )
             if len(self._arms) > _REMEMBERED:
                 self._arms.popitem(last=False)
@@ -170,7 +170,8 @@ class BanditRouter(_Learner):
     def learn_one(self, item: LabelledRun) -> None:
         first = item.run.attempts[0] if item.run.attempts else {}
         confidence = first.get("confidence") if first.get("answer") is not None else None
-        context = bandit_context(item.run.query, confidence, self.config.arms, self.config.context)
+        tag = item.run.features.get("tag")
+        context = bandit_context(item.run.query, confidence, self.config.arms, self.config.context, tag)
         for arm, value in arm_rewards(item, self.config.arms, self.config.lam, self.final_tier).items():
             self.bandit.update(context, arm, value)
 
@@ -194,12 +195,16 @@ def confidence_bucket(confidence: float | None, arms: Sequence[float]) -> int:
     return -1 if confidence is None else sum(float(confidence) >= level for level in arms)
 
 
-def bandit_context(query: str, confidence: float | None, arms: Sequence[float], kind: ContextKind) -> str:
-    """The bandit's context: the query's task and length, the first gate's confidence bucket, or both.
+def bandit_context(
+    query: str, confidence: float | None, arms: Sequence[float], kind: ContextKind, tag: str | None = None
+) -> str:
+    """The bandit's context: the query's task and length, the first gate's confidence bucket, or both;
+    led by the caller's tag when the run has one (`Cascade.arun(query, tag=...)`).
 
     The arm is drawn once the first tier has answered, so its confidence is known at decision time.
     """
-    parts = [query_context(query)] if kind != "confidence" else []
+    parts = [f"tag={tag}"] if tag else []
+    parts += [query_context(query)] if kind != "confidence" else []
     if kind != "query":
         parts.append(f"c{confidence_bucket(confidence, arms)}")
     return "|".join(parts)

@@ -106,7 +106,7 @@ class Server:
         )
         self.budgets.check(ident)
         async with self.admission.slot():
-            result = await cascade.arun(query)
+            result = await cascade.arun(query, tag=body.tag)
         self._account(body.model, ident, result)
         await self.feedback.record(result, body.model)
         return respond(body, result)

@@ -54,6 +54,7 @@ def cascade_info(result: CascadeResult) -> CascadeInfo:
         accepted=result.accepted,
         stop_reason=result.stop_reason,
         attempts=attempts,
+        tag=result.tag,
     )
 
 

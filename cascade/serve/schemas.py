@@ -57,6 +57,11 @@ class ChatCompletionRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     n: int = Field(default=1, ge=1, le=1)
     user: str | None = None
+    metadata: dict[str, str] | None = None  # OpenAI's request metadata; "tag" labels the query's context
+
+    @property
+    def tag(self) -> str | None:
+        return (self.metadata or {}).get("tag") or None
 
     def query(self) -> str:
         """The one user message's text: the cascade's query. Raises ValueError with the reason."""
@@ -104,6 +109,7 @@ class CascadeInfo(BaseModel):
     accepted: bool
     stop_reason: str
     attempts: list[AttemptInfo]
+    tag: str | None = None
 
 
 class AssistantMessage(BaseModel):

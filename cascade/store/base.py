@@ -50,6 +50,7 @@ class RunRecord:
             stop_reason=self.stop_reason,
             run_id=self.run_id,
             error=self.error,
+            tag=self.features.get("tag"),
         )
 
 

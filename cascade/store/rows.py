@@ -61,7 +61,12 @@ def from_json(text: str | None) -> dict[str, Any]:
 def run_values(
     result: CascadeResult, run_id: str, config_name: str, variant: str | None, features: Mapping[str, Any] | None
 ) -> tuple[Any, ...]:
-    """The runs row for `result`, in RUN_COLUMNS order without `seq` (the database assigns it)."""
+    """The runs row for `result`, in RUN_COLUMNS order without `seq` (the database assigns it).
+
+    The run's tag (if any) is kept among its features, where context-aware learners read it back.
+    """
+    if result.tag is not None:
+        features = {**(features or {}), "tag": result.tag}
     return (
         run_id, now(), config_name, variant, scrub(result.query), clean(result.answer), int(result.accepted),
         result.final_tier, result.total_tokens, result.total_cost_usd, scrub(to_json(features or {}, "features")),

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.integration
 
 LOCAL = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 MODELS = ("smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b")
+TIERS = (*MODELS, "qwen2.5-1.5b-think")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def test_openai_client_gets_paris_from_the_local_cascade(client: openai.OpenAI) 
     )
     completion = raw.parse()
     assert "Paris" in (completion.choices[0].message.content or "")
-    assert raw.headers["x-cascade-tier"] in MODELS
+    assert raw.headers["x-cascade-tier"] in TIERS
     assert (
         completion.usage is not None and completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
     )

@@ -67,3 +67,22 @@ def test_sweep_cell_no_material_ceiling_when_one_arm_is_best_everywhere() -> Non
     assert cell["after_warmup"]["hindsight_context_ceiling_over_best_arm"] == 0.0
     assert cell["after_warmup"]["margin_seed0"] == 0.0 and cell["after_warmup"]["seeds_beating_every_arm"] == 0
     assert not cell["material_ceiling"]
+
+
+def test_tagged_streams_give_the_bandit_tagged_contexts_in_their_new_order() -> None:
+    from cascade.eval.confidence import LoggedConfidence
+    from cascade.eval.policies import CascadePolicy, PreparedCascade
+
+    n = 3
+    prepared = PreparedCascade(
+        CascadePolicy(("a", "b"), LoggedConfidence()),
+        np.zeros((n, 1)),
+        np.ones((n, 2)),
+        np.ones((n, 2)),
+        np.ones((n, 2)),
+    )
+    stream = bench.Stream("t", prepared, ["q0", "q1", "q2"], 0.5, ["x", "y", "z"])
+    moved = stream.reordered([2, 0, 1])
+    assert moved.queries == ["q2", "q0", "q1"] and moved.tags == ["z", "x", "y"]
+    assert [c.split("|")[0] for c in bench.bandit_contexts(moved)] == ["tag=z", "tag=x", "tag=y"]
+    assert moved.part(1, 3).tags == ["x", "y"]

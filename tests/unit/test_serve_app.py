@@ -78,6 +78,15 @@ async def test_the_query_is_the_user_message_inside_the_tier_prompt() -> None:
     assert fake.calls[0].messages[-1] == {"role": "user", "content": "What is the capital?"}
 
 
+async def test_request_metadata_tag_labels_the_run() -> None:
+    cascade, _ = demo()
+    async with client(cascade) as http:
+        tagged = await http.post("/v1/chat/completions", json=ask(metadata={"tag": "support", "other": "x"}))
+        plain = await http.post("/v1/chat/completions", json=ask())
+    assert tagged.json()["cascade"]["tag"] == "support"
+    assert plain.json()["cascade"]["tag"] is None
+
+
 async def test_answered_but_not_accepted_is_200_with_accepted_false() -> None:
     cascade, _ = demo(large=FakeReply("Paris?", logprobs=[-3.0]))
     async with client(cascade) as http:
