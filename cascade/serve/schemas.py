@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -59,9 +59,16 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     metadata: dict[str, str] | None = None  # OpenAI's request metadata; "tag" labels the query's context
 
+    @field_validator("metadata")
+    @classmethod
+    def _tag_has_text(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value and "tag" in value and not value["tag"].strip():
+            raise ValueError("'tag' must be a non-empty string")
+        return value
+
     @property
     def tag(self) -> str | None:
-        return (self.metadata or {}).get("tag") or None
+        return (self.metadata or {}).get("tag")
 
     def query(self) -> str:
         """The one user message's text: the cascade's query. Raises ValueError with the reason."""

@@ -160,6 +160,7 @@ MALFORMED = [
     (json.dumps(ask(stream="maybe")).encode(), "stream"),
     (json.dumps({"model": "demo", "messages": [{"role": "robot", "content": "x"}]}).encode(), "messages.0.role"),
     (json.dumps(ask("   ")).encode(), "the user message is empty"),
+    (json.dumps(ask(metadata={"tag": " "})).encode(), "metadata: Value error, 'tag' must be a non-empty string"),
     (json.dumps(ask([{"type": "image_url", "image_url": {"url": "x"}}])).encode(), "only text content parts"),
     (chat({"role": "system", "content": "Be brief"}, {"role": "user", "content": "x"}), "single-turn queries"),
     (
