@@ -27,6 +27,7 @@ from cascade.eval.runner import EvalRun, query_of, score_results
 from cascade.protocols import Completer
 
 MAX_GRID = 12
+MAX_COMBOS = 400  # candidates per subset of tiers: the grid is coarser when more tiers are tuned at once
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,15 @@ def with_thresholds(
     return tuned
 
 
+def grid_size(tiers_tuned: int) -> int:
+    """Quantiles per tier so that a subset's grid (each tier: quantiles plus 0 and 1) stays within
+    `MAX_COMBOS` (up to four tuned tiers; never below the lowest and highest confidence): every grid
+    point replays the whole cascade, and their number grows as a power of the tiers tuned."""
+    if tiers_tuned <= 1:
+        return MAX_GRID
+    return max(2, min(MAX_GRID, int(MAX_COMBOS ** (1 / tiers_tuned) + 1e-9) - 2))
+
+
 def grid(run: EvalRun, tier: str, size: int = MAX_GRID) -> list[float]:
     """Candidate thresholds for a tier: quantiles of its observed confidences, plus 0 and 1."""
     values = np.array([i.tiers[tier].confidence or 0.0 for i in run.log.items], dtype=float)
@@ -103,7 +113,7 @@ async def search(
     candidates = []
     for size in range(len(optional) + 1):
         for kept in itertools.combinations(optional, size):
-            for combo in itertools.product(*(grid(run, name) for name in kept)):
+            for combo in itertools.product(*(grid(run, name, grid_size(size)) for name in kept)):
                 thresholds = dict(zip(kept, combo, strict=True))
                 tuned = with_thresholds(config, thresholds, (*kept, last))
                 em, tokens, cost = await score(tuned, completer, run.items, template)

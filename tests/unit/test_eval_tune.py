@@ -127,3 +127,12 @@ def test_tune_target_is_the_most_accurate_tier_not_the_last(tmp_path: Path) -> N
     useless, cheap, strong = TIERS
     report, _ = _tune(tmp_path, [useless, strong, cheap])  # the last tier is right only on even numbers
     assert report["tuning"]["objective"]["min_em"] == 1.0
+
+
+def test_grid_stays_within_budget_as_more_tiers_are_tuned_at_once() -> None:
+    from cascade.eval.tune import MAX_COMBOS, MAX_GRID, grid_size
+
+    assert grid_size(1) == grid_size(2) == MAX_GRID  # one or two gates: the full grid
+    for tiers in range(3, 5):
+        assert (grid_size(tiers) + 2) ** tiers <= MAX_COMBOS
+    assert grid_size(8) == 2  # never fewer than the lowest and highest confidence seen
