@@ -13,6 +13,7 @@ The choice is then scored once on a separate split that tuning never saw.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,17 +74,21 @@ def with_thresholds(
 def grid_size(tiers_tuned: int) -> int:
     """Quantiles per tier so that a subset's grid (each tier: quantiles plus 0 and 1) stays within
     `MAX_COMBOS` (up to four tuned tiers; never below the lowest and highest confidence): every grid
-    point replays the whole cascade, and their number grows as a power of the tiers tuned."""
+    point replays the whole cascade, and their number grows as a power of the tiers tuned. A single
+    gate is cheap to search finely, and a coarse grid can miss the one threshold that meets a target."""
     if tiers_tuned <= 1:
-        return MAX_GRID
+        return MAX_COMBOS - 2  # one gate: every distinct confidence seen (at most MAX_COMBOS)
     return max(2, min(MAX_GRID, int(MAX_COMBOS ** (1 / tiers_tuned) + 1e-9) - 2))
 
 
 def grid(run: EvalRun, tier: str, size: int = MAX_GRID) -> list[float]:
-    """Candidate thresholds for a tier: quantiles of its observed confidences, plus 0 and 1."""
+    """Candidate thresholds for a tier: its observed confidences (quantiles of them when there are more
+    than `size`), plus 0 and 1. Rounded down to 4 decimals, so a threshold still accepts the answer
+    whose confidence it came from."""
     values = np.array([i.tiers[tier].confidence or 0.0 for i in run.log.items], dtype=float)
-    inner = np.quantile(values, np.linspace(0, 1, size)) if values.size else np.array([])
-    return sorted({0.0, 1.0, *(round(float(v), 4) for v in inner)})
+    distinct = np.unique(values)
+    inner = distinct if distinct.size <= size else np.quantile(values, np.linspace(0, 1, size))
+    return sorted({0.0, 1.0, *(math.floor(float(v) * 1e4) / 1e4 for v in inner)})
 
 
 async def score(

@@ -132,7 +132,7 @@ def test_tune_target_is_the_most_accurate_tier_not_the_last(tmp_path: Path) -> N
 def test_grid_stays_within_budget_as_more_tiers_are_tuned_at_once() -> None:
     from cascade.eval.tune import MAX_COMBOS, MAX_GRID, grid_size
 
-    assert grid_size(1) == grid_size(2) == MAX_GRID  # one or two gates: the full grid
-    for tiers in range(3, 5):
+    assert grid_size(1) == MAX_COMBOS - 2 and grid_size(2) == MAX_GRID  # one gate: every confidence seen
+    for tiers in range(1, 5):
         assert (grid_size(tiers) + 2) ** tiers <= MAX_COMBOS
     assert grid_size(8) == 2  # never fewer than the lowest and highest confidence seen
