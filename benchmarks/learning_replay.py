@@ -71,13 +71,11 @@ class Stream:
 
     def part(self, start: int, stop: int) -> Stream:
         """Items [start, stop) as a stream of their own (same target)."""
-        c, cut = self.cascade, slice(start, stop)
-        rest = PreparedCascade(c.policy, c.confidence[cut], c.correct[cut], c.cost[cut], c.tokens[cut])
-        return Stream(self.name, rest, self.queries[cut], self.target, self.tags[cut] if self.tags else None)
+        return self.reordered(range(start, stop))
 
     def reordered(self, order: Sequence[int]) -> Stream:
-        """The same items arriving in `order`."""
-        c, idx = self.cascade, np.asarray(order)
+        """The items at positions `order`, arriving in that order (same target)."""
+        c, idx = self.cascade, np.asarray(order, dtype=int)
         moved = PreparedCascade(c.policy, c.confidence[idx], c.correct[idx], c.cost[idx], c.tokens[idx])
         tags = [self.tags[i] for i in idx] if self.tags else None
         return Stream(self.name, moved, [self.queries[i] for i in idx], self.target, tags)
@@ -88,16 +86,13 @@ class Stream:
 
 
 def load_stream(name: str) -> Stream:
+    tags: list[str | None] | None = None
     if name == "mmlu":
         log = read_log(DATA / "routellm" / "mmlu_responses")
         chain = hull_chain(log)
-        prepared = CascadePolicy((chain[0], chain[-1]), LoggedConfidence()).prepare(log)
-        target = round(float(prepared.correct.mean(axis=0).mean()), 3)
-        tags: list[str | None] = [item.meta.get("subject") for item in log.items]
-        stream = Stream(name, prepared, [item.prompt for item in log.items], target, tags)
-        order = np.random.default_rng(MMLU_ORDER_SEED).permutation(len(log.items))
-        return stream.reordered(order.tolist())
-    if name == "gsm8k":
+        policy = CascadePolicy((chain[0], chain[-1]), LoggedConfidence())
+        tags = [item.meta.get("subject") for item in log.items]
+    elif name == "gsm8k":
         log = read_log(DATA / "routellm" / "gsm8k_responses.csv")
         chain = hull_chain(log)
         policy = CascadePolicy((chain[0], chain[-1]), HeuristicConfidence())
@@ -108,7 +103,10 @@ def load_stream(name: str) -> Stream:
         policy = CascadePolicy((chain[0], chain[-1]), AgreementConfidence(tuple(chain[1:-1])))
     prepared = policy.prepare(log)
     target = round(float(prepared.correct.mean(axis=0).mean()), 3)
-    return Stream(name, prepared, [item.prompt for item in log.items], target)
+    stream = Stream(name, prepared, [item.prompt for item in log.items], target, tags)
+    if name == "mmlu":  # the files are sorted by subject; live traffic mixes them
+        return stream.reordered(np.random.default_rng(MMLU_ORDER_SEED).permutation(len(log.items)).tolist())
+    return stream
 
 
 def static_grid(stream: Stream) -> list[tuple[float, float, float]]:
