@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cascade.features import query_features
 from cascade.learning.bandit import ThompsonBandit, reward
 from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, query_unit
 from cascade.protocols import DecideContext
@@ -24,7 +25,6 @@ from cascade.registry import BuildContext, register
 from cascade.store import LabelledRun, Store, open_store
 from cascade.store.base import is_correct
 from cascade.types import Decision
-from routers.features import query_features
 from routers.threshold import ThresholdRouter, Unit
 
 _PAGE = 200

@@ -1,7 +1,8 @@
-"""Query features, and a rule-based pre-router that picks the starting tier and token budgets.
+"""A rule-based pre-router that picks the starting tier and token budgets from query features.
 
-`query_features` is pure and deterministic, so a learned pre-router can train and predict on
-exactly the features these rules match on.
+The features themselves (`query_features`, `task_of`, ...) live in the core, `cascade.features`, so a
+learned pre-router and the correctness scorer train on exactly what these rules match on; they are
+re-exported here for the routers' users.
 """
 
 from __future__ import annotations
@@ -13,96 +14,25 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cascade.config import Regex, TierConfig
+from cascade.features import LONG_WORDS, TASKS, Feature, length_scale, query_features, question_word, task_of
 from cascade.registry import BuildContext, register
 from cascade.types import RoutePlan
 from routers._tiers import Loc, check_tier_names
 
-Feature = float | str | bool
-# Checked in this order; the first that matches is the query's task.
-TASKS = ("code", "multiple_choice", "yesno", "reasoning_long", "arithmetic", "factoid", "other")
-LONG_WORDS = 60
-
-_CODE = re.compile(
-    r"```|\bdef\s+\w+\s*\(|\bclass\s+\w+\s*[:(]|^\s*(?:import|from)\s+\w+|\bc\+\+"
-    r"|\b(?:python|javascript|typescript|rust|golang|sql|bash)\b"
-    r"|\b(?:write|implement|debug|refactor)\b.{0,40}?\b(?:function|program|script|code|method)\b",
-    re.IGNORECASE | re.MULTILINE,
-)
-_AUX = r"(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)"
-_YESNO_QUESTION = re.compile(rf"(?:^|[.!?\n]\s*)({_AUX})\b[^.?!\n]*\?", re.IGNORECASE)
-_YESNO_CUE = re.compile(r"\b(?:yes or no|true or false)\b", re.IGNORECASE)
-_REASONING = re.compile(
-    r"\b(?:explain (?:why|how)|step[- ]by[- ]step|prove that|show that|justify|derive)\b", re.IGNORECASE
-)
-_MATH_OP = re.compile(
-    r"\d\s*(?:\*\*|[-+*/×÷^=%])\s*\(?\s*\d"
-    r"|\b(?:plus|minus|times|divided by|multiplied by|squared|cubed|square root)\b",
-    re.IGNORECASE,
-)
-_QUANTITY = re.compile(
-    r"\b(?:how (?:many|much)|total|sum|product|difference|average|percent|each|per)\b", re.IGNORECASE
-)
-_WH = re.compile(r"\b(what|who|whom|whose|when|where|which|why|how)\b", re.IGNORECASE)
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
-
-
-def query_features(query: str) -> dict[str, Feature]:
-    """Cheap, deterministic features of a query: size, numbers, question shape and task."""
-    words = len(query.split())
-    return {
-        "chars": len(query),
-        "words": words,
-        "sentences": max(1, len(_SENTENCE_END.findall(query.strip()))) if query.strip() else 0,
-        "digits": sum(ch.isdigit() for ch in query),
-        "numbers": len(_NUMBER.findall(query)),
-        "has_math": _MATH_OP.search(query) is not None,
-        "has_question_mark": "?" in query,
-        "question_word": question_word(query),
-        "task": task_of(query, words),
-    }
-
-
-def question_word(query: str) -> str:
-    """The earliest wh-word or yes/no-question auxiliary ('what', 'is', ...), else ''."""
-    found = [m for m in (_WH.search(query), _YESNO_QUESTION.search(query)) if m]
-    return min(found, key=lambda m: m.start(1)).group(1).lower() if found else ""
-
-
-def task_of(query: str, words: int | None = None) -> str:
-    """The first task in `TASKS` order whose patterns match the query."""
-    words = len(query.split()) if words is None else words
-    if _CODE.search(query):
-        return "code"
-    if _has_choices(query):
-        return "multiple_choice"
-    if _YESNO_QUESTION.search(query) or _YESNO_CUE.search(query):
-        return "yesno"
-    if words >= LONG_WORDS or _REASONING.search(query):
-        return "reasoning_long"
-    if _MATH_OP.search(query) or (_QUANTITY.search(query) and any(ch.isdigit() for ch in query)):
-        return "arithmetic"
-    if _WH.search(query) or "?" in query:
-        return "factoid"
-    return "other"
-
-
-def _choice_label(letter: str) -> re.Pattern[str]:
-    """`(A)`, `A)` anywhere, or `A.` / `A:` at the start of a line, followed by option text."""
-    return re.compile(rf"(?:\({letter}\)|(?<![\w(]){letter}\)|^[ \t]*{letter}[.:])[ \t]*\S", re.MULTILINE)
-
-
-_CHOICE_A, _CHOICE_B = _choice_label("A"), _choice_label("B")
-
-
-def _has_choices(query: str) -> bool:
-    first = _CHOICE_A.search(query)
-    return first is not None and _CHOICE_B.search(query, first.end()) is not None
-
-
-def length_scale(words: int, base_words: int = 50, max_scale: float = 4.0) -> float:
-    """Budget multiplier for a query: 1 up to `base_words`, then proportional, capped at `max_scale`."""
-    return min(max_scale, max(1.0, words / base_words))
+__all__ = [
+    "LONG_WORDS",
+    "TASKS",
+    "Feature",
+    "FeaturesConfig",
+    "FeaturesPreRouter",
+    "Rule",
+    "When",
+    "build_features",
+    "length_scale",
+    "query_features",
+    "question_word",
+    "task_of",
+]
 
 
 class _Strict(BaseModel):

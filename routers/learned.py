@@ -13,13 +13,13 @@ import hashlib
 from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.config import TierConfig
+from cascade.features import query_features
 from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets
 from cascade.registry import BuildContext, register
 from cascade.store import LabelledRun, RunRecord, Store, open_store
 from cascade.store.base import is_correct
 from cascade.store.paging import iter_labelled, iter_runs
 from cascade.types import RoutePlan
-from routers.features import query_features
 
 
 class LearnedConfig(BaseModel):

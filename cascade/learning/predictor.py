@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from cascade.features import query_features
+
 SparseVector = dict[int, float]
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 _MAX_TEXT = 600  # chars featurised from the query's end: few-shot prompts put the question last
@@ -41,17 +43,10 @@ def _ngrams(query: str) -> Iterable[str]:
     yield from (f"c:{squashed[i : i + 4]}" for i in range(max(0, len(squashed) - 3)))
 
 
-def _query_features(query: str) -> dict[str, float | str | bool]:
-    """Imported on use: `routers` imports the `learned` pre-router, which imports this module."""
-    from routers.features import query_features
-
-    return query_features(query)
-
-
 def _numeric(query: str) -> dict[str, float]:
     """`query_features` as model inputs: log-scaled counts, flags, and one-hots for categories."""
     out: dict[str, float] = {}
-    for key, value in _query_features(query).items():
+    for key, value in query_features(query).items():
         if isinstance(value, bool):
             out[f"f:{key}"] = float(value)
         elif isinstance(value, int | float):
@@ -195,7 +190,7 @@ class CheapTierPredictor:
 
 def task_key(query: str) -> str:
     """The budget bucket of a query: its `query_features` task."""
-    return str(_query_features(query)["task"])
+    return str(query_features(query)["task"])
 
 
 def _arrays(x: SparseVector) -> tuple[np.ndarray, np.ndarray]:

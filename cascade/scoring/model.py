@@ -1,0 +1,191 @@
+"""A trained correctness scorer: P(answer correct) from a `ScoringInput`, with numpy only.
+
+The file is JSON a person can read (and diff): the format name and version, the feature names,
+per head the standardisation, logistic coefficients and calibration map, and where the training
+data came from. Training needs scikit-learn (`cascade.scoring.train`, the `learn` extra); loading
+and scoring do not, so a shipped scorer works on the base install.
+
+Heads: one per tier name seen often enough in training, and `*` for every other tier (it knows the
+tier only through its index and one-hot). A scorer trained for a cascade therefore scores each
+tier with what was learned about that very tier.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cascade.errors import ConfigError
+from cascade.scoring.features import features, matrix
+from cascade.scoring.inputs import ScoringInput
+
+FORMAT = "cascade-scorer"
+VERSION = 1
+ANY_TIER = "*"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A monotone map from the logistic model's probability to a calibrated one.
+
+    `sigmoid` (Platt): 1 / (1 + exp(-(a·logit(p) + b))); `isotonic`: piecewise-linear through the
+    points (x, y), flat beyond them; `identity`: p itself.
+    """
+
+    kind: str = "identity"
+    a: float = 1.0
+    b: float = 0.0
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+
+    def __call__(self, p: np.ndarray) -> np.ndarray:
+        if self.kind == "sigmoid":
+            return _sigmoid(self.a * _logit(p) + self.b)
+        if self.kind == "isotonic":
+            return np.interp(p, np.asarray(self.x), np.asarray(self.y))
+        return p
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "sigmoid":
+            return {"kind": "sigmoid", "a": self.a, "b": self.b}
+        if self.kind == "isotonic":
+            return {"kind": "isotonic", "x": list(self.x), "y": list(self.y)}
+        return {"kind": "identity"}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Calibration:
+        kind = str(data.get("kind", "identity"))
+        if kind not in ("sigmoid", "isotonic", "identity"):
+            raise ValueError(f"unknown calibration kind {kind!r}")
+        x, y = tuple(float(v) for v in data.get("x", ())), tuple(float(v) for v in data.get("y", ()))
+        if kind == "isotonic" and (len(x) != len(y) or not x):
+            raise ValueError("isotonic calibration needs as many x as y points, at least one")
+        return cls(kind, float(data.get("a", 1.0)), float(data.get("b", 0.0)), x, y)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Standardised logistic regression over the scorer's features, then calibration."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    calibration: Calibration = field(default_factory=Calibration)
+    n: int = 0
+    positives: int = 0
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The logistic model's probability, before calibration."""
+        return _sigmoid(((x - self.mean) / self.scale) @ self.coef + self.intercept)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(self.calibration(self.raw(x)), 0.0, 1.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "positives": self.positives,
+            "intercept": self.intercept,
+            "coef": [float(v) for v in self.coef],
+            "mean": [float(v) for v in self.mean],
+            "scale": [float(v) for v in self.scale],
+            "calibration": self.calibration.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], width: int) -> Head:
+        mean, scale, coef = (np.asarray(data[key], dtype=float) for key in ("mean", "scale", "coef"))
+        if any(a.shape != (width,) for a in (mean, scale, coef)):
+            raise ValueError(f"a head needs {width} mean, scale and coef values (one per feature)")
+        if not np.all(scale > 0) or not all(np.isfinite(a).all() for a in (mean, scale, coef)):
+            raise ValueError("a head's scale must be positive and its numbers finite")
+        calibration = Calibration.from_json(data.get("calibration") or {})
+        n, positives = int(data.get("n", 0)), int(data.get("positives", 0))
+        return cls(mean, scale, coef, float(data["intercept"]), calibration, n, positives)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Feature names, heads by tier name (`*` for any other tier), provenance and report."""
+
+    names: tuple[str, ...]
+    heads: dict[str, Head]
+    training: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def head_for(self, tier: str) -> Head:
+        head = self.heads.get(tier) or self.heads.get(ANY_TIER)
+        if head is None:
+            raise KeyError(f"the scorer has no head for tier {tier!r} and no '*' head")
+        return head
+
+    def predict(self, inp: ScoringInput) -> float:
+        """P(correct) of one answer."""
+        return float(self.predict_many([inp])[0])
+
+    def predict_many(self, inputs: Sequence[ScoringInput]) -> np.ndarray:
+        """P(correct) of each answer, each by its tier's head."""
+        out = np.zeros(len(inputs))
+        by_head: dict[str, list[int]] = {}
+        for i, inp in enumerate(inputs):
+            by_head.setdefault(inp.tier if inp.tier in self.heads else ANY_TIER, []).append(i)
+        for tier, rows in by_head.items():
+            x = matrix([features(inputs[i]) for i in rows], self.names)
+            out[rows] = self.head_for(tier).predict(x)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "features": list(self.names),
+            "heads": {tier: head.to_json() for tier, head in self.heads.items()},
+            "training": self.training,
+            "report": self.report,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_json(), indent=1) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_json(cls, data: Any) -> Scorer:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f'not a scorer file (expected "format": "{FORMAT}")')
+        if data.get("version") != VERSION:
+            raise ValueError(f"scorer file version {data.get('version')!r}; this cascade reads version {VERSION}")
+        names = tuple(str(n) for n in data["features"])
+        heads = {str(t): Head.from_json(h, len(names)) for t, h in dict(data["heads"]).items()}
+        if not heads:
+            raise ValueError("the scorer has no heads")
+        return cls(names, heads, dict(data.get("training") or {}), dict(data.get("report") or {}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scorer:
+        """Read a scorer file; any problem is a ConfigError naming the file."""
+        try:
+            return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read scorer file: {exc.strerror or exc}", source=str(path)) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: invalid scorer file: {exc}", source=str(path)) from exc
+
+
+def _sigmoid(z: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(q / (1 - q))
+
+
+__all__ = ["ANY_TIER", "FORMAT", "VERSION", "Calibration", "Head", "Scorer"]

@@ -1,0 +1,155 @@
+"""Training a correctness scorer with scikit-learn (the `learn` extra): logistic heads plus calibration.
+
+`fit_scorer` fits one standardised L2 logistic regression per tier seen often enough, and a `*` head
+on every example, then calibrates each head on out-of-fold predictions (Platt's sigmoid on small
+sets, isotonic from `ISOTONIC_MIN` examples, as scikit-learn's guide recommends). `cross_fit` gives
+every example a prediction from a scorer that never saw it: what thresholds are chosen on, and what
+the calibration report is computed from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from cascade.errors import UserError
+from cascade.scoring.features import features, matrix, vocabulary
+from cascade.scoring.inputs import ScoringInput
+from cascade.scoring.model import ANY_TIER, Calibration, Head, Scorer
+
+ISOTONIC_MIN = 1000
+CalibrationKind = Literal["auto", "sigmoid", "isotonic", "identity"]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """`c`: inverse L2 strength; a tier gets its own head from `min_head` examples with at least
+    `min_class` of each label (else the `*` head scores it); `calibration_folds` for the map."""
+
+    c: float = 1.0
+    per_tier: bool = True
+    min_head: int = 100
+    min_class: int = 10
+    calibration: CalibrationKind = "auto"
+    calibration_folds: int = 3
+    seed: int = 0
+
+
+def sklearn() -> Any:
+    """scikit-learn, or a UserError saying how to install it."""
+    try:
+        import sklearn as sk
+        import sklearn.isotonic
+        import sklearn.linear_model
+        import sklearn.model_selection
+    except ImportError:
+        raise UserError("training a scorer needs scikit-learn: pip install 'cascade-router[learn]'") from None
+    return sk
+
+
+def fit_scorer(
+    inputs: Sequence[ScoringInput],
+    labels: Sequence[bool] | np.ndarray,
+    options: FitOptions = FitOptions(),
+    *,
+    training: dict[str, Any] | None = None,
+) -> Scorer:
+    """A scorer fitted on all `inputs` (with `labels`: was that answer correct)."""
+    y = _labels(inputs, labels)
+    rows = [features(inp) for inp in inputs]
+    names = tuple(vocabulary(rows))
+    x = matrix(rows, names)
+    heads = {ANY_TIER: _fit_head(x, y, options)}
+    if options.per_tier:
+        tiers = np.array([inp.tier for inp in inputs])
+        for tier in dict.fromkeys(tiers.tolist()):
+            mask = tiers == tier
+            ones = int(y[mask].sum())
+            if mask.sum() >= options.min_head and min(ones, int(mask.sum()) - ones) >= options.min_class:
+                heads[tier] = _fit_head(x[mask], y[mask], options)
+    provenance = {"n": len(y), "positives": int(y.sum()), "c": options.c, "library": _library()}
+    return Scorer(names, heads, provenance | (training or {}))
+
+
+def cross_fit(
+    inputs: Sequence[ScoringInput],
+    labels: Sequence[bool] | np.ndarray,
+    folds: np.ndarray | int = 5,
+    options: FitOptions = FitOptions(),
+) -> np.ndarray:
+    """Out-of-fold P(correct): each example scored by a scorer fitted on the other folds only.
+
+    `folds` is a fold number per example, or a number of folds (assigned at random, seeded).
+    """
+    y = _labels(inputs, labels)
+    fold = fold_ids(len(y), folds, options.seed) if isinstance(folds, int) else np.asarray(folds)
+    out = np.zeros(len(y))
+    for k in np.unique(fold):
+        train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        scorer = fit_scorer([inputs[int(i)] for i in train], y[train], options)
+        out[test] = scorer.predict_many([inputs[int(i)] for i in test])
+    return out
+
+
+def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number in [0, folds) per example, balanced and shuffled (seeded)."""
+    if folds < 2 or n < folds:
+        raise UserError(f"cross-fitting needs at least 2 folds and as many examples ({n} examples, {folds} folds)")
+    return np.random.default_rng(seed).permutation(np.arange(n) % folds)
+
+
+def _labels(inputs: Sequence[ScoringInput], labels: Sequence[bool] | np.ndarray) -> np.ndarray:
+    y = np.asarray(labels, dtype=float)
+    if len(inputs) != len(y):
+        raise UserError(f"{len(inputs)} scoring inputs but {len(y)} labels")
+    if not len(y):
+        raise UserError("no labelled examples to train a scorer on")
+    return y
+
+
+def _fit_head(x: np.ndarray, y: np.ndarray, options: FitOptions) -> Head:
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    ones = int(y.sum())
+    if ones in (0, len(y)):  # one class only: a constant, smoothed towards 1/2
+        rate = (ones + 0.5) / (len(y) + 1.0)
+        return Head(mean, scale, np.zeros(x.shape[1]), float(np.log(rate / (1 - rate))), n=len(y), positives=ones)
+    model = _logistic(options).fit((x - mean) / scale, y)
+    head = Head(mean, scale, model.coef_[0].astype(float), float(model.intercept_[0]), n=len(y), positives=ones)
+    return replace(head, calibration=_calibrate(x, y, head, options))
+
+
+def _logistic(options: FitOptions) -> Any:
+    sk = sklearn()
+    return sk.linear_model.LogisticRegression(C=options.c, solver="newton-cholesky", max_iter=200)
+
+
+def _calibrate(x: np.ndarray, y: np.ndarray, head: Head, options: FitOptions) -> Calibration:
+    """A map fitted on out-of-fold raw probabilities (never on the head's own fit)."""
+    kind = options.calibration
+    if kind == "auto":
+        kind = "isotonic" if len(y) >= ISOTONIC_MIN else "sigmoid"
+    minority = int(min(y.sum(), len(y) - y.sum()))
+    if kind == "identity" or minority < options.calibration_folds:
+        return Calibration()
+    sk = sklearn()
+    folds = sk.model_selection.StratifiedKFold(options.calibration_folds, shuffle=True, random_state=options.seed)
+    raw = np.zeros(len(y))
+    for train, test in folds.split(x, y):
+        if len(np.unique(y[train])) < 2:
+            return Calibration()
+        model = _logistic(options).fit((x[train] - head.mean) / head.scale, y[train])
+        raw[test] = model.predict_proba((x[test] - head.mean) / head.scale)[:, 1]
+    if kind == "isotonic":
+        iso = sk.isotonic.IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
+        return Calibration("isotonic", x=tuple(map(float, iso.X_thresholds_)), y=tuple(map(float, iso.y_thresholds_)))
+    z = np.log(np.clip(raw, 1e-9, 1 - 1e-9) / np.clip(1 - raw, 1e-9, 1))
+    platt = sk.linear_model.LogisticRegression(C=1e6, solver="newton-cholesky", max_iter=200).fit(z.reshape(-1, 1), y)
+    return Calibration("sigmoid", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0]))
+
+
+def _library() -> str:
+    return f"scikit-learn {sklearn().__version__}"

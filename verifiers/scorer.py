@@ -1,0 +1,60 @@
+"""A learned correctness scorer as a verifier: confidence = the scorer's calibrated P(answer correct).
+
+`verifier: {type: scorer, path: scorer.json}`; a relative path is read from the YAML file's folder,
+where `cascade tune --logs` writes the scorer next to the config. The scorer sees what
+`cascade.scoring.ScoringInput` records: the answer and its text, an ensemble's member answers,
+earlier tiers' answers, token logprobs when the provider gives them, and the query; replay builds
+the same record from logs, so a replayed cascade decides as the live one does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cascade.errors import ConfigError
+from cascade.protocols import VerifyContext
+from cascade.registry import BuildContext, register
+from cascade.scoring import ANY_TIER, Scorer, ScoringInput
+from cascade.types import Verdict
+
+
+class ScorerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=1)
+
+
+class ScorerVerifier:
+    """Scores each answer with a trained `Scorer`; the reason names the head used and its P(correct)."""
+
+    def __init__(self, scorer: Scorer, name: str = "scorer") -> None:
+        self.scorer = scorer
+        self.name = name
+
+    async def verify(self, ctx: VerifyContext) -> Verdict:
+        inp = ScoringInput.from_verify_context(ctx)
+        p = self.scorer.predict(inp)
+        head = inp.tier if inp.tier in self.scorer.heads else ANY_TIER
+        reason = f"scorer {self.name}: P(correct) {p:.3f} (head {head!r})"
+        return Verdict(p, reason, details={"scorer": self.name, "head": head, "p_correct": p})
+
+
+def resolve(path: str, config_source: str | None) -> Path:
+    """`path` as written, or relative to the folder of the YAML file that names it."""
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or not config_source or config_source.startswith("<"):
+        return candidate
+    return Path(config_source).resolve().parent / candidate
+
+
+@register("verifier", "scorer", ScorerConfig)
+def build_scorer(config: ScorerConfig, ctx: BuildContext) -> ScorerVerifier:
+    path = resolve(config.path, ctx.config._source)
+    try:
+        scorer = Scorer.load(path)
+    except ConfigError as exc:
+        where = ctx.config.where((*ctx.loc, "path"))
+        raise ConfigError(f"{where}: {exc}", source=ctx.config._source) from None
+    return ScorerVerifier(scorer, path.name)
