@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cascade.config import BudgetConfig
+from cascade.conversation import Conversation
 from cascade.errors import BudgetExceededError
 from cascade.tiers import build_messages
 from cascade.types import Attempt, Completion, RoutePlan
@@ -25,7 +26,9 @@ class Budget:
     def __init__(self, config: BudgetConfig):
         self.config = config
 
-    def max_tokens_for(self, tier: TierRuntime, query: str, attempts: Sequence[Attempt], plan: RoutePlan) -> int:
+    def max_tokens_for(
+        self, tier: TierRuntime, query: str | Conversation, attempts: Sequence[Attempt], plan: RoutePlan
+    ) -> int:
         wanted = plan.max_tokens.get(tier.config.name, tier.config.max_tokens)
         limit = self.config.max_total_tokens
         if limit is None:
@@ -33,7 +36,9 @@ class Budget:
         left = limit - spent_tokens(attempts) - prompt_estimate(tier, query)
         return max(1, min(wanted, left))
 
-    def blocks(self, tier: TierRuntime, query: str, attempts: Sequence[Attempt], plan: RoutePlan) -> str | None:
+    def blocks(
+        self, tier: TierRuntime, query: str | Conversation, attempts: Sequence[Attempt], plan: RoutePlan
+    ) -> str | None:
         """Why the budget forbids calling `tier` now, or None if it may be called."""
         limit = self.config.max_total_tokens
         if limit is None and self.config.max_cost_usd is None:
@@ -70,5 +75,6 @@ def spent_tokens(attempts: Sequence[Attempt]) -> int:
     return sum(a.total_tokens for a in attempts)
 
 
-def prompt_estimate(tier: TierRuntime, query: str) -> int:
-    return sum(math.ceil(len(m["content"]) / 4) for m in build_messages(tier.config, query))
+def prompt_estimate(tier: TierRuntime, query: str | Conversation) -> int:
+    messages = build_messages(tier.config, query)
+    return sum(math.ceil((len(m["content"] or "") + len(str(m.get("tool_calls") or ""))) / 4) for m in messages)

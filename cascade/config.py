@@ -152,6 +152,14 @@ class RetryConfig(Strict):
     timeout_s: float = Field(default=60.0, gt=0)
 
 
+class FakeToolCallConfig(Strict):
+    """A tool call a scripted reply makes: the function's name and its arguments."""
+
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    id: str | None = None
+
+
 class FakeReplyConfig(Strict):
     """A scripted reply of the fake completer (see `cascade.completers.fake`)."""
 
@@ -163,6 +171,7 @@ class FakeReplyConfig(Strict):
     delay_s: float = Field(default=0.0, ge=0)
     error: Literal["timeout", "rate_limit", "server", "auth", "bad_request"] | None = None
     times: int | None = Field(default=None, ge=1)
+    tool_calls: list[FakeToolCallConfig] | None = None
 
 
 class CompleterConfig(Strict):

@@ -5,21 +5,33 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, TypedDict, TypeVar, Unpack, cast
 
 from cascade.budget import Budget
 from cascade.completers.build import make_completer
 from cascade.completers.retrying import RetryingCompleter
 from cascade.config import CascadeConfig, load_config
-from cascade.errors import UserError
+from cascade.conversation import Conversation, conversation_of
+from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.graph import CascadeGraph, CascadeState
-from cascade.protocols import Completer
+from cascade.protocols import Completer, ToolAwareCompleter
 from cascade.registry import BuildContext
+from cascade.structured import OutputSpec
 from cascade.tiers import TierRuntime
 from cascade.types import Attempt, CascadeResult
 
 _T = TypeVar("_T")
+Query = str | Sequence[Mapping[str, Any]]
+"""A question, or a conversation as OpenAI-style messages (system, user, assistant, tool)."""
+
+
+class OutputOptions(TypedDict, total=False):
+    """OpenAI's request fields for the form of the answer (see `cascade.structured`)."""
+
+    response_format: Mapping[str, Any] | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
 
 
 class Cascade:
@@ -52,62 +64,103 @@ class Cascade:
     def from_yaml(cls, path: str | os.PathLike[str], *, completer: Completer | None = None) -> Cascade:
         return cls(load_config(path), completer=completer)
 
-    async def arun(self, query: str, *, tag: str | None = None) -> CascadeResult:
-        """Answer one query; failures are recorded in the result, never lost.
+    async def arun(
+        self,
+        query: Query | Conversation,
+        *,
+        tag: str | None = None,
+        **output: Unpack[OutputOptions],
+    ) -> CascadeResult:
+        """Answer one query or conversation; failures are recorded in the result, never lost.
 
         `tag` is the caller's label for where the query comes from (an app feature, a topic, a
         customer tier): routers that learn per context (the bandit) learn per tag, and the run
-        store keeps it with the run.
+        store keeps it with the run. `response_format`, `tools` and `tool_choice` are OpenAI's:
+        answers are checked against them and a tier whose output breaks them escalates.
         """
-        _check_query(query)
-        state = await self.graph.compiled.ainvoke(_initial(query, tag))
-        return assemble(query, cast(CascadeState, state))
+        chat = self.conversation(query, **output)
+        state = await self.graph.compiled.ainvoke(_initial(chat, tag))
+        return assemble(chat, cast(CascadeState, state))
 
-    def run(self, query: str, *, tag: str | None = None) -> CascadeResult:
-        return _sync(self.arun(query, tag=tag))
+    def run(
+        self,
+        query: Query | Conversation,
+        *,
+        tag: str | None = None,
+        **output: Unpack[OutputOptions],
+    ) -> CascadeResult:
+        return _sync(self.arun(query, tag=tag, **output))
 
-    async def astream(self, query: str, *, tag: str | None = None) -> AsyncIterator[Attempt | CascadeResult]:
+    async def astream(
+        self,
+        query: Query | Conversation,
+        *,
+        tag: str | None = None,
+        **output: Unpack[OutputOptions],
+    ) -> AsyncIterator[Attempt | CascadeResult]:
         """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
-        _check_query(query)
+        chat = self.conversation(query, **output)
         state: dict[str, Any] = {}
-        async for mode, chunk in self.graph.compiled.astream(_initial(query, tag), stream_mode=["custom", "values"]):
+        async for mode, chunk in self.graph.compiled.astream(_initial(chat, tag), stream_mode=["custom", "values"]):
             if mode == "custom":
                 yield cast(Attempt, chunk)
             else:
                 state = cast(dict[str, Any], chunk)
-        yield assemble(query, cast(CascadeState, state))
+        yield assemble(chat, cast(CascadeState, state))
 
-    async def abatch(self, queries: Iterable[str], *, concurrency: int = 4) -> list[CascadeResult]:
-        """Answer many queries, at most `concurrency` at a time, results in input order."""
+    def conversation(
+        self,
+        query: Query | Conversation,
+        **output: Unpack[OutputOptions],
+    ) -> Conversation:
+        """The checked input of a run; UserError for malformed messages or schemas, and
+        ToolsUnsupportedError when tools are asked of a tier whose provider cannot take them."""
+        if isinstance(query, Conversation):
+            return query
+        spec = OutputSpec.of(output.get("response_format"), output.get("tools"), output.get("tool_choice"))
+        chat = conversation_of(query, spec)
+        if spec.may_call_tools:
+            self._check_tools()
+        return chat
+
+    def _check_tools(self) -> None:
+        inner = getattr(self.completer, "inner", self.completer)
+        if not isinstance(inner, ToolAwareCompleter):
+            return
+        problems = [
+            f"tier {tier.name!r}: {problem}"
+            for tier in self.config.tiers
+            if (problem := inner.tools_problem(tier.model, tier.resolved_api_base()))
+        ]
+        if problems:
+            raise ToolsUnsupportedError("this cascade cannot call tools: " + "; ".join(problems))
+
+    async def abatch(self, queries: Iterable[Query | Conversation], *, concurrency: int = 4) -> list[CascadeResult]:
+        """Answer many queries (or conversations), at most `concurrency` at a time, results in input order."""
         if concurrency < 1:
             raise UserError("concurrency must be at least 1")
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(query: str) -> CascadeResult:
+        async def one(query: Query | Conversation) -> CascadeResult:
             async with gate:
                 return await self.arun(query)
 
         return list(await asyncio.gather(*(one(q) for q in queries)))
 
-    def batch(self, queries: Iterable[str], *, concurrency: int = 4) -> list[CascadeResult]:
+    def batch(self, queries: Iterable[Query | Conversation], *, concurrency: int = 4) -> list[CascadeResult]:
         return _sync(self.abatch(queries, concurrency=concurrency))
 
 
-def assemble(query: str, state: CascadeState) -> CascadeResult:
+def assemble(query: str | Conversation, state: CascadeState) -> CascadeResult:
     """The answer is the accepted attempt's; failing that, the strongest tier's that answered."""
+    chat = conversation_of(query) if isinstance(query, str) else query
     attempts: list[Attempt] = state.get("attempts", [])
     plan = state.get("plan")
     accepted = next((a for a in attempts if a.decision == "accept"), None)
     answered = accepted or next((a for a in reversed(attempts) if a.answer is not None), None)
-    error = None
-    if answered is None:
-        failed = [a for a in attempts if a.decision == "failed"]
-        error = "every tier failed" if failed and len(failed) == len(attempts) else "no tier gave a usable answer"
-        if not attempts:
-            error = state.get("stop_reason") or "no tier was called"
     stop_reason = "accepted" if accepted else (state.get("stop_reason") or "")
     return CascadeResult(
-        query=query,
+        query=chat.query,
         answer=answered.answer if answered else None,
         accepted=accepted is not None,
         final_tier=answered.tier if answered else None,
@@ -115,20 +168,27 @@ def assemble(query: str, state: CascadeState) -> CascadeResult:
         route_reason=plan.reason if plan else "",
         stop_reason=stop_reason,
         run_id=uuid.uuid4().hex,
-        error=error,
+        error=None if answered else _why_no_answer(attempts, state, chat),
         tag=state.get("tag"),
+        messages=None if chat.is_single_turn else [dict(m) for m in chat.messages],
+        tool_calls=answered.tool_calls if answered else None,
     )
 
 
-def _initial(query: str, tag: str | None) -> CascadeState:
+def _why_no_answer(attempts: list[Attempt], state: CascadeState, chat: Conversation) -> str:
+    if not attempts:
+        return state.get("stop_reason") or "no tier was called"
+    if all(a.decision == "failed" for a in attempts):
+        return "every tier failed"
+    if any(a.invalid for a in attempts):
+        return f"no tier produced valid {chat.output.kind} output"
+    return "no tier gave a usable answer"
+
+
+def _initial(chat: Conversation, tag: str | None) -> CascadeState:
     if tag is not None and (not isinstance(tag, str) or not tag.strip()):
         raise UserError("tag must be a non-empty string (or None)")
-    return {"query": query, "attempts": [], "tag": tag}
-
-
-def _check_query(query: object) -> None:
-    if not isinstance(query, str) or not query.strip():
-        raise UserError("query must be a non-empty string")
+    return {"query": chat.query, "conversation": chat, "attempts": [], "tag": tag}
 
 
 def _sync(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -4,7 +4,8 @@ CascadeError
  ├── UserError                  a mistake in code or config; fix it, do not retry
  │    ├── ConfigError           a cascade YAML/dict that does not validate
  │    ├── UnknownPluginError    a `type:` no registered router/verifier has
- │    └── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
+ │    ├── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
+ │    └── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
  └── RunError                   something failed while answering a query
       ├── ProviderError         a model call failed (after retries)
       │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
@@ -42,6 +43,10 @@ class UnknownPluginError(UserError):
 
 class ModelNotFoundError(UserError):
     """A model string that nothing can serve; the message says what to install."""
+
+
+class ToolsUnsupportedError(UserError):
+    """A request with tools to a cascade that has a tier whose provider cannot call tools."""
 
 
 class RunError(CascadeError):

@@ -23,6 +23,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import StreamWriter
 
 from cascade.budget import Budget
+from cascade.conversation import Conversation, conversation_of
 from cascade.errors import ProviderError
 from cascade.protocols import DecideContext
 from cascade.tiers import TierRuntime
@@ -32,7 +33,8 @@ NO_PLAN = RoutePlan()
 
 
 class CascadeState(TypedDict, total=False):
-    query: str
+    query: str  # the last user turn: what routers and verifiers judge
+    conversation: Conversation  # the whole input and its output contract (a plain query if absent)
     tag: str | None
     plan: RoutePlan
     tier_index: int
@@ -65,7 +67,8 @@ class CascadeGraph:
     async def route(self, state: CascadeState) -> CascadeState:
         plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
         start = min(max(plan.start_tier, 0), len(self.tiers) - 1)
-        return {"plan": plan, "tier_index": start, "stop_reason": self._blocked(state["query"], [], start, plan)}
+        chat = state.get("conversation") or state["query"]
+        return {"plan": plan, "tier_index": start, "stop_reason": self._blocked(chat, [], start, plan)}
 
     async def run_tiers(self, state: CascadeState, writer: StreamWriter) -> CascadeState:
         """Tier turns from the starting tier until one accepts, the last tier answers, or the budget stops it.
@@ -73,18 +76,19 @@ class CascadeGraph:
         A turn that would escalate but cannot has its decision turned into `stop`, with the reason.
         """
         query, plan = state["query"], state.get("plan", NO_PLAN)
+        chat = state.get("conversation") or conversation_of(query)
         attempts = list(state.get("attempts", []))
         index = state.get("tier_index", 0)
         while True:
             record = await self._generate_verify_decide(
-                self.tiers[index], index, query, plan, attempts[:], state.get("tag")
+                self.tiers[index], index, chat, plan, attempts[:], state.get("tag")
             )
             if record.decision == "accept":
                 why = "accepted"
             else:
                 index += 1
                 last = index >= len(self.tiers)
-                why = "last tier reached" if last else self._blocked(query, [*attempts, record], index, plan)
+                why = "last tier reached" if last else self._blocked(chat, [*attempts, record], index, plan)
                 if why and record.decision == "escalate":
                     record = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})
             attempts.append(record)
@@ -96,19 +100,22 @@ class CascadeGraph:
         self,
         tier: TierRuntime,
         index: int,
-        query: str,
+        chat: Conversation,
         plan: RoutePlan,
         previous: list[Attempt],
         tag: str | None = None,
     ) -> Attempt:
         started = time.perf_counter()
-        max_tokens = self.budget.max_tokens_for(tier, query, previous, plan)
+        max_tokens = self.budget.max_tokens_for(tier, chat, previous, plan)
         try:
-            first = await tier.sample(query, max_tokens=max_tokens, index=0)
+            first = await tier.sample(chat, max_tokens=max_tokens, index=0)
         except ProviderError as exc:
             return tier.failed_attempt(str(exc), started)
+        invalid = tier.read(first, chat).invalid
+        if invalid is not None:
+            return tier.invalid_attempt(first, invalid, chat, started)
         samples, verdict, answer = await tier.verify(
-            query,
+            chat,
             first,
             tier_index=index,
             previous=previous,
@@ -116,11 +123,11 @@ class CascadeGraph:
             before_draw=lambda drawn: self.budget.check_draw(tier, previous, drawn),
         )
         decision = self.router.decide(
-            DecideContext(query, tier.config, index, len(self.tiers), verdict, answer, previous, tag)
+            DecideContext(chat.query, tier.config, index, len(self.tiers), verdict, answer, previous, tag, chat.history)
         )
-        return tier.attempt(samples, verdict, answer, decision, started)
+        return tier.attempt(samples, verdict, answer, decision, started, tier.tool_calls_of(samples, answer, chat))
 
-    def _blocked(self, query: str, attempts: list[Attempt], index: int, plan: RoutePlan) -> str:
+    def _blocked(self, query: str | Conversation, attempts: list[Attempt], index: int, plan: RoutePlan) -> str:
         return self.budget.blocks(self.tiers[index], query, attempts, plan) or ""
 
 

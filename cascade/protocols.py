@@ -10,10 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from cascade.types import Attempt, Completion, CompletionRequest, Decision, RoutePlan, Verdict
+from cascade.types import Attempt, Completion, CompletionRequest, Decision, Message, RoutePlan, Verdict
 
 if TYPE_CHECKING:
     from cascade.config import TierConfig
+    from cascade.conversation import Conversation
+    from cascade.structured import OutputSpec
 
 
 @runtime_checkable
@@ -23,13 +25,21 @@ class Completer(Protocol):
     async def complete(self, request: CompletionRequest) -> Completion: ...
 
 
+@runtime_checkable
+class ToolAwareCompleter(Protocol):
+    """A completer that can tell, before any call, that a model cannot take `tools`."""
+
+    def tools_problem(self, model: str, api_base: str | None) -> str | None: ...
+
+
 @dataclass(slots=True)
 class VerifyContext:
     """Everything a verifier may look at for one tier's attempt.
 
     `samples` grows when a verifier calls `draw()` (self-consistency); every drawn sample is
     paid for and counted in the attempt. `judge` sends extra requests (self-verification) whose
-    usage the verifier reports in its Verdict.
+    usage the verifier reports in its Verdict. `query` is the last user turn; `conversation` (when
+    the caller sent one) has the history and the output contract (JSON schema, tools).
     """
 
     query: str
@@ -41,6 +51,17 @@ class VerifyContext:
     draw: Callable[[], Awaitable[tuple[Completion, str | None]]]
     judge: Completer
     extract: Callable[[str], str | None]
+    conversation: Conversation | None = None
+
+    @property
+    def history(self) -> tuple[Message, ...]:
+        """The turns before the query (empty for a single question)."""
+        return self.conversation.history if self.conversation is not None else ()
+
+    @property
+    def output(self) -> OutputSpec | None:
+        """What form of answer the caller asked for (None: plain text)."""
+        return self.conversation.output if self.conversation is not None else None
 
     @property
     def answer(self) -> str | None:
@@ -67,6 +88,7 @@ class DecideContext:
     answer: str | None
     previous: list[Attempt] = field(default_factory=list)
     tag: str | None = None  # the caller's label for the query's context (see `Cascade.arun`)
+    history: tuple[Message, ...] = ()  # the conversation's turns before the query
 
 
 @runtime_checkable

@@ -9,18 +9,29 @@ from dataclasses import dataclass
 
 from cascade.answers import completion_pattern, extractor
 from cascade.config import TierConfig
+from cascade.conversation import Conversation, conversation_of
 from cascade.protocols import Completer, Verifier, VerifyContext
+from cascade.structured import Reading
 from cascade.types import Attempt, Completion, CompletionRequest, Decision, Message, Usage, Verdict
 
 
-def build_messages(tier: TierConfig, query: str) -> list[Message]:
-    """System prompt, worked examples as chat turns, then the query in the tier's template."""
+def build_messages(tier: TierConfig, query: str | Conversation) -> list[Message]:
+    """The tier's prompt around the caller's conversation (the composition `cascade.conversation` documents).
+
+    One system message (the tier's `system`, the caller's system messages, the JSON format
+    instruction), the worked examples as chat turns, the history, the query in the tier's
+    template, then the turns after the query (tool calls and their results).
+    """
+    chat = conversation_of(query) if isinstance(query, str) else query
     prompt = tier.prompt
-    messages: list[Message] = [{"role": "system", "content": prompt.system}] if prompt.system else []
+    system = [part for part in (prompt.system, chat.system, chat.output.instruction()) if part]
+    messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}] if system else []
     for example in prompt.examples:
         messages.append({"role": "user", "content": prompt.template.replace("{query}", example.question)})
         messages.append({"role": "assistant", "content": example.answer})
-    messages.append({"role": "user", "content": prompt.template.replace("{query}", query)})
+    messages.extend(dict(m) for m in chat.history)
+    messages.append({**chat.messages[chat.query_index], "content": prompt.template.replace("{query}", chat.query)})
+    messages.extend(dict(m) for m in chat.after)
     return messages
 
 
@@ -48,31 +59,43 @@ class TierRuntime:
     def build(cls, config: TierConfig, completer: Completer, verifier: Verifier) -> TierRuntime:
         return cls(config, completer, verifier, completer, extractor(config.answer))
 
-    async def sample(self, query: str, *, max_tokens: int, index: int) -> Completion:
-        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting."""
-        tier = self.config
-        seed = sample_seed(tier.seed, query, index)
-        request = CompletionRequest(
+    def request(self, chat: Conversation, *, max_tokens: int, index: int) -> CompletionRequest:
+        """The call for sample `index`. A structured request (JSON, tools) drops the tier's stop
+        sequences and answer-format early stop: they are made for short text answers and would cut
+        a JSON object or a tool call short."""
+        tier, output = self.config, chat.output
+        return CompletionRequest(
             model=tier.model,
-            messages=build_messages(tier, query),
+            messages=build_messages(tier, chat),
             max_tokens=max_tokens,
             temperature=tier.temperature if index == 0 else tier.sample_temperature,
-            stop=tuple(tier.stop),
-            seed=seed,
+            stop=() if output.structured else tuple(tier.stop),
+            seed=sample_seed(tier.seed, chat.query, index),
             logprobs=tier.logprobs,
             timeout_s=tier.timeout_s,
             api_base=tier.resolved_api_base(),
             api_key=tier.resolved_api_key(),
             input_price=tier.prices.input_per_token if tier.prices else None,
             output_price=tier.prices.output_per_token if tier.prices else None,
-            stop_pattern=completion_pattern(tier.answer),
+            stop_pattern=None if output.structured else completion_pattern(tier.answer),
             extra=dict(tier.extra),
+            response_format=output.response_format,
+            tools=output.tools if output.may_call_tools else (),
+            tool_choice=output.tool_choice if output.may_call_tools else None,
         )
-        return await self.completer.complete(request)
+
+    async def sample(self, query: str | Conversation, *, max_tokens: int, index: int) -> Completion:
+        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting."""
+        chat = conversation_of(query) if isinstance(query, str) else query
+        return await self.completer.complete(self.request(chat, max_tokens=max_tokens, index=index))
+
+    def read(self, completion: Completion, chat: Conversation) -> Reading:
+        """The completion's answer under the caller's output contract (the tier's format for text)."""
+        return chat.output.read(completion, self.extract)
 
     async def verify(
         self,
-        query: str,
+        query: str | Conversation,
         first: Completion,
         *,
         tier_index: int,
@@ -85,22 +108,44 @@ class TierRuntime:
         `before_draw` sees the samples so far and may refuse another (e.g. BudgetExceededError).
         Returns every sample, the verdict and the answer: the verifier's vote, else the first's.
         """
-        samples, answers = [first], [self.extract(first.text)]
+        chat = conversation_of(query) if isinstance(query, str) else query
+        samples, answers = [first], [self.read(first, chat).answer]
 
         async def draw() -> tuple[Completion, str | None]:
             if before_draw is not None:
                 before_draw(samples)
-            completion = await self.sample(query, max_tokens=max_tokens, index=len(samples))
+            completion = await self.sample(chat, max_tokens=max_tokens, index=len(samples))
             samples.append(completion)
-            answers.append(self.extract(completion.text))
+            answers.append(self.read(completion, chat).answer)
             return completion, answers[-1]
 
-        ctx = VerifyContext(query, self.config, tier_index, samples, answers, previous, draw, self.judge, self.extract)
+        extract = self.extract
+        if chat.output.structured:
+            extract = lambda text: chat.output.read_text(text, self.extract).answer  # noqa: E731
+        ctx = VerifyContext(
+            chat.query, self.config, tier_index, samples, answers, previous, draw, self.judge, extract, chat
+        )
         verdict = await self.verifier.verify(ctx)
         return samples, verdict, verdict.answer if verdict.answer is not None else answers[0]
 
+    def tool_calls_of(self, samples: list[Completion], answer: str | None, chat: Conversation) -> list[Message] | None:
+        """The tool calls behind `answer` (the first sample whose calls read as it), with the provider's ids."""
+        if answer is None or not chat.output.may_call_tools:
+            return None
+        for sample in samples:
+            reading = self.read(sample, chat)
+            if reading.tool_calls and reading.answer == answer:
+                return reading.tool_calls
+        return None
+
     def attempt(
-        self, samples: list[Completion], verdict: Verdict, answer: str | None, decision: Decision, started: float
+        self,
+        samples: list[Completion],
+        verdict: Verdict,
+        answer: str | None,
+        decision: Decision,
+        started: float,
+        tool_calls: list[Message] | None = None,
     ) -> Attempt:
         usage = Usage.of(samples) + verdict.usage
         return Attempt(
@@ -119,7 +164,14 @@ class TierRuntime:
             samples=len(samples),
             samples_saved=verdict.samples_saved or 0,
             verifier_details=verdict.details,
+            tool_calls=tool_calls,
         )
+
+    def invalid_attempt(self, first: Completion, why: str, chat: Conversation, started: float) -> Attempt:
+        """An output that breaks the requested format: no answer, no verifier call, escalate."""
+        decision = Decision("escalate", f"invalid {chat.output.kind} output: {why}")
+        record = self.attempt([first], Verdict(0.0, ""), None, decision, started)
+        return record.model_copy(update={"invalid": why})
 
     def failed_attempt(self, error: str, started: float) -> Attempt:
         return Attempt(

@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Message = dict[str, str]
+Message = dict[str, Any]
+"""An OpenAI-style chat message: `role`, `content`, and for tool use `tool_calls` / `tool_call_id`."""
 DecisionAction = Literal["accept", "escalate", "stop", "failed"]
 
 
@@ -34,6 +35,23 @@ class CompletionRequest:
     output_price: float | None = None
     stop_pattern: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    response_format: dict[str, Any] | None = None
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call a model asked for; `arguments` is the JSON text exactly as the model wrote it."""
+
+    name: str
+    arguments: str
+    id: str = ""
+
+    def openai(self, index: int = 0) -> dict[str, Any]:
+        """OpenAI's `tool_calls` item; a call without an id gets a stable one from its position."""
+        call_id = self.id or f"call_{index}"
+        return {"id": call_id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +66,7 @@ class Completion:
     latency_s: float = 0.0
     token_logprobs: tuple[float, ...] | None = None
     finish_reason: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -118,7 +137,12 @@ class RoutePlan:
 
 
 class Attempt(BaseModel):
-    """One tier's turn at the query: what it answered, what it cost, what was decided."""
+    """One tier's turn at the query: what it answered, what it cost, what was decided.
+
+    A tier that called tools has them in `tool_calls` (OpenAI's shape) and, as its `answer`, their
+    canonical JSON text, so verifiers compare calls like any answer. `invalid` says why an output
+    broke the requested format (JSON schema, tool schema); such an attempt has no answer and escalates.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -138,6 +162,8 @@ class Attempt(BaseModel):
     samples_saved: int = 0
     verifier_details: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    invalid: str | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -145,7 +171,11 @@ class Attempt(BaseModel):
 
 
 class CascadeResult(BaseModel):
-    """A query's outcome: the answer, whether a tier accepted it, and every attempt."""
+    """A query's outcome: the answer, whether a tier accepted it, and every attempt.
+
+    `query` is the last user turn; `messages` the whole conversation when the caller sent one;
+    `tool_calls` the calls the answering tier made (the `answer` is then their JSON text).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -159,6 +189,8 @@ class CascadeResult(BaseModel):
     run_id: str = ""
     error: str | None = None
     tag: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
     @property
     def total_tokens(self) -> int:

@@ -2,13 +2,14 @@
 
 Importing this package registers every verifier type with `cascade.registry`, so a config's
 `verifier: {type: ...}` can name them: logprob, self_consistency, self_verify, format,
-agreement, ensemble, scorer. The stopping rules for sampling live in `verifiers.stopping`.
+schema, agreement, ensemble, scorer. The stopping rules for sampling live in `verifiers.stopping`.
 """
 
 from verifiers.agreement import AgreementConfig, AgreementVerifier, normalise
 from verifiers.ensemble import EnsembleConfig, EnsembleVerifier, Member, MemberConfig, VotedContext, with_answer
 from verifiers.format_rule import FormatConfig, FormatVerifier
 from verifiers.logprob import LogprobConfig, LogprobVerifier, aggregate_logprobs
+from verifiers.schema import SchemaConfig, SchemaVerifier
 from verifiers.scorer import ScorerConfig, ScorerVerifier
 from verifiers.self_consistency import SelfConsistencyConfig, SelfConsistencyVerifier, majority
 from verifiers.self_verify import DEFAULT_PROMPT, SelfVerifyConfig, SelfVerifyVerifier
@@ -39,6 +40,8 @@ __all__ = [
     "LogprobVerifier",
     "Member",
     "MemberConfig",
+    "SchemaConfig",
+    "SchemaVerifier",
     "ScorerConfig",
     "ScorerVerifier",
     "SelfConsistencyConfig",

@@ -2,7 +2,8 @@
 
 Shipped for users' tests as much as ours (like httpx's MockTransport). A script maps a model
 string to replies; a reply may match the query by regex, be used a limited number of
-`times` (to fail twice, then succeed), carry logprobs, token counts, a delay or an error.
+`times` (to fail twice, then succeed), carry logprobs, token counts, a delay, an error, or
+tool calls (`tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]`).
 
     fake = FakeCompleter({
         "small": [FakeReply("4", match=r"2\\+2", logprobs=[-0.01]), FakeReply("?", logprobs=[-3.0])],
@@ -13,15 +14,17 @@ string to replies; a reply may match the query by regex, be used a limited numbe
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cascade.errors import PermanentProviderError, ProviderError, TransientProviderError
-from cascade.types import Completion, CompletionRequest
+from cascade.types import Completion, CompletionRequest, ToolCall
 
 _ERRORS: dict[str, tuple[type[ProviderError], int | None, str]] = {
     "timeout": (TransientProviderError, 408, "request timed out"),
@@ -44,11 +47,21 @@ class FakeReply:
     delay_s: float = 0.0
     error: str | None = None
     times: int | None = None
+    tool_calls: Sequence[Mapping[str, Any]] | None = None
     used: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         if self.error is not None and self.error not in _ERRORS:
             raise ValueError(f"unknown fake error {self.error!r}; choose from {sorted(_ERRORS)}")
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The scripted tool calls; `arguments` may be a mapping or the JSON text a model would write."""
+        made = []
+        for i, call in enumerate(self.tool_calls or ()):
+            arguments = call.get("arguments", {})
+            text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            made.append(ToolCall(str(call["name"]), text, str(call.get("id") or f"call_fake_{i}")))
+        return tuple(made)
 
     def applies(self, prompt: str) -> bool:
         if self.times is not None and self.used >= self.times:
@@ -97,7 +110,7 @@ class FakeCompleter:
         if callable(entry):
             produced = entry(request)
             return FakeReply(produced) if isinstance(produced, str) else produced
-        prompt = request.messages[-1]["content"] if request.messages else ""
+        prompt = (request.messages[-1].get("content") or "") if request.messages else ""
         for reply in entry:
             if reply.applies(prompt):
                 reply.used += 1
@@ -109,17 +122,21 @@ class FakeCompleter:
     @staticmethod
     def _completion(request: CompletionRequest, reply: FakeReply, latency: float) -> Completion:
         text, finish = _apply_stops(reply.text, request)
+        calls = reply.calls()
         logprobs = tuple(reply.logprobs) if (request.logprobs and reply.logprobs is not None) else None
         completion_tokens = reply.completion_tokens
         if completion_tokens is None:
-            completion_tokens = len(reply.logprobs) if reply.logprobs is not None else approx_tokens(text)
+            written = text + "".join(c.name + c.arguments for c in calls)
+            completion_tokens = len(reply.logprobs) if reply.logprobs is not None else approx_tokens(written)
         if completion_tokens > request.max_tokens:
             completion_tokens, finish = request.max_tokens, "length"
         prompt_tokens = reply.prompt_tokens
         if prompt_tokens is None:
-            prompt_tokens = sum(approx_tokens(m.get("content", "")) for m in request.messages)
+            prompt_tokens = sum(approx_tokens(m.get("content") or "") for m in request.messages)
         cost = prompt_tokens * (request.input_price or 0.0) + completion_tokens * (request.output_price or 0.0)
-        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish)
+        if calls:
+            finish = "tool_calls"
+        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish, calls)
 
 
 def approx_tokens(text: str) -> int:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
-from cascade.types import Completion, CompletionRequest
+from cascade.types import Completion, CompletionRequest, ToolCall
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -50,12 +50,13 @@ class LiteLLMCompleter:
             self._register_local()
         started = time.perf_counter()
         try:
+            calls: tuple[ToolCall, ...] = ()
             if request.stop_pattern and not request.logprobs:
                 text, usage, logprobs, finish = await self._stream_until(request)
             else:
                 response = await self._litellm.acompletion(**self._kwargs(request))
                 text, usage, logprobs, finish = _read(response)
-                text = _cut(text, request.stop_pattern)
+                text, calls = _cut(text, request.stop_pattern), _tool_calls(response.choices[0])
         except ProviderError:
             raise
         except Exception as exc:  # litellm raises many types; classify them all
@@ -63,7 +64,22 @@ class LiteLLMCompleter:
         prompt_tokens, completion_tokens = usage
         cost = self._cost(request, prompt_tokens, completion_tokens)
         latency = time.perf_counter() - started
-        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish)
+        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish, calls)
+
+    def tools_problem(self, model: str, api_base: str | None) -> str | None:
+        """Why `model`'s provider cannot take `tools` (litellm would silently drop them), or None.
+
+        Asked of litellm's table of each provider's OpenAI parameters; `local/` models take tools
+        (cascade.local answers them with a grammar-constrained call).
+        """
+        if model.startswith("local/"):
+            return None
+        try:
+            _, provider, _, _ = self._litellm.get_llm_provider(model=model, api_base=api_base)
+            supported = self._litellm.get_supported_openai_params(model=model, custom_llm_provider=provider) or []
+        except Exception as exc:
+            return f"cannot tell whether {model!r} takes tools: {str(exc).splitlines()[0][:200]}"
+        return None if "tools" in supported else f"{model!r} ({provider}) does not take tools"
 
     def _register_local(self) -> None:
         from cascade.local import register_local_provider
@@ -89,6 +105,9 @@ class LiteLLMCompleter:
             "logprobs": True if request.logprobs else None,
             # llama.cpp's server returns no logprobs unless top_logprobs is set; OpenAI accepts it too.
             "top_logprobs": 1 if request.logprobs else None,
+            "response_format": request.response_format,
+            "tools": list(request.tools) or None,
+            "tool_choice": request.tool_choice if request.tools else None,
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         if stream:
@@ -140,6 +159,19 @@ def _read(response: Any) -> tuple[str, tuple[int, int], tuple[float, ...] | None
     text = choice.message.content or ""
     usage = response.usage
     return text, (usage.prompt_tokens or 0, usage.completion_tokens or 0), _logprobs(choice), choice.finish_reason
+
+
+def _tool_calls(choice: Any) -> tuple[ToolCall, ...]:
+    """The calls in a response's message, in litellm's (OpenAI's) shape."""
+    calls = getattr(choice.message, "tool_calls", None) or []
+    made = []
+    for call in calls:
+        function = call.function if not isinstance(call, dict) else call.get("function", {})
+        name = function.name if not isinstance(function, dict) else function.get("name")
+        arguments = function.arguments if not isinstance(function, dict) else function.get("arguments")
+        call_id = call.id if not isinstance(call, dict) else call.get("id")
+        made.append(ToolCall(str(name or ""), str(arguments or ""), str(call_id or "")))
+    return tuple(made)
 
 
 def _logprobs(choice: Any) -> tuple[float, ...] | None:

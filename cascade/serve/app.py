@@ -24,8 +24,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
+from cascade.conversation import Conversation
 from cascade.engine import Cascade
-from cascade.errors import UserError
+from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.serve.api_errors import ApiError, install_handlers
 from cascade.serve.auth import ApiKeys, KeyBudgets
 from cascade.serve.feedback import Feedback
@@ -97,16 +98,16 @@ class Server:
         if cascade is None:
             known = ", ".join(sorted(self.cascades))
             raise ApiError(404, f"unknown model {body.model!r}; this server has: {known}", code="model_not_found")
-        query = query_of(body)
+        chat = conversation_of(cascade, body)
         check_tokens(
-            query,
+            "\n".join(str(m.get("content") or "") + str(m.get("tool_calls") or "") for m in chat.messages),
             body.requested_tokens,
             max_query_tokens=self.settings.max_query_tokens,
             max_tokens=self.settings.max_tokens,
         )
         self.budgets.check(ident)
         async with self.admission.slot():
-            result = await cascade.arun(query, tag=body.tag)
+            result = await cascade.arun(chat, tag=body.tag)
         self._account(body.model, ident, result)
         await self.feedback.record(result, body.model)
         return respond(body, result)
@@ -139,20 +140,25 @@ def parse_request(raw: bytes) -> ChatCompletionRequest:
         raise ApiError(400, f"invalid request: {problems}", param=first or None) from None
 
 
-def query_of(body: ChatCompletionRequest) -> str:
+def conversation_of(cascade: Cascade, body: ChatCompletionRequest) -> Conversation:
+    """The request's conversation and output contract, checked; a 400 naming the problem if not."""
     try:
-        return body.query()
-    except ValueError as exc:
-        raise ApiError(400, str(exc), param="messages") from None
+        return cascade.conversation(
+            body.conversation(), response_format=body.response_format, tools=body.tools, tool_choice=body.tool_choice
+        )
+    except ToolsUnsupportedError as exc:
+        raise ApiError(400, str(exc), code="tools_unsupported", param="tools") from None
+    except UserError as exc:
+        param = next((p for p in ("response_format", "tool_choice", "tools") if str(exc).startswith(p)), "messages")
+        raise ApiError(400, str(exc), param=param) from None
 
 
 def respond(body: ChatCompletionRequest, result: CascadeResult) -> Response:
     """200 with the answer (JSON or SSE), or 502 naming why no tier answered."""
     extra = headers(result)
     if result.error is not None:
-        raise ApiError(
-            502, failure_message(result), code="no_tier_answered", headers=extra, cascade=cascade_info(result)
-        )
+        code = "invalid_output" if any(a.invalid for a in result.attempts) else "no_tier_answered"
+        raise ApiError(502, failure_message(result), code=code, headers=extra, cascade=cascade_info(result))
     if body.stream:
         events = sse_events(result, body.model, include_usage=body.include_usage)
         return StreamingResponse(_async(events), media_type="text/event-stream", headers=extra)

@@ -75,11 +75,18 @@ def failure_message(result: CascadeResult) -> str:
 
 
 def completion(result: CascadeResult, model: str) -> ChatCompletion:
+    """The answer as a `chat.completion`: text, or the tool calls (content null, finish `tool_calls`)."""
+    if result.tool_calls:
+        choice = Choice(
+            message=AssistantMessage(content=None, tool_calls=result.tool_calls), finish_reason="tool_calls"
+        )
+    else:
+        choice = Choice(message=AssistantMessage(content=result.answer or ""))
     return ChatCompletion(
         id=f"chatcmpl-{result.run_id}",
         created=int(time.time()),
         model=model,
-        choices=[Choice(message=AssistantMessage(content=result.answer or ""))],
+        choices=[choice],
         usage=usage_of(result),
         cascade=cascade_info(result),
     )
@@ -96,9 +103,14 @@ def sse_events(result: CascadeResult, model: str, *, include_usage: bool) -> Ite
         return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
 
     yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-    for piece in _PIECES.findall(result.answer or ""):
-        yield chunk([ChunkChoice(delta=Delta(content=piece))])
-    yield chunk([ChunkChoice(delta=Delta(), finish_reason="stop")], info=cascade_info(result))
+    if result.tool_calls:
+        calls = [{"index": i, **call} for i, call in enumerate(result.tool_calls)]
+        yield chunk([ChunkChoice(delta=Delta(tool_calls=calls))])
+    else:
+        for piece in _PIECES.findall(result.answer or ""):
+            yield chunk([ChunkChoice(delta=Delta(content=piece))])
+    finish = "tool_calls" if result.tool_calls else "stop"
+    yield chunk([ChunkChoice(delta=Delta(), finish_reason=finish)], info=cascade_info(result))
     if include_usage:
         yield chunk([], usage=usage_of(result))
     yield "data: [DONE]\n\n"

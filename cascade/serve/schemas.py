@@ -1,11 +1,11 @@
 """The OpenAI chat-completions wire format, as far as `cascade serve` speaks it.
 
-A request carries exactly one message, from the user: the cascade answers single queries and
-wraps each in its own per-tier prompt (system prompt, worked examples, template from the YAML).
-A client's system prompt or earlier turns would be silently dropped, so they are refused with
-a 400 that says so instead. `temperature` is accepted and checked but the tiers' configured
-temperatures apply; `max_tokens` is checked against the server's limit, and each tier's own
-`max_tokens` bounds its generation.
+A request carries a conversation (system, user, assistant and tool messages); the cascade answers
+its last user turn in the context of the rest, each tier wrapping it in its own prompt (see
+`cascade.conversation` for how the two compose). `response_format` (JSON object or JSON schema),
+`tools` and `tool_choice` are honoured and every answer is checked against them. `temperature` is
+accepted and checked but the tiers' configured temperatures apply; `max_tokens` is checked against
+the server's limit, and each tier's own `max_tokens` bounds its generation.
 
 Responses are standard `chat.completion` objects plus a top-level `cascade` field (run id, the
 tier that answered, every attempt); clients that do not know it ignore it.
@@ -26,15 +26,8 @@ class ChatMessage(BaseModel):
     role: Role
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
-
-    def text(self) -> str:
-        """The message's text; content parts other than text cannot be answered by a text cascade."""
-        if self.content is None or isinstance(self.content, str):
-            return self.content or ""
-        kinds = {part.get("type") for part in self.content}
-        if kinds - {"text"}:
-            raise ValueError(f"only text content parts are supported, got {sorted(map(str, kinds))}")
-        return "".join(str(part.get("text", "")) for part in self.content)
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
 
 
 class StreamOptions(BaseModel):
@@ -58,6 +51,9 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(default=1, ge=1, le=1)
     user: str | None = None
     metadata: dict[str, str] | None = None  # OpenAI's request metadata; "tag" labels the query's context
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -70,18 +66,9 @@ class ChatCompletionRequest(BaseModel):
     def tag(self) -> str | None:
         return (self.metadata or {}).get("tag")
 
-    def query(self) -> str:
-        """The one user message's text: the cascade's query. Raises ValueError with the reason."""
-        if len(self.messages) != 1 or self.messages[0].role != "user":
-            roles = ", ".join(m.role for m in self.messages)
-            raise ValueError(
-                "cascade serves single-turn queries: send exactly one message with role 'user' "
-                f"(got: {roles}); each tier applies its own configured prompt"
-            )
-        text = self.messages[0].text()
-        if not text.strip():
-            raise ValueError("the user message is empty")
-        return text
+    def conversation(self) -> list[dict[str, Any]]:
+        """The messages as plain dicts, for `Cascade.conversation` to check."""
+        return [m.model_dump(exclude_none=True) for m in self.messages]
 
     @property
     def requested_tokens(self) -> int | None:
@@ -120,8 +107,11 @@ class CascadeInfo(BaseModel):
 
 
 class AssistantMessage(BaseModel):
+    """`content` is null when the answer is tool calls; `tool_calls` is left out when there are none."""
+
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None = Field(default=None, exclude_if=lambda calls: calls is None)
 
 
 class Choice(BaseModel):
@@ -144,6 +134,7 @@ class ChatCompletion(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 class ChunkChoice(BaseModel):

@@ -51,6 +51,8 @@ class RunRecord:
             run_id=self.run_id,
             error=self.error,
             tag=self.features.get("tag"),
+            messages=self.features.get("messages"),
+            tool_calls=self.features.get("tool_calls"),
         )
 
 

@@ -63,10 +63,12 @@ def run_values(
 ) -> tuple[Any, ...]:
     """The runs row for `result`, in RUN_COLUMNS order without `seq` (the database assigns it).
 
-    The run's tag (if any) is kept among its features, where context-aware learners read it back.
+    The run's tag (if any) is kept among its features, where context-aware learners read it back;
+    so are the conversation (when the caller sent more than one question) and the tool calls made.
     """
-    if result.tag is not None:
-        features = {**(features or {}), "tag": result.tag}
+    kept = {"tag": result.tag, "messages": result.messages, "tool_calls": result.tool_calls}
+    if any(v is not None for v in kept.values()):
+        features = {**(features or {}), **{k: v for k, v in kept.items() if v is not None}}
     return (
         run_id, now(), config_name, variant, scrub(result.query), clean(result.answer), int(result.accepted),
         result.final_tier, result.total_tokens, result.total_cost_usd, scrub(to_json(features or {}, "features")),

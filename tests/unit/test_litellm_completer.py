@@ -102,3 +102,28 @@ def test_answer_format_stop_cuts_the_stream_once_the_answer_is_complete() -> Non
 def test_answer_format_stop_with_logprobs_cuts_after_the_call() -> None:
     req = request(stop_pattern=r"-?\d+(?=[^\d.,])", logprobs=True, extra={"mock_response": "42 because 6*7."})
     assert asyncio.run(LiteLLMCompleter().complete(req)).text == "42"
+
+
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+
+
+def test_response_format_and_tools_reach_litellm_and_tool_calls_come_back() -> None:
+    calls = [{"id": "c9", "type": "function", "function": {"name": "f", "arguments": '{"x": 1}'}}]
+    req = request(
+        tools=(TOOL,), tool_choice="required", response_format={"type": "json_object"}, extra={"mock_tool_calls": calls}
+    )
+    completer = LiteLLMCompleter()
+    kwargs = completer._kwargs(req)
+    assert kwargs["tools"] == [TOOL] and kwargs["tool_choice"] == "required"
+    assert kwargs["response_format"] == {"type": "json_object"}
+    assert "tools" not in completer._kwargs(request()) and "response_format" not in completer._kwargs(request())
+    completion = asyncio.run(completer.complete(req))
+    assert [(c.id, c.name, c.arguments) for c in completion.tool_calls] == [("c9", "f", '{"x": 1}')]
+
+
+def test_tools_problem_asks_litellm_which_providers_take_tools() -> None:
+    completer = LiteLLMCompleter()
+    assert completer.tools_problem("openai/gpt-4o-mini", None) is None
+    assert completer.tools_problem("local/qwen2.5-0.5b", None) is None
+    assert "does not take tools" in (completer.tools_problem("ollama/llama3", None) or "")
+    assert "cannot tell" in (completer.tools_problem("nonsense-provider/x", None) or "")

@@ -159,14 +159,14 @@ MALFORMED = [
     (json.dumps(ask(n=2)).encode(), "n: Input should be less than or equal to 1"),
     (json.dumps(ask(stream="maybe")).encode(), "stream"),
     (json.dumps({"model": "demo", "messages": [{"role": "robot", "content": "x"}]}).encode(), "messages.0.role"),
-    (json.dumps(ask("   ")).encode(), "the user message is empty"),
+    (json.dumps(ask("   ")).encode(), "the last user message is empty"),
     (json.dumps(ask(metadata={"tag": " "})).encode(), "metadata: Value error, 'tag' must be a non-empty string"),
-    (json.dumps(ask([{"type": "image_url", "image_url": {"url": "x"}}])).encode(), "only text content parts"),
-    (chat({"role": "system", "content": "Be brief"}, {"role": "user", "content": "x"}), "single-turn queries"),
-    (
-        chat({"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}),
-        "exactly one message with role 'user' (got: user, assistant, user)",
-    ),
+    (json.dumps(ask([{"type": "image_url", "image_url": {"url": "x"}}])).encode(), "only text parts"),
+    (chat({"role": "system", "content": "Be brief"}), "at least one message with role 'user'"),
+    (chat({"role": "user", "content": "a"}, {"role": "tool", "content": "b"}), "needs the 'tool_call_id'"),
+    (json.dumps(ask(response_format={"type": "xml"})).encode(), "response_format.type"),
+    (json.dumps(ask(tool_choice="required")).encode(), "tool_choice needs tools"),
+    (json.dumps(ask(tools=[{"type": "function", "function": {"name": "a b"}}])).encode(), "function.name"),
 ]  # fmt: skip
 
 

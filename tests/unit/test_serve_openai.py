@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import openai
 import pytest
 
+from cascade import Cascade
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 from tests.unit.test_serve_app import QUESTION, demo
 
 KEY = "sk-serve-test-0123456789"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     cascade, _ = demo()
-    app = create_app({"demo": cascade}, ServeSettings(api_keys=(KEY,)))
+    fake = Cascade.from_yaml("configs/fake.yaml")
+    app = create_app({"demo": cascade, "fake": fake}, ServeSettings(api_keys=(KEY,)))
     with serve_in_thread(app) as url:
         yield f"{url}/v1"
 
 
+@pytest.fixture
+def client(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=10)
+
+
 def test_openai_client_lists_models_answers_and_streams(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=10)
-    assert [m.id for m in client.models.list()] == ["demo"]
+    assert [m.id for m in client.models.list()] == ["demo", "fake"]
 
     raw = client.chat.completions.with_raw_response.create(
         model="demo", messages=[{"role": "user", "content": QUESTION}]
@@ -48,13 +63,79 @@ def test_openai_client_lists_models_answers_and_streams(base_url: str) -> None:
 
 def test_openai_client_raises_the_servers_errors(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=10)
-    with pytest.raises(openai.BadRequestError, match="single-turn"):
-        client.chat.completions.create(
-            model="demo",
-            messages=[{"role": "system", "content": "Be terse"}, {"role": "user", "content": QUESTION}],
-        )
+    with pytest.raises(openai.BadRequestError, match="role 'user'"):
+        client.chat.completions.create(model="demo", messages=[{"role": "system", "content": "Be terse"}])
     with pytest.raises(openai.NotFoundError, match="unknown model"):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": QUESTION}])
     wrong = openai.OpenAI(base_url=base_url, api_key="sk-wrong-0000000000", max_retries=0, timeout=10)
     with pytest.raises(openai.AuthenticationError, match="invalid API key"):
         wrong.models.list()
+
+
+def test_system_prompt_and_a_three_turn_conversation_get_answers(client: openai.OpenAI) -> None:
+    system = client.chat.completions.create(
+        model="fake",
+        messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": QUESTION}],
+    )
+    assert system.choices[0].message.content == "Paris"
+    conversation = client.chat.completions.create(
+        model="fake",
+        messages=[
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "What is 2+2?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": "Paris"},
+            {"role": "user", "content": "And 3+4?"},
+        ],
+    )
+    assert conversation.choices[0].message.content == "4"  # the scripted small tier, for any sum
+    assert (conversation.model_extra or {})["cascade"]["final_tier"] == "small"
+
+
+def test_json_object_answers_are_valid_json_or_a_clear_error(client: openai.OpenAI) -> None:
+    answer = client.chat.completions.create(
+        model="fake",
+        messages=[{"role": "user", "content": "Reply in JSON: the capital of France?"}],
+        response_format={"type": "json_object"},
+    )
+    assert json.loads(answer.choices[0].message.content or "") == {"city": "Paris", "country": "France"}
+    with pytest.raises(openai.APIStatusError, match="no tier produced valid json_object output") as failed:
+        client.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": QUESTION}], response_format={"type": "json_object"}
+        )
+    assert failed.value.status_code == 502 and failed.value.code == "invalid_output"
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    typed = client.chat.completions.create(
+        model="fake",
+        messages=[{"role": "user", "content": "Reply in JSON: the capital of France?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
+    )
+    assert json.loads(typed.choices[0].message.content or "")["city"] == "Paris"
+
+
+def test_required_tool_choice_returns_tool_calls_and_the_follow_up_is_answered(client: openai.OpenAI) -> None:
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(model="fake", messages=ask, tools=[WEATHER], tool_choice="required")
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    calls = choice.message.tool_calls or []
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [("get_weather", {"city": "Paris"})]
+    result = {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp_c": 18}'}
+    follow_up = client.chat.completions.create(
+        model="fake", messages=[*ask, choice.message.model_dump(exclude_none=True), result], tools=[WEATHER]
+    )
+    assert follow_up.choices[0].message.content == "It is 18 °C in Paris"
+    streamed = list(
+        client.chat.completions.create(model="fake", messages=ask, tools=[WEATHER], tool_choice="required", stream=True)
+    )
+    deltas = [c.choices[0].delta.tool_calls for c in streamed if c.choices and c.choices[0].delta.tool_calls]
+    assert deltas and deltas[0][0].function.name == "get_weather"
+    assert streamed[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_required_tool_choice_without_a_tool_call_is_a_clear_error(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError, match="tool_choice 'required' but the model answered in text"):
+        client.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": QUESTION}], tools=[WEATHER], tool_choice="required"
+        )
