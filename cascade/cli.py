@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
     from cascade.eval import cli_args, cli_replay
-    from cascade.learning import cli_ab
+    from cascade.learning import cli_ab, cli_learn
     from cascade.serve import cli_serve
     from cascade.store import cli_feedback
 
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_replay.add_parser(sub)
     cli_feedback.add_parser(sub)
     cli_ab.add_parser(sub)
+    cli_learn.add_parser(sub)
     return parser
 
 
@@ -66,9 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return cli_serve.run(args)
         if args.command == "ab":
-            from cascade.learning import cli_ab
+            from cascade.learning import cli_ab, cli_learn
 
             return cli_ab.run(args)
+        if args.command == "learn":
+            from cascade.learning import cli_learn
+
+            return cli_learn.run(args)
         if args.command == "feedback":
             from cascade.store import cli_feedback
 
@@ -83,10 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cascade.config import load_config
     from cascade.engine import Cascade
     from cascade.trace import Trace
 
-    cascade = Cascade.from_yaml(args.config or default_config_path())
+    cascade = Cascade(load_config(args.config or default_config_path()), learning_store=args.store)
     result = cascade.run(args.question, tag=args.tag)
     if args.store:
         from cascade.store import open_store

@@ -15,6 +15,7 @@ from cascade.config import CascadeConfig, load_config
 from cascade.conversation import Conversation, conversation_of
 from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.graph import CascadeGraph, CascadeState
+from cascade.learning.online import OnlineLearner, learners_of
 from cascade.protocols import Completer, ToolAwareCompleter
 from cascade.registry import BuildContext
 from cascade.structured import OutputSpec
@@ -43,10 +44,15 @@ class Cascade:
         *,
         completer: Completer | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        learning_store: str | None = None,
+        learn_on_build: bool = True,
     ):
+        """`learning_store`: the store (path or DSN) learning routers learn from unless their config
+        names one, normally the store runs are recorded in; `learn_on_build=False` only loads their
+        saved state (a background learner, `cascade serve`, takes it from there)."""
         self.config = config
         self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
-        build = BuildContext(config)
+        build = BuildContext(config, store=learning_store, learn_on_build=learn_on_build)
         default_verifier = build.verifier(config.verifier, ("verifier",))
         tiers = [
             TierRuntime.build(
@@ -56,9 +62,13 @@ class Cascade:
             )
             for i, tier in enumerate(config.tiers)
         ]
-        router = build.build("router", config.router, ("router",))
-        pre_router = build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
-        self.graph = CascadeGraph(tiers, router, pre_router, Budget(config.budget))
+        self.router = build.build("router", config.router, ("router",))
+        self.pre_router = build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
+        self.graph = CascadeGraph(tiers, self.router, self.pre_router, Budget(config.budget))
+
+    def learners(self) -> list[OnlineLearner]:
+        """The components that learn from the store while the cascade serves (`cascade.learning.online`)."""
+        return learners_of([self.router, self.pre_router])
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], *, completer: Completer | None = None) -> Cascade:

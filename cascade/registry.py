@@ -69,10 +69,14 @@ class BuildContext:
 
     A factory receives the context located at its own spec (`loc`), so a plugin that builds
     nested plugins (an ensemble's members) reports their errors where they sit in the file.
+    Learning plugins read `variant`, `store` and `learn_on_build` (see `cascade.learning.online`).
     """
 
     config: CascadeConfig
     loc: tuple[str | int, ...] = ()
+    variant: str | None = None  # the experiment variant being built (learners keep their state apart)
+    store: str | None = None  # where learning plugins learn unless their own config names a store
+    learn_on_build: bool = True  # False: learners load their saved state but learn nothing new at build
 
     def build(self, kind: Kind, spec: PluginSpec, loc: tuple[str | int, ...]) -> Any:
         _load_plugins()

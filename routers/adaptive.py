@@ -1,50 +1,43 @@
 """Routers that learn their thresholds from feedback in the run store: `adaptive` and `bandit`.
 
-Both are `ThresholdRouter`s whose `threshold_for` reads learned state. `learn(store)` pulls labelled
-runs after a persisted cursor and saves state and cursor together in one `put_state`, page by page,
-so a process killed mid-stream resumes where its last save left off: nothing learned twice, no
-feedback skipped. Replicas sharing a store share the state (last writer wins; each save is a full
-snapshot). State is loaded at build time, so a restart resumes.
+Both are `ThresholdRouter`s whose `threshold_for` reads learned state, and both are
+`OnlineLearner`s (`cascade.learning.online`): `advance` learns the labelled runs after a saved
+cursor on a copy of the model, `adopt` swaps a learned state in. `cascade serve` runs them in the
+background while serving; `learn(store)` catches up at once, saving state and cursor together
+after each page, so a process killed mid-stream resumes where its last save left off. A router
+learns only from runs of its own config (and, in an experiment, its own variant), and keeps its
+state under a key naming both. State is loaded at build time, so a restart resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from cascade.features import query_features
 from cascade.learning.bandit import ThompsonBandit, reward
 from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, query_unit
+from cascade.learning.online import State
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
-from cascade.store import LabelledRun, Store, open_store
+from cascade.store import LabelledRun
 from cascade.store.base import is_correct
 from cascade.types import Decision
-from routers.threshold import ThresholdRouter, Unit
+from routers._learner import Learner, Placement, StoreConfig, load_state, placement, sync
+from routers.threshold import Unit
 
-_PAGE = 200
 _REMEMBERED = 1024  # queries whose arm the bandit router remembers across tiers
 _LENGTH_BUCKETS = (50, 100, 200, 400)
 ContextKind = Literal["query", "confidence", "query+confidence"]
 
 
-class _StoreConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    store: str | None = None
-    learn_on_build: bool = True
-    page: int = Field(default=_PAGE, ge=1)
-
-
-class AdaptiveConfig(_StoreConfig):
+class AdaptiveConfig(StoreConfig):
     """Controller settings (see `cascade.learning.controller`); `bounds` = [low, high] for thresholds."""
 
-    state_key: str = "router/adaptive"
     target_em: Unit
     window: int = Field(default=100, ge=1)
     margin: float = Field(default=0.0, ge=-0.5, le=0.5)
@@ -66,10 +59,9 @@ class AdaptiveConfig(_StoreConfig):
         )
 
 
-class BanditConfig(_StoreConfig):
+class BanditConfig(StoreConfig):
     """Arms are threshold levels (above 1 = always escalate); reward = correct - lam * tokens."""
 
-    state_key: str = "router/bandit"
     arms: list[float] = Field(default_factory=lambda: [0.0, 0.5, 0.8, 0.95, 0.99, 1.01], min_length=1)
     lam: float = Field(default=5e-4, ge=0.0)
     prior_n: float = Field(default=20.0, gt=0.0)
@@ -78,46 +70,22 @@ class BanditConfig(_StoreConfig):
     context: ContextKind = "query+confidence"
 
 
-class _Learner(ThresholdRouter, ABC):
-    """Cursor paging and persistence shared by both routers; subclasses learn one labelled run."""
-
-    state_key: str
-    cursor: int = 0
-
-    @abstractmethod
-    def learn_one(self, item: LabelledRun) -> None: ...
-
-    @abstractmethod
-    def model_state(self) -> dict[str, Any]: ...
-
-    def learn(self, store: Store, page: int = _PAGE) -> int:
-        """Learn labelled runs after the cursor, saving state with the cursor after each page."""
-        learned = 0
-        while True:
-            items = store.labelled_runs(since_seq=self.cursor, limit=page)
-            for item in items:
-                self.learn_one(item)
-                self.cursor = item.seq
-            learned += len(items)
-            if items:
-                store.put_state(self.state_key, {"cursor": self.cursor, "model": self.model_state()})
-            if len(items) < page:
-                return learned
-
-
-class AdaptiveRouter(_Learner):
+class AdaptiveRouter(Learner[ThresholdController]):
     """Per-tier thresholds from a `ThresholdController` that replays labelled runs under other thresholds."""
 
     def __init__(
-        self, config: AdaptiveConfig, gates: Sequence[str], final_tier: str, state: dict[str, Any] | None = None
+        self,
+        config: AdaptiveConfig,
+        gates: Sequence[str],
+        final_tier: str,
+        state: dict[str, Any] | None = None,
+        placement: Placement | None = None,
     ) -> None:
-        super().__init__(config.settings().start)
-        self.state_key, self.final_tier = config.state_key, final_tier
-        settings = config.settings()
-        self.controller = ThresholdController(settings, gates)
+        super().__init__(config.settings().start, placement or Placement("router/adaptive"))
+        self.final_tier, self.settings, self.gates = final_tier, config.settings(), list(gates)
+        self.controller = self.load_model(None)
         if state is not None:
-            self.controller = ThresholdController.from_state(settings, state["model"])
-            self.cursor = int(state["cursor"])
+            self.adopt(state)
         self._unit = 0.0
 
     def decide(self, ctx: DecideContext) -> Decision:
@@ -127,24 +95,36 @@ class AdaptiveRouter(_Learner):
     def threshold_for(self, tier_name: str) -> float:
         return self.controller.threshold(tier_name, self._unit)
 
-    def learn_one(self, item: LabelledRun) -> None:
-        self.controller.observe(run_evidence(item, self.final_tier))
+    def load_model(self, state: State | None) -> ThresholdController:
+        if state is None:
+            return ThresholdController(self.settings, self.gates)
+        return ThresholdController.from_state(self.settings, state)
 
-    def model_state(self) -> dict[str, Any]:
-        return self.controller.to_state()
+    def learn_one(self, model: ThresholdController, item: LabelledRun) -> None:
+        model.observe(run_evidence(item, self.final_tier))
+
+    def dump_model(self, model: ThresholdController) -> dict[str, Any]:
+        return model.to_state()
+
+    def serve(self, model: ThresholdController) -> None:
+        self.controller = model
 
 
-class BanditRouter(_Learner):
+class BanditRouter(Learner[ThompsonBandit]):
     """Plays one arm (a threshold for every gate) per query, chosen by a contextual Thompson bandit."""
 
-    def __init__(self, config: BanditConfig, final_tier: str, state: dict[str, Any] | None = None) -> None:
-        super().__init__(config.arms[0])
-        self.config, self.state_key, self.final_tier = config, config.state_key, final_tier
-        opts: dict[str, Any] = {"prior_n": config.prior_n, "max_explore": config.max_explore, "seed": config.seed}
-        self.bandit = ThompsonBandit(len(config.arms), **opts)
+    def __init__(
+        self,
+        config: BanditConfig,
+        final_tier: str,
+        state: dict[str, Any] | None = None,
+        placement: Placement | None = None,
+    ) -> None:
+        super().__init__(config.arms[0], placement or Placement("router/bandit"))
+        self.config, self.final_tier = config, final_tier
+        self.bandit = self.load_model(None)
         if state is not None:
-            self.bandit = ThompsonBandit.from_state(state["model"], **opts)
-            self.cursor = int(state["cursor"])
+            self.adopt(state)
         self._arms: OrderedDict[str, int] = OrderedDict()
         self._current = 0
 
@@ -167,16 +147,38 @@ class BanditRouter(_Learner):
                 self._arms.popitem(last=False)
         return self._arms[key]
 
-    def learn_one(self, item: LabelledRun) -> None:
+    def load_model(self, state: State | None) -> ThompsonBandit:
+        opts: dict[str, Any] = {
+            "prior_n": self.config.prior_n, "max_explore": self.config.max_explore, "seed": self.config.seed,
+        }  # fmt: skip
+        if state is None:
+            return ThompsonBandit(len(self.config.arms), **opts)
+        return ThompsonBandit.from_state(state, **opts)
+
+    def learn_one(self, model: ThompsonBandit, item: LabelledRun) -> None:
         first = item.run.attempts[0] if item.run.attempts else {}
         confidence = first.get("confidence") if first.get("answer") is not None else None
         tag = item.run.features.get("tag")
         context = bandit_context(item.run.query, confidence, self.config.arms, self.config.context, tag)
         for arm, value in arm_rewards(item, self.config.arms, self.config.lam, self.final_tier).items():
-            self.bandit.update(context, arm, value)
+            model.update(context, arm, value)
 
-    def model_state(self) -> dict[str, Any]:
-        return self.bandit.to_state()
+    def dump_model(self, model: ThompsonBandit) -> dict[str, Any]:
+        """The learned statistics, with the decision counters of the bandit now serving (they move as it plays)."""
+        state = model.to_state()
+        serving = getattr(self, "bandit", None)
+        if serving is not None:
+            state["decisions"] = max(state["decisions"], serving.decisions)
+            state["explored"] = max(state["explored"], serving.explored)
+        return state
+
+    def serve(self, model: ThompsonBandit) -> None:
+        """Swap in new statistics; the counters never go back (they seed draws and bound exploration)."""
+        serving = getattr(self, "bandit", None)
+        if serving is not None:
+            model.decisions = max(model.decisions, serving.decisions)
+            model.explored = max(model.explored, serving.explored)
+        self.bandit = model
 
 
 def query_context(query: str) -> str:
@@ -271,35 +273,20 @@ def _attempt_correct(item: LabelledRun, attempt: dict[str, Any]) -> bool | None:
     return item.correct if attempt.get("answer") == item.run.answer else None
 
 
-def _load_state(store_dsn: str | None, key: str) -> dict[str, Any] | None:
-    store = open_store(store_dsn)
-    try:
-        return store.get_state(key)
-    finally:
-        store.close()
-
-
-def _sync(router: _Learner, config: _StoreConfig) -> None:
-    store = open_store(config.store)
-    try:
-        router.learn(store, config.page)
-    finally:
-        store.close()
-
-
 @register("router", "adaptive", AdaptiveConfig)
 def build_adaptive(config: AdaptiveConfig, ctx: BuildContext) -> AdaptiveRouter:
     gates = [tier.name for tier in ctx.config.tiers[:-1]]
-    final_tier = ctx.config.tiers[-1].name
-    router = AdaptiveRouter(config, gates, final_tier, _load_state(config.store, config.state_key))
-    if config.learn_on_build:
-        _sync(router, config)
+    where = placement(config, ctx, "adaptive")
+    router = AdaptiveRouter(
+        config, gates, ctx.config.tiers[-1].name, load_state(where.store_dsn, where.state_key), where
+    )
+    sync(router, config, ctx)
     return router
 
 
 @register("router", "bandit", BanditConfig)
 def build_bandit(config: BanditConfig, ctx: BuildContext) -> BanditRouter:
-    router = BanditRouter(config, ctx.config.tiers[-1].name, _load_state(config.store, config.state_key))
-    if config.learn_on_build:
-        _sync(router, config)
+    where = placement(config, ctx, "bandit")
+    router = BanditRouter(config, ctx.config.tiers[-1].name, load_state(where.store_dsn, where.state_key), where)
+    sync(router, config, ctx)
     return router

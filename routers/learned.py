@@ -2,23 +2,26 @@
 
 It starts at tier 0 unless the online predictor says P(tier 0 correct) < `skip_below`, then at
 tier 1; each tier's token budget comes from the budget model once it has seen enough answers.
-`learn(store)` pulls labelled runs added since a persisted cursor, so learning is incremental and
-replicas sharing a store share one model (last writer wins; each update is a full snapshot).
+It is an `OnlineLearner` (`cascade.learning.online`): `advance` learns the labelled runs and answers
+stored since the saved cursors on a copy of the model, `adopt` swaps a learned state in, so
+`cascade serve` keeps it learning while serving; `learn(store)` / `sync(store)` catch up at once.
+Like the learning routers, it learns only from runs of its own config (and experiment variant).
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.config import TierConfig
 from cascade.features import query_features
+from cascade.learning.online import Advance, Scope, State, catch_up
 from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets
 from cascade.registry import BuildContext, register
 from cascade.store import LabelledRun, RunRecord, Store, open_store
 from cascade.store.base import is_correct
-from cascade.store.paging import iter_labelled, iter_runs
 from cascade.types import RoutePlan
 
 
@@ -29,7 +32,7 @@ class LearnedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     store: str | None = None
-    state_key: str = "pre_router/learned"
+    state_key: str | None = Field(default=None, min_length=1)  # default: pre_router/learned/<config name>
     skip_below: float = Field(default=0.4, ge=0.0, le=1.0)
     min_examples: int = Field(default=50, ge=0)
     explore: float = Field(default=0.0, ge=0.0, le=1.0)
@@ -43,15 +46,36 @@ class LearnedConfig(BaseModel):
 class LearnedPreRouter:
     """Plans from `CheapTierPredictor`; `cheap_tier` is the tier whose correctness it predicts."""
 
-    def __init__(self, config: LearnedConfig, cheap_tier: str, predictor: CheapTierPredictor | None = None) -> None:
+    def __init__(
+        self,
+        config: LearnedConfig,
+        cheap_tier: str,
+        predictor: CheapTierPredictor | None = None,
+        *,
+        state_key: str = "pre_router/learned",
+        store_dsn: str | None = None,
+        scope: Scope | None = None,
+    ) -> None:
         self.config = config
         self.cheap_tier = cheap_tier
-        self.predictor = predictor or CheapTierPredictor(
-            OnlineLogistic(),
-            TokenBudgets(config.budget_quantile, config.budget_margin, min_samples=config.budget_min_samples),
-        )
+        self.predictor = predictor or self.fresh_predictor()
         self.labels_seq = 0
         self.runs_seq = 0
+        self._state_key, self._store_dsn, self.scope = state_key, store_dsn, scope or Scope()
+
+    @property
+    def state_key(self) -> str:
+        return self._state_key
+
+    @property
+    def store_dsn(self) -> str | None:
+        return self._store_dsn
+
+    def fresh_predictor(self) -> CheapTierPredictor:
+        budgets = TokenBudgets(
+            self.config.budget_quantile, self.config.budget_margin, min_samples=self.config.budget_min_samples
+        )
+        return CheapTierPredictor(OnlineLogistic(), budgets)
 
     def plan(self, query: str, tiers: list[TierConfig]) -> RoutePlan:
         features = dict(query_features(query))
@@ -78,47 +102,63 @@ class LearnedPreRouter:
         cap = round(tier.max_tokens * self.config.max_token_scale)
         return tier.max_tokens if learned is None else max(1, min(learned, cap))
 
-    def learn(self, store: Store) -> int:
-        """Learn from labelled runs and answers stored since the last call; returns labels learned."""
-        learned = sum(self._learn_label(item) for item in iter_labelled(store, self.labels_seq))
-        for run in iter_runs(store, self.runs_seq):
-            self._observe_tokens(run)
-            self.runs_seq = run.seq
-        return learned
+    def advance(self, state: State | None, store: Store, limit: int) -> Advance:
+        """Learn at most `limit` labels and `limit` answers stored after the state's cursors, on a copy."""
+        learner = LearnedPreRouter(self.config, self.cheap_tier, state_key=self.state_key, scope=self.scope)
+        if state is not None:
+            learner.adopt(state)
+        labels = store.labelled_runs(
+            since_seq=learner.labels_seq, limit=limit, config_name=self.scope.config_name, variant=self.scope.variant
+        )
+        for item in labels:
+            learner._learn_label(item)
+        runs = [
+            run
+            for run in store.runs(since_id=learner.runs_seq, limit=limit, config_name=self.scope.config_name)
+            if self.scope.variant is None or run.variant == self.scope.variant
+        ]
+        for run in runs:
+            learner._observe_tokens(run)
+            learner.runs_seq = run.seq
+        caught_up = len(labels) < limit and len(runs) < limit
+        return Advance(learner.to_state(), len(labels) + len(runs), caught_up)
 
-    def _learn_label(self, item: LabelledRun) -> bool:
+    def adopt(self, state: State) -> None:
+        self.predictor = CheapTierPredictor.from_state(state["predictor"])
+        self.labels_seq, self.runs_seq = int(state["labels_seq"]), int(state["runs_seq"])
+
+    def learn(self, store: Store) -> int:
+        """Learn from labelled runs and answers stored since the saved cursors; returns how many it read."""
+        return catch_up(self, store)
+
+    def _learn_label(self, item: LabelledRun) -> None:
         self.labels_seq = item.seq
         label = cheap_label(item, self.cheap_tier)
         if label is not None:
             self.predictor.update(item.run.query, label)
-        return label is not None
 
     def _observe_tokens(self, run: RunRecord) -> None:
         for attempt in run.attempts:
             if attempt.get("answer") is not None and attempt.get("decision") != "failed":
                 self.predictor.observe_tokens(str(attempt["tier"]), run.query, int(attempt["completion_tokens"]))
 
-    def to_state(self) -> dict[str, object]:
+    def to_state(self) -> dict[str, Any]:
         return {"predictor": self.predictor.to_state(), "labels_seq": self.labels_seq, "runs_seq": self.runs_seq}
 
     def load(self, store: Store) -> bool:
         """Restore the model and cursors saved under `state_key`; False when nothing was saved yet."""
-        state = store.get_state(self.config.state_key)
+        state = store.get_state(self.state_key)
         if state is None:
             return False
-        self.predictor = CheapTierPredictor.from_state(state["predictor"])
-        self.labels_seq, self.runs_seq = int(state["labels_seq"]), int(state["runs_seq"])
+        self.adopt(state)
         return True
 
     def save(self, store: Store) -> None:
-        store.put_state(self.config.state_key, self.to_state())
+        store.put_state(self.state_key, self.to_state())
 
     def sync(self, store: Store) -> int:
-        """Load, learn what is new, save: what a periodic job (or build) runs; returns labels learned."""
-        self.load(store)
-        learned = self.learn(store)
-        self.save(store)
-        return learned
+        """Load, learn what is new, save: what a periodic job (or build) runs."""
+        return self.learn(store)
 
 
 def cheap_label(item: LabelledRun, cheap_tier: str) -> bool | None:
@@ -143,10 +183,14 @@ def _unit(key: str) -> float:
 
 @register("pre_router", "learned", LearnedConfig)
 def build_learned(config: LearnedConfig, ctx: BuildContext) -> LearnedPreRouter:
-    router = LearnedPreRouter(config, ctx.config.tiers[0].name)
-    store = open_store(config.store)
+    scope = Scope(ctx.config.name, ctx.variant)
+    key = scope.key(config.state_key or f"pre_router/learned/{ctx.config.name}")
+    router = LearnedPreRouter(
+        config, ctx.config.tiers[0].name, state_key=key, store_dsn=config.store or ctx.store, scope=scope
+    )
+    store = open_store(router.store_dsn)
     try:
-        router.sync(store) if config.learn_on_build else router.load(store)
+        router.sync(store) if config.learn_on_build and ctx.learn_on_build else router.load(store)
     finally:
         store.close()
     return router

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -30,12 +31,13 @@ from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.serve.api_errors import ApiError, install_handlers
 from cascade.serve.auth import ApiKeys, KeyBudgets
 from cascade.serve.feedback import Feedback
+from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
 from cascade.serve.responses import cascade_info, completion, failure_message, headers, sse_events
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
-from cascade.store import Store
+from cascade.store import Store, open_store
 from cascade.types import CascadeResult
 
 log = logging.getLogger("cascade.serve")
@@ -45,7 +47,14 @@ JSON = "application/json"
 class Server:
     """The state behind the routes: cascades, keys, budgets, admission and metrics."""
 
-    def __init__(self, cascades: Mapping[str, Cascade], settings: ServeSettings, store: Store | None = None):
+    def __init__(
+        self,
+        cascades: Mapping[str, Cascade],
+        settings: ServeSettings,
+        store: Store | None = None,
+        *,
+        store_dsn: str | None = None,
+    ):
         if not cascades:
             raise UserError("serve needs at least one cascade")
         self.cascades = dict(cascades)
@@ -56,6 +65,31 @@ class Server:
         self.metrics = ServeMetrics(self.cascades)
         self.metrics.track_admission(lambda: self.admission.running, lambda: self.admission.waiting)
         self.feedback = Feedback(store, self.keys, self.metrics, max_body_bytes=settings.max_body_bytes)
+        self.learning, self._learning_stores = self._background_learning(store, store_dsn)
+        self.closing: list[Store] = []
+
+    def _background_learning(
+        self, store: Store | None, store_dsn: str | None
+    ) -> tuple[BackgroundLearning | None, list[Store]]:
+        if not self.settings.learn:
+            return None, []
+        learners = [learner for cascade in self.cascades.values() for learner in cascade.learners()]
+        syncs, opened = learner_syncs(learners, store, store_dsn, open_store)
+        timing = LearningSettings(self.settings.learn_interval_s, self.settings.learn_limit)
+        return BackgroundLearning(syncs, timing, self.metrics.registry), opened
+
+    @asynccontextmanager
+    async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
+        """Background learning runs while the app does; its leases are handed back at shutdown."""
+        if self.learning is not None:
+            self.learning.start()
+        try:
+            yield
+        finally:
+            if self.learning is not None:
+                await self.learning.stop()
+            for opened in [*self._learning_stores, *self.closing]:
+                opened.close()
 
     async def health(self) -> Response:
         body = {
@@ -172,14 +206,23 @@ async def _async(events: Iterator[str]) -> AsyncIterator[str]:
 
 
 def create_app(
-    cascades: Mapping[str, Cascade], settings: ServeSettings | None = None, *, store: Store | None = None
+    cascades: Mapping[str, Cascade],
+    settings: ServeSettings | None = None,
+    *,
+    store: Store | None = None,
+    store_dsn: str | None = None,
+    owns_store: bool = False,
 ) -> FastAPI:
     """An app serving `cascades` by name; settings default to `ServeSettings.from_env()`.
 
-    With a `store`, every run is recorded and `POST /v1/feedback` accepts verdicts on them.
+    With a `store`, every run is recorded, `POST /v1/feedback` accepts verdicts on them, and the
+    cascades' learners learn from them in the background while the app runs (its lifespan).
+    `store_dsn` names the same store, so learners built with it use this connection.
     """
-    server = Server(cascades, settings if settings is not None else ServeSettings.from_env(), store)
-    app = FastAPI(title="cascade", docs_url=None, redoc_url=None, openapi_url=None)
+    server = Server(
+        cascades, settings if settings is not None else ServeSettings.from_env(), store, store_dsn=store_dsn
+    )
+    app = FastAPI(title="cascade", docs_url=None, redoc_url=None, openapi_url=None, lifespan=server.lifespan)
     install_handlers(app)
     app.state.server = server
     app.add_api_route("/health", server.health, methods=["GET"])

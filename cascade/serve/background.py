@@ -41,7 +41,7 @@ def serve_in_thread(app: Any, *, port: int | None = None, start_timeout_s: float
         host=LOOPBACK,
         port=port or free_port(),
         log_level="warning",
-        lifespan="off",
+        lifespan="on",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=KEEP_ALIVE_S,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,10 +49,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add("--keep-alive", type=int, default=KEEP_ALIVE_S, help="seconds an idle connection is kept open")
+    add("--workers", type=_positive_int, default=1, help="serving processes sharing the port and the store")
+    add("--learn-interval-s", type=_positive_float, default=5.0, help="how often learners sync with the store")
+    add("--no-learn", dest="learn", action="store_false", help="do not learn from feedback while serving")
 
 
-def load_cascades(paths: Sequence[Path], *, cooldown_failures: int = 3, cooldown_s: float = 30.0) -> dict[str, Cascade]:
-    """One Cascade per config, keyed by its name; two configs with one name are an error."""
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def load_cascades(
+    paths: Sequence[Path],
+    *,
+    cooldown_failures: int = 3,
+    cooldown_s: float = 30.0,
+    learning_store: str | None = None,
+    learn_on_build: bool = True,
+) -> dict[str, Cascade]:
+    """One Cascade per config, keyed by its name; two configs with one name are an error.
+
+    Learning routers learn from `learning_store` (the server's store) unless their config names one.
+    """
     from cascade.completers.build import make_completer
     from cascade.completers.litellm_completer import import_litellm
     from cascade.config import load_config
@@ -69,7 +97,8 @@ def load_cascades(paths: Sequence[Path], *, cooldown_failures: int = 3, cooldown
             import_litellm()  # seconds to import: pay it at start, not inside the first request's timeout
         if cooldown_failures > 0:
             completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
-        cascades[config.name], sources[config.name] = Cascade(config, completer=completer), path
+        cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
+        cascades[config.name], sources[config.name] = cascade, path
     return cascades
 
 
@@ -88,9 +117,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cascade.cli import default_config_path
-    from cascade.serve.app import create_app
     from cascade.serve.settings import ServeSettings
-    from cascade.store import open_store
+    from cascade.serve.worker import SPEC_ENV, ServeSpec, build_app
 
     settings = ServeSettings.from_env(
         max_concurrency=args.max_concurrency,
@@ -99,22 +127,30 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         key_max_tokens=args.key_max_tokens,
         key_max_cost_usd=args.key_max_cost_usd,
+        learn=args.learn,
+        learn_interval_s=args.learn_interval_s,
     )
     check_exposure(args.host, bool(settings.api_keys))
-    paths = args.config or [default_config_path()]
-    cascades = load_cascades(paths, cooldown_failures=args.cooldown_failures, cooldown_s=args.cooldown_s)
+    spec = ServeSpec(
+        configs=[Path(p).resolve() for p in (args.config or [default_config_path()])],
+        settings=settings.model_dump(),
+        store=args.store,
+        cooldown_failures=args.cooldown_failures,
+        cooldown_s=args.cooldown_s,
+    )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level != "debug":
         logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one line per provider call otherwise
     if not settings.api_keys:
         logging.getLogger("cascade.serve").warning("no API keys set (CASCADE_API_KEYS): anyone on loopback may call")
-    store = open_store(args.store) if args.store else None
-    try:
-        app = create_app(cascades, settings, store=store)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=args.keep_alive)
-    finally:
-        if store is not None:
-            store.close()
+    app = build_app(spec)  # in the parent too: a bad config or store fails here, once, with exit 2
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": args.log_level}
+    options["timeout_keep_alive"] = args.keep_alive
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+        return 0
+    os.environ[SPEC_ENV] = spec.to_env()
+    uvicorn.run("cascade.serve.worker:app_from_env", factory=True, workers=args.workers, **options)
     return 0
 
 

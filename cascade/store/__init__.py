@@ -22,6 +22,7 @@ from cascade.store.base import (
     FeedbackRecord,
     LabelledRun,
     RunRecord,
+    StateEntry,
     Store,
 )
 from cascade.store.schema import LATEST_VERSION
@@ -37,6 +38,7 @@ __all__ = [
     "FeedbackRecord",
     "LabelledRun",
     "RunRecord",
+    "StateEntry",
     "Store",
     "default_store_path",
     "feedback",

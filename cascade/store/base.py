@@ -86,6 +86,15 @@ class LabelledRun:
         return self.feedback.id
 
 
+@dataclass(frozen=True, slots=True)
+class StateEntry:
+    """A learner's saved state and its version: each save adds one, so a reader can tell it changed
+    and a writer can save only over the version it started from (`compare_and_put_state`)."""
+
+    value: dict[str, Any]
+    version: int
+
+
 @runtime_checkable
 class Store(Protocol):
     """Runs, feedback and learned state; SQLite embedded or PostgreSQL shared by replicas."""
@@ -109,11 +118,25 @@ class Store(Protocol):
 
     def runs(self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None) -> list[RunRecord]: ...
 
-    def labelled_runs(self, *, since_seq: int = 0, limit: int = 1000) -> list[LabelledRun]: ...
+    def labelled_runs(
+        self, *, since_seq: int = 0, limit: int = 1000, config_name: str | None = None, variant: str | None = None
+    ) -> list[LabelledRun]: ...
 
-    def put_state(self, key: str, value: Mapping[str, Any]) -> None: ...
+    def put_state(self, key: str, value: Mapping[str, Any]) -> int: ...
+
+    def compare_and_put_state(self, key: str, value: Mapping[str, Any], *, expect_version: int) -> int | None: ...
 
     def get_state(self, key: str) -> dict[str, Any] | None: ...
+
+    def get_state_entry(self, key: str) -> StateEntry | None: ...
+
+    def state_version(self, key: str) -> int: ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool: ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+    def lease_holder(self, name: str) -> str | None: ...
 
     def close(self) -> None: ...
 

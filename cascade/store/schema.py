@@ -88,6 +88,12 @@ _STATE = """CREATE TABLE learned_state (
     updated_at TEXT NOT NULL
 )"""
 
+_LEASES = """CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at {float} NOT NULL
+)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, their attempts, and feedback linked by run id", (_RUNS, _ATTEMPTS, _FEEDBACK)),
     Migration(
@@ -110,6 +116,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE attempts ADD COLUMN samples_saved INTEGER NOT NULL DEFAULT 0",
             "ALTER TABLE attempts ADD COLUMN error TEXT",
             "ALTER TABLE attempts ADD COLUMN details TEXT NOT NULL DEFAULT '{}'",
+        ),
+    ),
+    Migration(
+        4,
+        "state versions for compare-and-set saves, leases so one process at a time learns, per-variant lookups",
+        (
+            "ALTER TABLE learned_state ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+            _LEASES,
+            "CREATE INDEX IF NOT EXISTS runs_by_variant ON runs (config_name, variant, seq)",
         ),
     ),
 )

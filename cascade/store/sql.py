@@ -16,13 +16,21 @@ from typing import Any, Literal
 
 from cascade.errors import UserError
 from cascade.store import rows
-from cascade.store.base import FEEDBACK_KINDS, VALUED_KINDS, FeedbackKind, FeedbackRecord, LabelledRun, RunRecord
+from cascade.store.base import (
+    FEEDBACK_KINDS,
+    VALUED_KINDS,
+    FeedbackKind,
+    FeedbackRecord,
+    LabelledRun,
+    RunRecord,
+    StateEntry,
+)
 from cascade.store.base import is_correct as label_is_correct
 from cascade.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, pending
 from cascade.types import CascadeResult
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-LockName = Literal["schema", "runs", "feedback", "state"]
+LockName = Literal["schema", "runs", "feedback", "state", "lease"]
 _CHUNK = 500
 
 
@@ -46,11 +54,26 @@ _SELECT_RUNS = f"SELECT {_columns(rows.RUN_COLUMNS)} FROM runs"
 _SELECT_FEEDBACK = f"SELECT {_columns(rows.FEEDBACK_COLUMNS)} FROM feedback"
 _LATEST_FEEDBACK = (
     f"SELECT {_columns(rows.FEEDBACK_COLUMNS, 'f.')} FROM feedback f WHERE f.id > ? "
-    "AND f.id = (SELECT MAX(g.id) FROM feedback g WHERE g.run_id = f.run_id) ORDER BY f.id LIMIT ?"
+    "AND f.id = (SELECT MAX(g.id) FROM feedback g WHERE g.run_id = f.run_id){scope} ORDER BY f.id LIMIT ?"
 )
 _UPSERT_STATE = (
-    "INSERT INTO learned_state (key, value, updated_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+    "INSERT INTO learned_state (key, value, updated_at, version) VALUES (?, ?, ?, 1) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
+    "version = learned_state.version + 1{guard} RETURNING version"
+)
+_UPDATE_STATE = (
+    "UPDATE learned_state SET value = ?, updated_at = ?, version = version + 1 "
+    "WHERE key = ? AND version = ? RETURNING version"
+)
+# The database's clock, in seconds since the epoch: every process judges a lease by the same clock.
+_NOW: dict[Dialect, str] = {
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "postgres": "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)",
+}
+_TAKE_LEASE = (
+    "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, {now} + ?) "
+    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at "
+    "WHERE leases.holder = excluded.holder OR leases.expires_at < {now} RETURNING holder"
 )
 
 
@@ -132,18 +155,56 @@ class SqlStore(ABC):
             created = run(_INSERT_FEEDBACK, (run_id, kind, rows.clean(value), rows.clean(user), rows.now()))
         return int(created[0][0])
 
-    def put_state(self, key: str, value: Mapping[str, Any]) -> None:
-        """Save a learner's state under `key`, replacing what was there."""
-        if not key:
-            raise UserError("state key must be a non-empty string")
-        text = rows.to_json(value, f"state {key!r}")
+    def put_state(self, key: str, value: Mapping[str, Any]) -> int:
+        """Save a learner's state under `key`, replacing what was there; returns its new version."""
+        text = rows.to_json(value, f"state {_state_key(key)!r}")
         with self._transaction("state") as run:
-            run(_UPSERT_STATE, (key, text, rows.now()))
+            return int(run(_UPSERT_STATE.format(guard=""), (key, text, rows.now()))[0][0])
+
+    def compare_and_put_state(self, key: str, value: Mapping[str, Any], *, expect_version: int) -> int | None:
+        """Save only if the stored version is still `expect_version` (0: nothing saved yet).
+
+        Returns the new version, or None when another process saved first: its state wins and
+        the caller starts again from it, so no learned update is silently overwritten.
+        """
+        text = rows.to_json(value, f"state {_state_key(key)!r}")
+        with self._transaction("state") as run:
+            if expect_version == 0:
+                saved = run(_UPSERT_STATE.format(guard=" WHERE learned_state.version = 0"), (key, text, rows.now()))
+            else:
+                saved = run(_UPDATE_STATE, (text, rows.now(), key, expect_version))
+        return int(saved[0][0]) if saved else None
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the lease `name` for `ttl_s` seconds; False while another holder's is unexpired."""
+        if not name or not holder or ttl_s <= 0:
+            raise UserError("a lease needs a name, a holder and a positive ttl")
+        with self._transaction("lease") as run:
+            return bool(run(_TAKE_LEASE.format(now=_NOW[self.dialect]), (name, holder, float(ttl_s))))
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once (if `holder` has it), so another process need not wait for expiry."""
+        with self._transaction("lease") as run:
+            run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     # -- reads ---------------------------------------------------------------------------------
     def get_state(self, key: str) -> dict[str, Any] | None:
-        found = self._query("SELECT value FROM learned_state WHERE key = ?", (key,))
-        return rows.from_json(found[0][0]) if found else None
+        entry = self.get_state_entry(key)
+        return entry.value if entry else None
+
+    def get_state_entry(self, key: str) -> StateEntry | None:
+        found = self._query("SELECT value, version FROM learned_state WHERE key = ?", (key,))
+        return StateEntry(rows.from_json(found[0][0]), int(found[0][1])) if found else None
+
+    def state_version(self, key: str) -> int:
+        """The saved state's version (0 when there is none): a cheap check for a newer state."""
+        found = self._query("SELECT version FROM learned_state WHERE key = ?", (key,))
+        return int(found[0][0]) if found else 0
+
+    def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease now (None when nobody does or it has expired)."""
+        found = self._query(f"SELECT holder FROM leases WHERE name = ? AND expires_at >= {_NOW[self.dialect]}", (name,))
+        return str(found[0][0]) if found else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
         found = self._runs_where("run_id = ?", (run_id,))
@@ -161,9 +222,16 @@ class SqlStore(ABC):
         found = self._query(f"{_SELECT_FEEDBACK} WHERE run_id = ? ORDER BY id", (run_id,))
         return [rows.feedback_record(r) for r in found]
 
-    def labelled_runs(self, *, since_seq: int = 0, limit: int = 1000) -> list[LabelledRun]:
-        """Runs whose latest feedback id is above `since_seq`, labelled by that feedback, in feedback order."""
-        events = [rows.feedback_record(r) for r in self._query(_LATEST_FEEDBACK, (since_seq, _limit(limit)))]
+    def labelled_runs(
+        self, *, since_seq: int = 0, limit: int = 1000, config_name: str | None = None, variant: str | None = None
+    ) -> list[LabelledRun]:
+        """Runs whose latest feedback id is above `since_seq`, labelled by that feedback, in feedback order.
+
+        `config_name` / `variant` keep only runs recorded under that config / experiment variant.
+        """
+        scope, params = _run_scope(config_name, variant)
+        query = _LATEST_FEEDBACK.format(scope=scope)
+        events = [rows.feedback_record(r) for r in self._query(query, (since_seq, *params, _limit(limit)))]
         by_id = {r.run_id: r for r in self._runs_in([e.run_id for e in events])}
         return [
             LabelledRun(by_id[e.run_id], e, label_is_correct(e.kind, e.value, by_id[e.run_id].answer))
@@ -188,6 +256,21 @@ class SqlStore(ABC):
             for row in self._query(sql + " ORDER BY run_id, idx", chunk):
                 grouped.setdefault(row[0], []).append(rows.attempt_dict(row))
         return grouped
+
+
+def _run_scope(config_name: str | None, variant: str | None) -> tuple[str, tuple[str, ...]]:
+    """SQL that keeps feedback on runs of one config and/or variant, with its parameters."""
+    where = [f"{column} = ?" for column, value in (("config_name", config_name), ("variant", variant)) if value]
+    if not where:
+        return "", ()
+    params = tuple(value for value in (config_name, variant) if value)
+    return f" AND f.run_id IN (SELECT run_id FROM runs WHERE {' AND '.join(where)})", params
+
+
+def _state_key(key: str) -> str:
+    if not key:
+        raise UserError("state key must be a non-empty string")
+    return key
 
 
 def _check_feedback(kind: str, value: str | None) -> None:

@@ -64,7 +64,7 @@ def run_result(i: int) -> CascadeResult:
 
 def add_runs(store: Store, start: int, stop: int) -> None:
     for i in range(start, stop):
-        run_id = store.record_run(run_result(i), config_name="t")
+        run_id = store.record_run(run_result(i), config_name="cascade")
         store.add_feedback(run_id, kind="label", value="4")
 
 
@@ -94,7 +94,7 @@ class TestAdaptiveRouter:
         router = build("adaptive", store=dsn, target_em=0.95, min_evidence=10, initial=0.5)
         assert isinstance(router, AdaptiveRouter)
         assert router.controller.n_observed == 100 and router.threshold_for("small") > 0.5
-        saved = store.get_state("router/adaptive")
+        saved = store.get_state("router/adaptive/cascade")
         assert saved is not None and saved["cursor"] == router.cursor
         store.close()
 
@@ -166,7 +166,7 @@ class TestBanditRouter:
             attempts = [attempt("small", small, confidence, "accept" if confidence >= level else "escalate", 10)]
             if confidence < level:
                 attempts.append(attempt("large", "4" if rng.random() < 0.95 else "6", 0.9, "accept", 50))
-            router.learn_one(labelled(i, query, attempts))
+            router.learn_one(router.bandit, labelled(i, query, attempts))
         accepts = {arm for arm, level in enumerate(arms) if level <= 0.95}
         assert router.bandit.greedy("c3") in accepts  # confidence >= 0.95: accept the small answer
         assert router.bandit.greedy("c1") not in {0}  # confidence < 0.5: escalate
@@ -177,7 +177,7 @@ def labelled(i: int, query: str, attempts: list[Attempt]) -> LabelledRun:
     """A run with a gold label "4", built without a store."""
     answer = attempts[-1].answer
     run = RunRecord(
-        seq=i, run_id=str(i), created_at="", config_name="t", variant=None, query=query, answer=answer,
+        seq=i, run_id=str(i), created_at="", config_name="cascade", variant=None, query=query, answer=answer,
         accepted=True, final_tier=attempts[-1].tier, total_tokens=sum(a.total_tokens for a in attempts),
         total_cost_usd=0.0, attempts=[a.model_dump() for a in attempts],
     )  # fmt: skip
@@ -188,12 +188,17 @@ def labelled(i: int, query: str, attempts: list[Attempt]) -> LabelledRun:
 _CHILD = textwrap.dedent(
     """
     import sys, time
+    from cascade.learning.online import Scope
     from cascade.store import open_store
+    from routers._learner import Placement
     from routers.adaptive import AdaptiveConfig, AdaptiveRouter, BanditConfig, BanditRouter
 
     store = open_store(sys.argv[1])
-    adaptive = AdaptiveRouter(AdaptiveConfig(target_em=0.8, min_evidence=5), ["small"], "large")
-    bandit = BanditRouter(BanditConfig(), "large")
+    adaptive = AdaptiveRouter(
+        AdaptiveConfig(target_em=0.8, min_evidence=5), ["small"], "large",
+        placement=Placement("router/adaptive/cascade", scope=Scope("cascade")),
+    )
+    bandit = BanditRouter(BanditConfig(), "large", placement=Placement("router/bandit/cascade", scope=Scope("cascade")))
     while True:
         adaptive.learn(store, page=3)
         bandit.learn(store, page=3)
@@ -225,7 +230,7 @@ def test_sigkill_mid_stream_loses_no_feedback_and_no_learned_state(dsn: str) -> 
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
-    killed_at = store.get_state("router/adaptive")
+    killed_at = store.get_state("router/adaptive/cascade")
     assert killed_at is not None and killed_at["cursor"] > 0
     add_runs(store, N_RUNS // 2, N_RUNS)
     adaptive, bandit = learn_fresh(dsn)

@@ -126,10 +126,10 @@ def store(dsn: str) -> Iterator[Store]:
 def fill(store: Store, n: int = 300) -> None:
     """Labelled traffic: the small tier is right on easy sums and wrong on proofs (gold labels)."""
     for i, (query, correct) in enumerate(queries(n, seed=2)):
-        run_id = store.record_run(result(query, small="1" if correct else "0"), config_name="t")
+        run_id = store.record_run(result(query, small="1" if correct else "0"), config_name="cascade")
         store.add_feedback(run_id, kind="label", value="1")
         if i % 50 == 0:
-            store.add_feedback(store.record_run(result(query, small=None), config_name="t"), kind="thumbs_up")
+            store.add_feedback(store.record_run(result(query, small=None), config_name="cascade"), kind="thumbs_up")
 
 
 def build(**fields: Any) -> LearnedPreRouter:
@@ -167,7 +167,7 @@ class TestLearnedPreRouter:
 
     def test_learned_budgets_never_exceed_the_tier_cap(self, store: Store, dsn: str) -> None:
         for i in range(30):
-            store.record_run(result(f"What is {i} plus 1?", small="1", tokens=1000), config_name="t")
+            store.record_run(result(f"What is {i} plus 1?", small="1", tokens=1000), config_name="cascade")
         assert plan(build(store=dsn), "What is 5 plus 3?").max_tokens["small"] == 100
 
     def test_explore_keeps_some_doubtful_queries_at_the_cheap_tier(self, store: Store, dsn: str) -> None:
@@ -187,7 +187,7 @@ class TestLearnedPreRouter:
 
 class TestCheapLabel:
     def labelled(self, store: Store, run: CascadeResult, kind: Any, value: str | None = None) -> LabelledRun:
-        store.add_feedback(store.record_run(run, config_name="t"), kind=kind, value=value)
+        store.add_feedback(store.record_run(run, config_name="cascade"), kind=kind, value=value)
         return store.labelled_runs()[-1]
 
     def test_a_gold_label_is_checked_against_the_cheap_answer(self, store: Store) -> None:
@@ -221,7 +221,7 @@ def test_the_loop_closes_through_the_engine(dsn: str) -> None:
         cascade = Cascade(config, completer=FakeCompleter(script))  # type: ignore[arg-type]
         for query, _ in queries(120, seed=3):
             result = cascade.run(query)
-            store.add_feedback(store.record_run(result, config_name="t"), kind="label", value="1")
+            store.add_feedback(store.record_run(result, config_name="cascade"), kind="label", value="1")
     finally:
         store.close()
     rebuilt = Cascade(config, completer=FakeCompleter(script))  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ supplies a `dsn` fixture naming a fresh, empty store.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -174,6 +175,45 @@ class StoreContract:
             store.put_state("bad", {"x": object()})
         with pytest.raises(UserError, match="key"):
             store.put_state("", {})
+
+    def test_each_save_bumps_the_state_version(self, store: Store) -> None:
+        assert store.state_version("k") == 0 and store.get_state_entry("k") is None
+        assert store.put_state("k", {"n": 1}) == 1 and store.put_state("k", {"n": 2}) == 2
+        entry = store.get_state_entry("k")
+        assert entry is not None and entry.value == {"n": 2} and entry.version == 2 == store.state_version("k")
+
+    def test_compare_and_put_saves_only_over_the_expected_version(self, store: Store) -> None:
+        assert store.compare_and_put_state("k", {"n": 1}, expect_version=0) == 1
+        assert store.compare_and_put_state("k", {"n": 9}, expect_version=0) is None  # someone saved first
+        assert store.compare_and_put_state("k", {"n": 2}, expect_version=1) == 2
+        assert store.compare_and_put_state("k", {"n": 9}, expect_version=1) is None
+        assert store.compare_and_put_state("absent", {"n": 9}, expect_version=3) is None
+        assert store.get_state("k") == {"n": 2} and store.get_state("absent") is None
+
+    def test_a_lease_has_one_holder_until_released_or_expired(self, store: Store) -> None:
+        assert store.acquire_lease("learn", "a", 60) and store.acquire_lease("learn", "a", 60)  # renewing is fine
+        assert not store.acquire_lease("learn", "b", 60) and store.lease_holder("learn") == "a"
+        store.release_lease("learn", "b")  # not b's to release
+        assert store.lease_holder("learn") == "a"
+        store.release_lease("learn", "a")
+        assert store.lease_holder("learn") is None and store.acquire_lease("learn", "b", 0.05)
+        deadline = time.monotonic() + 5
+        while store.lease_holder("learn") == "b" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.acquire_lease("learn", "a", 60) and store.lease_holder("learn") == "a"  # b's expired
+        with pytest.raises(UserError):
+            store.acquire_lease("learn", "a", 0)
+
+    def test_labelled_runs_can_be_scoped_to_a_config_and_variant(self, store: Store) -> None:
+        for run_id, config, variant in (("a1", "a", None), ("b1", "b", "x"), ("b2", "b", "y"), ("a2", "a", "x")):
+            store.record_run(make_result(run_id), config_name=config, variant=variant)
+            store.add_feedback(run_id, kind="thumbs_up")
+
+        def ids(**scope: str) -> list[str]:
+            return [item.run.run_id for item in store.labelled_runs(**scope)]
+
+        assert ids() == ["a1", "b1", "b2", "a2"] and ids(config_name="a") == ["a1", "a2"]
+        assert ids(config_name="b", variant="y") == ["b2"] and ids(variant="x") == ["b1", "a2"]
 
     def test_api_keys_never_reach_the_store(self, store: Store) -> None:
         result = make_result("r1", answer=f"use {KEY}", query=f"my key is {KEY}")

@@ -49,7 +49,7 @@ def test_an_empty_or_non_text_tag_is_the_callers_mistake(tag: Any) -> None:
 def test_the_store_keeps_the_tag_with_the_run(tmp_path: Path) -> None:
     store = open_store(str(tmp_path / "runs.sqlite"))
     tagged = run_result(1).model_copy(update={"tag": "search"})
-    run_id = store.record_run(tagged, config_name="t", features={"words": 4})
+    run_id = store.record_run(tagged, config_name="cascade", features={"words": 4})
     record = store.get_run(run_id)
     store.close()
     assert record is not None and record.features == {"words": 4, "tag": "search"}
@@ -64,7 +64,7 @@ def test_the_bandit_learns_per_tag(tmp_path: Path) -> None:
     dsn = str(tmp_path / "bandit.sqlite")
     store = open_store(dsn)
     for i in range(40):
-        run_id = store.record_run(run_result(i).model_copy(update={"tag": "math"}), config_name="t")
+        run_id = store.record_run(run_result(i).model_copy(update={"tag": "math"}), config_name="cascade")
         store.add_feedback(run_id, kind="label", value="4")
     store.close()
     router = build("bandit", store=dsn)
