@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -97,6 +98,7 @@ class Server:
             "models": sorted(self.cascades),
             "running": self.admission.running,
             "waiting": self.admission.waiting,
+            "pid": os.getpid(),  # which worker answered (`cascade serve --workers N`)
         }
         return Response(json.dumps(body), media_type=JSON)
 
