@@ -27,7 +27,17 @@ _WRAPPERS = re.compile(r"\\[()\[\]]|[*$`\"{}]")
 _YES = {"yes", "true", "y", "correct"}
 _NO = {"no", "false", "n", "incorrect"}
 _CHOICE = re.compile(r"\b([A-J])\b")
+_NOISE = re.compile(r"(?!(?<=\d)\.(?=\d))(?!-(?=\d))[\W_]")
 _LEAD_IN = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is)?\s*[:\-]?\s*", re.IGNORECASE)
+
+
+def normalise(answer: str) -> str:
+    """Lowercase, with whitespace and punctuation removed (numbers keep their sign and decimal point).
+
+    Two answers are the same when their normal forms are equal: cross-tier agreement and ensemble
+    votes compare answers this way.
+    """
+    return _NOISE.sub("", answer.lower())
 
 
 def first_line(text: str) -> str | None:

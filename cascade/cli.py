@@ -115,7 +115,7 @@ def _validate(path: Path) -> int:
     cascade = Cascade.from_yaml(path)
     if cascade.config.completer.type == "litellm":
         check_models(cascade.config)
-    tiers = " → ".join(f"{t.name} ({t.model})" for t in cascade.config.tiers)
+    tiers = " → ".join(f"{t.name} ({t.label})" for t in cascade.config.tiers)
     Console().print(Text.assemble(("ok ", "green"), f"{path}: {tiers}"), highlight=False)
     return 0
 
@@ -126,9 +126,11 @@ def check_models(config: CascadeConfig) -> None:
 
     problems = []
     for i, tier in enumerate(config.tiers):
-        problem = model_problem(tier.model, tier.resolved_api_base())
-        if problem:
-            problems.append(f"{config.where(('tiers', i, 'model'))}: {problem}")
+        for j, spec in enumerate(tier.member_specs()):
+            problem = model_problem(spec.model, spec.resolved_api_base())
+            loc = ("tiers", i, "models", j) if tier.is_ensemble else ("tiers", i, "model")
+            if problem:
+                problems.append(f"{config.where(loc)}: {problem}")
     if problems:
         raise ConfigError("unknown model:\n  " + "\n  ".join(problems), source=config._source, problems=problems)
 

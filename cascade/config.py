@@ -105,14 +105,42 @@ class PluginSpec(BaseModel):
         return dict(self.model_extra or {})
 
 
-class TierConfig(Strict):
-    """One rung of the cascade: a litellm model string and how to call it."""
+class Reach(Strict):
+    """Where a model is served and with which key: shared by tiers and ensemble members."""
 
-    name: str = Field(min_length=1)
-    model: str = Field(min_length=1)
     api_base: str | None = None
     api_base_env: str | None = None
     api_key_env: str | None = None
+
+    def resolved_api_base(self) -> str | None:
+        if self.api_base_env:
+            return os.environ.get(self.api_base_env) or self.api_base
+        return self.api_base
+
+    def resolved_api_key(self) -> str | None:
+        """The key is read from the environment at call time and never stored in config."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+class ModelSpec(Reach):
+    """One model a tier calls: its litellm string, vote weight, endpoint, key, prices and extras.
+
+    In a tier's `models:` list an item may be just the model string; a member's unset endpoint,
+    key, prices and extras fall back to the tier's (`TierConfig.member_specs`).
+    """
+
+    model: str = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0)
+    prices: Prices | None = None
+    extra: dict[str, Any] | None = None
+
+
+class TierConfig(Reach):
+    """One rung of the cascade: one model (`model:`) or an ensemble that votes (`models:`), and how to call it."""
+
+    name: str = Field(min_length=1)
+    model: str | None = Field(default=None, min_length=1)
+    models: list[ModelSpec] | None = Field(default=None, min_length=2)
     max_tokens: int = Field(default=256, gt=0)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     sample_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
@@ -126,14 +154,49 @@ class TierConfig(Strict):
     verifier: PluginSpec | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
-    def resolved_api_base(self) -> str | None:
-        if self.api_base_env:
-            return os.environ.get(self.api_base_env) or self.api_base
-        return self.api_base
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"model": item} if isinstance(item, str) else item for item in value]
+        return value
 
-    def resolved_api_key(self) -> str | None:
-        """The key is read from the environment at call time and never stored in config."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+    @model_validator(mode="after")
+    def _one_or_many(self) -> TierConfig:
+        if (self.model is None) == (self.models is None):
+            raise ValueError("give either 'model' (one model) or 'models' (an ensemble that votes), not both/neither")
+        seen: set[tuple[str, str | None, str | None]] = set()
+        for member in self.models or []:
+            key = (member.model, member.api_base, member.api_base_env)
+            if key in seen:
+                raise ValueError(f"models: {member.model!r} is listed twice; give it a 'weight' instead")
+            seen.add(key)
+        return self
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.models is not None
+
+    @property
+    def label(self) -> str:
+        """The model string, or the members' joined by ' + ' (traces, the store, serve)."""
+        return self.model if self.model is not None else " + ".join(m.model for m in self.models or [])
+
+    def member_specs(self) -> list[ModelSpec]:
+        """Every model this tier calls, with the tier's endpoint, key, prices and extras filled in."""
+        members = self.models if self.models is not None else [ModelSpec(model=str(self.model))]
+        return [
+            member.model_copy(
+                update={
+                    "api_base": member.api_base if member.api_base is not None else self.api_base,
+                    "api_base_env": member.api_base_env or self.api_base_env,
+                    "api_key_env": member.api_key_env or self.api_key_env,
+                    "prices": member.prices or self.prices,
+                    "extra": {**self.extra, **(member.extra or {})},
+                }
+            )
+            for member in members
+        ]
 
 
 class BudgetConfig(Strict):
@@ -161,24 +224,65 @@ class FakeToolCallConfig(Strict):
 
 
 class FakeReplyConfig(Strict):
-    """A scripted reply of the fake completer (see `cascade.completers.fake`)."""
+    """A scripted reply of the fake completer (see `cascade.completers.fake`).
+
+    `cost_usd` is the call's cost as given (e.g. a logged one), instead of tokens times prices.
+    """
 
     text: str = ""
-    match: str | None = None
+    match: Regex | None = None
     logprobs: list[float] | None = None
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
     delay_s: float = Field(default=0.0, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
     error: Literal["timeout", "rate_limit", "server", "auth", "bad_request"] | None = None
     times: int | None = Field(default=None, ge=1)
     tool_calls: list[FakeToolCallConfig] | None = None
 
 
+class FakePromptReplyConfig(Strict):
+    """A reply for one exact prompt in a fake's `by_prompt` table: used every time, so no match or times."""
+
+    text: str = ""
+    logprobs: list[float] | None = None
+    prompt_tokens: int | None = Field(default=None, ge=0)
+    completion_tokens: int | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    delay_s: float = Field(default=0.0, ge=0)
+    error: Literal["timeout", "rate_limit", "server", "auth", "bad_request"] | None = None
+
+
 class CompleterConfig(Strict):
-    """`litellm` calls real providers; `fake` answers from a script, offline."""
+    """`litellm` calls real providers; `fake` answers from a script, offline.
+
+    A fake's `replies` are tried in order per model (regex `match`, `times`); `by_prompt` maps a model
+    to a table from the exact prompt (the last user message as sent) to its reply. A model may have
+    both: its table is looked up first.
+    """
 
     type: Literal["litellm", "fake"] = "litellm"
     replies: dict[str, list[FakeReplyConfig]] = Field(default_factory=dict)
+    by_prompt: dict[str, dict[str, FakePromptReplyConfig]] = Field(default_factory=dict)
+
+    @field_validator("by_prompt", mode="before")
+    @classmethod
+    def _reply_strings(cls, value: Any) -> Any:
+        """A table reply may be just its text."""
+        if not isinstance(value, dict):
+            return value
+        return {
+            model: {p: {"text": r} if isinstance(r, str) else r for p, r in table.items()}
+            if isinstance(table, dict)
+            else table
+            for model, table in value.items()
+        }
+
+    @model_validator(mode="after")
+    def _fake_only(self) -> CompleterConfig:
+        if self.type != "fake" and (self.replies or self.by_prompt):
+            raise ValueError(f"'replies' and 'by_prompt' script the fake completer; type is {self.type!r}")
+        return self
 
 
 class CascadeConfig(Strict):
@@ -187,7 +291,7 @@ class CascadeConfig(Strict):
     name: str = "cascade"
     description: str = ""
     tiers: list[TierConfig] = Field(min_length=1)
-    verifier: PluginSpec = Field(default_factory=lambda: PluginSpec(type="logprob"))
+    verifier: PluginSpec | None = None  # None: `logprob` on one-model tiers, `vote` on ensemble tiers
     router: PluginSpec = Field(
         default_factory=lambda: PluginSpec.model_validate({"type": "threshold", "threshold": 0.5})
     )

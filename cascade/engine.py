@@ -19,6 +19,7 @@ from cascade.learning.online import OnlineLearner, learners_of
 from cascade.protocols import Completer, ToolAwareCompleter
 from cascade.registry import BuildContext
 from cascade.structured import OutputSpec
+from cascade.tier_verifiers import tier_verifiers
 from cascade.tiers import TierRuntime
 from cascade.types import Attempt, CascadeResult
 
@@ -53,15 +54,8 @@ class Cascade:
         self.config = config
         self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
         build = BuildContext(config, store=learning_store, learn_on_build=learn_on_build)
-        default_verifier = build.verifier(config.verifier, ("verifier",))
-        tiers = [
-            TierRuntime.build(
-                tier,
-                self.completer,
-                build.verifier(tier.verifier, ("tiers", i, "verifier")) if tier.verifier else default_verifier,
-            )
-            for i, tier in enumerate(config.tiers)
-        ]
+        verifiers = tier_verifiers(config, build)
+        tiers = [TierRuntime.build(t, self.completer, v) for t, v in zip(config.tiers, verifiers, strict=True)]
         self.router = build.build("router", config.router, ("router",))
         self.pre_router = build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
         self.graph = CascadeGraph(tiers, self.router, self.pre_router, Budget(config.budget))
@@ -140,7 +134,8 @@ class Cascade:
         problems = [
             f"tier {tier.name!r}: {problem}"
             for tier in self.config.tiers
-            if (problem := inner.tools_problem(tier.model, tier.resolved_api_base()))
+            for spec in tier.member_specs()
+            if (problem := inner.tools_problem(spec.model, spec.resolved_api_base()))
         ]
         if problems:
             raise ToolsUnsupportedError("this cascade cannot call tools: " + "; ".join(problems))

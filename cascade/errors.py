@@ -9,7 +9,8 @@ CascadeError
  └── RunError                   something failed while answering a query
       ├── ProviderError         a model call failed (after retries)
       │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
-      │    └── PermanentProviderError   auth, bad request: never retried
+      │    ├── PermanentProviderError   auth, bad request: never retried
+      │    └── EnsembleFailedError      every member of an ensemble tier failed; carries each one's error
       ├── EmptyAnswerError      the model answered nothing usable
       ├── BudgetExceededError   the token/cost budget cannot cover the next step
       └── AllTiersFailedError   every tier failed; carries the attempts made
@@ -17,6 +18,7 @@ CascadeError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -68,6 +70,15 @@ class TransientProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """Auth or bad-request failures: not retried; the tier falls through at once."""
+
+
+class EnsembleFailedError(ProviderError):
+    """Every member of an ensemble tier failed (each after its own retries); `members` keeps their errors."""
+
+    def __init__(self, members: Sequence[Any]):
+        self.members = tuple(members)
+        causes = "; ".join(f"{m.model}: {m.error}" for m in self.members)
+        super().__init__(f"every ensemble member failed ({causes})", model=" + ".join(m.model for m in self.members))
 
 
 class EmptyAnswerError(RunError):

@@ -110,7 +110,7 @@ class CascadeGraph:
         try:
             first = await tier.sample(chat, max_tokens=max_tokens, index=0)
         except ProviderError as exc:
-            return tier.failed_attempt(str(exc), started)
+            return tier.failed_attempt(exc, started)
         invalid = tier.read(first, chat).invalid
         if invalid is not None:
             return tier.invalid_attempt(first, invalid, chat, started)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from cascade.types import Attempt, Completion, CompletionRequest, Decision, Message, RoutePlan, Verdict
+from cascade.types import Attempt, Completion, CompletionRequest, Decision, MemberOutput, Message, RoutePlan, Verdict
 
 if TYPE_CHECKING:
     from cascade.config import TierConfig
@@ -40,6 +40,10 @@ class VerifyContext:
     paid for and counted in the attempt. `judge` sends extra requests (self-verification) whose
     usage the verifier reports in its Verdict. `query` is the last user turn; `conversation` (when
     the caller sent one) has the history and the output contract (JSON schema, tools).
+
+    On an ensemble tier, `members` holds every member's output (completion, answer, weight, or
+    error) in the configured order, `samples[0]` is the voted member's text with the members'
+    usage summed, and `answer` is the vote's winner. On a one-model tier `members` is empty.
     """
 
     query: str
@@ -52,6 +56,7 @@ class VerifyContext:
     judge: Completer
     extract: Callable[[str], str | None]
     conversation: Conversation | None = None
+    members: list[MemberOutput] = field(default_factory=list)
 
     @property
     def history(self) -> tuple[Message, ...]:
@@ -74,6 +79,18 @@ class Verifier(Protocol):
     """Scores an attempt: returns a Verdict with confidence in [0, 1]."""
 
     async def verify(self, ctx: VerifyContext) -> Verdict: ...
+
+
+@runtime_checkable
+class ChecksTier(Protocol):
+    """A verifier that only makes sense on some tiers says why it cannot judge `tier`.
+
+    Checked when the cascade is built, so a verifier on a tier it cannot judge (self-consistency on
+    an ensemble, an ensemble vote on one model) is a ConfigError naming the place, not a silent
+    surprise at run time.
+    """
+
+    def tier_problem(self, tier: TierConfig) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,14 +5,26 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cascade.answers import completion_pattern, extractor
-from cascade.config import TierConfig
+from cascade.config import ModelSpec, TierConfig
 from cascade.conversation import Conversation, conversation_of
+from cascade.ensemble import generate as generate_ensemble
+from cascade.ensemble import member_results
+from cascade.errors import EnsembleFailedError, ProviderError
 from cascade.protocols import Completer, Verifier, VerifyContext
 from cascade.structured import Reading
-from cascade.types import Attempt, Completion, CompletionRequest, Decision, Message, Usage, Verdict
+from cascade.types import (
+    Attempt,
+    Completion,
+    CompletionRequest,
+    Decision,
+    EnsembleCompletion,
+    Message,
+    Usage,
+    Verdict,
+)
 
 
 def build_messages(tier: TierConfig, query: str | Conversation) -> list[Message]:
@@ -47,25 +59,34 @@ def sample_seed(base: int | None, query: str, index: int) -> int | None:
 
 @dataclass
 class TierRuntime:
-    """One tier with its completer, verifier and answer extractor bound together."""
+    """One tier with its completer, verifier and answer extractor bound together.
+
+    `specs` are the models the tier calls: one, or an ensemble's members (`cascade.ensemble`).
+    """
 
     config: TierConfig
     completer: Completer
     verifier: Verifier
     judge: Completer
     extract: Callable[[str], str | None]
+    specs: list[ModelSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.specs = self.specs or self.config.member_specs()
 
     @classmethod
     def build(cls, config: TierConfig, completer: Completer, verifier: Verifier) -> TierRuntime:
         return cls(config, completer, verifier, completer, extractor(config.answer))
 
-    def request(self, chat: Conversation, *, max_tokens: int, index: int) -> CompletionRequest:
-        """The call for sample `index`. A structured request (JSON, tools) drops the tier's stop
-        sequences and answer-format early stop: they are made for short text answers and would cut
-        a JSON object or a tool call short."""
+    def request(self, spec: ModelSpec, chat: Conversation, *, max_tokens: int, index: int) -> CompletionRequest:
+        """The call of one of the tier's models (`spec`: its endpoint, key and prices) for sample `index`.
+
+        A structured request (JSON, tools) drops the tier's stop sequences and answer-format early
+        stop: they are made for short text answers and would cut a JSON object or a tool call short.
+        """
         tier, output = self.config, chat.output
         return CompletionRequest(
-            model=tier.model,
+            model=spec.model,
             messages=build_messages(tier, chat),
             max_tokens=max_tokens,
             temperature=tier.temperature if index == 0 else tier.sample_temperature,
@@ -73,21 +94,28 @@ class TierRuntime:
             seed=sample_seed(tier.seed, chat.query, index),
             logprobs=tier.logprobs,
             timeout_s=tier.timeout_s,
-            api_base=tier.resolved_api_base(),
-            api_key=tier.resolved_api_key(),
-            input_price=tier.prices.input_per_token if tier.prices else None,
-            output_price=tier.prices.output_per_token if tier.prices else None,
+            api_base=spec.resolved_api_base(),
+            api_key=spec.resolved_api_key(),
+            input_price=spec.prices.input_per_token if spec.prices else None,
+            output_price=spec.prices.output_per_token if spec.prices else None,
             stop_pattern=None if output.structured else completion_pattern(tier.answer),
-            extra=dict(tier.extra),
+            extra=dict(spec.extra or {}),
             response_format=output.response_format,
             tools=output.tools if output.may_call_tools else (),
             tool_choice=output.tool_choice if output.may_call_tools else None,
         )
 
     async def sample(self, query: str | Conversation, *, max_tokens: int, index: int) -> Completion:
-        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting."""
+        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting.
+
+        An ensemble tier calls every member at once and returns their vote (an EnsembleCompletion).
+        """
         chat = conversation_of(query) if isinstance(query, str) else query
-        return await self.completer.complete(self.request(chat, max_tokens=max_tokens, index=index))
+        requests = [self.request(spec, chat, max_tokens=max_tokens, index=index) for spec in self.specs]
+        if not self.config.is_ensemble:
+            return await self.completer.complete(requests[0])
+        weights = [spec.weight for spec in self.specs]
+        return await generate_ensemble(self.completer, requests, weights, lambda c: self.read(c, chat).answer)
 
     def read(self, completion: Completion, chat: Conversation) -> Reading:
         """The completion's answer under the caller's output contract (the tier's format for text)."""
@@ -122,8 +150,9 @@ class TierRuntime:
         extract = self.extract
         if chat.output.structured:
             extract = lambda text: chat.output.read_text(text, self.extract).answer  # noqa: E731
+        members = list(first.members) if isinstance(first, EnsembleCompletion) else []
         ctx = VerifyContext(
-            chat.query, self.config, tier_index, samples, answers, previous, draw, self.judge, extract, chat
+            chat.query, self.config, tier_index, samples, answers, previous, draw, self.judge, extract, chat, members
         )
         verdict = await self.verifier.verify(ctx)
         return samples, verdict, verdict.answer if verdict.answer is not None else answers[0]
@@ -148,9 +177,10 @@ class TierRuntime:
         tool_calls: list[Message] | None = None,
     ) -> Attempt:
         usage = Usage.of(samples) + verdict.usage
+        first = samples[0]
         return Attempt(
             tier=self.config.name,
-            model=self.config.model,
+            model=self.config.label,
             answer=answer,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
@@ -165,6 +195,7 @@ class TierRuntime:
             samples_saved=verdict.samples_saved or 0,
             verifier_details=verdict.details,
             tool_calls=tool_calls,
+            members=member_results(first.members) if isinstance(first, EnsembleCompletion) else [],
         )
 
     def invalid_attempt(self, first: Completion, why: str, chat: Conversation, started: float) -> Attempt:
@@ -173,13 +204,16 @@ class TierRuntime:
         record = self.attempt([first], Verdict(0.0, ""), None, decision, started)
         return record.model_copy(update={"invalid": why})
 
-    def failed_attempt(self, error: str, started: float) -> Attempt:
+    def failed_attempt(self, error: str | ProviderError, started: float) -> Attempt:
+        """The attempt of a tier whose call failed (after retries); an ensemble's lists each member's error."""
+        members = error.members if isinstance(error, EnsembleFailedError) else ()
         return Attempt(
             tier=self.config.name,
-            model=self.config.model,
+            model=self.config.label,
             answer=None,
             latency_s=time.perf_counter() - started,
             decision="failed",
             reason=f"provider failed: {error}",
-            error=error,
+            error=str(error),
+            members=member_results(members),
         )

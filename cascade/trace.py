@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from cascade.ensemble import agrees
 from cascade.types import Attempt, CascadeResult
 
 _DECISION_STYLE = {"accept": "green", "escalate": "yellow", "stop": "magenta", "failed": "red"}
@@ -47,8 +48,34 @@ def _attempt_node(tree: Tree, attempt: Attempt) -> None:
     else:
         node.add(Text.assemble(("answer: ", "dim"), _short(attempt.answer or "<none>", 120)))
     node.add(Text(_metrics(attempt)))
+    if attempt.members:
+        _members_node(node, attempt)
     if attempt.reason:
         node.add(Text.assemble(("why: ", "dim"), escape(attempt.reason)))
+
+
+def _members_node(node: Tree, attempt: Attempt) -> None:
+    """One line per ensemble member: ✓ voted for the tier's answer, ✗ for another, · abstained or failed."""
+    members = node.add(Text(f"members ({len(attempt.members)})", style="dim"))
+    for member in attempt.members:
+        mark, style = ("✓", "green") if agrees(member.answer, attempt.answer) else ("✗", "yellow")
+        if member.answer is None:
+            mark, style = "·", "dim"
+        weight = f" ×{member.weight:g}" if member.weight != 1.0 else ""
+        said = f"answer: {_short(member.answer or '<none>', 60)}"
+        if member.error:
+            said = f"error: {_short(member.error, 80)}"
+        usage = f"tokens {member.prompt_tokens}+{member.completion_tokens} · cost {money(member.cost_usd)}"
+        members.add(
+            Text.assemble(
+                (f"{mark} ", f"bold {style}"),
+                (member.model, "bold"),
+                (weight, "dim"),
+                (" · ", "dim"),
+                (said, "red" if member.error else ""),
+                f" · {usage} · {member.latency_s:.2f}s",
+            )
+        )
 
 
 def _metrics(attempt: Attempt) -> str:

@@ -74,6 +74,26 @@ class Completion:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberOutput:
+    """One ensemble member's call: its completion and extracted answer, or the error it failed with."""
+
+    model: str
+    weight: float
+    completion: Completion | None
+    answer: str | None
+    error: str | None = None
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class EnsembleCompletion(Completion):
+    """An ensemble tier's generation: the voted member's text, logprobs and model, with tokens and cost
+    summed over every member, the wall-clock latency of the concurrent calls, and each member's output."""
+
+    members: tuple[MemberOutput, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Tokens and money spent by a step that is not a generation (e.g. a judge call)."""
 
@@ -136,12 +156,33 @@ class RoutePlan:
     features: dict[str, Any] = field(default_factory=dict)
 
 
+class MemberResult(BaseModel):
+    """One ensemble member's part in an attempt: its answer (None: it abstained), usage and error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    weight: float = 1.0
+    answer: str | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 class Attempt(BaseModel):
     """One tier's turn at the query: what it answered, what it cost, what was decided.
 
     A tier that called tools has them in `tool_calls` (OpenAI's shape) and, as its `answer`, their
     canonical JSON text, so verifiers compare calls like any answer. `invalid` says why an output
     broke the requested format (JSON schema, tool schema); such an attempt has no answer and escalates.
+    On an ensemble tier `model` is the members' models joined by ' + ', `members` lists each
+    member's call, and tokens and cost are the sums over them.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -164,6 +205,7 @@ class Attempt(BaseModel):
     error: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     invalid: str | None = None
+    members: list[MemberResult] = Field(default_factory=list)
 
     @property
     def total_tokens(self) -> int:

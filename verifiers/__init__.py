@@ -2,7 +2,8 @@
 
 Importing this package registers every verifier type with `cascade.registry`, so a config's
 `verifier: {type: ...}` can name them: logprob, self_consistency, self_verify, format,
-schema, agreement, ensemble, scorer. The stopping rules for sampling live in `verifiers.stopping`.
+schema, agreement, ensemble, scorer, vote (an ensemble tier's own vote share). The stopping rules
+for sampling live in `verifiers.stopping`.
 """
 
 from verifiers.agreement import AgreementConfig, AgreementVerifier, normalise
@@ -27,6 +28,7 @@ from verifiers.stopping import (
     stop_when_dirichlet,
     stop_when_window,
 )
+from verifiers.vote import VoteConfig, VoteVerifier
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -50,6 +52,8 @@ __all__ = [
     "SelfVerifyVerifier",
     "StopRule",
     "StoppingConfig",
+    "VoteConfig",
+    "VoteVerifier",
     "VotedContext",
     "aggregate_logprobs",
     "beta_top_probability",

@@ -11,18 +11,17 @@ is `no_previous`, 0.5 by default: no evidence either way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cascade.answers import normalise
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
 from cascade.types import Verdict
 
 Against = Literal["previous", "any", "all"]
-_NOISE = re.compile(r"(?!(?<=\d)\.(?=\d))(?!-(?=\d))[\W_]")
 
 
 class AgreementConfig(BaseModel):
@@ -30,11 +29,6 @@ class AgreementConfig(BaseModel):
 
     against: Against = "previous"
     no_previous: float = Field(default=0.5, ge=0.0, le=1.0)
-
-
-def normalise(answer: str) -> str:
-    """Lowercase, with whitespace and punctuation removed (numbers keep their sign and decimal point)."""
-    return _NOISE.sub("", answer.lower())
 
 
 def agrees(answer: str, others: Sequence[str], against: Against) -> bool:

@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cascade.config import PluginSpec
-from cascade.protocols import Verifier, VerifyContext
+from cascade.config import PluginSpec, TierConfig
+from cascade.protocols import ChecksTier, Verifier, VerifyContext
 from cascade.registry import BuildContext, register
 from cascade.types import Usage, Verdict
 
@@ -99,6 +99,14 @@ class EnsembleVerifier:
     def __init__(self, members: Sequence[Member], mode: Mode = "weighted_mean") -> None:
         self.members = list(members)
         self.mode = mode
+
+    def tier_problem(self, tier: TierConfig) -> str | None:
+        """The first member's objection to `tier`, named by the member."""
+        for member in self.members:
+            problem = member.verifier.tier_problem(tier) if isinstance(member.verifier, ChecksTier) else None
+            if problem:
+                return f"member {member.name!r}: {problem}"
+        return None
 
     async def _run(self, ctx: VerifyContext) -> tuple[list[Verdict], str | None]:
         verdicts: list[Verdict] = []

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cascade.config import TierConfig
 from cascade.errors import RunError
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
@@ -53,6 +54,14 @@ class SelfConsistencyVerifier:
     def __init__(self, max_samples: int = 8, min_samples: int = 2, rule: StopRule | None = None) -> None:
         self.max_samples = max_samples
         self.stop = stop_after_samples(max_samples) | (stop_after_samples(min_samples) & (rule or stop_when_beta()))
+
+    def tier_problem(self, tier: TierConfig) -> str | None:
+        if not tier.is_ensemble:
+            return None
+        return (
+            "self_consistency draws more samples of one model; an ensemble tier's members already vote "
+            "(its default verifier 'vote' scores that vote)"
+        )
 
     async def _sample(self, ctx: VerifyContext) -> tuple[list[str | None], str | None]:
         answers = list(ctx.answers)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cascade.answers import yesno
-from cascade.config import TierConfig
+from cascade.config import ModelSpec, TierConfig
+from cascade.ensemble import agrees
 from cascade.errors import ProviderError
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
@@ -56,35 +57,49 @@ class SelfVerifyVerifier:
         self.max_tokens = max_tokens
         self.prompt = prompt
 
-    def request(self, tier: TierConfig, query: str, answer: str, index: int) -> CompletionRequest:
-        """The i-th judge request; the tier's endpoint, key and prices apply only to its own model."""
-        own = self.model is None or self.model == tier.model
+    def judge_spec(self, ctx: VerifyContext) -> ModelSpec | None:
+        """Which of the tier's models judges (with its endpoint, key and prices), or None for another model.
+
+        Without a `model`, the tier's own model judges; on an ensemble tier, the first member that
+        gave the voted answer judges it, as a model judges its own answer in AutoMix.
+        """
+        specs = ctx.tier.member_specs()
+        if self.model is not None:
+            return next((spec for spec in specs if spec.model == self.model), None)
+        return specs[next((i for i, m in enumerate(ctx.members) if agrees(m.answer, ctx.answer)), 0)]
+
+    def request(
+        self, tier: TierConfig, query: str, answer: str, index: int, judge: ModelSpec | None = None
+    ) -> CompletionRequest:
+        """The i-th judge request; a tier model's endpoint, key and prices apply only to that model."""
         temperature = self.temperature
         if temperature is None:
             temperature = tier.sample_temperature if self.samples > 1 else 0.0
         content = self.prompt.replace("{query}", query).replace("{answer}", answer)
         return CompletionRequest(
-            model=self.model or tier.model,
+            model=judge.model if judge else str(self.model),
             messages=[{"role": "user", "content": content}],
             max_tokens=self.max_tokens,
             temperature=temperature,
             seed=index if self.samples > 1 else None,
             timeout_s=tier.timeout_s,
-            api_base=tier.resolved_api_base() if own else None,
-            api_key=tier.resolved_api_key() if own else None,
-            input_price=tier.prices.input_per_token if own and tier.prices else None,
-            output_price=tier.prices.output_per_token if own and tier.prices else None,
-            extra=dict(tier.extra) if own else {},
+            api_base=judge.resolved_api_base() if judge else None,
+            api_key=judge.resolved_api_key() if judge else None,
+            input_price=judge.prices.input_per_token if judge and judge.prices else None,
+            output_price=judge.prices.output_per_token if judge and judge.prices else None,
+            extra=dict(judge.extra or {}) if judge else {},
         )
 
     async def verify(self, ctx: VerifyContext) -> Verdict:
         answer = ctx.answer
         if answer is None:
             return Verdict(0.0, "self-verify: no answer to judge")
+        judge = self.judge_spec(ctx)
         judgements: list[Completion] = []
         for index in range(self.samples):
             try:
-                judgements.append(await ctx.judge.complete(self.request(ctx.tier, ctx.query, answer, index)))
+                request = self.request(ctx.tier, ctx.query, answer, index, judge)
+                judgements.append(await ctx.judge.complete(request))
             except ProviderError as exc:
                 usage = Usage.of(judgements)
                 return Verdict(0.0, f"self-verify judge failed: {exc}", usage=usage, details={"error": str(exc)})

@@ -2,13 +2,20 @@
 
 Shipped for users' tests as much as ours (like httpx's MockTransport). A script maps a model
 string to replies; a reply may match the query by regex, be used a limited number of
-`times` (to fail twice, then succeed), carry logprobs, token counts, a delay, an error, or
+`times` (to fail twice, then succeed), carry logprobs, token counts, a cost, a delay, an error or
 tool calls (`tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}]`).
 
     fake = FakeCompleter({
         "small": [FakeReply("4", match=r"2\\+2", logprobs=[-0.01]), FakeReply("?", logprobs=[-3.0])],
         "big": "Paris",
     })
+
+At scale (replaying a log of thousands of items through the live engine), a model's script is a
+table from the exact prompt (the last user message as sent: the tier's template applied to the
+query; the query itself by default) to its reply, looked up in O(1); `cost_usd` on a reply
+reproduces a logged cost exactly instead of tokens times prices:
+
+    fake = FakeCompleter(by_prompt={"openai/gpt-4": {"Q1": FakeReply("B", completion_tokens=1, cost_usd=3e-4)}})
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ class FakeReply:
     error: str | None = None
     times: int | None = None
     tool_calls: Sequence[Mapping[str, Any]] | None = None
+    cost_usd: float | None = None
     used: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +78,7 @@ class FakeReply:
 
 
 Script = str | FakeReply | Sequence[str | FakeReply] | Callable[[CompletionRequest], str | FakeReply]
+PromptTable = Mapping[str, str | FakeReply]
 
 
 class FakeCompleter:
@@ -81,12 +90,14 @@ class FakeCompleter:
 
     def __init__(
         self,
-        script: Mapping[str, Script],
+        script: Mapping[str, Script] | None = None,
         *,
+        by_prompt: Mapping[str, PromptTable] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         keep_calls: int = 10_000,
     ):
-        self._script = {model: _normalise(replies) for model, replies in script.items()}
+        self._script = {model: _normalise(replies) for model, replies in (script or {}).items()}
+        self._tables = {model: _table(model, table) for model, table in (by_prompt or {}).items()}
         self._clock = clock
         self.calls: deque[CompletionRequest] = deque(maxlen=keep_calls)
 
@@ -102,15 +113,21 @@ class FakeCompleter:
         return self._completion(request, reply, self._clock() - started)
 
     def _pick(self, request: CompletionRequest) -> FakeReply:
+        prompt = (request.messages[-1].get("content") or "") if request.messages else ""
+        table = self._tables.get(request.model)
+        if table is not None and prompt in table:
+            return table[prompt]
         entry = self._script.get(request.model, self._script.get("*"))
         if entry is None:
             raise PermanentProviderError(
-                f"{request.model}: the fake completer has no script for this model", model=request.model, status=404
+                f"{request.model}: the fake completer has no {'reply for this prompt' if table else 'script'} "
+                "for this model",
+                model=request.model,
+                status=400 if table else 404,
             )
         if callable(entry):
             produced = entry(request)
             return FakeReply(produced) if isinstance(produced, str) else produced
-        prompt = (request.messages[-1].get("content") or "") if request.messages else ""
         for reply in entry:
             if reply.applies(prompt):
                 reply.used += 1
@@ -133,7 +150,9 @@ class FakeCompleter:
         prompt_tokens = reply.prompt_tokens
         if prompt_tokens is None:
             prompt_tokens = sum(approx_tokens(m.get("content") or "") for m in request.messages)
-        cost = prompt_tokens * (request.input_price or 0.0) + completion_tokens * (request.output_price or 0.0)
+        cost = reply.cost_usd
+        if cost is None:
+            cost = prompt_tokens * (request.input_price or 0.0) + completion_tokens * (request.output_price or 0.0)
         if calls:
             finish = "tool_calls"
         return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish, calls)
@@ -162,3 +181,12 @@ def _normalise(script: Script) -> list[FakeReply] | Callable[[CompletionRequest]
         return script
     items = [script] if isinstance(script, (str, FakeReply)) else list(script)
     return [FakeReply(item) if isinstance(item, str) else item for item in items]
+
+
+def _table(model: str, table: PromptTable) -> dict[str, FakeReply]:
+    """A prompt table's replies; they answer their prompt every time, so `match` and `times` do not apply."""
+    replies = {prompt: FakeReply(reply) if isinstance(reply, str) else reply for prompt, reply in table.items()}
+    for prompt, reply in replies.items():
+        if reply.match is not None or reply.times is not None:
+            raise ValueError(f"{model}: the reply for {prompt[:40]!r} sets match or times; a table reply has neither")
+    return replies

@@ -21,6 +21,7 @@ from cascade.serve.schemas import (
     Choice,
     ChunkChoice,
     Delta,
+    MemberInfo,
     Usage,
 )
 from cascade.types import CascadeResult
@@ -45,6 +46,11 @@ def cascade_info(result: CascadeResult) -> CascadeInfo:
             confidence=a.confidence,
             decision=a.decision,
             error=a.error,
+            members=[
+                MemberInfo(model=m.model, answer=m.answer, tokens=m.total_tokens, cost_usd=m.cost_usd, error=m.error)
+                for m in a.members
+            ]
+            or None,
         )
         for a in result.attempts
     ]

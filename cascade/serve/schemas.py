@@ -85,6 +85,16 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class MemberInfo(BaseModel):
+    """One ensemble member's part in an attempt."""
+
+    model: str
+    answer: str | None
+    tokens: int
+    cost_usd: float
+    error: str | None = None
+
+
 class AttemptInfo(BaseModel):
     tier: str
     model: str
@@ -93,6 +103,7 @@ class AttemptInfo(BaseModel):
     confidence: float | None
     decision: str
     error: str | None = None
+    members: list[MemberInfo] | None = None  # ensemble tiers only
 
 
 class CascadeInfo(BaseModel):

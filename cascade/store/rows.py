@@ -24,7 +24,7 @@ RUN_COLUMNS = (
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "run_id", "idx", "tier", "model", "answer", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
-    "confidence", "threshold", "decision", "reason", "samples", "samples_saved", "error", "details",
+    "confidence", "threshold", "decision", "reason", "samples", "samples_saved", "error", "details", "members",
 )  # fmt: skip
 FEEDBACK_COLUMNS = ("id", "run_id", "kind", "value", "user_name", "created_at")
 
@@ -81,8 +81,17 @@ def attempt_values(run_id: str, idx: int, a: Attempt) -> tuple[Any, ...]:
     return (
         run_id, idx, a.tier, scrub(a.model), clean(a.answer), a.prompt_tokens, a.completion_tokens, a.cost_usd,
         a.latency_s, a.confidence, a.threshold, a.decision, scrub(a.reason), a.samples, a.samples_saved,
-        clean(a.error), scrub(to_json(a.verifier_details, "verifier_details")),
+        clean(a.error), scrub(to_json(a.verifier_details, "verifier_details")), members_json(a),
     )  # fmt: skip
+
+
+def members_json(attempt: Attempt) -> str:
+    """An ensemble attempt's members as JSON, with answers, models and errors scrubbed of keys."""
+    members = [
+        m.model_dump() | {"model": scrub(m.model), "answer": clean(m.answer), "error": clean(m.error)}
+        for m in attempt.members
+    ]
+    return json.dumps(members, sort_keys=True)
 
 
 def attempt_dict(row: Row) -> dict[str, Any]:
@@ -90,6 +99,7 @@ def attempt_dict(row: Row) -> dict[str, Any]:
     data = dict(zip(ATTEMPT_COLUMNS, row, strict=True))
     del data["run_id"], data["idx"]
     data["verifier_details"] = from_json(data.pop("details"))
+    data["members"] = json.loads(data["members"] or "[]")
     return data
 
 

@@ -127,6 +127,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX IF NOT EXISTS runs_by_variant ON runs (config_name, variant, seq)",
         ),
     ),
+    Migration(
+        5,
+        "ensemble tiers: each attempt's members (model, weight, answer, tokens, cost, latency, error) as JSON",
+        ("ALTER TABLE attempts ADD COLUMN members TEXT NOT NULL DEFAULT '[]'",),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
