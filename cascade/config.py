@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -24,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from cascade import safe_yaml
 from cascade.errors import ConfigError
 
 
@@ -333,26 +333,15 @@ class CascadeConfig(Strict):
 
 def load_config(path: str | os.PathLike[str]) -> CascadeConfig:
     """Read and validate a YAML cascade; every problem is reported with file and line."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read config: {exc.strerror or exc}", source=source) from exc
-    return parse_config(text, source=source)
+    return parse_config(safe_yaml.read_text(path), source=str(path))
 
 
 def parse_config(text: str, *, source: str = "<string>") -> CascadeConfig:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: malformed YAML: {problem}", source=source) from exc
-    if not isinstance(data, dict):
+    """Validate a YAML cascade given as text; aliases are bounded before anything is built."""
+    document = safe_yaml.parse(text, source=source)
+    if not isinstance(document.data, dict):
         raise ConfigError(f"{source}: a cascade config must be a mapping with 'tiers:'", source=source)
-    return _validate(data, source=source, lines=_line_index(node))
+    return _validate(document.data, source=source, lines=_line_index(document.node))
 
 
 def _validate(data: Any, *, source: str | None, lines: dict[tuple[str | int, ...], int]) -> CascadeConfig:

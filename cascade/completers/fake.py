@@ -58,9 +58,16 @@ class FakeReply:
     cost_usd: float | None = None
     used: int = field(default=0, compare=False)
 
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.error is not None and self.error not in _ERRORS:
             raise ValueError(f"unknown fake error {self.error!r}; choose from {sorted(_ERRORS)}")
+        if self.match is not None:
+            try:
+                self._pattern = re.compile(self.match, re.IGNORECASE)
+            except re.error as exc:
+                raise ValueError(f"invalid regex in FakeReply match {self.match!r}: {exc}") from None
 
     def calls(self) -> tuple[ToolCall, ...]:
         """The scripted tool calls; `arguments` may be a mapping or the JSON text a model would write."""
@@ -74,7 +81,7 @@ class FakeReply:
     def applies(self, prompt: str) -> bool:
         if self.times is not None and self.used >= self.times:
             return False
-        return self.match is None or re.search(self.match, prompt, re.IGNORECASE) is not None
+        return self._pattern is None or self._pattern.search(prompt) is not None
 
 
 Script = str | FakeReply | Sequence[str | FakeReply] | Callable[[CompletionRequest], str | FakeReply]

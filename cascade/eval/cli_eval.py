@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cascade import safe_yaml
 from cascade.completers.build import make_completer
 from cascade.config import CascadeConfig, load_config
 from cascade.engine import Cascade
@@ -123,7 +124,7 @@ def run_tune(args: argparse.Namespace) -> int:
     print_report(report, console)
     _write(report, args.out, console)
     if args.write:
-        original = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
+        original = safe_yaml.load(args.config).data
         header = (
             f"# Tuned by `cascade tune` on {len(tune_items)} items of {args.dataset.name} (seed {args.seed});\n"
             f"# held-out EM {report['cascade']['em']:.3f} on {len(test_items)} other items.\n"
