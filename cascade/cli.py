@@ -8,12 +8,17 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
 
 from cascade.config import CascadeConfig
-from cascade.errors import CascadeError, ConfigError, UserError
+from cascade.errors import CascadeError, ConfigError, RunError, UserError
+
+if TYPE_CHECKING:
+    from cascade.store import Store
+    from cascade.types import CascadeResult
 
 DEFAULT_CONFIG = "local.yaml"
 
@@ -88,25 +93,48 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Everything that can be refused (question, config, store) is checked before a model is paid;
+    the answer is printed before it is recorded, so a store that fails afterwards loses nothing."""
     from cascade.config import load_config
     from cascade.engine import Cascade
+    from cascade.text import check_utf8
+
+    check_utf8(args.question, "the question")
+    config = load_config(args.config or default_config_path())
+    store = _open_store(args.store) if args.store else None
+    try:
+        cascade = Cascade(config, learning_store=args.store)
+        result = cascade.run(args.question, tag=args.tag)
+        _print_result(result, cascade.config.name, as_json=args.json)
+        if store is not None:
+            _record(store, result, cascade.config.name)
+    finally:
+        if store is not None:
+            store.close()
+    return 1 if result.error else 0
+
+
+def _open_store(dsn: str) -> Store:
+    from cascade.store import open_store
+
+    return open_store(dsn)
+
+
+def _record(store: Store, result: CascadeResult, config_name: str) -> None:
+    try:
+        store.record_run(result, config_name=config_name)
+    except Exception as exc:  # the answer is already printed; say why it was not kept
+        raise RunError(f"answered, but the run was not recorded in {store!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _print_result(result: CascadeResult, title: str, *, as_json: bool) -> None:
     from cascade.trace import Trace
 
-    cascade = Cascade(load_config(args.config or default_config_path()), learning_store=args.store)
-    result = cascade.run(args.question, tag=args.tag)
-    if args.store:
-        from cascade.store import open_store
-
-        store = open_store(args.store)
-        try:
-            store.record_run(result, config_name=cascade.config.name)
-        finally:
-            store.close()
-    if args.json:
+    if as_json:
         sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
+        sys.stdout.flush()
     else:
-        Console().print(Trace(result, title=cascade.config.name))
-    return 1 if result.error else 0
+        Console().print(Trace(result, title=title))
 
 
 def _validate(path: Path) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 
 from cascade.errors import UserError
 from cascade.structured import PLAIN, OutputSpec
+from cascade.text import check_utf8
 from cascade.types import Message
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
@@ -69,6 +70,7 @@ def conversation_of(query: str | Sequence[Mapping[str, Any]], output: OutputSpec
     if isinstance(query, str):
         if not query.strip():
             raise UserError("query must be a non-empty string")
+        check_utf8(query, "the query")
         return Conversation(({"role": "user", "content": query},), 0, output)
     if isinstance(query, Mapping) or not isinstance(query, Sequence) or not query:
         raise UserError("query must be a non-empty string or a non-empty list of messages")
@@ -91,6 +93,7 @@ def _message(raw: Any, index: int) -> Message:
         raise UserError(f"{where}.role must be one of {', '.join(_ROLES)}; got {role!r}")
     message: Message = {k: raw[k] for k in _KEPT if raw.get(k) is not None}
     message["content"] = _text(raw.get("content"), where)
+    check_utf8(message["content"], f"{where}.content")
     if role == "tool" and not isinstance(raw.get("tool_call_id"), str):
         raise UserError(f"{where}: a tool message needs the 'tool_call_id' it answers")
     if "tool_calls" in message and (role != "assistant" or not isinstance(message["tool_calls"], list)):

@@ -14,6 +14,7 @@ from typing import Any, cast
 from cascade.completers.litellm_completer import scrub
 from cascade.errors import UserError
 from cascade.store.base import FeedbackKind, FeedbackRecord, RunRecord
+from cascade.text import utf8_safe
 from cascade.types import Attempt, CascadeResult
 
 Row = Sequence[Any]
@@ -34,8 +35,14 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def safe(text: str) -> str:
+    """Free text as stored: keys scrubbed, and encodable as UTF-8 (a model's stray surrogate
+    must not cost the run its record)."""
+    return utf8_safe(scrub(text))
+
+
 def clean(text: str | None) -> str | None:
-    return None if text is None else scrub(text)
+    return None if text is None else safe(text)
 
 
 def to_json(value: Mapping[str, Any], what: str) -> str:
@@ -70,18 +77,18 @@ def run_values(
     if any(v is not None for v in kept.values()):
         features = {**(features or {}), **{k: v for k, v in kept.items() if v is not None}}
     return (
-        run_id, now(), config_name, variant, scrub(result.query), clean(result.answer), int(result.accepted),
-        result.final_tier, result.total_tokens, result.total_cost_usd, scrub(to_json(features or {}, "features")),
-        scrub(result.route_reason), scrub(result.stop_reason), clean(result.error),
+        run_id, now(), config_name, variant, safe(result.query), clean(result.answer), int(result.accepted),
+        result.final_tier, result.total_tokens, result.total_cost_usd, safe(to_json(features or {}, "features")),
+        safe(result.route_reason), safe(result.stop_reason), clean(result.error),
     )  # fmt: skip
 
 
 def attempt_values(run_id: str, idx: int, a: Attempt) -> tuple[Any, ...]:
     """One attempts row, in ATTEMPT_COLUMNS order."""
     return (
-        run_id, idx, a.tier, scrub(a.model), clean(a.answer), a.prompt_tokens, a.completion_tokens, a.cost_usd,
-        a.latency_s, a.confidence, a.threshold, a.decision, scrub(a.reason), a.samples, a.samples_saved,
-        clean(a.error), scrub(to_json(a.verifier_details, "verifier_details")), members_json(a),
+        run_id, idx, a.tier, safe(a.model), clean(a.answer), a.prompt_tokens, a.completion_tokens, a.cost_usd,
+        a.latency_s, a.confidence, a.threshold, a.decision, safe(a.reason), a.samples, a.samples_saved,
+        clean(a.error), safe(to_json(a.verifier_details, "verifier_details")), members_json(a),
     )  # fmt: skip
 
 
