@@ -3,22 +3,30 @@
 Keyed by everything that changes what a model says (model, messages, max_tokens,
 temperature, seed, stops, logprobs, endpoint, extra params) and nothing that doesn't (the API
 key, prices). Cost is recomputed from the request's prices on a hit, so re-pricing a tier
-needs no new calls. Stored in SQLite: one file, safe to share between runs.
+needs no new calls. Stored in SQLite: one file, safe to share between runs and processes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from cascade.protocols import Completer
 from cascade.types import Completion, CompletionRequest
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, completion TEXT NOT NULL)"
+_INSERT = "INSERT OR REPLACE INTO completions (key, model, completion) VALUES (?, ?, ?)"
+_T = TypeVar("_T")
+log = logging.getLogger("cascade.eval")
 
 
 def request_key(request: CompletionRequest) -> str:
@@ -38,18 +46,39 @@ def request_key(request: CompletionRequest) -> str:
 
 
 class CachingCompleter:
-    """Serves repeated requests from SQLite; `hits` and `misses` say how much was reused."""
+    """Serves repeated requests from SQLite; `hits` and `misses` say how much was reused.
 
-    def __init__(self, inner: Completer, path: str | Path):
+    Many processes may share one file (Ray workers, parallel evaluations): the database is in WAL
+    mode (readers never wait for the writer), each write is one short autocommit statement,
+    writers queue on a busy timeout, and a lock that is still contended after that is retried
+    with backoff. A write that fails even then is logged and counted in `write_errors`, never
+    raised: the model has answered and been paid, so its answer goes back to the caller.
+    """
+
+    def __init__(self, inner: Completer, path: str | Path, *, busy_timeout_s: float = 30.0, retry_s: float = 120.0):
         self.inner = inner
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        self._retry = Retrying(
+            stop=stop_after_delay(retry_s),
+            wait=wait_random_exponential(multiplier=0.02, max=1.0),
+            retry=retry_if_exception(_contended),
+            reraise=True,
+        )
+        self._locked(self._setup, busy_timeout_s)
         self.hits = 0
         self.misses = 0
+        self.write_errors = 0
+
+    def _setup(self, busy_timeout_s: float) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "PRAGMA synchronous=NORMAL"
+        )  # WAL + NORMAL: a crash may lose the newest entries, never corrupt
+        self._db.execute(_SCHEMA)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         key = request_key(request)
@@ -63,8 +92,7 @@ class CachingCompleter:
         return completion
 
     def _get(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute("SELECT completion FROM completions WHERE key = ?", (key,)).fetchone()
+        row = self._locked(self._select, key)
         if row is None:
             return None
         data = json.loads(row[0])
@@ -72,15 +100,29 @@ class CachingCompleter:
             data["token_logprobs"] = tuple(data["token_logprobs"])
         return Completion(**data)
 
+    def _select(self, key: str) -> tuple[str] | None:
+        row: tuple[str] | None = self._db.execute("SELECT completion FROM completions WHERE key = ?", (key,)).fetchone()
+        return row
+
     def _put(self, key: str, completion: Completion) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO completions (key, model, completion) VALUES (?, ?, ?)",
-                (key, completion.model, json.dumps(asdict(completion))),
-            )
+        row = (key, completion.model, json.dumps(asdict(completion)))
+        try:
+            self._locked(self._db.execute, _INSERT, row)
+        except sqlite3.Error as exc:
+            self.write_errors += 1
+            log.warning("output cache %s: could not store an output (%s); the run goes on", self.path, exc)
+
+    def _locked(self, action: Callable[..., _T], *args: Any) -> _T:
+        """`action(*args)` under this object's lock, retried while another process holds the database."""
+        with self._lock:
+            return self._retry(action, *args)
 
     def close(self) -> None:
         self._db.close()
+
+
+def _contended(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(word in str(exc).lower() for word in ("locked", "busy"))
 
 
 def _repriced(completion: Completion, request: CompletionRequest) -> Completion:
