@@ -5,7 +5,8 @@ CascadeError
  │    ├── ConfigError           a cascade YAML/dict that does not validate
  │    ├── UnknownPluginError    a `type:` no registered router/verifier has
  │    ├── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
- │    └── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
+ │    ├── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
+ │    └── RunNotFoundError      a run id the store does not hold (e.g. feedback on it)
  └── RunError                   something failed while answering a query
       ├── ProviderError         a model call failed (after retries)
       │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
@@ -49,6 +50,10 @@ class ModelNotFoundError(UserError):
 
 class ToolsUnsupportedError(UserError):
     """A request with tools to a cascade that has a tier whose provider cannot call tools."""
+
+
+class RunNotFoundError(UserError):
+    """A run id that the store does not hold; feedback needs the id of a recorded run."""
 
 
 class RunError(CascadeError):

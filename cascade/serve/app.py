@@ -33,6 +33,7 @@ from cascade.serve.api_errors import ApiError, install_handlers
 from cascade.serve.auth import ApiKeys, KeyBudgets
 from cascade.serve.feedback import Feedback
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
+from cascade.serve.http import HeadLimit
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
 from cascade.serve.responses import cascade_info, completion, failure_message, headers, sse_events
@@ -119,6 +120,9 @@ class Server:
             body = parse_request(await read_body(request, self.settings.max_body_bytes))
             model = body.model
             response = await self._answer(body, ident)
+        except UserError as exc:  # e.g. a query or tag the engine refuses: the request's fault
+            self.metrics.reject("invalid_request_error")
+            response = ApiError(400, str(exc)).response()
         except ApiError as exc:
             if exc.status < 500:
                 self.metrics.reject(exc.code or exc.kind)
@@ -225,6 +229,7 @@ def create_app(
         cascades, settings if settings is not None else ServeSettings.from_env(), store, store_dsn=store_dsn
     )
     app = FastAPI(title="cascade", docs_url=None, redoc_url=None, openapi_url=None, lifespan=server.lifespan)
+    app.add_middleware(HeadLimit, limit=server.settings.max_header_bytes)
     install_handlers(app)
     app.state.server = server
     app.add_api_route("/health", server.health, methods=["GET"])

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from cascade.serve.http import MAX_HEADER_BYTES, uvicorn_options
+
 LOOPBACK = "127.0.0.1"
 # Idle keep-alive connections are closed after this long. It must exceed clients' own idle expiry
 # (httpx and the openai client: 5 s, uvicorn's default too): when both sides time out together, a
@@ -32,7 +34,14 @@ def free_port(host: str = LOOPBACK) -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, port: int | None = None, start_timeout_s: float = 20.0) -> Iterator[str]:
+def serve_in_thread(
+    app: Any,
+    *,
+    port: int | None = None,
+    start_timeout_s: float = 20.0,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    log_level: str = "warning",
+) -> Iterator[str]:
     """Yields `http://127.0.0.1:PORT` once the server accepts connections; stops it on exit."""
     import uvicorn
 
@@ -40,10 +49,10 @@ def serve_in_thread(app: Any, *, port: int | None = None, start_timeout_s: float
         app,
         host=LOOPBACK,
         port=port or free_port(),
-        log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=KEEP_ALIVE_S,
+        **uvicorn_options(max_header_bytes=max_header_bytes, log_level=log_level),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="cascade-serve", daemon=True)

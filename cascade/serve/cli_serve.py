@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cascade.cli_types import int_range, non_negative_int, port, positive_float, positive_int
 from cascade.errors import UserError
 from cascade.serve.background import KEEP_ALIVE_S
+from cascade.serve.http import MAX_HEADER_BYTES, uvicorn_options
 
 if TYPE_CHECKING:
     from cascade.engine import Cascade
@@ -37,35 +39,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--config", "-c", type=Path, action="append", help="cascade YAML, repeatable (default: configs/local.yaml)")
     add("--host", default=DEFAULT_HOST, help="address to bind (default: 127.0.0.1)")
-    add("--port", type=int, default=8000)
-    add("--max-concurrency", type=int, default=16, help="runs in progress at once")
-    add("--max-queue", type=int, default=64, help="requests waiting for a slot before 429s")
-    add("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get 413")
-    add("--max-tokens", type=int, default=4096, help="largest max_tokens a request may ask for")
-    add("--key-max-tokens", type=int, default=None, help="token budget per API key")
-    add("--key-max-cost-usd", type=float, default=None, help="dollar budget per API key")
-    add("--cooldown-failures", type=int, default=3, help="failures in a row before a model cools down (0: never)")
-    add("--cooldown-s", type=float, default=30.0, help="how long a failing model is skipped")
+    add("--port", type=port, default=8000, help="port to bind, 1..65535 (default: 8000)")
+    add("--max-concurrency", type=positive_int, default=16, help="runs in progress at once")
+    add("--max-queue", type=non_negative_int, default=64, help="requests waiting for a slot before 429s")
+    add("--max-body-bytes", type=positive_int, default=1_000_000, help="larger request bodies get 413")
+    add("--max-header-bytes", type=int_range(1024), default=MAX_HEADER_BYTES, help="larger request heads get 431")
+    add("--max-tokens", type=positive_int, default=4096, help="largest max_tokens a request may ask for")
+    add("--key-max-tokens", type=positive_int, default=None, help="token budget per API key")
+    add("--key-max-cost-usd", type=positive_float, default=None, help="dollar budget per API key")
+    add(
+        "--cooldown-failures",
+        type=non_negative_int,
+        default=3,
+        help="failures in a row before a model cools down (0: never)",
+    )
+    add("--cooldown-s", type=positive_float, default=30.0, help="how long a failing model is skipped")
     add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    add("--keep-alive", type=int, default=KEEP_ALIVE_S, help="seconds an idle connection is kept open")
-    add("--workers", type=_positive_int, default=1, help="serving processes sharing the port and the store")
-    add("--learn-interval-s", type=_positive_float, default=5.0, help="how often learners sync with the store")
+    add("--keep-alive", type=positive_int, default=KEEP_ALIVE_S, help="seconds an idle connection is kept open")
+    add("--workers", type=positive_int, default=1, help="serving processes sharing the port and the store")
+    add("--learn-interval-s", type=positive_float, default=5.0, help="how often learners sync with the store")
     add("--no-learn", dest="learn", action="store_false", help="do not learn from feedback while serving")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def load_cascades(
@@ -120,10 +114,11 @@ def run(args: argparse.Namespace) -> int:
     from cascade.serve.settings import ServeSettings
     from cascade.serve.worker import SPEC_ENV, ServeSpec, build_app
 
-    settings = ServeSettings.from_env(
+    settings = ServeSettings.checked(
         max_concurrency=args.max_concurrency,
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,
+        max_header_bytes=args.max_header_bytes,
         max_tokens=args.max_tokens,
         key_max_tokens=args.key_max_tokens,
         key_max_cost_usd=args.key_max_cost_usd,
@@ -144,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if not settings.api_keys:
         logging.getLogger("cascade.serve").warning("no API keys set (CASCADE_API_KEYS): anyone on loopback may call")
     app = build_app(spec)  # in the parent too: a bad config or store fails here, once, with exit 2
-    options: dict[str, Any] = {"host": args.host, "port": args.port, "log_level": args.log_level}
-    options["timeout_keep_alive"] = args.keep_alive
+    options: dict[str, Any] = {"host": args.host, "port": args.port, "timeout_keep_alive": args.keep_alive}
+    options |= uvicorn_options(max_header_bytes=settings.max_header_bytes, log_level=args.log_level)
     if args.workers == 1:
         uvicorn.run(app, **options)
         return 0

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cascade.errors import UserError
+from cascade.errors import RunNotFoundError, UserError
 from cascade.serve.api_errors import ApiError
 from cascade.serve.auth import ApiKeys
 from cascade.serve.limits import read_body
@@ -44,7 +44,7 @@ class FeedbackRequest(BaseModel):
 
     @model_validator(mode="after")
     def _value_when_needed(self) -> FeedbackRequest:
-        if self.kind in ("correction", "label") and not self.value:
+        if self.kind in ("correction", "label") and not (self.value and self.value.strip()):
             raise ValueError(f"{self.kind} feedback needs a value (the right answer)")
         return self
 
@@ -87,8 +87,10 @@ class Feedback:
             ident = await asyncio.to_thread(
                 self.store.add_feedback, body.run_id, kind=body.kind, value=body.value, user=body.user
             )
-        except UserError as exc:
+        except RunNotFoundError as exc:
             raise ApiError(404, str(exc), code="run_not_found", param="run_id") from None
+        except UserError as exc:
+            raise ApiError(400, str(exc)) from None
         self.received.labels(body.kind).inc()
         answer = FeedbackResponse(id=ident, run_id=body.run_id, kind=body.kind)
         return Response(answer.model_dump_json(), media_type="application/json")

@@ -6,9 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cascade.errors import UserError
 from cascade.serve.auth import keys_from_env
+from cascade.serve.http import MAX_HEADER_BYTES
 
 
 class ServeSettings(BaseModel):
@@ -20,6 +22,7 @@ class ServeSettings(BaseModel):
     max_queue: int = Field(default=64, ge=0)
     retry_after_s: int = Field(default=1, ge=0)
     max_body_bytes: int = Field(default=1_000_000, ge=1)
+    max_header_bytes: int = Field(default=MAX_HEADER_BYTES, ge=1024)
     max_tokens: int = Field(default=4096, ge=1)
     max_query_tokens: int = Field(default=8192, ge=1)
     key_max_tokens: int | None = Field(default=None, gt=0)
@@ -33,3 +36,12 @@ class ServeSettings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] = os.environ, **values: Any) -> ServeSettings:
         """Settings with the API keys of `CASCADE_API_KEYS`."""
         return cls(api_keys=keys_from_env(environ), **values)
+
+    @classmethod
+    def checked(cls, environ: Mapping[str, str] = os.environ, **values: Any) -> ServeSettings:
+        """`from_env`, with out-of-range values reported as a UserError naming each setting."""
+        try:
+            return cls.from_env(environ, **values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise UserError(f"invalid server settings: {problems}") from None

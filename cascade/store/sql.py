@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
-from cascade.errors import UserError
+from cascade.errors import RunNotFoundError, UserError
 from cascade.store import rows
 from cascade.store.base import (
     FEEDBACK_KINDS,
@@ -151,7 +151,7 @@ class SqlStore(ABC):
         _check_feedback(kind, value)
         with self._transaction("feedback") as run:
             if not run("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
-                raise UserError(f"no run {run_id!r} in the store; feedback needs the run_id of a recorded run")
+                raise RunNotFoundError(f"no run {run_id!r} in the store; feedback needs the run_id of a recorded run")
             created = run(_INSERT_FEEDBACK, (run_id, kind, rows.clean(value), rows.clean(user), rows.now()))
         return int(created[0][0])
 
