@@ -32,8 +32,8 @@ from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.serve.api_errors import ApiError, install_handlers
 from cascade.serve.auth import ApiKeys, KeyBudgets
 from cascade.serve.feedback import Feedback
-from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
 from cascade.serve.http import HeadLimit
+from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
 from cascade.serve.responses import cascade_info, completion, failure_message, headers, sse_events

@@ -3,8 +3,8 @@
 A request head (request line plus headers) is limited to `max_header_bytes`. uvicorn's h11
 parser has such a limit, but its default parser, httptools, buffers a header until it ends, so a
 client sending a 10 MB `Authorization` header has it read into memory and handed to the app.
-`BoundedHttpToolsProtocol` (in `cascade.serve.bounded_http`) counts a head's bytes as they arrive and answers 431 once it passes the
-limit; `HeadLimit` checks the head again inside the app, for any other server.
+`cascade.serve.bounded_http` counts a head's bytes as they arrive and answers 431 once it passes
+the limit; `HeadLimit` checks the head again inside the app, for any other server.
 
 uvicorn's access log prints each request's path with its query string. A client that puts its
 API key there (`?api_key=sk-...`, as some SDKs do) would have it written to the log, so
