@@ -10,6 +10,7 @@ single loaded instance serves calls with and without logprobs.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT
+from cascade.local.structured import prepare_messages
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,6 +41,8 @@ class GenerateParams:
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = 0
+    json_schema: str | None = None  # constrains the output to this schema (a llama.cpp grammar)
+    tools: tuple[dict[str, Any], ...] = ()  # shown to the model (see cascade.local.structured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,7 @@ class LocalModel:
         self._vocab = self._lib.llama_model_get_vocab(self.llama.model)
         self._n_vocab = self.llama.n_vocab()
         self._formatter = self._chat_formatter()
+        self.knows_tools = "tools" in (self.llama.metadata.get("tokenizer.chat_template") or "")
 
     def _chat_formatter(self) -> Any:
         """The model's own chat template, compiled once (as create_chat_completion would use it)."""
@@ -116,9 +121,12 @@ class LocalModel:
             stop_token_ids=[eos],
         )
 
-    def prompt_tokens(self, messages: list[dict[str, Any]]) -> tuple[list[int], tuple[str, ...]]:
+    def prompt_tokens(
+        self, messages: list[dict[str, Any]], tools: tuple[dict[str, Any], ...] = ()
+    ) -> tuple[list[int], tuple[str, ...]]:
         """The chat prompt as tokens, plus the stop strings the template asks for."""
-        result = self._formatter(messages=messages)
+        messages = prepare_messages(messages, tools, self.knows_tools)
+        result = self._formatter(messages=messages, tools=list(tools) if tools and self.knows_tools else None)
         tokens = self.llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
         extra = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
         return tokens, tuple(extra)
@@ -133,7 +141,7 @@ class LocalModel:
     ) -> Generation:
         """One chat completion, serialised with any other call on this model."""
         with self.lock:
-            prompt, template_stops = self.prompt_tokens(messages)
+            prompt, template_stops = self.prompt_tokens(messages, params.tools)
             budget = self._budget(len(prompt), params.max_tokens)
             seed = self._lib.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
             self.llama.set_seed(seed)
@@ -151,7 +159,10 @@ class LocalModel:
         tokens: list[int] = []
         logprobs: list[TokenLogprob] | None = [] if params.logprobs else None
         text, emitted, finish = "", 0, "length"
-        stream = self.llama.generate(prompt, temp=params.temperature, top_p=params.top_p, repeat_penalty=1.0)
+        grammar = _grammar(params.json_schema) if params.json_schema else None
+        stream = self.llama.generate(
+            prompt, temp=params.temperature, top_p=params.top_p, repeat_penalty=1.0, grammar=grammar
+        )
         try:
             for token in stream if budget > 0 else ():
                 if self._lib.llama_vocab_is_eog(self._vocab, token):
@@ -206,6 +217,17 @@ class LocalModel:
     def _entry(self, token: int, logp: np.ndarray) -> tuple[str, float, list[int]]:
         raw = bytes(self.llama.detokenize([token], special=True))
         return raw.decode("utf-8", errors="replace"), float(logp[token]), list(raw)
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(json_schema: str) -> Any:
+    """A llama.cpp grammar for a JSON schema (llama-cpp-python's converter); ValueError if it has none."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+    except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
+        raise ValueError(f"cannot constrain output to this JSON schema: {exc}") from exc
 
 
 _MODELS: dict[tuple[Path, int], LocalModel] = {}

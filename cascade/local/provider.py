@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import asyncio
+import json
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,9 +25,11 @@ from litellm import CustomLLM
 from litellm.llms.custom_llm import CustomLLMError
 from litellm.types.llms.openai import ChatCompletionUsageBlock
 from litellm.types.utils import (
+    ChatCompletionMessageToolCall,
     ChatCompletionTokenLogprob,
     ChoiceLogprobs,
     Choices,
+    Function,
     GenericStreamingChunk,
     Message,
     ModelResponse,
@@ -37,6 +40,7 @@ from litellm.types.utils import (
 from cascade.errors import CascadeError, ModelNotFoundError, PermanentProviderError
 from cascade.local.catalog import resolve_model
 from cascade.local.engine import DEFAULT_N_CTX, GenerateParams, Generation, LocalModel, OnText, TokenLogprob, load_model
+from cascade.local.structured import constraint_schema, parse_tool_calls
 
 PROVIDER = "local"
 
@@ -72,6 +76,9 @@ def params_from(optional_params: dict[str, Any]) -> GenerateParams:
     """OpenAI-style optional params (as litellm passes them) to sampling params."""
     stop = optional_params.get("stop") or ()
     max_tokens = optional_params.get("max_tokens") or optional_params.get("max_completion_tokens")
+    tools = tuple(optional_params.get("tools") or ())
+    tool_choice = optional_params.get("tool_choice")
+    schema = constraint_schema(optional_params.get("response_format"), tools, tool_choice)
     return GenerateParams(
         max_tokens=int(max_tokens) if max_tokens is not None else None,
         temperature=float(optional_params.get("temperature", 1.0)),
@@ -80,7 +87,21 @@ def params_from(optional_params: dict[str, Any]) -> GenerateParams:
         stop=(stop,) if isinstance(stop, str) else tuple(stop),
         logprobs=bool(optional_params.get("logprobs")),
         top_logprobs=int(optional_params.get("top_logprobs") or 0),
+        json_schema=json.dumps(schema) if schema is not None else None,
+        tools=tools if tool_choice != "none" else (),
     )
+
+
+def tool_calls_of(generation: Generation, optional_params: dict[str, Any]) -> list[ChatCompletionMessageToolCall]:
+    """The calls in a generation when tools were offered (all of it when a call was forced)."""
+    tools, choice = optional_params.get("tools"), optional_params.get("tool_choice")
+    if not tools or choice == "none":
+        return []
+    forced = choice == "required" or isinstance(choice, dict)
+    return [
+        ChatCompletionMessageToolCall(id=f"call_{i}", type="function", function=Function(name=name, arguments=args))
+        for i, (name, args) in enumerate(parse_tool_calls(generation.text, forced=forced))
+    ]
 
 
 def _text_of(content: Any) -> str:
@@ -136,11 +157,15 @@ def _choice_logprobs(tokens: list[TokenLogprob]) -> ChoiceLogprobs:
     )
 
 
-def fill_response(model_response: ModelResponse, generation: Generation, model: str) -> ModelResponse:
-    """Put a generation into litellm's response in OpenAI's shape (usage, optional logprobs)."""
-    choice = Choices(
-        finish_reason=generation.finish_reason, index=0, message=Message(content=generation.text, role="assistant")
-    )
+def fill_response(
+    model_response: ModelResponse,
+    generation: Generation,
+    model: str,
+    calls: list[ChatCompletionMessageToolCall] | None = None,
+) -> ModelResponse:
+    """Put a generation into litellm's response in OpenAI's shape (usage, logprobs, tool calls)."""
+    message = Message(content=None if calls else generation.text, role="assistant", tool_calls=calls or None)
+    choice = Choices(finish_reason="tool_calls" if calls else generation.finish_reason, index=0, message=message)
     if generation.logprobs is not None:
         choice.logprobs = _choice_logprobs(generation.logprobs)
     model_response.choices = [choice]
@@ -201,7 +226,8 @@ class LocalLLM(CustomLLM):
     def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
         local = _model_for(model, kwargs["optional_params"])
         generation = _generate(local, messages, kwargs["optional_params"])
-        return fill_response(kwargs["model_response"], generation, model)
+        calls = tool_calls_of(generation, kwargs["optional_params"])
+        return fill_response(kwargs["model_response"], generation, model, calls)
 
     async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
         return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)

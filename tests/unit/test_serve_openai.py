@@ -12,15 +12,9 @@ from cascade import Cascade
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 from tests.unit.test_serve_app import QUESTION, demo
+from tests.unit.test_structured import WEATHER
 
 KEY = "sk-serve-test-0123456789"
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 @pytest.fixture(scope="module")
