@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+
+from cascade.eval.stats import bootstrap_ci as bootstrap_ci  # re-exported: where callers found it
 
 Point = tuple[float, float]
 _EPS = 1e-12
@@ -25,8 +28,12 @@ def pgr(em: float, weak: Point, strong: Point) -> float | None:
 def normalised_cost(cost: float, weak: Point, strong: Point) -> float | None:
     """(cost − cost_weak) / (cost_strong − cost_weak): 0 = weak alone, 1 = strong alone.
 
-    RouteLLM's x-axis is the share of calls to the strong model; for cascades, which may call
-    several tiers per query, the share of the weak→strong cost gap is the equivalent.
+    This is not RouteLLM's axis. RouteLLM's x-axis is the share of queries sent to the strong
+    model, which measures cost only for a router that calls exactly one model per query. A cascade
+    always pays its first tier, pays every tier it climbs through and any verifier, and can recover
+    much of the gap with no strong call at all, so its share of strong calls and its share of the
+    cost gap differ. The RouteLLM-definition numbers, on the
+    share axis, are in `cascade.eval.anchors`.
     """
     span = strong[0] - weak[0]
     return None if abs(span) < _EPS else (cost - weak[0]) / span
@@ -40,9 +47,10 @@ def _pgr_points(curve: Sequence[Point], weak: Point, strong: Point) -> list[Poin
 
 
 def apgr(curve: Sequence[Point], weak: Point, strong: Point) -> float | None:
-    """Average PGR: the area under PGR over normalised cost from 0 to 1 (RouteLLM, Ong et al. 2024).
+    """Average PGR over normalised cost from 0 to 1: RouteLLM's idea (Ong et al. 2024) on the cost axis.
 
-    The weak (0, 0) and strong (1, 1) end points are added; points beyond the strong model's cost
+    Not RouteLLM's exact definition (share of strong calls, raw points, see `cascade.eval.anchors`):
+    here the weak (0, 0) and strong (1, 1) end points are added; points beyond the strong model's cost
     are dropped and cheaper-than-weak points moved to 0; the upper envelope (best PGR reached at
     or below each cost) is integrated by the trapezoid rule. Random weak/strong mixing scores 0.5.
     """
@@ -56,9 +64,10 @@ def apgr(curve: Sequence[Point], weak: Point, strong: Point) -> float | None:
 
 
 def cpt(curve: Sequence[Point], weak: Point, strong: Point, target: float = 0.5) -> float | None:
-    """Cost to reach `target` PGR (RouteLLM's CPT(50%), CPT(80%)): the least normalised cost among
-    the policy's own points with PGR ≥ target; None when no point gets there. No interpolation:
-    a point between two thresholds would be a different (mixed) policy."""
+    """Cost to reach `target` PGR (after RouteLLM's CPT(50%), CPT(80%)): the least normalised cost
+    among the policy's own points with PGR ≥ target; None when no point gets there. No interpolation
+    (RouteLLM interpolates the share of strong calls: `cascade.eval.anchors`): a point between two
+    thresholds would be a different (mixed) policy."""
     points = _pgr_points(curve, weak, strong)
     if points is None:
         return None
@@ -68,29 +77,46 @@ def cpt(curve: Sequence[Point], weak: Point, strong: Point, target: float = 0.5)
 
 def upper_hull(curve: Sequence[Point]) -> list[Point]:
     """The non-decreasing convex hull (RouterBench): the upper concave envelope from the cheapest
-    point up to the best-EM point. Mixing two operating points reaches any point on the segment."""
+    point up to the cheapest best-EM point, its vertices sorted by cost. Mixing two operating points
+    reaches any point on the segment between them. Of points at one cost only the best counts."""
     if not curve:
         return []
-    points = sorted(set(curve), key=lambda p: (p[0], -p[1]))
-    best = max(range(len(points)), key=lambda i: (points[i][1], -points[i][0]))
-    hull: list[Point] = []
-    for p in points[: best + 1]:
-        if hull and p[0] - hull[-1][0] < _EPS:
-            continue  # same cost, lower EM than the point already kept
-        while len(hull) >= 2 and _cross(hull[-2], hull[-1], p) >= -_EPS:
-            hull.pop()
-        hull.append(p)
-    return hull
+    best = max(e for _, e in curve)
+    last = min(c for c, e in curve if e == best)
+    points: list[Point] = []
+    for p in sorted({p for p in curve if p[0] <= last}, key=lambda p: (p[0], -p[1])):
+        if not points or p[0] - points[-1][0] >= _EPS:
+            points.append(p)
+    return [points[i] for i in _upper_vertices(np.array(points))]
 
 
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+def _upper_vertices(points: np.ndarray) -> list[int]:
+    """Indices (ascending cost) of the upper hull of points sorted by cost, first and last included.
+
+    scipy's Qhull on coordinates scaled to [0, 1] (scaling keeps the vertices, and spares Qhull
+    costs of 1e-4 beside EMs of 1); it rejects fewer than 3 points or a flat set, whose upper hull
+    is the two ends."""
+    n = len(points)
+    if n < 3:
+        return list(range(n))
+    span = np.ptp(points, axis=0)
+    try:
+        hull = ConvexHull((points - points.min(axis=0)) / np.where(span > 0, span, 1.0))
+    except QhullError:
+        return [0, n - 1]
+    first, end = points[0], points[-1]
+    return sorted(int(i) for i in hull.vertices if _cross(first, end, points[i]) >= 0)
+
+
+def _cross(o: Point | np.ndarray, a: Point | np.ndarray, b: Point | np.ndarray) -> float:
+    return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
 
 
 def aiq(curve: Sequence[Point], cost_range: tuple[float, float] | None = None) -> float | None:
-    """Average Improvement in Quality (RouterBench, Hu et al. 2024): the area under the
+    """Average Improvement in Quality after RouterBench (Hu et al. 2024): the area under the
     non-decreasing convex hull of the points over [c_min, c_max], divided by c_max − c_min.
 
+    RouterBench's `calc_AIQ` integrates over [0, max cost] instead (`cascade.eval.anchors`).
     `cost_range` defaults to the points' own range; pass a common one to compare policies. Below
     the policy's cheapest point quality counts as 0 (nothing runs that cheaply); beyond its last
     hull point it stays at the best EM.
@@ -155,20 +181,6 @@ def oracle_saving_captured(cost: float, strong_cost: float, oracle_cost: float) 
     """Share of the oracle's saving a policy captures: (C_strong − C)/(C_strong − C_oracle)."""
     gap = strong_cost - oracle_cost
     return None if gap <= _EPS else (strong_cost - cost) / gap
-
-
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
-) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean (items resampled with replacement, seeded)."""
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        return None
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(n_resamples, data.size))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return float(lo), float(hi)
 
 
 def pareto_frontier(curve: Sequence[Point]) -> list[int]:
