@@ -53,6 +53,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=0,
         help="few-shot tokens the log's prompts omit, added to each call (RouteLLM logs)",
     )
+    parser.add_argument(
+        "--keep-contaminated",
+        action="store_true",
+        help="keep the prompts RouteLLM's evals leave out (its contaminated_prompts.jsonl beside the log)",
+    )
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--plot", type=Path, help="write the Pareto-frontier PNG here")
     parser.add_argument("--seed", type=int, default=0, help="seed for the cross-fitting split and bootstrap")
@@ -81,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     log_options: dict[str, Any] = {}
     if args.price or args.prompt_overhead_tokens:
         log_options = {"prices": _prices(args.price), "prompt_overhead_tokens": args.prompt_overhead_tokens}
+    if args.keep_contaminated:
+        log_options["keep_contaminated"] = True
     report = replay_file(
         args.dataset,
         fmt=args.format,

@@ -2,13 +2,16 @@
 
 RouterBench (Hu et al. 2024, withmartian/routerbench; rows as copied in shuhao02/RouterDC) logs
 per-query cost. RouteLLM (Ong et al. 2024, lm-sys/RouteLLM `routellm/evals/`) logs correctness only,
-so cost comes from list prices times token counts estimated at 4 characters per token.
+so cost comes from list prices times token counts estimated at 4 characters per token. RouteLLM
+evaluates without the prompts it found in its routers' training data (`contaminated_prompts.jsonl`);
+so does this reader, by default, when the list lies beside the log.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
+import json
 import math
 import re
 import sys
@@ -97,8 +100,17 @@ def _routerbench_item(index: int, row: dict[str, str], models: list[str]) -> Log
     return LogItem(row.get("") or row.get("sample_id") or str(index), prompt, tiers, task_of(eval_name), meta)
 
 
-def read_routellm(path: Path, prices: dict[str, Price] | None = None, prompt_overhead_tokens: int = 0) -> LogTable:
+def read_routellm(
+    path: Path,
+    prices: dict[str, Price] | None = None,
+    prompt_overhead_tokens: int = 0,
+    keep_contaminated: bool = False,
+    contaminated: Path | None = None,
+) -> LogTable:
     """RouteLLM `gsm8k_responses.csv` or `mmlu_responses/` (a directory or one `mmlu_<subject>.csv`).
+
+    Prompts in RouteLLM's contamination list are left out, as RouteLLM's evals do, unless
+    `keep_contaminated`; the list is `contaminated` or found beside the log (`contamination_list`).
 
     Cost = list price × estimated tokens: prompt = the logged prompt plus `prompt_overhead_tokens`
     (RouteLLM prepended 8-shot exemplars for GSM8K and up to 1,536 tokens of 5-shot exemplars for
@@ -120,7 +132,45 @@ def read_routellm(path: Path, prices: dict[str, Price] | None = None, prompt_ove
     notes = [f"no logged cost: list prices × tokens estimated at 4 chars/token — {used}"]
     if prompt_overhead_tokens:
         notes.append(f"{prompt_overhead_tokens} few-shot prompt tokens added to every call")
+    if keep_contaminated:
+        notes.append("contaminated prompts kept (RouteLLM's evals leave them out)")
+    else:
+        items = _decontaminate(items, contaminated or contamination_list(path), notes)
     return LogTable(models, items, source=str(path), fmt="routellm", notes=notes, tokens_estimated=True)
+
+
+def contamination_list(path: Path) -> Path | None:
+    """RouteLLM's contaminated prompts for a responses file or directory: `<benchmark>_contaminated_prompts.jsonl`
+    (as in ../shared/data/routellm) or `contaminated_prompts.jsonl` (RouteLLM's own layout), in the log's
+    folder or the one above it."""
+    folder = path if path.is_dir() else path.parent
+    bench = "mmlu" if path.is_dir() or path.name.startswith("mmlu") else path.stem.split("_")[0]
+    names = (f"{bench}_contaminated_prompts.jsonl", "contaminated_prompts.jsonl")
+    candidates = [place / name for place in (folder, folder.parent) for name in names]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _decontaminate(items: list[LogItem], listing: Path | None, notes: list[str]) -> list[LogItem]:
+    if listing is None:
+        notes.append("no contaminated_prompts.jsonl beside the log: every prompt kept")
+        return items
+    prompts = _contaminated_prompts(listing)
+    kept = [item for item in items if item.prompt not in prompts]
+    notes.append(f"{len(items) - len(kept)} contaminated prompt(s) left out, as RouteLLM does ({listing})")
+    return kept
+
+
+def _contaminated_prompts(listing: Path) -> set[str]:
+    prompts = set()
+    with listing.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                prompts.add(str(json.loads(line)["eval_prompt"]))
+            except (ValueError, KeyError, TypeError):
+                raise UserError(f"{listing}:{number}: not a JSON object with an 'eval_prompt'") from None
+    return prompts
 
 
 def _routellm_rows(file: Path) -> tuple[list[str], list[dict[str, str]]]:

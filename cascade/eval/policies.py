@@ -25,7 +25,10 @@ Threshold = float | tuple[float, ...]
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a policy did on every item. Fractional `correct` is an expectation (random mixing)."""
+    """What a policy did on every item. Fractional `correct` is an expectation (random mixing).
+
+    `calls` maps each model the policy may call to whether it was called on each item (as a tier or
+    a verifier; fractional for random mixing), so shares of calls can be read per model."""
 
     name: str
     correct: np.ndarray
@@ -34,6 +37,7 @@ class Outcome:
     escalated: np.ndarray
     threshold: Threshold | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def em(self) -> float:
@@ -56,10 +60,20 @@ class Outcome:
     def point(self) -> Point:
         return (self.cost_usd, self.em)
 
+    def call_share(self, model: str) -> float:
+        """Share of items on which `model` was called (0 for a model the policy never calls)."""
+        called = self.calls.get(model)
+        return float(called.mean()) if called is not None and called.size else 0.0
+
     def subset(self, indices: Sequence[int] | np.ndarray) -> Outcome:
         idx = np.asarray(indices, dtype=int)
         return replace(
-            self, correct=self.correct[idx], cost=self.cost[idx], tokens=self.tokens[idx], escalated=self.escalated[idx]
+            self,
+            correct=self.correct[idx],
+            cost=self.cost[idx],
+            tokens=self.tokens[idx],
+            escalated=self.escalated[idx],
+            calls={model: called[idx] for model, called in self.calls.items()},
         )
 
     def summary(self) -> dict[str, Any]:
@@ -74,7 +88,8 @@ class Outcome:
 def single(log: LogTable, model: str) -> Outcome:
     """One tier answers everything."""
     n = len(log)
-    return Outcome(model, log.correct(model), log.cost(model), log.tokens(model), np.zeros(n))
+    calls = {model: np.ones(n)}
+    return Outcome(model, log.correct(model), log.cost(model), log.tokens(model), np.zeros(n), calls=calls)
 
 
 def random_mix(log: LogTable, weak: str, strong: str, p: float, seed: int | None = None) -> Outcome:
@@ -91,7 +106,8 @@ def random_mix(log: LogTable, weak: str, strong: str, p: float, seed: int | None
         attr: (1 - w) * getattr(log, attr)(weak) + w * getattr(log, attr)(strong)
         for attr in ("correct", "cost", "tokens")
     }
-    return Outcome("random", mix["correct"], mix["cost"], mix["tokens"], w, extra={"p": float(p)})
+    calls = {weak: 1 - w, strong: w}
+    return Outcome("random", mix["correct"], mix["cost"], mix["tokens"], w, extra={"p": float(p)}, calls=calls)
 
 
 def oracle(log: LogTable, models: Sequence[str] | None = None) -> Outcome:
@@ -116,6 +132,7 @@ def oracle(log: LogTable, models: Sequence[str] | None = None) -> Outcome:
         tokens[rows, choice],
         (choice != cheapest).astype(float),
         extra={"picks": {m: picked.count(m) for m in models}},
+        calls={m: (choice == i).astype(float) for i, m in enumerate(models)},
     )
 
 
@@ -138,23 +155,27 @@ class CascadePolicy:
         confidence = np.stack([s.confidence for s in scored], axis=1) if scored else np.zeros((n, 0))
         correct = np.stack([log.correct(t) for t in self.tiers], axis=1)
         cost, tokens = np.zeros((n, last + 1)), np.zeros((n, last + 1))
+        calls: list[frozenset[str]] = []
         for stop in range(last + 1):
             called = set(self.tiers[: stop + 1]).union(*(s.calls for s in scored[: min(stop + 1, last)]))
+            calls.append(frozenset(called))
             for model in called:
                 cost[:, stop] += log.cost(model)
                 tokens[:, stop] += log.tokens(model)
-        return PreparedCascade(self, confidence, correct, cost, tokens)
+        return PreparedCascade(self, confidence, correct, cost, tokens, tuple(calls))
 
 
 @dataclass(frozen=True)
 class PreparedCascade:
-    """Per item: confidence of each non-final tier, and correctness/cost/tokens if stopping at each tier."""
+    """Per item: confidence of each non-final tier, and correctness/cost/tokens if stopping at each tier;
+    per stopping tier, the models called up to there (tiers and verifiers; empty: not tracked)."""
 
     policy: CascadePolicy
     confidence: np.ndarray
     correct: np.ndarray
     cost: np.ndarray
     tokens: np.ndarray
+    calls: tuple[frozenset[str], ...] = ()
 
     def at(self, threshold: Threshold) -> Outcome:
         """The cascade with one shared threshold, or one per non-final tier."""
@@ -170,7 +191,12 @@ class PreparedCascade:
             self.tokens[rows, stop],
             (stop > 0).astype(float),
             threshold,
+            calls=self._calls(stop),
         )
+
+    def _calls(self, stop: np.ndarray) -> dict[str, np.ndarray]:
+        models = sorted(set().union(*self.calls))
+        return {m: np.isin(stop, [i for i, c in enumerate(self.calls) if m in c]).astype(float) for m in models}
 
     def thresholds(self, max_points: int = 200) -> list[Threshold]:
         """Every distinct outcome: all per-tier combinations when there are at most `max_points`,

@@ -16,7 +16,9 @@ import numpy as np
 
 from cascade.errors import UserError
 from cascade.eval import metrics as m
+from cascade.eval.anchors import routellm_metrics, routerbench_aiq, routerbench_cost_end
 from cascade.eval.datasets import split
+from cascade.eval.definitions import METRIC_DEFINITIONS
 from cascade.eval.logs import LogTable, read_log
 from cascade.eval.policies import (
     CascadePolicy,
@@ -61,7 +63,7 @@ def replay(
     weak, strong = _pair(models, singles, policies, weak, strong)
     best = oracle(log, models)
     cost_range = _cost_range([singles[x] for x in models])
-    ctx = _Context(singles[weak].point, singles[strong].point, best.cost_usd, cost_range, tolerance)
+    ctx = _Context(singles[weak].point, singles[strong].point, best.cost_usd, cost_range, tolerance, strong)
     entries, operating = [], None
     for i, policy in enumerate(policies):
         prepared = policy.prepare(log)
@@ -70,6 +72,9 @@ def replay(
         if i == 0:
             operating = _operating_point(prepared, outcomes, singles[strong], threshold, tolerance, seed)
     random_curve = [random_mix(log, weak, strong, p) for p in np.linspace(0, 1, 11)]
+    random_curve_points = [_point(o) | {"strong_call_share": o.call_share(strong)} for o in random_curve]
+    random_entry = {"curve": random_curve_points, "metrics": _curve_metrics(random_curve, ctx)}
+    _add_routerbench([*entries, random_entry])
     ci = {"n_resamples": n_resamples, "seed": seed}
     baselines = {model: _baseline(singles[model], ci) for model in dict.fromkeys([*models, weak, strong])}
     cost = operating.cost_usd if operating else None
@@ -87,8 +92,9 @@ def replay(
         "cascade": _cascade_entry(policies[0], operating, ci) if operating else None,
         "baselines": baselines,
         "metrics": entries[0]["metrics"] if entries else dict.fromkeys(METRIC_KEYS),
+        "metric_definitions": METRIC_DEFINITIONS,
         "policies": entries,
-        "random": {"curve": [_point(o) for o in random_curve], "metrics": _curve_metrics(random_curve, ctx)},
+        "random": random_entry,
     }
 
 
@@ -101,6 +107,7 @@ class _Context:
     oracle_cost: float
     cost_range: tuple[float, float]
     tolerance: float
+    strong_model: str
 
 
 def _pair(
@@ -143,7 +150,18 @@ def _curve_metrics(outcomes: Sequence[Outcome], ctx: _Context) -> dict[str, Any]
         "matched_point": _point(outcomes[matched.index]) if matched else None,
         "aiq_cost_range": list(ctx.cost_range),
         "cost_axis": "normalised cost (cost - cost_weak) / (cost_strong - cost_weak)",
+        "routellm": routellm_metrics(
+            [(o.call_share(ctx.strong_model), o.em) for o in outcomes], ctx.weak[1], ctx.strong[1]
+        ).as_dict(),
     }
+
+
+def _add_routerbench(entries: list[dict[str, Any]]) -> None:
+    """RouterBench's AIQ of every curve in the report, compared together over [0, the common cost end]."""
+    curves = [[(p["cost_usd"], p["em"]) for p in entry["curve"]] for entry in entries]
+    end = routerbench_cost_end(curves)
+    for entry, value in zip(entries, routerbench_aiq(curves), strict=True):
+        entry["metrics"]["routerbench"] = {"aiq": value, "cost_end": end}
 
 
 def _point(outcome: Outcome) -> dict[str, Any]:
@@ -157,7 +175,7 @@ def _policy_entry(policy: CascadePolicy, outcomes: list[Outcome], ctx: _Context)
         "tiers": list(policy.tiers),
         "confidence": policy.confidence.name,
         "verifiers": list(getattr(policy.confidence, "verifiers", ())),
-        "curve": [o.summary() for o in outcomes],
+        "curve": [o.summary() | {"strong_call_share": o.call_share(ctx.strong_model)} for o in outcomes],
         "pareto": m.pareto_frontier(curve),
         "metrics": _curve_metrics(outcomes, ctx),
     }
@@ -197,10 +215,13 @@ def _choose(outcomes: Sequence[Outcome], target_em: float) -> Outcome:
 
 def _merge(parts: list[tuple[list[int], Outcome]], n: int, thresholds: list[Threshold | None]) -> Outcome:
     arrays = {k: np.zeros(n) for k in ("correct", "cost", "tokens", "escalated")}
+    calls: dict[str, np.ndarray] = {}
     for held, outcome in parts:
         idx = np.asarray(held, dtype=int)
         for key, values in arrays.items():
             values[idx] = getattr(outcome, key)[idx]
+        for model, called in outcome.calls.items():
+            calls.setdefault(model, np.zeros(n))[idx] = called[idx]
     selection = "cross-fitted: threshold chosen on one half of the items, applied to the other"
     return Outcome(
         parts[0][1].name,
@@ -209,6 +230,7 @@ def _merge(parts: list[tuple[list[int], Outcome]], n: int, thresholds: list[Thre
         arrays["tokens"],
         arrays["escalated"],
         extra={"thresholds": thresholds, "selection": selection},
+        calls=calls,
     )
 
 
@@ -221,6 +243,7 @@ def _with(outcome: Outcome, **extra: Any) -> Outcome:
         outcome.escalated,
         outcome.threshold,
         outcome.extra | extra,
+        outcome.calls,
     )
 
 

@@ -61,7 +61,9 @@ def points_table(report: dict[str, Any]) -> Table:
 
 def metrics_table(report: dict[str, Any]) -> Table:
     """Every policy's curve metrics, with random mixing as the yardstick (APGR 0.5, ΔIBC 0)."""
-    table = Table(title="Curve metrics (normalised cost: 0 = weak alone, 1 = strong alone)", title_justify="left")
+    table = Table(
+        title="Curve metrics, our definitions (normalised cost: 0 = weak alone, 1 = strong alone)", title_justify="left"
+    )
     table.add_column("policy")
     table.add_column("confidence")
     for _, label, _ in _METRICS:
@@ -73,13 +75,57 @@ def metrics_table(report: dict[str, Any]) -> Table:
     return table
 
 
+_ANCHOR_METRICS = (
+    ("routellm", "apgr", "RouteLLM APGR", "{:.3f}"),
+    ("routellm", "cpt50", "RouteLLM CPT(50%)", "{:.1%}"),
+    ("routellm", "cpt80", "RouteLLM CPT(80%)", "{:.1%}"),
+    ("routerbench", "aiq", "RouterBench AIQ", "{:.4f}"),
+)
+
+
+def _anchor_cell(block: dict[str, Any], key: str, pattern: str) -> str:
+    """The value, or in words why there is none; a CPT reached with no strong call is not shown as 0."""
+    note = block.get("notes", {}).get(key, "")
+    if block.get(key) is None:
+        return note.split(":")[0] if note else "—"
+    if note.startswith("reached with no strong call"):
+        return "no strong call"
+    return pattern.format(block[key])
+
+
+def anchors_table(report: dict[str, Any]) -> Table:
+    """The same curves under the anchors' exact definitions, comparable with their published numbers."""
+    table = Table(
+        title="The anchors' definitions (RouteLLM: x = share of queries calling the strong model; "
+        "RouterBench: EM averaged over [0, cost end])",
+        title_justify="left",
+    )
+    table.add_column("policy")
+    for _, _, label, _ in _ANCHOR_METRICS:
+        table.add_column(label, justify="right")
+    entries = [(p["name"], p["metrics"]) for p in report["policies"]]
+    entries.append(("random mixing", report["random"]["metrics"]))
+    for name, values in entries:
+        cells = [_anchor_cell(values.get(anchor) or {}, key, pattern) for anchor, key, _, pattern in _ANCHOR_METRICS]
+        table.add_row(name, *cells)
+    return table
+
+
+def definitions(report: dict[str, Any]) -> Text:
+    text = Text("metric definitions (also in the JSON report):", style="dim")
+    for key, meaning in report.get("metric_definitions", {}).items():
+        text.append(f"\n  {key}: {meaning}", style="dim")
+    return text
+
+
 def render(report: dict[str, Any]) -> Group:
-    parts: list[Any] = [header(report), points_table(report), metrics_table(report)]
+    parts: list[Any] = [header(report), points_table(report), metrics_table(report), anchors_table(report)]
     if report.get("cascade"):
         cascade = report["cascade"]
         parts.append(Text(f"operating point: {cascade.get('selection', '')}", style="dim"))
     else:
         parts.append(Text("no cascade: the log has no responses or confidence to gate on", style="yellow"))
+    parts.append(definitions(report))
     return Group(*parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,41 @@ def test_routellm_reader_prices_tokens(tmp_path: Path) -> None:
     assert LIST_PRICES[strong].input_per_m == 10.0 and LIST_PRICES[weak].output_per_m == 0.6
 
 
+def _routellm_file(path: Path, prompts: list[str]) -> Path:
+    weak, strong = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["prompt", weak, strong, f"{weak}_response", f"{strong}_response"])
+        for prompt in prompts:
+            writer.writerow([prompt, "True", "True", "4", "4"])
+    return path
+
+
+def _contaminated(path: Path, prompts: list[str]) -> None:
+    path.write_text("".join(json.dumps({"train_prompt": p, "eval_prompt": p}) + "\n" for p in prompts))
+
+
+def test_routellm_contaminated_prompts_left_out_unless_kept(tmp_path: Path) -> None:
+    path = _routellm_file(tmp_path / "gsm8k_responses.csv", ["q1", "q2", "q3"])
+    assert len(read_log(path)) == 3 and "every prompt kept" in read_log(path).notes[-1]
+    _contaminated(tmp_path / "gsm8k_contaminated_prompts.jsonl", ["q2", "not in the log"])
+    log = read_log(path)
+    assert [item.prompt for item in log.items] == ["q1", "q3"] and [i.id for i in log.items][-1].endswith("-2")
+    assert log.notes[-1].startswith("1 contaminated prompt(s) left out")
+    kept = read_log(path, keep_contaminated=True)
+    assert len(kept) == 3 and "kept" in kept.notes[-1]
+
+
+def test_routellm_contamination_list_in_routellms_own_layout(tmp_path: Path) -> None:
+    _routellm_file(tmp_path / "mmlu" / "responses" / "mmlu_anatomy.csv", ["a", "b"])
+    _contaminated(tmp_path / "mmlu" / "contaminated_prompts.jsonl", ["a"])
+    assert [item.prompt for item in read_log(tmp_path / "mmlu" / "responses").items] == ["b"]
+    (tmp_path / "mmlu" / "contaminated_prompts.jsonl").write_text('{"train_prompt": "a"}\n')
+    with pytest.raises(UserError, match=r"contaminated_prompts.jsonl:1: .*'eval_prompt'"):
+        read_log(tmp_path / "mmlu" / "responses")
+
+
 def test_cascade_jsonl_round_trip(tmp_path: Path) -> None:
     table = LogTable(
         ["a", "b"],
@@ -94,7 +130,8 @@ def test_cascade_jsonl_round_trip(tmp_path: Path) -> None:
 @needs_data
 def test_real_routellm_gsm8k() -> None:
     log = read_log(DATA / "routellm" / "gsm8k_responses.csv")
-    assert len(log) == 1319
+    assert len(log) == 1307  # RouteLLM's 12 contaminated prompts left out, as its evals do
+    assert len(read_log(DATA / "routellm" / "gsm8k_responses.csv", keep_contaminated=True)) == 1319
     assert log.correct("gpt-4-1106-preview").mean() == pytest.approx(0.857, abs=1e-3)
     assert log.correct("mistralai/Mixtral-8x7B-Instruct-v0.1").mean() == pytest.approx(0.638, abs=1e-3)
     assert (log.cost("gpt-4-1106-preview") > 10 * log.cost("mistralai/Mixtral-8x7B-Instruct-v0.1")).all()
@@ -103,7 +140,7 @@ def test_real_routellm_gsm8k() -> None:
 @needs_data
 def test_real_routellm_mmlu_directory() -> None:
     log = read_log(DATA / "routellm" / "mmlu_responses")
-    assert len(log) == 14042 and log.items[0].task == "choice"
+    assert len(log) == 14037 and log.items[0].task == "choice"  # 14,042 less 5 contaminated
     assert not log.has_answers("gpt-4-1106-preview")  # correctness only: no cascade possible
 
 

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from cascade.eval.anchors import routellm_metrics
 from cascade.eval.cli_replay import add_parser, run
 from cascade.eval.confidence import LoggedConfidence
 from cascade.eval.policies import CascadePolicy
 from cascade.eval.replay import METRIC_KEYS, replay, replay_file
+from cascade.eval.report import anchors_table
 from tests.unit.test_eval_logs import _row, routerbench_csv
 from tests.unit.test_eval_policies import four_items
 
@@ -44,6 +47,34 @@ def test_replay_metrics_by_hand() -> None:
     assert metrics["oracle_saving_captured"] == pytest.approx(26 / 27)
     assert report["random"]["metrics"]["apgr"] == pytest.approx(0.5)
     assert report["baselines"]["oracle"]["cost_usd"] == 13.0
+
+
+def test_anchor_metrics_by_hand() -> None:
+    report = _hand_report()
+    # Share of items calling s at each threshold: 0, 1/4, 2/4, 3/4, 1 with EM .5, .75, .75, .75, .75.
+    # RouteLLM: AUC = .25*(.5+.75)/2 + .75*.75 = .71875; APGR = (.71875-.5)/(.75-.5) = .875.
+    # CPT: np.interp(.625 | .7, EMs, shares) = .125 | .2.
+    routellm = report["metrics"]["routellm"]
+    assert routellm["apgr"] == pytest.approx(0.875) and routellm["notes"] == {}
+    assert routellm["cpt50"] == pytest.approx(0.125) and routellm["cpt80"] == pytest.approx(0.2)
+    assert [p["strong_call_share"] for p in report["policies"][0]["curve"]] == [0, 0.25, 0.5, 0.75, 1]
+    assert report["random"]["metrics"]["routellm"]["apgr"] == pytest.approx(0.5)
+    # RouterBench: the cascade reaches its best EM last at cost 44 (random mixing at 40), so both are
+    # averaged over [0, 44]: cascade (10*(.5+.75)/2 + 30*.75)/44; random (36*(.5+.75)/2 + 4*.75)/44.
+    assert report["metrics"]["routerbench"] == {"aiq": pytest.approx(28.75 / 44), "cost_end": 44.0}
+    assert report["random"]["metrics"]["routerbench"]["aiq"] == pytest.approx(25.5 / 44)
+    assert {"routellm.apgr", "routellm.cpt80", "routerbench.aiq", "apgr"} <= set(report["metric_definitions"])
+
+
+def test_share_axis_undefined_when_the_strong_model_is_never_called() -> None:
+    log = four_items()
+    report = replay(log, [CascadePolicy(("w", "v"), LoggedConfidence())], models=["w", "v", "s"], strong="s")
+    routellm = report["policies"][0]["metrics"]["routellm"]
+    assert routellm["apgr"] is None and routellm["notes"]["cpt50"].startswith("undefined")
+    console = Console(color_system=None, width=200, record=True)
+    console.print(anchors_table(report))
+    row = next(line for line in console.export_text().splitlines() if line.startswith("│ w → v"))
+    assert row.count("undefined") == 3 and " 0.0%" not in row
 
 
 def test_report_shape_and_given_threshold() -> None:
@@ -116,11 +147,16 @@ def _sane(report: dict) -> None:
 @needs_data
 def test_replay_routellm_gsm8k() -> None:
     report = replay_file(DATA / "routellm" / "gsm8k_responses.csv")
-    assert report["n_items"] == 1319 and report["strong"] == "gpt-4-1106-preview"
+    assert report["n_items"] == 1307 and report["strong"] == "gpt-4-1106-preview"  # decontaminated
     assert report["baselines"]["gpt-4-1106-preview"]["em"] == pytest.approx(0.857, abs=1e-3)
     assert report["baselines"]["mistralai/Mixtral-8x7B-Instruct-v0.1"]["em"] == pytest.approx(0.638, abs=1e-3)
     assert report["cascade"]["confidence"] == "heuristic"  # two models, no verifier to agree with
     _sane(report)
+    # RouteLLM's definition on the replay's own curve (share of GPT-4 calls); values are in RESULTS.md.
+    curve = [(p["strong_call_share"], p["em"]) for p in report["policies"][0]["curve"]]
+    weak, strong = (report["baselines"][report[k]]["em"] for k in ("weak", "strong"))
+    assert report["metrics"]["routellm"] == routellm_metrics(curve, weak, strong).as_dict()
+    assert 0.5 < report["metrics"]["routellm"]["apgr"] < 1 and report["metrics"]["routerbench"]["aiq"] > 0.7
 
 
 @needs_data
