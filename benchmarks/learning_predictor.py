@@ -140,7 +140,8 @@ def budget_replay(table: LogTable, model: str, default: int) -> dict[str, float]
 
 def run_stream(name: str, orders: int, window: int) -> tuple[dict[str, object], list[dict[str, list[float]]]]:
     path, model = STREAMS[name]
-    table = read_log(path).select([model])
+    # Every logged item: RouteLLM's contamination list concerns its routers' training data, not this learner.
+    table = read_log(path, keep_contaminated=True).select([model])
     rng = np.random.default_rng(0)
     passes = [np.arange(len(table))] + [rng.permutation(len(table)) for _ in range(orders - 1)]
     streams = [prequential(table, model, order) for order in passes]
