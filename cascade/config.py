@@ -152,6 +152,7 @@ class TierConfig(Reach):
     prices: Prices | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     verifier: PluginSpec | None = None
+    approve: bool = False  # pause for a person's approval before calling this tier (see cascade.graph)
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("models", mode="before")

@@ -8,6 +8,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, Unpack, cast
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command, Durability, Interrupt
+
 from cascade.budget import Budget
 from cascade.completers.build import make_completer
 from cascade.completers.retrying import RetryingCompleter
@@ -21,7 +26,7 @@ from cascade.registry import BuildContext
 from cascade.structured import OutputSpec
 from cascade.tier_verifiers import tier_verifiers
 from cascade.tiers import TierRuntime
-from cascade.types import Attempt, CascadeResult
+from cascade.types import ApprovalRequest, Attempt, CascadeResult, answering_attempt
 
 _T = TypeVar("_T")
 Query = str | Sequence[Mapping[str, Any]]
@@ -47,10 +52,12 @@ class Cascade:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         learning_store: str | None = None,
         learn_on_build: bool = True,
+        checkpointer: BaseCheckpointSaver | None = None,
     ):
         """`learning_store`: the store (path or DSN) learning routers learn from unless their config
         names one, normally the store runs are recorded in; `learn_on_build=False` only loads their
-        saved state (a background learner, `cascade serve`, takes it from there)."""
+        saved state (a background learner, `cascade serve`, takes it from there). `checkpointer`: a
+        LangGraph saver that keeps each run's state after every node, so runs resume (`aresume`)."""
         self.config = config
         self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
         build = BuildContext(config, store=learning_store, learn_on_build=learn_on_build)
@@ -59,20 +66,32 @@ class Cascade:
         self.router = build.build("router", config.router, ("router",))
         self.pre_router = build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
         self.graph = CascadeGraph(tiers, self.router, self.pre_router, Budget(config.budget))
+        # Approvals pause a run, which LangGraph can only do with a checkpointer: one in memory
+        # unless the caller brings their own (SQLite, Postgres) to survive a restart.
+        self._own_saver = checkpointer is None and self.graph.needs_approval
+        saver = InMemorySaver() if self._own_saver else checkpointer
+        self._durable = self.graph.compile(checkpointer=saver) if saver is not None else None
 
     def learners(self) -> list[OnlineLearner]:
         """The components that learn from the store while the cascade serves (`cascade.learning.online`)."""
         return learners_of([self.router, self.pre_router])
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], *, completer: Completer | None = None) -> Cascade:
-        return cls(load_config(path), completer=completer)
+    def from_yaml(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        completer: Completer | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+    ) -> Cascade:
+        return cls(load_config(path), completer=completer, checkpointer=checkpointer)
 
     async def arun(
         self,
         query: Query | Conversation,
         *,
         tag: str | None = None,
+        thread_id: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> CascadeResult:
         """Answer one query or conversation; failures are recorded in the result, never lost.
@@ -81,36 +100,85 @@ class Cascade:
         customer tier): routers that learn per context (the bandit) learn per tag, and the run
         store keeps it with the run. `response_format`, `tools` and `tool_choice` are OpenAI's:
         answers are checked against them and a tier whose output breaks them escalates.
+        `thread_id` names the run in the checkpointer (see `aresume`).
         """
         chat = self.conversation(query, **output)
-        state = await self.graph.compiled.ainvoke(_initial(chat, tag))
-        return assemble(chat, cast(CascadeState, state))
+        start = self.graph.input(chat, tag)
+        if self._durable is None:
+            _no_thread(thread_id)
+            return assemble(chat, cast(CascadeState, await self.graph.compiled.ainvoke(start)))
+        thread = thread_id or uuid.uuid4().hex
+        await self._durable.ainvoke(start, _thread(thread), durability="sync")
+        return await self._finish(thread)
 
     def run(
         self,
         query: Query | Conversation,
         *,
         tag: str | None = None,
+        thread_id: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> CascadeResult:
-        return _sync(self.arun(query, tag=tag, **output))
+        return _sync(self.arun(query, tag=tag, thread_id=thread_id, **output))
+
+    async def aresume(self, thread_id: str, *, approve: bool | None = None, note: str = "") -> CascadeResult:
+        """Carry on a checkpointed run: after a crash (the tiers that answered are not called
+        again), or with a person's answer to the approval it waits for (`approve=True/False`)."""
+        if self._durable is None:
+            raise UserError("resuming needs a checkpointer: Cascade(config, checkpointer=...)")
+        config = _thread(thread_id)
+        snapshot = await self._durable.aget_state(config)
+        if not snapshot.values:
+            raise UserError(f"no checkpointed run has thread_id {thread_id!r}")
+        waiting = _waiting(snapshot.interrupts)
+        if waiting is not None and approve is None:
+            raise UserError(f"run {thread_id!r} waits for approval of tier '{waiting.tier}': pass approve=True/False")
+        if waiting is None and approve is not None:
+            raise UserError(f"run {thread_id!r} is not waiting for an approval")
+        if waiting is not None:
+            await self._durable.ainvoke(Command(resume={"approve": approve, "note": note}), config, durability="sync")
+        elif snapshot.next:
+            await self._durable.ainvoke(None, config, durability="sync")
+        return await self._finish(thread_id)
+
+    def resume(self, thread_id: str, *, approve: bool | None = None, note: str = "") -> CascadeResult:
+        return _sync(self.aresume(thread_id, approve=approve, note=note))
 
     async def astream(
         self,
         query: Query | Conversation,
         *,
         tag: str | None = None,
+        thread_id: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> AsyncIterator[Attempt | CascadeResult]:
         """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
         chat = self.conversation(query, **output)
+        start = self.graph.input(chat, tag)
+        if self._durable is None:
+            _no_thread(thread_id)
+        thread = thread_id or uuid.uuid4().hex
+        graph, config = (self._durable, _thread(thread)) if self._durable else (self.graph.compiled, None)
+        durability: Durability | None = "sync" if self._durable is not None else None
         state: dict[str, Any] = {}
-        async for mode, chunk in self.graph.compiled.astream(_initial(chat, tag), stream_mode=["custom", "values"]):
+        async for mode, chunk in graph.astream(start, config, stream_mode=["custom", "values"], durability=durability):
             if mode == "custom":
                 yield cast(Attempt, chunk)
             else:
                 state = cast(dict[str, Any], chunk)
-        yield assemble(chat, cast(CascadeState, state))
+        yield await self._finish(thread) if self._durable is not None else assemble(chat, cast(CascadeState, state))
+
+    async def _finish(self, thread: str) -> CascadeResult:
+        """The result of a checkpointed run as it stands (finished, or waiting for an approval)."""
+        assert self._durable is not None
+        snapshot = await self._durable.aget_state(_thread(thread))
+        state = cast(CascadeState, snapshot.values)
+        chat = state.get("conversation") or state["query"]
+        waiting = _waiting(snapshot.interrupts)
+        if waiting is None and self._own_saver:
+            await self._durable.checkpointer.adelete_thread(thread)  # type: ignore[union-attr]
+            return assemble(chat, state)
+        return assemble(chat, state, thread_id=thread, waiting=waiting)
 
     def conversation(
         self,
@@ -156,27 +224,39 @@ class Cascade:
         return _sync(self.abatch(queries, concurrency=concurrency))
 
 
-def assemble(query: str | Conversation, state: CascadeState) -> CascadeResult:
-    """The answer is the accepted attempt's; failing that, the strongest tier's that answered."""
+def assemble(
+    query: str | Conversation,
+    state: CascadeState,
+    *,
+    thread_id: str | None = None,
+    waiting: ApprovalRequest | None = None,
+) -> CascadeResult:
+    """The answer is the accepted attempt's; failing that, the strongest tier's that answered.
+    A run paused for an approval (`waiting`) has no error: it has not ended."""
     chat = conversation_of(query) if isinstance(query, str) else query
     attempts: list[Attempt] = state.get("attempts", [])
     plan = state.get("plan")
-    accepted = next((a for a in attempts if a.decision == "accept"), None)
-    answered = accepted or next((a for a in reversed(attempts) if a.answer is not None), None)
+    answered = answering_attempt(attempts)
+    accepted = answered is not None and answered.decision == "accept"
     stop_reason = "accepted" if accepted else (state.get("stop_reason") or "")
+    if waiting is not None:
+        stop_reason = f"awaiting approval of tier '{waiting.tier}'"
     return CascadeResult(
         query=chat.query,
         answer=answered.answer if answered else None,
-        accepted=accepted is not None,
+        accepted=accepted,
         final_tier=answered.tier if answered else None,
         attempts=attempts,
         route_reason=plan.reason if plan else "",
         stop_reason=stop_reason,
         run_id=uuid.uuid4().hex,
-        error=None if answered else _why_no_answer(attempts, state, chat),
+        error=None if answered or waiting else _why_no_answer(attempts, state, chat),
         tag=state.get("tag"),
         messages=None if chat.is_single_turn else [dict(m) for m in chat.messages],
         tool_calls=answered.tool_calls if answered else None,
+        steps=state.get("steps", []),
+        thread_id=thread_id,
+        awaiting_approval=waiting,
     )
 
 
@@ -190,10 +270,18 @@ def _why_no_answer(attempts: list[Attempt], state: CascadeState, chat: Conversat
     return "no tier gave a usable answer"
 
 
-def _initial(chat: Conversation, tag: str | None) -> CascadeState:
-    if tag is not None and (not isinstance(tag, str) or not tag.strip()):
-        raise UserError("tag must be a non-empty string (or None)")
-    return {"query": chat.query, "conversation": chat, "attempts": [], "tag": tag}
+def _thread(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def _no_thread(thread_id: str | None) -> None:
+    if thread_id is not None:
+        raise UserError("thread_id needs a checkpointer: Cascade(config, checkpointer=...)")
+
+
+def _waiting(interrupts: Sequence[Interrupt]) -> ApprovalRequest | None:
+    """The approval a checkpointed run is paused on, if any."""
+    return ApprovalRequest.model_validate(interrupts[0].value) if interrupts else None
 
 
 def _sync(coro: Coroutine[Any, Any, _T]) -> _T:

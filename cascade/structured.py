@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -39,13 +40,15 @@ class Reading:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The caller's output contract; `PLAIN` (the default) asks for text and checks nothing."""
+    """The caller's output contract; `PLAIN` (the default) asks for text and checks nothing.
+
+    Its fields are the request's own (plain data, so a workflow checkpoint can store it); the
+    schema validators are built from them on first use.
+    """
 
     response_format: dict[str, Any] | None = None
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
-    _schema: Draft202012Validator | None = field(default=None, repr=False, compare=False)
-    _tool_schemas: dict[str, Draft202012Validator] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(
@@ -61,15 +64,16 @@ class OutputSpec:
         if len(set(names)) != len(names):
             raise UserError(f"tools: function names must be unique, got {names}")
         choice = _check_tool_choice(tool_choice, names)
-        validators = {t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in checked_tools}
-        schema = (fmt or {}).get("json_schema", {}).get("schema") if fmt else None
-        return cls(
-            fmt,
-            checked_tools,
-            choice,
-            Draft202012Validator(schema) if schema is not None else None,
-            validators,
-        )
+        return cls(fmt, checked_tools, choice)
+
+    @cached_property
+    def _schema(self) -> Draft202012Validator | None:
+        schema = (self.response_format or {}).get("json_schema", {}).get("schema")
+        return Draft202012Validator(schema) if schema is not None else None
+
+    @cached_property
+    def _tool_schemas(self) -> dict[str, Draft202012Validator]:
+        return {t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in self.tools}
 
     @property
     def wants_json(self) -> bool:

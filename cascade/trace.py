@@ -10,7 +10,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from cascade.ensemble import agrees
-from cascade.types import Attempt, CascadeResult
+from cascade.types import Attempt, CascadeResult, NodeStep
 
 _DECISION_STYLE = {"accept": "green", "escalate": "yellow", "stop": "magenta", "failed": "red"}
 
@@ -30,12 +30,29 @@ class Trace:
         tree = Tree(head)
         if result.route_reason:
             tree.add(Text.assemble(("route ", "bold cyan"), result.route_reason))
+        approvals = {s.tier: s for s in result.steps if s.node == "approve"}
         for attempt in result.attempts:
-            _attempt_node(tree, attempt)
+            if attempt.tier in approvals:
+                _approval_node(tree, approvals.pop(attempt.tier))
+            _attempt_node(tree, attempt, [s for s in result.steps if s.tier == attempt.tier])
+        for step in approvals.values():
+            _approval_node(tree, step)
+        if result.awaiting_approval is not None:
+            ask = result.awaiting_approval
+            cost = f", at most {money(ask.max_cost_usd)}" if ask.max_cost_usd is not None else ""
+            tree.add(
+                Text(f"approve {ask.tier} ({ask.model}{cost}) → WAITING (thread {result.thread_id})", style="cyan")
+            )
         yield Group(tree, _summary(result))
 
 
-def _attempt_node(tree: Tree, attempt: Attempt) -> None:
+def _approval_node(tree: Tree, step: NodeStep) -> None:
+    outcome, _, note = step.note.partition(": ")
+    style = "green" if outcome == "approved" else "magenta"
+    tree.add(Text.assemble(("approve ", "bold cyan"), f"{step.tier} ", (f"→ {outcome.upper()}", style), f" {note}"))
+
+
+def _attempt_node(tree: Tree, attempt: Attempt, steps: list[NodeStep]) -> None:
     style = _DECISION_STYLE.get(attempt.decision, "white")
     header = Text.assemble(
         (f"{attempt.tier}", "bold"),
@@ -48,6 +65,8 @@ def _attempt_node(tree: Tree, attempt: Attempt) -> None:
     else:
         node.add(Text.assemble(("answer: ", "dim"), _short(attempt.answer or "<none>", 120)))
     node.add(Text(_metrics(attempt)))
+    if steps:
+        node.add(Text(" │ ".join(_step_metrics(s) for s in steps if s.node != "approve"), style="dim"))
     if attempt.members:
         _members_node(node, attempt)
     if attempt.reason:
@@ -90,6 +109,13 @@ def _metrics(attempt: Attempt) -> str:
     if attempt.samples > 1:
         parts.append(f"samples {attempt.samples} (saved {attempt.samples_saved})")
     return " · ".join(parts)
+
+
+def _step_metrics(step: NodeStep) -> str:
+    return (
+        f"{step.node} {step.prompt_tokens}+{step.completion_tokens} tokens · {money(step.cost_usd)}"
+        f" · {step.latency_s * 1e3:.1f} ms"
+    )
 
 
 def _summary(result: CascadeResult) -> Text:

@@ -212,6 +212,56 @@ class Attempt(BaseModel):
         return self.prompt_tokens + self.completion_tokens
 
 
+def answering_attempt(attempts: list[Attempt]) -> Attempt | None:
+    """Whose answer a run returns: the accepted attempt's, else the strongest tier's that answered."""
+    accepted = next((a for a in attempts if a.decision == "accept"), None)
+    return accepted or next((a for a in reversed(attempts) if a.answer is not None), None)
+
+
+NodeName = Literal["route", "generate", "verify", "approve"]
+
+
+class NodeStep(BaseModel):
+    """One workflow node's run: what it spent and how long it took (`note` says what it decided).
+
+    A tier's attempt is its `generate` step (the tier's call) plus its `verify` step (extra
+    samples and judge calls), so their tokens and cost add up to the attempt's.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    node: NodeName
+    tier: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    note: str = ""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class ApprovalRequest(BaseModel):
+    """What a person is asked before a tier marked `approve: true` is called.
+
+    `max_cost_usd` is the most the call can cost at its models' prices (the prompt estimate plus
+    its token cap); None when the tier has no prices in the config.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: str
+    model: str
+    query: str
+    max_tokens: int
+    max_cost_usd: float | None = None
+    spent_tokens: int = 0
+    spent_cost_usd: float = 0.0
+    best_answer: str | None = None
+
+
 class CascadeResult(BaseModel):
     """A query's outcome: the answer, whether a tier accepted it, and every attempt.
 
@@ -233,6 +283,9 @@ class CascadeResult(BaseModel):
     tag: str | None = None
     messages: list[dict[str, Any]] | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    steps: list[NodeStep] = Field(default_factory=list)
+    thread_id: str | None = None
+    awaiting_approval: ApprovalRequest | None = None
 
     @property
     def total_tokens(self) -> int:
