@@ -159,7 +159,7 @@ class CascadePolicy:
         for stop in range(last + 1):
             called = set(self.tiers[: stop + 1]).union(*(s.calls for s in scored[: min(stop + 1, last)]))
             calls.append(frozenset(called))
-            for model in called:
+            for model in sorted(called):  # a fixed order: float sums equal from run to run
                 cost[:, stop] += log.cost(model)
                 tokens[:, stop] += log.tokens(model)
         return PreparedCascade(self, confidence, correct, cost, tokens, tuple(calls))
