@@ -24,6 +24,7 @@ from cascade.learning.online import OnlineLearner, learners_of
 from cascade.protocols import Completer, ToolAwareCompleter
 from cascade.registry import BuildContext
 from cascade.structured import OutputSpec
+from cascade.telemetry import RunSpan, run_span
 from cascade.tier_verifiers import tier_verifiers
 from cascade.tiers import TierRuntime
 from cascade.types import ApprovalRequest, Attempt, CascadeResult, answering_attempt
@@ -103,13 +104,11 @@ class Cascade:
         `thread_id` names the run in the checkpointer (see `aresume`).
         """
         chat = self.conversation(query, **output)
-        start = self.graph.input(chat, tag)
-        if self._durable is None:
-            _no_thread(thread_id)
-            return assemble(chat, cast(CascadeState, await self.graph.compiled.ainvoke(start)))
-        thread = thread_id or uuid.uuid4().hex
-        await self._durable.ainvoke(start, _thread(thread), durability="sync")
-        return await self._finish(thread)
+        with run_span(self.config.name, chat.output.kind, tag) as span:
+            async for item in self._events(chat, tag, thread_id, span):
+                if isinstance(item, CascadeResult):
+                    return item
+        raise AssertionError("unreachable: the events end with the result")  # pragma: no cover
 
     def run(
         self,
@@ -154,6 +153,14 @@ class Cascade:
     ) -> AsyncIterator[Attempt | CascadeResult]:
         """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
         chat = self.conversation(query, **output)
+        with run_span(self.config.name, chat.output.kind, tag, current=False) as span:
+            async for item in self._events(chat, tag, thread_id, span):
+                yield item
+
+    async def _events(
+        self, chat: Conversation, tag: str | None, thread_id: str | None, span: RunSpan
+    ) -> AsyncIterator[Attempt | CascadeResult]:
+        """The workflow's attempts as they end, then the result; each recorded in the run's span."""
         start = self.graph.input(chat, tag)
         if self._durable is None:
             _no_thread(thread_id)
@@ -161,12 +168,17 @@ class Cascade:
         graph, config = (self._durable, _thread(thread)) if self._durable else (self.graph.compiled, None)
         durability: Durability | None = "sync" if self._durable is not None else None
         state: dict[str, Any] = {}
+        count = 0
         async for mode, chunk in graph.astream(start, config, stream_mode=["custom", "values"], durability=durability):
             if mode == "custom":
+                span.attempt(cast(Attempt, chunk), count)
+                count += 1
                 yield cast(Attempt, chunk)
             else:
                 state = cast(dict[str, Any], chunk)
-        yield await self._finish(thread) if self._durable is not None else assemble(chat, cast(CascadeState, state))
+        result = await self._finish(thread) if self._durable is not None else assemble(chat, cast(CascadeState, state))
+        span.finish(result)
+        yield result
 
     async def _finish(self, thread: str) -> CascadeResult:
         """The result of a checkpointed run as it stands (finished, or waiting for an approval)."""
