@@ -54,15 +54,25 @@ def server(dsn: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
         log.close()
 
 
-def ask_and_label(http: httpx.Client, n: int) -> list[str]:
-    tiers = []
+def ask(http: httpx.Client, n: int) -> list[tuple[str, str]]:
+    """(final tier, run id) of `n` answers to the question."""
+    answers = []
     for _ in range(n):
         body = http.post(
             "/v1/chat/completions", json={"model": "geo", "messages": [{"role": "user", "content": QUESTION}]}
         ).json()
-        tiers.append(body["cascade"]["final_tier"])
-        http.post("/v1/feedback", json={"run_id": body["cascade"]["run_id"], "kind": "label", "value": "Paris"})
-    return tiers
+        answers.append((body["cascade"]["final_tier"], body["cascade"]["run_id"]))
+    return answers
+
+
+def label(http: httpx.Client, answers: list[tuple[str, str]]) -> list[str]:
+    for _, run_id in answers:
+        http.post("/v1/feedback", json={"run_id": run_id, "kind": "label", "value": "Paris"})
+    return [tier for tier, _ in answers]
+
+
+def ask_and_label(http: httpx.Client, n: int) -> list[str]:
+    return label(http, ask(http, n))
 
 
 def test_two_workers_share_the_store_and_one_learned_state(server: str, dsn: str) -> None:  # noqa: F811
@@ -74,7 +84,9 @@ def test_two_workers_share_the_store_and_one_learned_state(server: str, dsn: str
             break
     assert len(pids) == 2, "both workers should answer"
     with httpx.Client(base_url=server, timeout=10) as http:
-        assert set(ask_and_label(http, 20)) == {"small"}
+        # Every answer is asked before any label is posted: the learner (every 0.5 s) must not
+        # learn in the middle of the batch, however slowly a loaded machine serves it.
+        assert set(label(http, ask(http, 20))) == {"small"}
     deadline, after = time.monotonic() + 30, []
     while time.monotonic() < deadline:
         after = []

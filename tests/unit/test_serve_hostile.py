@@ -168,7 +168,11 @@ def test_query_string_values_never_reach_the_access_log() -> None:
             httpx.get(f"{url}/v1/models?api_key={KEY}&user=ann", headers={"authorization": f"Bearer {KEY}"})
         finally:
             logging.getLogger("uvicorn.access").removeHandler(handler)
-    assert any("GET /v1/models?api_key=***&user=*** HTTP/1.1" in line for line in lines), lines
+    # Our redaction masks every value (`api_key=***&user=***`); litellm, once imported, adds a logging
+    # filter of its own that may already have replaced `api_key=...` with its REDACTED marker.
+    logged = [line for line in lines if "GET /v1/models?" in line]
+    masked = [line.replace("api_key=***", "") for line in logged]
+    assert logged and all("user=***" in line and "api_key=" not in line for line in masked), lines
     assert not any(KEY in line or "ann" in line for line in lines)
 
 
