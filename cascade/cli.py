@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the trace")
     run.add_argument("--store", metavar="DSN", help="record the run (SQLite path or postgresql:// DSN) for feedback")
     run.add_argument("--tag", help="the query's context label (e.g. an app feature); learning routers learn per tag")
+    run.add_argument("--user", help="who asks: an experiment that assigns by user keeps each user on one variant")
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
@@ -104,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     store = _open_store(args.store) if args.store else None
     try:
         cascade = Cascade(config, learning_store=args.store)
-        result = cascade.run(args.question, tag=args.tag)
+        result = cascade.run(args.question, tag=args.tag, user=args.user)
         _print_result(result, cascade.config.name, as_json=args.json)
         if store is not None:
             _record(store, result, cascade.config.name)
@@ -134,6 +135,8 @@ def _print_result(result: CascadeResult, title: str, *, as_json: bool) -> None:
         sys.stdout.write(json.dumps(result.to_json_dict()) + "\n")
         sys.stdout.flush()
     else:
+        if result.variant:
+            title += f" [{result.experiment}: {result.variant}]"
         Console().print(Trace(result, title=title))
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 
 from cascade import safe_yaml
 from cascade.errors import ConfigError
+from cascade.experiment_config import ExperimentConfig
 
 
 def _compiles(value: str) -> str:
@@ -300,6 +301,7 @@ class CascadeConfig(Strict):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     completer: CompleterConfig = Field(default_factory=CompleterConfig)
+    experiment: ExperimentConfig | None = None  # an A/B test of variants of this config (cascade.experiment)
 
     _source: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)

@@ -19,6 +19,7 @@ from cascade.completers.retrying import RetryingCompleter
 from cascade.config import CascadeConfig, load_config
 from cascade.conversation import Conversation, conversation_of
 from cascade.errors import ToolsUnsupportedError, UserError
+from cascade.experiment import building, variant_configs, variant_for
 from cascade.graph import CascadeGraph, CascadeState
 from cascade.learning.online import OnlineLearner, learners_of
 from cascade.protocols import Completer, ToolAwareCompleter
@@ -54,19 +55,42 @@ class Cascade:
         learning_store: str | None = None,
         learn_on_build: bool = True,
         checkpointer: BaseCheckpointSaver | None = None,
+        arm: tuple[str, str] | None = None,
     ):
         """`learning_store`: the store (path or DSN) learning routers learn from unless their config
         names one, normally the store runs are recorded in; `learn_on_build=False` only loads their
         saved state (a background learner, `cascade serve`, takes it from there). `checkpointer`: a
-        LangGraph saver that keeps each run's state after every node, so runs resume (`aresume`)."""
+        LangGraph saver that keeps each run's state after every node, so runs resume (`aresume`).
+
+        A config with an `experiment:` block builds one cascade per variant (`cascade.experiment`);
+        this object is the first variant and hands each run to the variant its unit is assigned to
+        (a checkpointed run resumes on its variant: `cascade.variants[result.variant].aresume`).
+        `arm` = (experiment, variant) is how the variants themselves are built.
+        """
         self.config = config
-        self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
-        build = BuildContext(config, store=learning_store, learn_on_build=learn_on_build)
-        verifiers = tier_verifiers(config, build)
-        tiers = [TierRuntime.build(t, self.completer, v) for t, v in zip(config.tiers, verifiers, strict=True)]
-        self.router = build.build("router", config.router, ("router",))
-        self.pre_router = build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
-        self.graph = CascadeGraph(tiers, self.router, self.pre_router, Budget(config.budget))
+        self.arm_name = arm
+        self.variants: dict[str, Cascade] = {}
+        if config.experiment is not None:
+            experiment, configs = config.experiment.name, variant_configs(config)
+            first = next(iter(configs))
+            self.arm_name, config = (experiment, first), configs[first]
+            options: dict[str, Any] = {"completer": completer, "sleep": sleep, "learning_store": learning_store}
+            options.update(learn_on_build=learn_on_build, checkpointer=checkpointer)
+            self.variants = {
+                name: self if name == first else Cascade(own, arm=(experiment, name), **options)
+                for name, own in configs.items()
+            }
+        with building(self.arm_name[1] if self.arm_name else None):
+            self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
+            variant = self.arm_name[1] if self.arm_name else None
+            build = BuildContext(config, variant=variant, store=learning_store, learn_on_build=learn_on_build)
+            verifiers = tier_verifiers(config, build)
+            tiers = [TierRuntime.build(t, self.completer, v) for t, v in zip(config.tiers, verifiers, strict=True)]
+            self.router = build.build("router", config.router, ("router",))
+            self.pre_router = (
+                build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
+            )
+            self.graph = CascadeGraph(tiers, self.router, self.pre_router, Budget(config.budget))
         # Approvals pause a run, which LangGraph can only do with a checkpointer: one in memory
         # unless the caller brings their own (SQLite, Postgres) to survive a restart.
         self._own_saver = checkpointer is None and self.graph.needs_approval
@@ -74,8 +98,22 @@ class Cascade:
         self._durable = self.graph.compile(checkpointer=saver) if saver is not None else None
 
     def learners(self) -> list[OnlineLearner]:
-        """The components that learn from the store while the cascade serves (`cascade.learning.online`)."""
-        return learners_of([self.router, self.pre_router])
+        """The components that learn from the store while the cascade serves (`cascade.learning.online`),
+        every variant's in an experiment."""
+        others = [learner for arm in self.variants.values() if arm is not self for learner in arm.learners()]
+        return [*learners_of([self.router, self.pre_router]), *others]
+
+    def arm(self, *, tag: str | None = None, user: str | None = None, key: str | None = None) -> Cascade:
+        """The cascade that answers a run: this one, or in an experiment the variant the run's unit
+        (the `user`, the API `key` or the `tag`, as `assign_by` says) is assigned to."""
+        if not self.variants or self.config.experiment is None:
+            return self
+        return self.variants[variant_for(self.config.experiment, user=user, key=key, tag=tag)]
+
+    def _labelled(self, result: CascadeResult) -> CascadeResult:
+        if self.arm_name is not None:
+            result.experiment, result.variant = self.arm_name
+        return result
 
     @classmethod
     def from_yaml(
@@ -93,6 +131,8 @@ class Cascade:
         *,
         tag: str | None = None,
         thread_id: str | None = None,
+        user: str | None = None,
+        key: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> CascadeResult:
         """Answer one query or conversation; failures are recorded in the result, never lost.
@@ -101,8 +141,13 @@ class Cascade:
         customer tier): routers that learn per context (the bandit) learn per tag, and the run
         store keeps it with the run. `response_format`, `tools` and `tool_choice` are OpenAI's:
         answers are checked against them and a tier whose output breaks them escalates.
-        `thread_id` names the run in the checkpointer (see `aresume`).
+        `thread_id` names the run in the checkpointer (see `aresume`). `user` (the end user) and
+        `key` (the caller's API key id) only matter in an experiment, whose `assign_by` may keep
+        each of them on one variant.
         """
+        arm = self.arm(tag=tag, user=user, key=key)
+        if arm is not self:
+            return await arm.arun(query, tag=tag, thread_id=thread_id, **output)
         chat = self.conversation(query, **output)
         with run_span(self.config.name, chat.output.kind, tag) as span:
             async for item in self._events(chat, tag, thread_id, span):
@@ -116,9 +161,11 @@ class Cascade:
         *,
         tag: str | None = None,
         thread_id: str | None = None,
+        user: str | None = None,
+        key: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> CascadeResult:
-        return _sync(self.arun(query, tag=tag, thread_id=thread_id, **output))
+        return _sync(self.arun(query, tag=tag, thread_id=thread_id, user=user, key=key, **output))
 
     async def aresume(self, thread_id: str, *, approve: bool | None = None, note: str = "") -> CascadeResult:
         """Carry on a checkpointed run: after a crash (the tiers that answered are not called
@@ -149,9 +196,16 @@ class Cascade:
         *,
         tag: str | None = None,
         thread_id: str | None = None,
+        user: str | None = None,
+        key: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> AsyncIterator[Attempt | CascadeResult]:
         """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
+        arm = self.arm(tag=tag, user=user, key=key)
+        if arm is not self:
+            async for item in arm.astream(query, tag=tag, thread_id=thread_id, **output):
+                yield item
+            return
         chat = self.conversation(query, **output)
         with run_span(self.config.name, chat.output.kind, tag, current=False) as span:
             async for item in self._events(chat, tag, thread_id, span):
@@ -176,7 +230,10 @@ class Cascade:
                 yield cast(Attempt, chunk)
             else:
                 state = cast(dict[str, Any], chunk)
-        result = await self._finish(thread) if self._durable is not None else assemble(chat, cast(CascadeState, state))
+        if self._durable is not None:
+            result = await self._finish(thread)
+        else:
+            result = self._labelled(assemble(chat, cast(CascadeState, state)))
         span.finish(result)
         yield result
 
@@ -189,8 +246,8 @@ class Cascade:
         waiting = _waiting(snapshot.interrupts)
         if waiting is None and self._own_saver:
             await self._durable.checkpointer.adelete_thread(thread)  # type: ignore[union-attr]
-            return assemble(chat, state)
-        return assemble(chat, state, thread_id=thread, waiting=waiting)
+            return self._labelled(assemble(chat, state))
+        return self._labelled(assemble(chat, state, thread_id=thread, waiting=waiting))
 
     def conversation(
         self,

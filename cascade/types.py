@@ -286,6 +286,8 @@ class CascadeResult(BaseModel):
     steps: list[NodeStep] = Field(default_factory=list)
     thread_id: str | None = None
     awaiting_approval: ApprovalRequest | None = None
+    experiment: str | None = None  # the experiment and variant that answered (config `experiment:`)
+    variant: str | None = None
 
     @property
     def total_tokens(self) -> int:

@@ -12,13 +12,13 @@ None answers (nothing extractable) never count as votes.
 from __future__ import annotations
 
 import abc
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import betainc
 
 Answers = Sequence[str | None]
 StopRule = Callable[[Answers], bool]
@@ -30,13 +30,8 @@ def vote_counts(answers: Answers) -> list[int]:
 
 
 def beta_top_probability(top: int, second: int) -> float:
-    """P(p_top > p_second) for p ~ Beta(top+1, second+1), i.e. I_0.5(second+1, top+1), exactly.
-
-    For integer parameters the regularised incomplete beta is a binomial tail:
-    I_x(a, b) = sum_{j=a}^{a+b-1} C(a+b-1, j) x^j (1-x)^(a+b-1-j); at x = 0.5 every term is C/2^n.
-    """
-    n = top + second + 1
-    return sum(math.comb(n, j) for j in range(second + 1, n + 1)) / (1 << n)
+    """P(p_top > p_second) for p ~ Beta(top+1, second+1): the regularised incomplete beta I_0.5(second+1, top+1)."""
+    return float(betainc(second + 1, top + 1, 0.5))
 
 
 def dirichlet_top_probability(counts: Sequence[int], draws: int = 4000, seed: int = 0) -> float:

@@ -147,7 +147,7 @@ class Server:
         )
         self.budgets.check(ident)
         async with self.admission.slot():
-            result = await cascade.arun(chat, tag=body.tag)
+            result = await cascade.arun(chat, tag=body.tag, user=body.user, key=ident)
         self._account(body.model, ident, result)
         await self.feedback.record(result, body.model)
         return respond(body, result)

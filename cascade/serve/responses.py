@@ -65,12 +65,15 @@ def cascade_info(result: CascadeResult) -> CascadeInfo:
 
 
 def headers(result: CascadeResult) -> dict[str, str]:
-    return {
+    found = {
         "x-cascade-run-id": result.run_id,
         "x-cascade-tier": result.final_tier or "",
         "x-cascade-accepted": "true" if result.accepted else "false",
         "x-cascade-cost-usd": format(result.total_cost_usd, ".10g"),
     }
+    if result.variant is not None:
+        found["x-cascade-variant"] = result.variant  # the experiment variant that answered
+    return found
 
 
 def failure_message(result: CascadeResult) -> str:

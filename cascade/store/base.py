@@ -53,6 +53,8 @@ class RunRecord:
             tag=self.features.get("tag"),
             messages=self.features.get("messages"),
             tool_calls=self.features.get("tool_calls"),
+            experiment=self.features.get("experiment"),
+            variant=self.variant,
         )
 
 

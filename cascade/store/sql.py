@@ -133,11 +133,13 @@ class SqlStore(ABC):
         variant: str | None = None,
         features: Mapping[str, Any] | None = None,
     ) -> str:
-        """Store the run and its attempts once; recording the same run_id again changes nothing."""
+        """Store the run and its attempts once; recording the same run_id again changes nothing.
+
+        `variant` defaults to the experiment variant that answered (`result.variant`)."""
         if not config_name:
             raise UserError("record_run needs a config_name (the cascade config the run used)")
         run_id = result.run_id or uuid.uuid4().hex
-        values = rows.run_values(result, run_id, config_name, variant, features)
+        values = rows.run_values(result, run_id, config_name, variant or result.variant, features)
         with self._transaction("runs") as run:
             if run(_INSERT_RUN, values):
                 for idx, attempt in enumerate(result.attempts):

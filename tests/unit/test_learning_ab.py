@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,16 @@ from rich.console import Console
 from cascade.errors import UserError
 from cascade.eval.logs import read_log
 from cascade.learning import cli_ab
-from cascade.learning.ab import VariantStats, ab_report, assign, decide, two_proportion_z, unit_hash
+from cascade.learning.ab import (
+    Criterion,
+    VariantStats,
+    ab_report,
+    assign,
+    decide,
+    fixed_pair,
+    two_proportion_z,
+    unit_hash,
+)
 from cascade.store import Store, open_store
 from cascade.types import Attempt, CascadeResult
 
@@ -91,6 +101,18 @@ class TestStatistics:
         assert z == pytest.approx(2.828, abs=1e-3)
         assert p == pytest.approx(0.00468, abs=1e-4)
 
+    def test_statsmodels_agrees_with_the_hand_written_test_it_replaced(self) -> None:
+        def by_hand(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float]:
+            pooled = (k1 + k2) / (n1 + n2)
+            z = (k1 / n1 - k2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+            return z, math.erfc(abs(z) / math.sqrt(2))
+
+        rng = np.random.default_rng(3)
+        for _ in range(50):
+            n1, n2 = (int(n) for n in rng.integers(5, 500, 2))
+            k1, k2 = int(rng.integers(1, n1)), int(rng.integers(1, n2))
+            assert two_proportion_z(k1, n1, k2, n2) == pytest.approx(by_hand(k1, n1, k2, n2), rel=1e-9, abs=1e-12)
+
     def test_identical_arms_give_no_evidence(self) -> None:
         assert two_proportion_z(10, 10, 10, 10) == (0.0, 1.0)
         assert two_proportion_z(0, 0, 3, 5) == (0.0, 1.0)
@@ -110,8 +132,68 @@ class TestStatistics:
         ]
         assert sum(w is not None for w in winners) <= 10
 
+    def test_peeking_after_every_batch_of_labels_keeps_the_false_positive_rate(self) -> None:
+        """A/A streams read every 50 labels up to 1,000: the old fixed-sample z-test, re-run at every
+        look, finds a 'winner' in about a quarter of them; the always-valid sequence stays under alpha."""
+        rng = np.random.default_rng(11)
+        sims, looks = 120, range(50, 1001, 50)
+        sequential = naive = 0
+        for _ in range(sims):
+            to_a, right = rng.random(1000) < 0.5, (rng.random(1000) < 0.7).astype(int)
+            seq_found = naive_found = False
+            for t in looks:
+                a, b = arm("a", to_a[:t], right[:t]), arm("b", ~to_a[:t], right[:t])
+                seq_found = seq_found or decide([a, b]).winner is not None
+                lead, other = (a, b) if (a.em or 0) >= (b.em or 0) else (b, a)
+                naive_found = naive_found or fixed_pair(lead, other, 0.05, Criterion()).significant
+            sequential, naive = sequential + seq_found, naive + naive_found
+        assert sequential / sims <= 0.08  # alpha 0.05 plus sampling slack for 120 simulations
+        assert naive / sims >= 0.15  # what peeking did before
+
+    def test_net_benefit_weighs_em_against_cost(self) -> None:
+        """Strong: EM 0.85 at $0.01 a run; weak: EM 0.55 at $0.001. A right answer worth $0.1 makes the
+        strong one pay (+$0.021/run); worth $0.01, the weak one does (−$0.006 for strong)."""
+        rng = np.random.default_rng(5)
+        to_a = rng.random(4000) < 0.5
+        right = np.where(to_a, rng.random(4000) < 0.85, rng.random(4000) < 0.55).astype(int)
+        strong, weak = arm("strong", to_a, right, cost=0.01), arm("weak", ~to_a, right, cost=0.001)
+        assert decide([strong, weak], criterion=Criterion(value_per_correct=0.1)).winner == "strong"
+        cheap = decide([strong, weak], criterion=Criterion(value_per_correct=0.01))
+        assert cheap.winner == "weak" and cheap.comparisons[0].diff == pytest.approx(0.006, abs=0.0015)
+        assert cheap.comparisons[0].em_diff < -0.25  # weak wins although its EM is far lower
+        assert decide([strong, weak]).winner == "strong"  # on EM alone
+
+    def test_price_per_token_prices_runs_without_dollar_costs(self) -> None:
+        rng = np.random.default_rng(6)
+        to_a = rng.random(3000) < 0.5
+        right = (rng.random(3000) < 0.8).astype(int)
+        long, short = arm("long", to_a, right, tokens=2000.0), arm("short", ~to_a, right, tokens=100.0)
+        report = decide([long, short], criterion=Criterion(value_per_correct=0.01, price_per_token=1e-6))
+        assert report.winner == "short" and "net benefit" in report.verdict
+
+    def test_a_fixed_horizon_test_waits_for_the_horizon_then_uses_only_it(self) -> None:
+        rng = np.random.default_rng(8)
+        to_a = rng.random(2000) < 0.5
+        right = np.where(to_a, rng.random(2000) < 0.8, rng.random(2000) < 0.6).astype(int)
+        a, b = arm("a", to_a[:300], right[:300]), arm("b", ~to_a[:300], right[:300])
+        early = decide([a, b], horizon=400)
+        assert early.winner is None and "fixed horizon of 400" in early.verdict and early.comparisons == []
+        full = decide([arm("a", to_a, right), arm("b", ~to_a, right)], horizon=400)
+        assert full.winner == "a" and full.method.startswith("fixed horizon")
+        assert full.variants[0].labelled > 400  # the stats show all runs; the test used the first 400 of each
+
     def test_one_variant_has_nothing_to_compare(self) -> None:
         assert decide([VariantStats("a", 50, outcomes=[1] * 50)]).winner is None
+
+
+def arm(name: str, mine: np.ndarray, right: np.ndarray, *, cost: float = 0.0, tokens: float = 100.0) -> VariantStats:
+    """One variant of a simulated stream: the labelled runs where `mine`, in stream order."""
+    order = np.flatnonzero(mine)
+    n = len(order)
+    return VariantStats(
+        name, runs=n, tokens=tokens * n, cost_usd=cost * n, outcomes=right[order].tolist(),
+        label_tokens=[tokens] * n, label_cost=[cost] * n, order=(order + 1).tolist(),
+    )  # fmt: skip
 
 
 class TestReplayedAB:
@@ -185,7 +267,7 @@ class TestCli:
     def test_report_prints_the_table_and_the_winner(self, store: Store, tmp_path: Path) -> None:
         replay(store, 200, {"weak": bernoulli(0.5, 100, 0.001, 1), "strong": bernoulli(0.9, 300, 0.01, 2)})
         text = self.render(self.parse("report", "--dsn", str(tmp_path / "ab.sqlite")))
-        assert "strong ★" in text and "verdict: strong wins" in text and "bootstrap CI" in text
+        assert "strong ★" in text and "verdict: strong wins on EM" in text and "always-valid sequential" in text
 
     def test_json_output(self, store: Store, tmp_path: Path) -> None:
         replay(store, 100, {"A": bernoulli(0.7, 1, 0.0, 3), "B": bernoulli(0.7, 1, 0.0, 3)})

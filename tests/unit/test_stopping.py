@@ -40,6 +40,13 @@ def test_beta_probability_hand_computed() -> None:
     assert beta_top_probability(0, 0) == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize(("top", "second"), [(0, 0), (3, 0), (2, 1), (5, 2), (7, 3), (10, 0), (40, 25), (90, 3)])
+def test_scipy_beta_tail_equals_the_exact_binomial_sum_it_replaced(top: int, second: int) -> None:
+    n = top + second + 1
+    exact = sum(math.comb(n, j) for j in range(second + 1, n + 1)) / (1 << n)
+    assert beta_top_probability(top, second) == pytest.approx(exact, rel=1e-12, abs=1e-15)
+
+
 @pytest.mark.parametrize(("a", "b"), [(3, 0), (2, 1), (5, 2), (7, 3), (10, 0), (4, 4)])
 def test_beta_probability_matches_numeric_integration(a: int, b: int) -> None:
     assert beta_top_probability(a, b) == pytest.approx(beta_tail_by_integration(a, b), abs=1e-9)

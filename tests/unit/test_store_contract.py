@@ -72,7 +72,7 @@ class StoreContract:
         assert run.attempts[0]["decision"] == "escalate" and run.attempts[0]["threshold"] == 0.7
         assert run.attempts[0]["verifier_details"] == {"agreement": 0.33}
         assert datetime.fromisoformat(run.created_at).utcoffset() == timedelta(0)
-        assert run.result() == result
+        assert run.result() == result.model_copy(update={"variant": "B"})  # the run comes back with its variant
         assert store.get_run("missing") is None
 
     def test_recording_a_run_twice_keeps_one_copy(self, store: Store) -> None:
