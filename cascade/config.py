@@ -131,7 +131,7 @@ class ModelSpec(Reach):
     """
 
     model: str = Field(min_length=1)
-    weight: float = Field(default=1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)  # relative: only ratios matter
     prices: Prices | None = None
     extra: dict[str, Any] | None = None
 

@@ -51,6 +51,8 @@ def vote(answers: Sequence[str | None], weights: Sequence[float] | None = None) 
     weights = [1.0] * len(answers) if weights is None else list(weights)
     if len(weights) != len(answers):
         raise ValueError(f"{len(answers)} answers but {len(weights)} weights")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"weights must be finite and non-negative, got {weights}")
     tally: dict[str, float] = {}
     first: dict[str, int] = {}
     for index, (answer, weight) in enumerate(zip(answers, weights, strict=True)):

@@ -41,6 +41,8 @@ def test_all_abstain_gives_no_answer_and_no_confidence() -> None:
 def test_answers_and_weights_must_pair() -> None:
     with pytest.raises(ValueError, match="2 answers but 1 weights"):
         vote(["a", "b"], [1.0])
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        vote(["a", "b"], [1.0, float("nan")])
 
 
 def _tiers(tier: str) -> str:
@@ -84,6 +86,7 @@ def test_models_accept_strings_and_mappings_with_inherited_reach_and_prices() ->
             "<string>:4: tiers[0].models[1].weight",
             "greater than 0",
         ),
+        ("  - name: x\n    models: [a, {model: b, weight: .inf}]", "<string>:4: tiers[0].models[1].weight", "finite"),
         (
             "  - name: x\n    models: [a, {model: b, colour: red}]",
             "<string>:4: tiers[0].models[1].colour",
