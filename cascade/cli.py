@@ -17,6 +17,7 @@ from cascade.config import CascadeConfig
 from cascade.errors import CascadeError, ConfigError, RunError, UserError
 
 if TYPE_CHECKING:
+    from cascade.engine import Cascade
     from cascade.store import Store
     from cascade.types import CascadeResult
 
@@ -106,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         cascade = Cascade(config, learning_store=args.store)
         result = cascade.run(args.question, tag=args.tag, user=args.user)
+        result = _answer_approvals(cascade, result, ask=sys.stdin.isatty())
         _print_result(result, cascade.config.name, as_json=args.json)
         if store is not None:
             _record(store, result, cascade.config.name)
@@ -113,6 +115,23 @@ def _run(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     return 1 if result.error else 0
+
+
+def _answer_approvals(cascade: Cascade, result: CascadeResult, *, ask: bool) -> CascadeResult:
+    """A tier with `approve: true` is asked about on the terminal (on stderr, so `--json` stays
+    clean); with no terminal to ask, it is refused and the best answer so far stands."""
+    from rich.prompt import Confirm
+
+    from cascade.trace import money
+
+    while result.awaiting_approval is not None and result.thread_id:
+        request = result.awaiting_approval
+        cost = f", at most {money(request.max_cost_usd)}" if request.max_cost_usd is not None else ""
+        question = f"Call tier '{request.tier}' ({request.model}{cost})? Best answer so far: {request.best_answer!r}"
+        approve = ask and Confirm.ask(question, default=False, console=Console(stderr=True))
+        note = f"{'approved' if approve else 'refused'} on the terminal" if ask else "no terminal to ask"
+        result = cascade.resume(result.thread_id, approve=approve, note=note)
+    return result
 
 
 def _open_store(dsn: str) -> Store:
