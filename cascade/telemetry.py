@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from cascade.types import Attempt, CascadeResult
+from cascade.types import Attempt, CascadeResult, MemberResult
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
@@ -60,9 +60,27 @@ class RunSpan:
             attributes=attempt_attributes(attempt, index),
         )
         span.add_event("gen_ai.evaluation.result", evaluation_attributes(attempt), timestamp=ended)
+        for number, member in enumerate(attempt.members):
+            self._member(tracer, span, member, number, ended - int(attempt.latency_s * 1e9))
         if attempt.error is not None:
             span.set_status(trace.StatusCode.ERROR, attempt.error[:200])
         span.end(end_time=ended)
+
+    @staticmethod
+    def _member(tracer: Tracer, parent: Span, member: MemberResult, number: int, started: int) -> None:
+        """An ensemble member's call: a model call of its own, under its tier's attempt."""
+        from opentelemetry import trace
+
+        span = tracer.start_span(
+            f"chat {member.model}",
+            context=trace.set_span_in_context(parent),
+            kind=trace.SpanKind.CLIENT,
+            start_time=started,
+            attributes=member_attributes(member, number),
+        )
+        if member.error is not None:
+            span.set_status(trace.StatusCode.ERROR, member.error[:200])
+        span.end(end_time=started + int(member.latency_s * 1e9))
 
     def finish(self, result: CascadeResult) -> None:
         if self.span is None:
@@ -101,10 +119,29 @@ def run_span(cascade_name: str, output_type: str, tag: str | None, *, current: b
         span.end()
 
 
-def attempt_attributes(attempt: Attempt, index: int) -> dict[str, Any]:
+def member_attributes(member: MemberResult, number: int) -> dict[str, Any]:
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": provider_of(attempt.model),
+        "gen_ai.provider.name": provider_of(member.model),
+        "gen_ai.request.model": member.model,
+        "gen_ai.usage.input_tokens": member.prompt_tokens,
+        "gen_ai.usage.output_tokens": member.completion_tokens,
+        "cascade.member.index": number,
+        "cascade.member.weight": member.weight,
+        "cascade.cost_usd": member.cost_usd,
+    }
+    if member.answer is not None:
+        attributes["gen_ai.response.model"] = member.model
+    if member.error is not None:
+        attributes["error.type"] = "provider_error"
+    return attributes
+
+
+def attempt_attributes(attempt: Attempt, index: int) -> dict[str, Any]:
+    """An attempt's span; an ensemble's names no one provider (its members' spans do)."""
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "cascade.ensemble" if attempt.members else provider_of(attempt.model),
         "gen_ai.request.model": attempt.model,
         "gen_ai.usage.input_tokens": attempt.prompt_tokens,
         "gen_ai.usage.output_tokens": attempt.completion_tokens,

@@ -87,3 +87,22 @@ def test_astream_records_the_same_spans() -> None:
     assert asyncio.run(drain()) == 3
     run, attempts = finished()
     assert run.name == "chat demo" and len(attempts) == 2
+
+
+def test_an_ensemble_attempt_has_a_span_per_member() -> None:
+    from tests.unit.ensemble_helpers import ensemble_cascade
+
+    script = {"fake/a": "Paris", "fake/b": FakeReply(error="auth"), "fake/c": FakeReply("Paris", prompt_tokens=7)}
+    cascade, _ = ensemble_cascade(script)
+    result = cascade.run("Capital of France?")
+    _, children = finished()
+    (attempt,) = [s for s in children if s.name == "chat fake/a + fake/b + fake/c"]
+    members = [s for s in children if s.parent is not None and s.parent.span_id == attempt.context.span_id]
+    assert attempt.attributes is not None and attempt.attributes["gen_ai.provider.name"] == "cascade.ensemble"
+    assert [s.name for s in members] == ["chat fake/a", "chat fake/b", "chat fake/c"]
+    c = members[2].attributes
+    assert c is not None and c["gen_ai.usage.input_tokens"] == 7 and c["cascade.member.index"] == 2
+    assert c["gen_ai.provider.name"] == "fake" and c["cascade.cost_usd"] == result.attempts[0].members[2].cost_usd
+    assert members[1].status.status_code == trace.StatusCode.ERROR and "authentication" in (
+        members[1].status.description or ""
+    )
