@@ -2,6 +2,7 @@
 
 A few short yes/no judgements from the tier's own model (or a named one) cost a handful of tokens
 and catch answers the model itself recognises as wrong. Confidence is the share of "yes".
+On an ensemble tier the default judge is the first member that gave the voted answer.
 The judge's tokens and cost are reported in `Verdict.usage`. A judge that fails gives confidence 0
 with the error as the reason, so the router escalates instead of the cascade crashing.
 """

@@ -96,6 +96,16 @@ def test_retries_apply_to_each_member() -> None:
     assert [c.model for c in fake.calls].count("fake/a") == 2
 
 
+def test_a_member_that_times_out_abstains_while_the_others_answer() -> None:
+    slow = FakeReply("Lyon", delay_s=5.0)
+    retry = {"attempts": 2, "initial_wait_s": 0, "max_wait_s": 0, "timeout_s": 0.2}
+    cascade, fake = ensemble_cascade({"fake/a": slow, "fake/b": "Paris", "fake/c": "Paris"}, retry=retry)
+    vote = cascade.run("Capital of France?").attempts[0]
+    assert vote.answer == "Paris" and vote.confidence == pytest.approx(2 / 3)
+    assert vote.members[0].error and "no answer within 0.2 s" in vote.members[0].error
+    assert [c.model for c in fake.calls].count("fake/a") == 2  # timed out, retried, timed out again
+
+
 def test_every_member_failing_is_a_failed_attempt_that_falls_through() -> None:
     failing = {m: FakeReply(error="bad_request") for m in ("fake/a", "fake/b", "fake/c")}
     cascade, _ = ensemble_cascade(failing)

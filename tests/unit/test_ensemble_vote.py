@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,14 @@ def test_yaml_fake_scripts_tables_and_validates_them() -> None:
         parse_config("tiers: [{name: a, model: m}]\ncompleter: {type: litellm, replies: {m: [{text: x}]}}\n")
     with pytest.raises(ConfigError, match="invalid regex"):
         parse_config("tiers: [{name: a, model: m}]\ncompleter: {type: fake, replies: {m: [{match: '('}]}}\n")
+
+
+def test_an_ensemble_config_survives_a_dump_to_yaml_and_back() -> None:
+    import yaml
+
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "ensemble.yaml"
+    config = parse_config(shipped.read_text())
+    for options in ({}, {"exclude_none": True}, {"exclude_defaults": True}):
+        again = parse_config(yaml.safe_dump(config.model_dump(mode="json", **options)))
+        assert again.model_dump() == config.model_dump()
+        assert [t.member_specs() for t in again.tiers] == [t.member_specs() for t in config.tiers]
