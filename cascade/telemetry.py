@@ -44,6 +44,11 @@ class RunSpan:
     def __init__(self, span: Span | None) -> None:
         self.span = span if span is not None and span.is_recording() else None
 
+    @property
+    def recording(self) -> bool:
+        """Whether anything records this run (an OpenTelemetry SDK is configured and sampling it)."""
+        return self.span is not None
+
     def attempt(self, attempt: Attempt, index: int) -> None:
         if self.span is None:
             return
