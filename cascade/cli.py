@@ -163,10 +163,14 @@ def _validate(path: Path) -> int:
     from cascade.engine import Cascade
 
     cascade = Cascade.from_yaml(path)
-    if cascade.config.completer.type == "litellm":
-        check_models(cascade.config)
-    tiers = " → ".join(f"{t.name} ({t.label})" for t in cascade.config.tiers)
-    Console().print(Text.assemble(("ok ", "green"), f"{path}: {tiers}"), highlight=False)
+    arms = {name: arm.runtime_config for name, arm in cascade.variants.items()} or {"": cascade.config}
+    for config in arms.values():  # each variant of an experiment (their models may differ)
+        if config.completer.type == "litellm":
+            check_models(config)
+    for name, config in arms.items():
+        tiers = " → ".join(f"{t.name} ({t.label})" for t in config.tiers)
+        variant = f" [variant {name}]" if name else ""
+        Console().print(Text.assemble(("ok ", "green"), f"{path}{variant}: {tiers}"), highlight=False)
     return 0
 
 

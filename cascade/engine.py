@@ -80,6 +80,7 @@ class Cascade:
                 name: self if name == first else Cascade(own, arm=(experiment, name), **options)
                 for name, own in configs.items()
             }
+        self.runtime_config = config  # what this object's own workflow runs: in an experiment, its first variant
         with building(self.arm_name[1] if self.arm_name else None):
             self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
             variant = self.arm_name[1] if self.arm_name else None

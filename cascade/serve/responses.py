@@ -61,6 +61,8 @@ def cascade_info(result: CascadeResult) -> CascadeInfo:
         stop_reason=result.stop_reason,
         attempts=attempts,
         tag=result.tag,
+        experiment=result.experiment,
+        variant=result.variant,
     )
 
 

@@ -115,6 +115,8 @@ class CascadeInfo(BaseModel):
     stop_reason: str
     attempts: list[AttemptInfo]
     tag: str | None = None
+    experiment: str | None = None  # the experiment and variant that answered (config `experiment:`)
+    variant: str | None = None
 
 
 class AssistantMessage(BaseModel):

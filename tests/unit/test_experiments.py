@@ -174,3 +174,18 @@ async def test_serve_assigns_by_user_and_records_the_variant(tmp_path: Path) -> 
     store.close()
     assert all(len(variants) == 1 for variants in seen.values())  # sticky per user
     assert len(set().union(*seen.values())) >= 2
+
+
+def test_validate_checks_every_variant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(experiment_config(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "[variant control]" in out and "[variant other]: only (fake/other)" in out
+
+
+async def test_the_response_names_the_variant(tmp_path: Path) -> None:
+    app = create_app({"geo": Cascade.from_yaml(experiment_config(tmp_path))}, ServeSettings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        body = {"model": "geo", "user": "ann", "messages": [{"role": "user", "content": QUESTION}]}
+        response = await http.post("/v1/chat/completions", json=body)
+    info = response.json()["cascade"]
+    assert info["experiment"] == "exp-1" and info["variant"] == response.headers["x-cascade-variant"]
