@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,28 @@ def test_store_option_records_runs_and_enables_feedback(monkeypatch: pytest.Monk
     assert main(["--config", str(FAKE), "--store", str(tmp_path / "runs.sqlite")]) == 0
     assert seen["app"].state.server.feedback.store is not None
     assert (tmp_path / "runs.sqlite").exists()
+
+
+def test_workers_hand_uvicorn_an_import_string_and_the_spec(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each worker process builds its own app from the spec in the environment (keys stay in their own variable)."""
+    from cascade.serve.worker import SPEC_ENV, ServeSpec, app_from_env
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: seen.update(app=app, **kwargs))
+    monkeypatch.setenv("CASCADE_API_KEYS", "sk-test-0000000000000000")
+    monkeypatch.setenv(SPEC_ENV, "")  # restored (unset) after the test, though run() overwrites it
+    store = str(tmp_path / "s.sqlite")
+    assert main(["--config", str(FAKE), "--workers", "3", "--store", store, "--learn-interval-s", "2"]) == 0
+    assert (seen["app"], seen["factory"], seen["workers"]) == ("cascade.serve.worker:app_from_env", True, 3)
+    raw = os.environ[SPEC_ENV]
+    spec = ServeSpec.model_validate_json(raw)
+    assert spec.store == store and spec.settings["learn_interval_s"] == 2.0 and "sk-test" not in raw
+    worker = app_from_env().state.server  # what a worker process builds
+    assert worker.keys.enabled and list(worker.cascades) == ["fake"] and worker.feedback.store is not None
+
+
+@pytest.mark.parametrize("argv", [["--workers", "0"], ["--learn-interval-s", "0"], ["--workers", "x"]])
+def test_bad_worker_and_learning_options_exit_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(*argv)
+    assert exited.value.code == 2
