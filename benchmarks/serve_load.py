@@ -69,7 +69,7 @@ def serve(port: int) -> None:
 
     from cascade.serve import ServeSettings, create_app
     from cascade.serve.background import KEEP_ALIVE_S
-    from cascade.serve.cli_serve import load_cascades
+    from cascade.serve.worker import load_cascades
 
     settings = ServeSettings(max_concurrency=256, max_queue=1024)
     app = create_app(load_cascades([CONFIG]), settings)

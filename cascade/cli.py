@@ -6,31 +6,19 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.text import Text
 
-from cascade.config import CascadeConfig
+from cascade.config import CascadeConfig, default_config_path
 from cascade.errors import CascadeError, ConfigError, RunError, UserError
 
 if TYPE_CHECKING:
     from cascade.engine import Cascade
     from cascade.store import Store
     from cascade.types import CascadeResult
-
-DEFAULT_CONFIG = "local.yaml"
-
-
-def default_config_path() -> Path:
-    """`configs/local.yaml` of a source checkout, else the copy shipped inside the package."""
-    checkout = Path(__file__).resolve().parent.parent / "configs" / DEFAULT_CONFIG
-    if checkout.exists():
-        return checkout
-    return Path(str(resources.files("cascade") / "configs" / DEFAULT_CONFIG))
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade", description="Cheap model first; escalate only when needed.")

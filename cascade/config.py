@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -332,6 +334,18 @@ class CascadeConfig(Strict):
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> CascadeConfig:
         return load_config(path)
+
+
+DEFAULT_CONFIG = "local.yaml"
+
+
+def default_config_path() -> Path:
+    """The config commands use without `--config`: `configs/local.yaml` of a source checkout, else
+    the copy shipped inside the package."""
+    checkout = Path(__file__).resolve().parent.parent / "configs" / DEFAULT_CONFIG
+    if checkout.exists():
+        return checkout
+    return Path(str(resources.files("cascade") / "configs" / DEFAULT_CONFIG))
 
 
 def load_config(path: str | os.PathLike[str]) -> CascadeConfig:

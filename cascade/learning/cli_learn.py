@@ -52,8 +52,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cascade.cli import default_config_path
-    from cascade.config import load_config
+    from cascade.config import default_config_path, load_config
     from cascade.engine import Cascade
 
     if args.limit < 1 or args.wait_s < 0:

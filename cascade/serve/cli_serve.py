@@ -13,15 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cascade.cli_types import int_range, non_negative_int, port, positive_float, positive_int
 from cascade.errors import UserError
 from cascade.serve.background import KEEP_ALIVE_S
 from cascade.serve.http import MAX_HEADER_BYTES, uvicorn_options
-
-if TYPE_CHECKING:
-    from cascade.engine import Cascade
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -62,40 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-learn", dest="learn", action="store_false", help="do not learn from feedback while serving")
 
 
-def load_cascades(
-    paths: Sequence[Path],
-    *,
-    cooldown_failures: int = 3,
-    cooldown_s: float = 30.0,
-    learning_store: str | None = None,
-    learn_on_build: bool = True,
-) -> dict[str, Cascade]:
-    """One Cascade per config, keyed by its name; two configs with one name are an error.
-
-    Learning routers learn from `learning_store` (the server's store) unless their config names one.
-    """
-    from cascade.completers.build import make_completer
-    from cascade.completers.litellm_completer import import_litellm
-    from cascade.config import load_config
-    from cascade.engine import Cascade
-    from cascade.serve.cooldown import CooldownCompleter
-
-    cascades: dict[str, Cascade] = {}
-    sources: dict[str, Path] = {}
-    for path in paths:
-        config = load_config(path)
-        if config.name in cascades:
-            raise UserError(f"{path} and {sources[config.name]} both name their cascade {config.name!r}")
-        completer = make_completer(config.completer)
-        if config.completer.type == "litellm":
-            import_litellm()  # seconds to import: pay it at start, not inside the first request's timeout
-        if cooldown_failures > 0:
-            completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
-        cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
-        cascades[config.name], sources[config.name] = cascade, path
-    return cascades
-
-
 def check_exposure(host: str, has_keys: bool) -> None:
     if has_keys:
         return
@@ -110,7 +73,7 @@ def check_exposure(host: str, has_keys: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from cascade.cli import default_config_path
+    from cascade.config import default_config_path
     from cascade.serve.settings import ServeSettings
     from cascade.serve.worker import SPEC_ENV, ServeSpec, build_app
 

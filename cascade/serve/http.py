@@ -14,6 +14,7 @@ API key there (`?api_key=sk-...`, as some SDKs do) would have it written to the 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import logging
 import re
@@ -25,6 +26,9 @@ MAX_HEADER_BYTES = 32 * 1024
 LINGER_S = 1.0
 """After a 431, input is read and dropped this long before closing, so the client gets the answer
 (closing with unread input makes the kernel reset the connection, which can discard it)."""
+
+BOUNDED_HTTPTOOLS = "cascade.serve.bounded_http:BoundedHttpToolsProtocol"
+"""uvicorn's httptools protocol with the head limit, by the name uvicorn imports it from."""
 
 _QUERY_VALUE = re.compile(r"=[^&#]*")
 Scope = MutableMapping[str, Any]
@@ -101,11 +105,7 @@ def log_config(level: str) -> dict[str, Any]:
 def uvicorn_options(*, max_header_bytes: int = MAX_HEADER_BYTES, log_level: str = "info") -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run`/`uvicorn.Config` that apply the head limit and redaction."""
     options: dict[str, Any] = {"log_level": log_level, "log_config": log_config(log_level)}
-    try:
-        from cascade.serve.bounded_http import BoundedHttpToolsProtocol
-    except ImportError:  # plain uvicorn, without httptools: h11 enforces the limit itself
-        options["http"] = "h11"
-    else:
-        options["http"] = BoundedHttpToolsProtocol
+    # uvicorn imports the protocol by name (in each worker too); without httptools, h11 keeps the limit itself.
+    options["http"] = BOUNDED_HTTPTOOLS if importlib.util.find_spec("httptools") is not None else "h11"
     options["h11_max_incomplete_event_size"] = max_header_bytes  # both protocols read the limit here
     return options

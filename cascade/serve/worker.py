@@ -14,12 +14,17 @@ Per-process by design: admission limits (`--max-concurrency` is per worker), mod
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from cascade.errors import UserError
 from cascade.serve.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from cascade.engine import Cascade
 
 SPEC_ENV = "CASCADE_SERVE_SPEC"
 
@@ -42,7 +47,6 @@ class ServeSpec(BaseModel):
 def build_app(spec: ServeSpec) -> Any:
     """The FastAPI app for `spec`: cascades built to learn in the background from the spec's store."""
     from cascade.serve.app import create_app
-    from cascade.serve.cli_serve import load_cascades
     from cascade.store import open_store
 
     settings = ServeSettings.from_env(**spec.settings)
@@ -56,6 +60,40 @@ def build_app(spec: ServeSpec) -> Any:
     )
     store = open_store(spec.store) if spec.store else None
     return create_app(cascades, settings, store=store, store_dsn=spec.store, owns_store=True)
+
+
+def load_cascades(
+    paths: Sequence[Path],
+    *,
+    cooldown_failures: int = 3,
+    cooldown_s: float = 30.0,
+    learning_store: str | None = None,
+    learn_on_build: bool = True,
+) -> dict[str, Cascade]:
+    """One Cascade per config, keyed by its name; two configs with one name are an error.
+
+    Learning routers learn from `learning_store` (the server's store) unless their config names one.
+    """
+    from cascade.completers.build import make_completer
+    from cascade.completers.litellm_completer import import_litellm
+    from cascade.config import load_config
+    from cascade.engine import Cascade
+    from cascade.serve.cooldown import CooldownCompleter
+
+    cascades: dict[str, Cascade] = {}
+    sources: dict[str, Path] = {}
+    for path in paths:
+        config = load_config(path)
+        if config.name in cascades:
+            raise UserError(f"{path} and {sources[config.name]} both name their cascade {config.name!r}")
+        completer = make_completer(config.completer)
+        if config.completer.type == "litellm":
+            import_litellm()  # seconds to import: pay it at start, not inside the first request's timeout
+        if cooldown_failures > 0:
+            completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
+        cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
+        cascades[config.name], sources[config.name] = cascade, path
+    return cascades
 
 
 def app_from_env() -> Any:

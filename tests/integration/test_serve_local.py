@@ -10,7 +10,7 @@ import pytest
 
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
-from cascade.serve.cli_serve import load_cascades
+from cascade.serve.worker import load_cascades
 
 pytestmark = pytest.mark.integration
 

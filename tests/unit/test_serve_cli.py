@@ -13,7 +13,8 @@ import pytest
 from cascade.errors import UserError
 from cascade.serve import CooldownCompleter, cli_serve
 from cascade.serve.background import KEEP_ALIVE_S
-from cascade.serve.cli_serve import add_parser, check_exposure, load_cascades, main
+from cascade.serve.cli_serve import add_parser, check_exposure, main
+from cascade.serve.worker import load_cascades
 
 FAKE = Path(__file__).resolve().parents[2] / "configs" / "fake.yaml"
 
