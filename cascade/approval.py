@@ -8,10 +8,9 @@ LangGraph's `interrupt()`, and been resumed with `Command(resume=...)`. The ques
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
-from cascade.budget import Budget, prompt_cost
+from cascade.budget import Budget
 from cascade.conversation import Conversation
 from cascade.errors import UserError
 from cascade.tiers import TierRuntime
@@ -23,10 +22,9 @@ def approval_request(
 ) -> ApprovalRequest:
     """The question put to the person: which tier, the most it may cost, what was spent so far."""
     max_tokens = budget.max_tokens_for(tier, chat, attempts, plan)
-    priced = [spec.prices for spec in tier.specs if spec.prices is not None]
-    max_cost = None
-    if priced:
-        max_cost = prompt_cost(tier, chat) + max_tokens * math.fsum(p.output_per_token for p in priced)
+    worst = budget.worst_case(tier, chat, max_tokens)
+    priced = worst.cost_usd > 0 or any(spec.prices is not None for spec in tier.specs)
+    max_cost = worst.cost_usd if priced else None
     return ApprovalRequest(
         tier=tier.config.name,
         model=tier.config.label,

@@ -1,7 +1,11 @@
-"""Per-query token and cost budget: cap each call, and refuse a step the budget cannot pay for.
+"""The workflow's view of the budget: plan each tier's token cap and stop before a tier it cannot pay.
 
-Prompt tokens are not known before a call, so they are estimated at four characters a token;
-the completion is capped so that the estimate plus the cap stays inside what is left.
+Enforcement is per call, in `cascade.metering` (reserve before, settle after). This module plans
+with the same numbers, so the graph stops with a clear reason instead of calling a tier whose
+calls would all be refused, and shares what is left fairly between an ensemble's members (each
+member is one call; n members send the prompt n times and may each generate the cap).
+
+`query_account` is the run's own budget (`budget:` in the config) as a metering account.
 """
 
 from __future__ import annotations
@@ -11,88 +15,85 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cascade.config import BudgetConfig
-from cascade.conversation import Conversation
+from cascade.conversation import Conversation, conversation_of
 from cascade.errors import BudgetExceededError
-from cascade.tiers import build_messages
-from cascade.types import Attempt, Completion, RoutePlan
+from cascade.metering import NOTHING, Ask, MemoryAccount, MeteredCompleter, current_ledger, shortfall
+from cascade.types import Attempt, Completion, RoutePlan, Usage
 
 if TYPE_CHECKING:
     from cascade.tiers import TierRuntime
 
+QUERY_ACCOUNT = "query"
+
 
 class Budget:
-    """Decides how many tokens a call may use and whether the next step is affordable.
+    """Plans token caps and escalations from what the run's ledger has left."""
 
-    A tier's call is the sum over the models it calls: an ensemble of n members sends the prompt
-    n times and may generate n times the cap, so both are counted n times (each member at its price).
-    """
-
-    def __init__(self, config: BudgetConfig):
+    def __init__(self, config: BudgetConfig, meter: MeteredCompleter | None = None):
         self.config = config
+        self.meter = meter
+
+    def query_account(self, spent: Usage = NOTHING) -> MemoryAccount | None:
+        """A fresh account for one run's budget (`spent`: what a resumed run had already spent)."""
+        tokens, usd = self.config.max_total_tokens, self.config.max_cost_usd
+        if tokens is None and usd is None:
+            return None
+        return MemoryAccount(QUERY_ACCOUNT, max_tokens=tokens, max_cost_usd=usd, spent=spent)
 
     def max_tokens_for(
         self, tier: TierRuntime, query: str | Conversation, attempts: Sequence[Attempt], plan: RoutePlan
     ) -> int:
-        """The completion cap of each of the tier's calls, so that all of them together fit what is left."""
+        """Each of the tier's calls' completion cap, so that all of them together fit what is left."""
         cap = plan.max_tokens.get(tier.config.name, tier.config.max_tokens)
-        limit, cost_limit = self.config.max_total_tokens, self.config.max_cost_usd
-        if limit is not None:
-            left = limit - spent_tokens(attempts) - len(tier.specs) * prompt_estimate(tier, query)
-            cap = min(cap, left // len(tier.specs))
-        output_price = math.fsum(s.prices.output_per_token for s in tier.specs if s.prices)
-        if cost_limit is not None and output_price > 0:
-            left_usd = cost_limit - spent_cost(attempts) - prompt_cost(tier, query)
-            cap = min(cap, math.floor(left_usd / output_price))
+        ledger = current_ledger()
+        if ledger is None:
+            return cap
+        asks = self.asks(tier, query, cap)
+        left = ledger.left()
+        if left.tokens is not None:
+            cap = min(cap, (left.tokens - sum(a.prompt_tokens for a in asks)) // len(asks))
+        output_price = math.fsum(a.output_price for a in asks)
+        if left.usd is not None and output_price > 0:
+            usd = left.usd - math.fsum(a.prompt_tokens * a.input_price for a in asks)
+            cap = min(cap, math.floor(usd / output_price))
         return max(1, cap)
 
     def blocks(
         self, tier: TierRuntime, query: str | Conversation, attempts: Sequence[Attempt], plan: RoutePlan
     ) -> str | None:
-        """Why the budget forbids calling `tier` now, or None if it may be called."""
-        limit = self.config.max_total_tokens
-        if limit is None and self.config.max_cost_usd is None:
+        """Why a budget forbids calling `tier` now (not one completion token affordable), or None."""
+        ledger = current_ledger()
+        if ledger is None:
             return None
-        spent = spent_tokens(attempts)
-        prompt = len(tier.specs) * prompt_estimate(tier, query)
-        if limit is not None and spent + prompt >= limit:
-            return f"token budget: {spent} of {limit} spent, tier '{tier.config.name}' needs ~{prompt} prompt tokens"
-        cost_limit = self.config.max_cost_usd
-        if cost_limit is None:
-            return None
-        cost = spent_cost(attempts)
-        if cost + prompt_cost(tier, query) >= cost_limit:
-            return f"cost budget: ${cost:.6f} of ${cost_limit:.6f} spent, tier '{tier.config.name}' would exceed it"
-        return None
+        need = sum((a.usage(1) for a in self.asks(tier, query, 1)), Usage())
+        what = f"tier '{tier.config.name}' not called"
+        return next((w for a in ledger.accounts if (w := shortfall(a.name, a.peek(), need, what))), None)
 
     def check_draw(self, tier: TierRuntime, attempts: Sequence[Attempt], samples: Sequence[Completion]) -> None:
-        """Raise BudgetExceededError if one more sample like the last would overrun the budget."""
-        if not samples:
+        """Raise BudgetExceededError unless what is left covers another sample like the last one."""
+        ledger = current_ledger()
+        if ledger is None or not samples:
             return
-        spent = spent_tokens(attempts) + sum(s.total_tokens for s in samples)
-        limit = self.config.max_total_tokens
-        if limit is not None and spent + samples[-1].total_tokens > limit:
-            raise BudgetExceededError(f"token budget: another sample of '{tier.config.name}' would pass {limit}")
-        cost_limit = self.config.max_cost_usd
-        cost = spent_cost(attempts) + sum(s.cost_usd for s in samples)
-        if cost_limit is not None and cost + samples[-1].cost_usd > cost_limit:
-            raise BudgetExceededError(f"cost budget: another sample of '{tier.config.name}' would pass ${cost_limit}")
+        left, last = ledger.left(), samples[-1]
+        if left.tokens is not None and last.total_tokens > left.tokens:
+            raise BudgetExceededError(f"token budget: another sample of '{tier.config.name}' would not fit")
+        if left.usd is not None and last.cost_usd > left.usd:
+            raise BudgetExceededError(f"cost budget: another sample of '{tier.config.name}' would not fit")
+
+    def worst_case(self, tier: TierRuntime, query: str | Conversation, cap: int) -> Usage:
+        """The most the tier's calls can cost at completion cap `cap`: what is reserved for them."""
+        return sum((a.usage(cap) for a in self.asks(tier, query, cap)), Usage())
+
+    def asks(self, tier: TierRuntime, query: str | Conversation, cap: int) -> list[Ask]:
+        chat = conversation_of(query) if isinstance(query, str) else query
+        meter = self.meter or MeteredCompleter(tier.completer)
+        return [meter.ask(tier.request(spec, chat, max_tokens=cap, index=0)) for spec in tier.specs]
 
 
-def spent_tokens(attempts: Sequence[Attempt]) -> int:
-    return sum(a.total_tokens for a in attempts)
-
-
-def spent_cost(attempts: Sequence[Attempt]) -> float:
-    return math.fsum(a.cost_usd for a in attempts)
-
-
-def prompt_estimate(tier: TierRuntime, query: str | Conversation) -> int:
-    """Estimated prompt tokens of one of the tier's calls."""
-    messages = build_messages(tier.config, query)
-    return sum(math.ceil((len(m["content"] or "") + len(str(m.get("tool_calls") or ""))) / 4) for m in messages)
-
-
-def prompt_cost(tier: TierRuntime, query: str | Conversation) -> float:
-    """Estimated prompt cost of the tier's calls, summed over its models at their prices (unpriced: 0)."""
-    tokens = prompt_estimate(tier, query)
-    return math.fsum(tokens * s.prices.input_per_token for s in tier.specs if s.prices)
+def spent_by(attempts: Sequence[Attempt]) -> Usage:
+    """What `attempts` cost together (a resumed run's budget starts from it)."""
+    return Usage(
+        sum(a.prompt_tokens for a in attempts),
+        sum(a.completion_tokens for a in attempts),
+        math.fsum(a.cost_usd for a in attempts),
+    )

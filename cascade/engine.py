@@ -13,7 +13,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Durability, Interrupt, StreamMode
 
-from cascade.budget import Budget
+from cascade.budget import Budget, spent_by
 from cascade.completers.build import make_completer
 from cascade.completers.retrying import RetryingCompleter
 from cascade.config import CascadeConfig, load_config
@@ -22,7 +22,8 @@ from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.experiment import building, variant_configs, variant_for
 from cascade.graph import CascadeGraph, CascadeState
 from cascade.learning.online import OnlineLearner, learners_of
-from cascade.protocols import Completer, ToolAwareCompleter
+from cascade.metering import MeteredCompleter, run_ledger, wrapped_method
+from cascade.protocols import Completer
 from cascade.registry import BuildContext
 from cascade.structured import OutputSpec
 from cascade.telemetry import RunSpan, run_span
@@ -82,7 +83,8 @@ class Cascade:
             }
         self.runtime_config = config  # what this object's own workflow runs: in an experiment, its first variant
         with building(self.arm_name[1] if self.arm_name else None):
-            self.completer = RetryingCompleter(completer or make_completer(config.completer), config.retry, sleep=sleep)
+            self.meter = MeteredCompleter(completer or make_completer(config.completer))  # budgets, per call
+            self.completer = RetryingCompleter(self.meter, config.retry, sleep=sleep)
             variant = self.arm_name[1] if self.arm_name else None
             build = BuildContext(config, variant=variant, store=learning_store, learn_on_build=learn_on_build)
             verifiers = tier_verifiers(config, build)
@@ -91,7 +93,8 @@ class Cascade:
             self.pre_router = (
                 build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
             )
-            self.graph = CascadeGraph(tiers, self.router, self.pre_router, Budget(config.budget))
+            self.budget = Budget(config.budget, self.meter)
+            self.graph = CascadeGraph(tiers, self.router, self.pre_router, self.budget)
         # Approvals pause a run, which LangGraph can only do with a checkpointer: one in memory
         # unless the caller brings their own (SQLite, Postgres) to survive a restart.
         self._own_saver = checkpointer is None and self.graph.needs_approval
@@ -183,10 +186,13 @@ class Cascade:
             raise UserError(f"run {thread_id!r} waits for approval of tier '{waiting.tier}': pass approve=True/False")
         if waiting is None and approve is not None:
             raise UserError(f"run {thread_id!r} is not waiting for an approval")
-        if waiting is not None:
-            await self._durable.ainvoke(Command(resume={"approve": approve, "note": note}), config, durability="sync")
-        elif snapshot.next:
-            await self._durable.ainvoke(None, config, durability="sync")
+        spent = spent_by(cast(CascadeState, snapshot.values).get("attempts", []))
+        with run_ledger(self.budget.query_account(spent)):  # the query's budget counts what it spent before
+            if waiting is not None:
+                resume: Command[Any] = Command(resume={"approve": approve, "note": note})
+                await self._durable.ainvoke(resume, config, durability="sync")
+            elif snapshot.next:
+                await self._durable.ainvoke(None, config, durability="sync")
         return await self._finish(thread_id)
 
     def resume(self, thread_id: str, *, approve: bool | None = None, note: str = "") -> CascadeResult:
@@ -226,13 +232,14 @@ class Cascade:
         state: dict[str, Any] = {}
         count = 0
         modes: list[StreamMode] = ["custom", "values"] if live else ["values"]
-        async for mode, chunk in graph.astream(start, config, stream_mode=modes, durability=durability):
-            if mode == "custom":
-                span.attempt(cast(Attempt, chunk), count)
-                count += 1
-                yield cast(Attempt, chunk)
-            else:
-                state = cast(dict[str, Any], chunk)
+        with run_ledger(self.budget.query_account()):  # every model call of the run reserves here first
+            async for mode, chunk in graph.astream(start, config, stream_mode=modes, durability=durability):
+                if mode == "custom":
+                    span.attempt(cast(Attempt, chunk), count)
+                    count += 1
+                    yield cast(Attempt, chunk)
+                else:
+                    state = cast(dict[str, Any], chunk)
         if self._durable is not None:
             result = await self._finish(thread)
         else:
@@ -268,14 +275,14 @@ class Cascade:
         return chat
 
     def _check_tools(self) -> None:
-        inner = getattr(self.completer, "inner", self.completer)
-        if not isinstance(inner, ToolAwareCompleter):
+        tools_problem = wrapped_method(self.completer, "tools_problem")
+        if tools_problem is None:
             return
         problems = [
             f"tier {tier.name!r}: {problem}"
             for tier in self.config.tiers
             for spec in tier.member_specs()
-            if (problem := inner.tools_problem(spec.model, spec.resolved_api_base()))
+            if (problem := tools_problem(spec.model, spec.resolved_api_base()))
         ]
         if problems:
             raise ToolsUnsupportedError("this cascade cannot call tools: " + "; ".join(problems))

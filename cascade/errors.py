@@ -14,6 +14,7 @@ CascadeError
       │    └── EnsembleFailedError      every member of an ensemble tier failed; carries each one's error
       ├── EmptyAnswerError      the model answered nothing usable
       ├── BudgetExceededError   the token/cost budget cannot cover the next step
+      │    └── CallOverBudgetError   one model call no budget could pay for (also a PermanentProviderError)
       └── AllTiersFailedError   every tier failed; carries the attempts made
 """
 
@@ -92,6 +93,18 @@ class EmptyAnswerError(RunError):
 
 class BudgetExceededError(RunError):
     """The budget cannot pay for the next step."""
+
+
+class CallOverBudgetError(BudgetExceededError, PermanentProviderError):
+    """A model call that was not made because an account (the query's, an API key's) could not pay
+    for even one completion token on top of its prompt. To the cascade it is a call that failed
+    for good: not retried, the tier falls through, an ensemble member abstains. `account` names it;
+    `may_fit_later` says that calls in flight hold enough that it could fit once they settle."""
+
+    def __init__(self, message: str, *, model: str = "", account: str = "", may_fit_later: bool = False):
+        super().__init__(message, model=model)
+        self.account = account
+        self.may_fit_later = may_fit_later
 
 
 class AllTiersFailedError(RunError):

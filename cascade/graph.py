@@ -39,7 +39,7 @@ from langgraph.types import Command, Overwrite, StreamWriter, interrupt
 from cascade.approval import approval_request, read_reply
 from cascade.budget import Budget
 from cascade.conversation import Conversation, conversation_of
-from cascade.errors import ProviderError, UserError
+from cascade.errors import BudgetExceededError, CallOverBudgetError, ProviderError, UserError
 from cascade.protocols import DecideContext
 from cascade.structured import OutputSpec
 from cascade.tiers import TierRuntime
@@ -67,6 +67,7 @@ class Draft:
     latency_s: float
     completion: Completion | None = None
     failed: Attempt | None = None
+    over_budget: str = ""  # why the budget refused the call (the run stops there)
 
 
 STATE_TYPES: tuple[type, ...] = (
@@ -159,16 +160,21 @@ class CascadeGraph:
         """The current tier's call under its token cap; a provider failure is handed on, not raised."""
         index, chat = state.get("next_tier", 0), _chat(state)
         tier, started = self.tiers[index], time.perf_counter()
-        max_tokens = self.budget.max_tokens_for(tier, chat, state.get("attempts", []), state.get("plan", NO_PLAN))
+        attempts, plan = state.get("attempts", []), state.get("plan", NO_PLAN)
+        max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan)
         completion, failed = None, None
+        over_budget = self.budget.blocks(tier, chat, attempts, plan) or ""
         try:
+            if over_budget:
+                raise CallOverBudgetError(over_budget, model=tier.config.label)
             completion = await tier.sample(chat, max_tokens=max_tokens, index=0)
         except ProviderError as exc:
             failed = tier.failed_attempt(exc, started)
+            over_budget = str(exc) if isinstance(exc, BudgetExceededError) else ""
         latency = time.perf_counter() - started
         usage = Usage.of([completion] if completion else [])
         return {
-            "draft": Draft(index, max_tokens, latency, completion, failed),
+            "draft": Draft(index, max_tokens, latency, completion, failed, over_budget),
             "steps": [_step("generate", tier, usage, latency, "" if completion else "provider failed")],
         }
 
@@ -204,6 +210,7 @@ class CascadeGraph:
             record = tier.attempt(samples, verdict, answer, decision, turn_started, tool_calls)
             usage = Usage.of(samples[1:]) + verdict.usage
         record, why = self._settle(record, draft.tier, state, previous)
+        why = draft.over_budget or why
         writer(record)
         step = _step("verify", tier, usage, time.perf_counter() - started, record.decision)
         update: CascadeState = {"attempts": [record], "steps": [step], "stop_reason": why, "draft": None}

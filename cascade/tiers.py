@@ -12,7 +12,7 @@ from cascade.config import ModelSpec, TierConfig
 from cascade.conversation import Conversation, conversation_of
 from cascade.ensemble import generate as generate_ensemble
 from cascade.ensemble import member_results
-from cascade.errors import EnsembleFailedError, ProviderError
+from cascade.errors import BudgetExceededError, EnsembleFailedError, ProviderError
 from cascade.protocols import Completer, Verifier, VerifyContext
 from cascade.structured import Reading
 from cascade.types import (
@@ -213,7 +213,7 @@ class TierRuntime:
             answer=None,
             latency_s=time.perf_counter() - started,
             decision="failed",
-            reason=f"provider failed: {error}",
+            reason=f"{'over budget' if isinstance(error, BudgetExceededError) else 'provider failed'}: {error}",
             error=str(error),
             members=member_results(members),
         )

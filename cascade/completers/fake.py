@@ -119,8 +119,20 @@ class FakeCompleter:
             raise kind(f"{request.model}: {message} (fake)", model=request.model, status=status)
         return self._completion(request, reply, self._clock() - started)
 
-    def _pick(self, request: CompletionRequest) -> FakeReply:
-        prompt = (request.messages[-1].get("content") or "") if request.messages else ""
+    def count_prompt_tokens(self, request: CompletionRequest) -> int | None:
+        """The prompt tokens the reply to `request` will report, known before the call (budgets
+        reserve this instead of a bound); None when a scripted function decides the reply."""
+        entry = self._script.get(request.model, self._script.get("*"))
+        if callable(entry) and _prompt_of(request) not in self._tables.get(request.model, {}):
+            return None  # calling the script function to peek could change what it answers next
+        try:
+            reply = self._pick(request, consume=False)
+        except PermanentProviderError:
+            return None
+        return _prompt_tokens(request, reply)
+
+    def _pick(self, request: CompletionRequest, *, consume: bool = True) -> FakeReply:
+        prompt = _prompt_of(request)
         table = self._tables.get(request.model)
         if table is not None and prompt in table:
             return table[prompt]
@@ -137,7 +149,7 @@ class FakeCompleter:
             return FakeReply(produced) if isinstance(produced, str) else produced
         for reply in entry:
             if reply.applies(prompt):
-                reply.used += 1
+                reply.used += consume
                 return reply
         raise PermanentProviderError(
             f"{request.model}: no scripted reply left for this prompt (fake)", model=request.model, status=400
@@ -154,15 +166,23 @@ class FakeCompleter:
             completion_tokens = len(reply.logprobs) if reply.logprobs is not None else approx_tokens(written)
         if completion_tokens > request.max_tokens:
             completion_tokens, finish = request.max_tokens, "length"
-        prompt_tokens = reply.prompt_tokens
-        if prompt_tokens is None:
-            prompt_tokens = sum(approx_tokens(m.get("content") or "") for m in request.messages)
+        prompt_tokens = _prompt_tokens(request, reply)
         cost = reply.cost_usd
         if cost is None:
             cost = prompt_tokens * (request.input_price or 0.0) + completion_tokens * (request.output_price or 0.0)
         if calls:
             finish = "tool_calls"
         return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish, calls)
+
+
+def _prompt_of(request: CompletionRequest) -> str:
+    return (request.messages[-1].get("content") or "") if request.messages else ""
+
+
+def _prompt_tokens(request: CompletionRequest, reply: FakeReply) -> int:
+    if reply.prompt_tokens is not None:
+        return reply.prompt_tokens
+    return sum(approx_tokens(m.get("content") or "") for m in request.messages)
 
 
 def approx_tokens(text: str) -> int:

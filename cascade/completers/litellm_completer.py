@@ -136,6 +136,18 @@ class LiteLLMCompleter:
         prompt_tokens = self._litellm.token_counter(model=request.model, messages=request.messages)
         return text, (prompt_tokens, chunks), None, finish
 
+    def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None:
+        """USD per prompt and per completion token from litellm's cost map (what budgets reserve
+        with); None for a model the map does not price (its calls cost 0 here too)."""
+        try:
+            prompt_price, _ = self._litellm.cost_per_token(model=request.model, prompt_tokens=1, completion_tokens=0)
+            _, completion_price = self._litellm.cost_per_token(
+                model=request.model, prompt_tokens=0, completion_tokens=1
+            )
+        except Exception:  # not in the price map
+            return None
+        return float(prompt_price), float(completion_price)
+
     def _cost(self, request: CompletionRequest, prompt_tokens: int, completion_tokens: int) -> float:
         if request.input_price is not None and request.output_price is not None:
             return prompt_tokens * request.input_price + completion_tokens * request.output_price

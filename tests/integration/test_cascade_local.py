@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cascade import Cascade
+from cascade.metering import MemoryAccount, charge_to
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,17 @@ def test_default_cascade_answers_paris(default_cascade: Cascade) -> None:
     assert all(a.prompt_tokens > 0 and a.completion_tokens > 0 for a in result.attempts)
 
 
+def test_a_budget_holds_on_real_tokenizers(default_cascade: Cascade) -> None:
+    """The first tier's worst case (prompt bound + 12 tokens) fits in 400 tokens, the second's does
+    not fit next to it: what is charged stays within 400, and no real prompt passed its bound."""
+    account = MemoryAccount("test", max_tokens=400)
+    with charge_to(account):
+        result = default_cascade.run("What is the capital of France?")
+    assert result.answer is not None and len(result.attempts) == 1
+    assert account.spent.prompt_tokens + account.spent.completion_tokens == result.total_tokens <= 400
+    assert default_cascade.meter.bounds.exceeded == {}
+
+
 def test_harder_question_escalates_with_tokens_cost_and_confidence(default_cascade: Cascade) -> None:
     result = default_cascade.run(HARD)
     assert len(result.attempts) >= 2, [a.reason for a in result.attempts]
@@ -38,6 +50,7 @@ def test_harder_question_escalates_with_tokens_cost_and_confidence(default_casca
         assert attempt.prompt_tokens > 0 and attempt.completion_tokens > 0
         assert attempt.cost_usd > 0 and attempt.confidence is not None
     assert result.total_cost_usd == pytest.approx(sum(a.cost_usd for a in result.attempts))
+    assert default_cascade.meter.bounds.exceeded == {}  # every real prompt within its reserved bound
 
 
 def test_cli_json_on_default_config_has_real_token_counts() -> None:

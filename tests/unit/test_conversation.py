@@ -146,7 +146,7 @@ def test_run_takes_system_and_user_messages_from_yaml_config() -> None:
         {"role": "system", "content": "Be terse."},
         {"role": "user", "content": "What is 2+2?"},
     ]
-    fake = cascade.completer.inner
+    fake = cascade.meter.inner
     assert isinstance(fake, FakeCompleter) and fake.calls[-1].messages[0]["content"] == "Be terse."
 
 

@@ -39,8 +39,8 @@ def test_configs_are_repeatable() -> None:
 def test_load_cascades_names_them_by_config_and_wraps_in_cooldown() -> None:
     cascades = load_cascades([FAKE])
     assert list(cascades) == ["fake"]
-    assert isinstance(cascades["fake"].completer.inner, CooldownCompleter)
-    assert not isinstance(load_cascades([FAKE], cooldown_failures=0)["fake"].completer.inner, CooldownCompleter)
+    assert isinstance(cascades["fake"].meter.inner, CooldownCompleter)
+    assert not isinstance(load_cascades([FAKE], cooldown_failures=0)["fake"].meter.inner, CooldownCompleter)
 
 
 def test_two_configs_with_one_name_are_an_error(tmp_path: Path) -> None:
