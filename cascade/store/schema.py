@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cascade.store import budgets
+
 Dialect = Literal["sqlite", "postgres"]
 
 _TYPES: dict[Dialect, dict[str, str]] = {
@@ -131,6 +133,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "ensemble tiers: each attempt's members (model, weight, answer, tokens, cost, latency, error) as JSON",
         ("ALTER TABLE attempts ADD COLUMN members TEXT NOT NULL DEFAULT '[]'",),
+    ),
+    Migration(
+        6,
+        "budgets shared by every process: each account's settled spend and the holds of calls in flight",
+        (budgets.SPEND_TABLE, budgets.HOLDS_TABLE, budgets.HOLDS_INDEX),
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

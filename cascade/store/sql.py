@@ -15,7 +15,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 from cascade.errors import RunNotFoundError, UserError
-from cascade.store import rows
+from cascade.metering import Ask
+from cascade.store import budgets, rows
 from cascade.store.base import (
     FEEDBACK_KINDS,
     VALUED_KINDS,
@@ -27,10 +28,10 @@ from cascade.store.base import (
 )
 from cascade.store.base import is_correct as label_is_correct
 from cascade.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, pending
-from cascade.types import CascadeResult
+from cascade.types import CascadeResult, Usage
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-LockName = Literal["schema", "runs", "feedback", "state", "lease"]
+LockName = Literal["schema", "runs", "feedback", "state", "lease", "budget"]
 _CHUNK = 500
 
 
@@ -188,6 +189,27 @@ class SqlStore(ABC):
         """Give the lease up at once (if `holder` has it), so another process need not wait for expiry."""
         with self._transaction("lease") as run:
             run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def reserve_budget(
+        self, account: str, ask: Ask, max_tokens: int | None, max_cost_usd: float | None, ttl_s: float
+    ) -> tuple[int | None, int, budgets.Spend]:
+        """Hold `ask`'s worst case at the largest cap `account` can afford, atomically across processes:
+        (hold id, cap, spend before the hold); the id is None when not one completion token fits."""
+        with self._transaction("budget") as run:
+            return budgets.reserve(run, _NOW[self.dialect], account, ask, (max_tokens, max_cost_usd), ttl_s, rows.now())
+
+    def resize_budget_hold(self, hold_id: int, usage: Usage) -> None:
+        with self._transaction("budget") as run:
+            budgets.resize(run, hold_id, usage)
+
+    def settle_budget(self, account: str, hold_id: int | None, spent: Usage) -> budgets.Spend:
+        """Replace the hold by what the call spent; returns the account's spend after it."""
+        with self._transaction("budget") as run:
+            return budgets.settle(run, _NOW[self.dialect], account, hold_id, spent, rows.now())
+
+    def budget_spend(self, account: str) -> budgets.Spend:
+        with self._transaction("budget") as run:
+            return budgets.read(run, _NOW[self.dialect], account)
 
     # -- reads ---------------------------------------------------------------------------------
     def get_state(self, key: str) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ import pytest
 
 from cascade.store import open_store
 from cascade.store.postgres import PostgresStore
+from tests.unit.test_store_budgets import BudgetContract
 from tests.unit.test_store_contract import StoreContract, make_result
 from tests.unit.test_store_durability import DurabilityContract
 
@@ -106,6 +107,10 @@ class TestPostgresStore(StoreContract):
 
 class TestPostgresDurability(DurabilityContract):
     """Threads, processes, SIGKILL and migrations, as for SQLite."""
+
+
+class TestPostgresBudgets(BudgetContract):
+    """Key budgets shared by processes: reservations atomic under the advisory lock, as in SQLite."""
 
 
 def test_open_store_picks_postgres_for_postgres_dsns(dsn: str) -> None:

@@ -1,0 +1,181 @@
+"""Budgets kept in the store: one limit shared by every worker and process that serves a key.
+
+Two tables (migration 6): `budget_spend` (what an account has spent, settled calls only) and
+`budget_holds` (reservations of calls in flight). What an account has left is its limit minus its
+spend minus its unexpired holds. A reservation reads that and inserts its hold in one transaction
+under the store's `budget` lock (SQLite's write lock, a PostgreSQL advisory lock), so two
+processes can never both take the last tokens; a settlement deletes the hold and adds what the
+call really spent, also in one transaction. A hold whose process died (a crash, a kill) stops
+counting once it expires (`hold_ttl_s`, longer than any call may run).
+
+`StoreAccount` is such an account as `cascade.metering` uses it: `cascade serve --store DSN
+--key-max-tokens N` charges each API key's calls to one, so a restart or a second worker does
+not forget what a key spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cascade.metering import Ask, Hold, Left, over_budget
+from cascade.types import Usage
+
+HOLD_TTL_S = 3600.0
+
+SPEND_TABLE = """CREATE TABLE budget_spend (
+    account TEXT PRIMARY KEY,
+    spent_tokens BIGINT NOT NULL DEFAULT 0,
+    spent_usd {float} NOT NULL DEFAULT 0,
+    calls BIGINT NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+)"""
+HOLDS_TABLE = """CREATE TABLE budget_holds (
+    id {pk},
+    account TEXT NOT NULL,
+    tokens BIGINT NOT NULL,
+    usd {float} NOT NULL,
+    expires_at {float} NOT NULL
+)"""
+HOLDS_INDEX = "CREATE INDEX budget_holds_by_account ON budget_holds (account, expires_at)"
+
+_ENSURE = "INSERT INTO budget_spend (account, updated_at) VALUES (?, ?) ON CONFLICT (account) DO NOTHING"
+_SPENT = "SELECT spent_tokens, spent_usd, calls FROM budget_spend WHERE account = ?"
+_HELD = (
+    "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(usd), 0) FROM budget_holds "
+    "WHERE account = ? AND expires_at > {now}"
+)
+_EXPIRE = "DELETE FROM budget_holds WHERE account = ? AND expires_at <= {now}"
+_HOLD = "INSERT INTO budget_holds (account, tokens, usd, expires_at) VALUES (?, ?, ?, {now} + ?) RETURNING id"
+_RESIZE = "UPDATE budget_holds SET tokens = ?, usd = ? WHERE id = ?"
+_SETTLE = (
+    "UPDATE budget_spend SET spent_tokens = spent_tokens + ?, spent_usd = spent_usd + ?, calls = calls + 1, "
+    "updated_at = ? WHERE account = ?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """An account's settled spend, what its calls in flight hold, and how many calls it paid for."""
+
+    tokens: int
+    usd: float
+    calls: int
+    held_tokens: int = 0
+    held_usd: float = 0.0
+
+    def left(self, max_tokens: int | None, max_cost_usd: float | None) -> Left:
+        tokens = None if max_tokens is None else max_tokens - self.tokens - self.held_tokens
+        usd = None if max_cost_usd is None else max_cost_usd - self.usd - self.held_usd
+        return Left(tokens, usd)
+
+
+class BudgetStore(Protocol):
+    """The store operations a `StoreAccount` needs (SQLite and PostgreSQL stores have them)."""
+
+    def reserve_budget(
+        self, account: str, ask: Ask, max_tokens: int | None, max_cost_usd: float | None, ttl_s: float
+    ) -> tuple[int | None, int, Spend]: ...
+
+    def resize_budget_hold(self, hold_id: int, usage: Usage) -> None: ...
+
+    def settle_budget(self, account: str, hold_id: int | None, spent: Usage) -> Spend: ...
+
+    def budget_spend(self, account: str) -> Spend: ...
+
+
+Execute = Any  # the store's `run(sql, params)` inside one transaction
+
+
+def reserve(
+    run: Execute, now: str, account: str, ask: Ask, limits: tuple[int | None, float | None], ttl_s: float, at: str
+) -> tuple[int | None, int, Spend]:
+    """Inside a locked transaction: the hold id and granted cap (None, cap < 1: refused) and the spend."""
+    run(_ENSURE, (account, at))
+    run(_EXPIRE.format(now=now), (account,))
+    spend = read(run, now, account)
+    left = spend.left(*limits)
+    cap = ask.cap_within(left.tokens, left.usd)
+    if cap < 1:
+        return None, cap, spend
+    usage = ask.usage(cap)
+    hold_id = int(run(_HOLD.format(now=now), (account, _tokens(usage), usage.cost_usd, float(ttl_s)))[0][0])
+    return hold_id, cap, spend
+
+
+def resize(run: Execute, hold_id: int, usage: Usage) -> None:
+    run(_RESIZE, (_tokens(usage), usage.cost_usd, hold_id))
+
+
+def settle(run: Execute, now: str, account: str, hold_id: int | None, spent: Usage, at: str) -> Spend:
+    if hold_id is not None:
+        run("DELETE FROM budget_holds WHERE id = ?", (hold_id,))
+    run(_ENSURE, (account, at))
+    run(_SETTLE, (_tokens(spent), spent.cost_usd, at, account))
+    return read(run, now, account)
+
+
+def read(run: Execute, now: str, account: str) -> Spend:
+    spent: Sequence[Any] = (run(_SPENT, (account,)) or [(0, 0.0, 0)])[0]
+    held = run(_HELD.format(now=now), (account,))[0]
+    return Spend(int(spent[0]), float(spent[1]), int(spent[2]), int(held[0]), float(held[1]))
+
+
+def _tokens(usage: Usage) -> int:
+    return usage.prompt_tokens + usage.completion_tokens
+
+
+class StoreAccount:
+    """A metering account whose spend and holds live in the store (shared by processes)."""
+
+    def __init__(
+        self,
+        store: BudgetStore,
+        name: str,
+        *,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        hold_ttl_s: float = HOLD_TTL_S,
+    ):
+        self.store = store
+        self.name = name
+        self.max_tokens = max_tokens
+        self.max_cost_usd = max_cost_usd
+        self.hold_ttl_s = hold_ttl_s
+        self._left = Left(max_tokens, max_cost_usd)
+
+    def peek(self) -> Left:
+        return self._left
+
+    async def refresh(self) -> Left:
+        """Read what is left now (other processes may have spent since)."""
+        return self._remember(await asyncio.to_thread(self.store.budget_spend, self.name))
+
+    async def reserve(self, ask: Ask) -> Hold:
+        hold_id, cap, spend = await asyncio.to_thread(
+            self.store.reserve_budget, self.name, ask, self.max_tokens, self.max_cost_usd, self.hold_ttl_s
+        )
+        left = self._remember(spend)
+        if hold_id is None:
+            raise over_budget(self.name, ask, left, Usage(spend.held_tokens, 0, spend.held_usd))
+        self._left = Left(
+            None if left.tokens is None else left.tokens - _tokens(ask.usage(cap)),
+            None if left.usd is None else left.usd - ask.usage(cap).cost_usd,
+        )
+        return Hold(self, ask, cap, hold_id)
+
+    async def shrink(self, hold: Hold, cap: int) -> Hold:
+        await asyncio.to_thread(self.store.resize_budget_hold, hold.ref, hold.ask.usage(cap))
+        return Hold(self, hold.ask, cap, hold.ref)
+
+    async def settle(self, hold: Hold, spent: Usage) -> None:
+        self._remember(await asyncio.to_thread(self.store.settle_budget, self.name, hold.ref, spent))
+
+    def _remember(self, spend: Spend) -> Left:
+        self._left = spend.left(self.max_tokens, self.max_cost_usd)
+        return self._left
+
+    def __repr__(self) -> str:
+        return f"StoreAccount({self.name!r}, max_tokens={self.max_tokens}, max_cost_usd={self.max_cost_usd})"
