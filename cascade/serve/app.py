@@ -29,10 +29,13 @@ from pydantic import ValidationError
 from cascade.conversation import Conversation
 from cascade.engine import Cascade
 from cascade.errors import ToolsUnsupportedError, UserError
+from cascade.metering import Account, charge_to
 from cascade.serve.api_errors import ApiError, install_handlers
-from cascade.serve.auth import ApiKeys, KeyBudgets
+from cascade.serve.auth import ApiKeys
+from cascade.serve.disconnect import ClientDisconnected, Progress, cancelled_result, unless_disconnected
 from cascade.serve.feedback import Feedback
 from cascade.serve.http import HeadLimit
+from cascade.serve.key_budgets import KeyAccounts, admit, quota_error, refused_by, release
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
@@ -44,6 +47,7 @@ from cascade.types import CascadeResult
 
 log = logging.getLogger("cascade.serve")
 JSON = "application/json"
+CLIENT_CLOSED = 499
 
 
 class Server:
@@ -62,7 +66,7 @@ class Server:
         self.cascades = dict(cascades)
         self.settings = settings
         self.keys = ApiKeys(settings.api_keys)
-        self.budgets = KeyBudgets(settings.key_max_tokens, settings.key_max_cost_usd)
+        self.key_accounts = KeyAccounts(settings.key_max_tokens, settings.key_max_cost_usd, store)
         self.admission = Admission(settings.max_concurrency, settings.max_queue, retry_after_s=settings.retry_after_s)
         self.metrics = ServeMetrics(self.cascades)
         self.metrics.track_admission(lambda: self.admission.running, lambda: self.admission.waiting)
@@ -119,7 +123,9 @@ class Server:
             ident = self.keys.authenticate(request.headers.get("authorization"))
             body = parse_request(await read_body(request, self.settings.max_body_bytes))
             model = body.model
-            response = await self._answer(body, ident)
+            response = await self._answer(request, body, ident)
+        except ClientDisconnected:
+            response = Response(status_code=CLIENT_CLOSED)  # nobody reads it; counted as nginx's 499
         except UserError as exc:  # e.g. a query or tag the engine refuses: the request's fault
             self.metrics.reject("invalid_request_error")
             response = ApiError(400, str(exc)).response()
@@ -133,7 +139,7 @@ class Server:
         self.metrics.request(model, response.status_code, time.perf_counter() - started)
         return response
 
-    async def _answer(self, body: ChatCompletionRequest, ident: str) -> Response:
+    async def _answer(self, request: Request, body: ChatCompletionRequest, ident: str) -> Response:
         cascade = self.cascades.get(body.model)
         if cascade is None:
             known = ", ".join(sorted(self.cascades))
@@ -145,15 +151,51 @@ class Server:
             max_query_tokens=self.settings.max_query_tokens,
             max_tokens=self.settings.max_tokens,
         )
-        self.budgets.check(ident)
-        async with self.admission.slot():
-            result = await cascade.arun(chat, tag=body.tag, user=body.user, key=ident)
-        self._account(body.model, ident, result)
-        await self.feedback.record(result, body.model)
+        account = self.key_accounts.account(ident)
+        progress = Progress()
+        try:
+            run = self._run(cascade, chat, body, ident, account, progress)
+            result = await unless_disconnected(request, run)
+        except ClientDisconnected:
+            if progress.started:  # a queued request just leaves; a started run is kept and charged
+                await self._finish(body.model, ident, cancelled_result(chat, progress, cascade.config, body.tag))
+            raise
+        await self._finish(body.model, ident, result)
+        why = refused_by(account, result)
+        if why is not None:
+            raise quota_error(why)
         return respond(body, result)
 
+    async def _run(
+        self,
+        cascade: Cascade,
+        chat: Conversation,
+        body: ChatCompletionRequest,
+        ident: str,
+        account: Account | None,
+        progress: Progress,
+    ) -> CascadeResult:
+        """Admission (the key's hold first, then a slot), then the run, its attempts kept in `progress`."""
+        hold = await admit(account, cascade, chat, wait_s=self.settings.key_budget_wait_s)
+        try:
+            async with self.admission.slot():
+                await release(hold)
+                hold = None
+                progress.started = True
+                with charge_to(*([account] if account is not None else [])) as progress.tab:
+                    async for item in cascade.astream(chat, tag=body.tag, user=body.user, key=ident):
+                        if isinstance(item, CascadeResult):
+                            return item
+                        progress.attempts.append(item)
+        finally:
+            await release(hold)
+        raise RuntimeError("the cascade's stream ended without a result")  # pragma: no cover
+
+    async def _finish(self, model: str, ident: str, result: CascadeResult) -> None:
+        await self.feedback.record(result, model)
+        self._account(model, ident, result)
+
     def _account(self, model: str, ident: str, result: CascadeResult) -> None:
-        self.budgets.charge(ident, result.total_tokens, result.total_cost_usd)
         self.metrics.run(model, result)
         log.info(
             "%s run=%s tier=%s accepted=%s tokens=%d key=%s%s",

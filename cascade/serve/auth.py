@@ -6,9 +6,8 @@ checked against every configured key with `hmac.compare_digest` over SHA-256 dig
 the content nor the length of a guess leaks through timing. Everywhere else (logs, metrics,
 budgets) a key is known only by its id: `key-` and the first 8 hex digits of its SHA-256.
 
-Budgets are per key and per server process: tokens and dollars summed over every run the key
-made, failures included. They are checked when a request is admitted and charged when its run
-ends, so a key with many requests in flight can overshoot by at most those requests.
+Each key's budget is a metering account (`cascade.serve.key_budgets`): every call reserves before
+it is made, so a key with many requests in flight cannot overshoot.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from cascade.serve.api_errors import ApiError
 
@@ -63,38 +61,3 @@ class ApiKeys:
         if found is None:
             raise ApiError(401, "invalid API key", code="invalid_api_key")
         return found
-
-
-@dataclass
-class Spend:
-    tokens: int = 0
-    cost_usd: float = 0.0
-    runs: int = 0
-
-
-class KeyBudgets:
-    """Token and dollar limits per key over the server's lifetime; None means unlimited."""
-
-    def __init__(self, max_tokens: int | None = None, max_cost_usd: float | None = None):
-        self.max_tokens = max_tokens
-        self.max_cost_usd = max_cost_usd
-        self.spent: dict[str, Spend] = {}
-
-    def check(self, ident: str) -> None:
-        spend = self.spent.get(ident)
-        if spend is None:
-            return
-        if self.max_tokens is not None and spend.tokens >= self.max_tokens:
-            raise self._exhausted(f"token budget of {self.max_tokens} used up ({spend.tokens} tokens)")
-        if self.max_cost_usd is not None and spend.cost_usd >= self.max_cost_usd:
-            raise self._exhausted(f"cost budget of ${self.max_cost_usd:g} used up (${spend.cost_usd:.6f})")
-
-    def charge(self, ident: str, tokens: int, cost_usd: float) -> None:
-        spend = self.spent.setdefault(ident, Spend())
-        spend.tokens += tokens
-        spend.cost_usd += cost_usd
-        spend.runs += 1
-
-    @staticmethod
-    def _exhausted(why: str) -> ApiError:
-        return ApiError(429, f"this API key's {why}", code="insufficient_quota")

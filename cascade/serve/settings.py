@@ -27,6 +27,7 @@ class ServeSettings(BaseModel):
     max_query_tokens: int = Field(default=8192, ge=1)
     key_max_tokens: int | None = Field(default=None, gt=0)
     key_max_cost_usd: float | None = Field(default=None, gt=0)
+    key_budget_wait_s: float = Field(default=30.0, ge=0)
     learn: bool = True  # learners keep learning from the store while serving (cascade.serve.learning)
     learn_interval_s: float = Field(default=5.0, gt=0)
     learn_limit: int = Field(default=500, ge=1)

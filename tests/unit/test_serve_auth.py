@@ -10,7 +10,7 @@ import pytest
 
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.api_errors import ApiError
-from cascade.serve.auth import ApiKeys, KeyBudgets, key_id, keys_from_env
+from cascade.serve.auth import ApiKeys, key_id, keys_from_env
 from tests.unit.test_serve_app import ask, demo
 
 ALICE = "sk-alice-0123456789abcdef"
@@ -84,24 +84,28 @@ async def test_endpoints_need_a_key_except_health_and_metrics(caplog: pytest.Log
 
 
 async def test_token_budget_per_key_refuses_with_insufficient_quota() -> None:
-    async with client(key_max_tokens=30) as http:
+    """Each run costs 25 tokens (11 + 14); with 60 per key the third cannot reserve its first call."""
+    async with client(key_max_tokens=60) as http:
         first = await http.post("/v1/chat/completions", json=ask(), headers=bearer(ALICE))
         second = await http.post("/v1/chat/completions", json=ask(), headers=bearer(ALICE))
         third = await http.post("/v1/chat/completions", json=ask(), headers=bearer(ALICE))
         other = await http.post("/v1/chat/completions", json=ask(), headers=bearer(BOB))
-    assert first.json()["usage"]["total_tokens"] == 25 and second.status_code == 200  # 25 < 30: admitted
+    assert first.json()["usage"]["total_tokens"] == second.json()["usage"]["total_tokens"] == 25
     assert third.status_code == 429
     error = third.json()["error"]
-    assert error["code"] == "insufficient_quota" and "token budget of 30 used up (50 tokens)" in error["message"]
+    assert error["code"] == "insufficient_quota" and error["type"] == "insufficient_quota"
+    assert f"{key_id(ALICE)} token budget" in error["message"]
+    assert "10 tokens left, 11 or more needed" in error["message"]
     assert other.status_code == 200  # budgets are per key
 
 
-async def test_cost_budget_counts_failed_runs_too() -> None:
-    budgets = KeyBudgets(max_cost_usd=0.001)
-    budgets.charge("key-a", 10, 0.0006)
-    budgets.check("key-a")
-    budgets.charge("key-a", 0, 0.0005)  # a failed run that still paid for its attempts
-    with pytest.raises(ApiError, match=r"cost budget of \$0.001 used up") as caught:
-        budgets.check("key-a")
-    assert caught.value.status == 429 and budgets.spent["key-a"].runs == 2
-    budgets.check("key-b")
+async def test_a_cost_budget_caps_the_run_and_answers_with_what_it_could_pay_for() -> None:
+    """$0.000045: the small tier ($1.2e-5) fits; the large one needs $1.2e-4 of prompt alone."""
+    async with client(key_max_cost_usd=0.000045) as http:
+        first = await http.post("/v1/chat/completions", json=ask(), headers=bearer(ALICE))
+        metrics = (await http.get("/metrics")).text
+    body = first.json()
+    assert first.status_code == 200 and body["choices"][0]["message"]["content"] == "Lyon"
+    assert not body["cascade"]["accepted"] and body["cascade"]["stop_reason"].startswith(f"{key_id(ALICE)} cost budget")
+    assert float(first.headers["x-cascade-cost-usd"]) <= 0.000045
+    assert "cascade_requests_total" in metrics

@@ -9,7 +9,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +93,11 @@ async def test_a_query_the_engine_refuses_is_400_not_500(monkeypatch: pytest.Mon
     with pytest.raises(UserError, match="not valid UTF-8 text: a lone surrogate U\\+D800 at character 1"):
         await cascade.arun("a\ud800")
 
-    async def refuse(*_args: Any, **_kwargs: Any) -> Any:
+    async def refuse(*_args: Any, **_kwargs: Any) -> AsyncIterator[Any]:
         raise UserError("tag must be a non-empty string (or None)")
+        yield  # an async generator, like Cascade.astream
 
-    monkeypatch.setattr(cascade, "arun", refuse)
+    monkeypatch.setattr(cascade, "astream", refuse)
     async with client(cascade) as http:
         response = await http.post("/v1/chat/completions", json=ask())
     assert response.status_code == 400 and response.json()["error"]["message"].startswith("tag must be")

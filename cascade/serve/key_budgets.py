@@ -1,0 +1,104 @@
+"""Per-key budgets that hold: each API key is a metering account (`cascade.metering`).
+
+`--key-max-tokens` / `--key-max-cost-usd` limit what each key's runs may spend over the server's
+lifetime, failed runs included. With `--store`, a key's account lives in the store
+(`cascade.store.budgets`): workers and restarts share it, and its reservations are atomic in SQL.
+Without a store it lives in this process's memory.
+
+A request is admitted only after its key has reserved the least its first tier can cost (the
+prompt bound and one completion token), before it waits for a slot. When the key's other calls
+in flight hold what is missing, the request waits for them to settle (`key_budget_wait_s`);
+otherwise, or after that wait, it gets a 429 `insufficient_quota` naming what is left. That hold
+is released when the run starts; from then on every model call reserves its own worst case and
+settles what it really spent. A run whose calls the key can no longer pay for ends there; if no
+tier answered, the answer is a 429 naming the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from cascade.errors import CallOverBudgetError
+from cascade.metering import NOTHING, Account, Hold, MemoryAccount
+from cascade.serve.api_errors import ApiError
+
+if TYPE_CHECKING:
+    from cascade.conversation import Conversation
+    from cascade.engine import Cascade
+    from cascade.types import CascadeResult
+
+
+class KeyAccounts:
+    """The account of each key (created on first use); None for every key when there are no limits."""
+
+    def __init__(self, max_tokens: int | None = None, max_cost_usd: float | None = None, store: Any = None):
+        self.max_tokens = max_tokens
+        self.max_cost_usd = max_cost_usd
+        self.store = store if store is not None and hasattr(store, "reserve_budget") else None
+        self._accounts: dict[str, Account] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_tokens is not None or self.max_cost_usd is not None
+
+    def account(self, ident: str) -> Account | None:
+        if not self.enabled:
+            return None
+        with self._lock:
+            found = self._accounts.get(ident)
+            if found is None:
+                found = self._accounts[ident] = self._new(ident)
+            return found
+
+    def _new(self, ident: str) -> Account:
+        tokens, usd = self.max_tokens, self.max_cost_usd
+        if self.store is not None:
+            from cascade.store.budgets import StoreAccount
+
+            return StoreAccount(self.store, ident, max_tokens=tokens, max_cost_usd=usd)
+        return MemoryAccount(ident, max_tokens=tokens, max_cost_usd=usd)
+
+
+async def admit(
+    account: Account | None, cascade: Cascade, chat: Conversation, *, wait_s: float = 0.0
+) -> Hold | None:
+    """Hold the least the run's first call can cost, or raise a 429 naming what the key has left.
+
+    While the shortfall is held by the key's calls in flight (they may settle for less), wait up
+    to `wait_s` for them instead of refusing a request the budget may still pay for.
+    """
+    if account is None:
+        return None
+    ask = cascade.budget.asks(cascade.graph.tiers[0], chat, 1)[0]
+    deadline, pause = time.monotonic() + wait_s, 0.005
+    while True:
+        try:
+            return await account.reserve(ask)
+        except CallOverBudgetError as exc:
+            if not exc.may_fit_later or time.monotonic() + pause > deadline:
+                raise quota_error(str(exc)) from None
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+async def release(hold: Hold | None) -> None:
+    """Give an admission hold back (shielded: it must happen even if the request is cancelled)."""
+    if hold is not None:
+        await asyncio.shield(hold.account.settle(hold, NOTHING))
+
+
+def refused_by(account: Account | None, result: CascadeResult) -> str | None:
+    """Why the key's budget stopped a run that answered nothing (None if something else did)."""
+    if account is None or result.answer is not None:
+        return None
+    prefix = f"{account.name} "
+    reasons = [result.stop_reason, *(a.error or "" for a in result.attempts)]
+    return next((r for r in reasons if r.startswith(prefix)), None)
+
+
+def quota_error(why: str) -> ApiError:
+    return ApiError(429, f"this API key's budget cannot pay for the request: {why}", code="insufficient_quota")
