@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cascade.config import TierConfig
 from cascade.errors import ConfigError
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
@@ -57,4 +58,17 @@ def build_scorer(config: ScorerConfig, ctx: BuildContext) -> ScorerVerifier:
     except ConfigError as exc:
         where = ctx.config.where((*ctx.loc, "path"))
         raise ConfigError(f"{where}: {exc}", source=ctx.config._source) from None
+    unknown = [t.name for t in _tiers_judged(ctx) if not scorer.knows(t.name)]
+    if unknown:
+        where = ctx.config.where((*ctx.loc, "path"))
+        heads = ", ".join(sorted(scorer.heads))
+        message = f"{where}: {path.name} has no head for tier(s) {', '.join(unknown)} (heads: {heads}) and no '*' head"
+        raise ConfigError(message, source=ctx.config._source)
     return ScorerVerifier(scorer, path.name)
+
+
+def _tiers_judged(ctx: BuildContext) -> list[TierConfig]:
+    """The tiers this verifier judges: its own tier, or every tier without a verifier of its own."""
+    if len(ctx.loc) >= 2 and ctx.loc[0] == "tiers" and isinstance(ctx.loc[1], int):
+        return [ctx.config.tiers[ctx.loc[1]]]
+    return [t for t in ctx.config.tiers if t.verifier is None]

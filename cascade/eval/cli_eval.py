@@ -22,6 +22,7 @@ from cascade import safe_yaml
 from cascade.completers.build import make_completer
 from cascade.config import CascadeConfig, load_config
 from cascade.engine import Cascade
+from cascade.errors import UserError
 from cascade.eval.cache import CachingCompleter
 from cascade.eval.datasets import Item, load_dataset, split
 from cascade.eval.live_report import live_report
@@ -95,6 +96,12 @@ def _run_items(config: CascadeConfig, items: list[Item], args: argparse.Namespac
 
 
 def run_tune(args: argparse.Namespace) -> int:
+    if args.logs:
+        from cascade.optimize.cli import run_tune_logs
+
+        return run_tune_logs(args)
+    if args.config is None or args.dataset is None:
+        raise UserError("cascade tune needs --config and --dataset, or --logs LOG to search cascades over logged ones")
     config = load_config(args.config)
     items = load_items(args)
     tune_items, test_items = split(items, [args.tune_fraction, 1 - args.tune_fraction], seed=args.seed)
@@ -104,7 +111,8 @@ def run_tune(args: argparse.Namespace) -> int:
     min_em = args.min_em
     if args.min_em_of_strongest:
         min_em = max(tier_em(tune_run, tier.name) for tier in config.tiers)
-    objective = Objective(args.value_per_correct, args.price_per_token, args.use_cost, min_em)
+    value = args.value_per_correct if args.value_per_correct is not None else 1.0
+    objective = Objective(value, args.price_per_token, args.use_cost, min_em)
     best, candidates = asyncio.run(search(config, cache, tune_run, objective, args.template))
     report = asyncio.run(held_out_report(config, best, cache, test_items, args))
     report["tuning"] = {

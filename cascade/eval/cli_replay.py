@@ -58,6 +58,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="keep the prompts RouteLLM's evals leave out (its contaminated_prompts.jsonl beside the log)",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="replay exactly this cascade config (its verifiers, thresholds, router), no re-tuning",
+    )
+    parser.add_argument(
+        "--model-map",
+        action="append",
+        default=[],
+        metavar="LOG_NAME=MODEL",
+        help="with --config: a log model's litellm string",
+    )
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--plot", type=Path, help="write the Pareto-frontier PNG here")
     parser.add_argument("--seed", type=int, default=0, help="seed for the cross-fitting split and bootstrap")
@@ -88,19 +100,24 @@ def run(args: argparse.Namespace) -> int:
         log_options = {"prices": _prices(args.price), "prompt_overhead_tokens": args.prompt_overhead_tokens}
     if args.keep_contaminated:
         log_options["keep_contaminated"] = True
-    report = replay_file(
-        args.dataset,
-        fmt=args.format,
-        models=args.models,
-        confidence=args.confidence,
-        verifiers=args.verifiers,
-        log_options=log_options,
-        threshold=args.threshold,
-        tolerance=args.tolerance,
-        seed=args.seed,
-    )
+    if args.config is not None:
+        report = _replay_config(args, log_options)
+    else:
+        report = replay_file(
+            args.dataset,
+            fmt=args.format,
+            models=args.models,
+            confidence=args.confidence,
+            verifiers=args.verifiers,
+            log_options=log_options,
+            threshold=args.threshold,
+            tolerance=args.tolerance,
+            seed=args.seed,
+        )
     console = Console()
     print_report(report, console)
+    if args.config is not None:
+        console.print(vs_strongest_line(report))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -110,6 +127,45 @@ def run(args: argparse.Namespace) -> int:
 
         console.print(f"plot: {plot_report(report, args.plot)}")
     return 0
+
+
+def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> dict[str, Any]:
+    from cascade.config import load_config
+    from cascade.eval.config_replay import run_config
+    from cascade.eval.config_report import config_report
+    from cascade.eval.logs import read_log
+    from cascade.optimize.cli import model_map
+
+    clashing = [
+        flag
+        for flag, value in (
+            ("--models", args.models),
+            ("--confidence", args.confidence),
+            ("--verifiers", args.verifiers),
+            ("--threshold", args.threshold),
+        )
+        if value is not None
+    ]
+    if clashing:
+        raise UserError(f"--config replays the config as written; {', '.join(clashing)} would re-tune it")
+    config = load_config(args.config)
+    log = read_log(args.dataset, args.format, **log_options)
+    run = run_config(config, log, model_map(args.model_map))
+    return config_report(run, seed=args.seed)
+
+
+def vs_strongest_line(report: dict[str, Any]) -> str:
+    """One line: the config's cost and EM against the strongest model alone, with paired 95% intervals."""
+    metrics = report["metrics"]
+    ratio, delta = metrics["cost_ratio_vs_strongest"], metrics["em_delta_vs_strongest"]
+
+    def ci(entry: dict[str, Any], pattern: str) -> str:
+        return "" if entry["ci"] is None else f" [{pattern.format(entry['ci'][0])}, {pattern.format(entry['ci'][1])}]"
+
+    return (
+        f"vs {metrics['strongest']} alone on {ratio['n']} items: cost {ratio['value']:.3f}x{ci(ratio, '{:.3f}')}, "
+        f"EM {delta['value']:+.4f}{ci(delta, '{:+.4f}')} (paired bootstrap 95%)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,6 @@ External logs carry no verifier scores, so offline cascades need one of:
 
 from __future__ import annotations
 
-import ast
-import operator
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,6 +18,7 @@ import numpy as np
 
 from cascade.eval.logs import LogItem, LogTable
 from cascade.eval.scoring import extract
+from cascade.scoring.reasoning import arithmetic_checks, hedged
 
 
 @dataclass(frozen=True)
@@ -84,13 +82,6 @@ def _agreement(item: LogItem, tier: str, refs: Sequence[str]) -> float:
     return sum(answer_of(item, ref) == mine for ref in refs) / len(refs)
 
 
-_CALC = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
-_EQUATION = re.compile(r"(\d[\d,]*(?:\.\d+)?(?:\s*[-+*/x×]\s*\d[\d,]*(?:\.\d+)?)+)\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)")
-_HEDGE = re.compile(
-    r"\b(however|assum\w*|approximately|round\w*|cannot|can't|not possible|not enough|unclear)\b", re.IGNORECASE
-)
-
-
 @dataclass(frozen=True)
 class HeuristicConfidence:
     """Signals in the response text only; a documented last resort when nothing better is logged.
@@ -123,41 +114,5 @@ def heuristic(item: LogItem, tier: str) -> float:
 def _number_score(text: str, answer: str) -> float:
     checks = arithmetic_checks(text)
     score = 0.5 * ("####" in text) + 0.2 * answer.lstrip("-").isdigit()
-    score += 0.2 * (sum(checks) / len(checks) if checks else 1.0) + 0.1 * (not _HEDGE.search(text))
+    score += 0.2 * (sum(checks) / len(checks) if checks else 1.0) + 0.1 * (not hedged(text))
     return max(0.0, score - min(len(text), 1500) / 15000)
-
-
-def arithmetic_checks(text: str) -> list[bool]:
-    """Whether each calculator annotation or 'a op b = c' step in the text is right."""
-    results = []
-    for expr, value in _CALC.findall(text) + _EQUATION.findall(text):
-        computed = _evaluate(expr)
-        try:
-            stated = float(value.replace(",", "").replace("$", "").strip())
-        except ValueError:
-            continue
-        if computed is not None:
-            results.append(abs(computed - stated) <= 1e-6 * max(1.0, abs(stated)) or round(computed, 2) == stated)
-    return results
-
-
-def _evaluate(expr: str) -> float | None:
-    """Plain arithmetic only (numbers, + - * / and parentheses), walked by hand: no eval, no powers."""
-    try:
-        tree = ast.parse(expr.replace(",", "").replace("x", "*").replace("×", "*").strip(), mode="eval")
-        return _walk(tree.body)
-    except (SyntaxError, ZeroDivisionError, ValueError, OverflowError):
-        return None
-
-
-def _walk(node: ast.expr) -> float:
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return float(node.value)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_walk(node.operand)
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_walk(node.left), _walk(node.right))
-    raise ValueError("not plain arithmetic")
-
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}

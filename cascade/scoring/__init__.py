@@ -9,7 +9,7 @@
 """
 
 from cascade.scoring.calibration import auroc, calibration_report
-from cascade.scoring.features import features, same_answer
+from cascade.scoring.features import features
 from cascade.scoring.inputs import ScoringInput
 from cascade.scoring.model import ANY_TIER, FORMAT, VERSION, Calibration, Head, Scorer
 
@@ -24,5 +24,4 @@ __all__ = [
     "auroc",
     "calibration_report",
     "features",
-    "same_answer",
 ]

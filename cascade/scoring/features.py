@@ -15,25 +15,26 @@ from functools import lru_cache
 
 import numpy as np
 
+from cascade.answers import normalise
 from cascade.features import answer_form, query_features
 from cascade.scoring.inputs import ScoringInput
+from cascade.scoring.reasoning import arithmetic_checks, hedged, marks_answer
 
-_NOISE = re.compile(r"(?!(?<=\d)\.(?=\d))(?!-(?=\d))[\W_]")
-
-
-def same_answer(a: str | None, b: str | None) -> bool:
-    """Two answers agree when both exist and their normal forms (lowercase, no punctuation) are equal."""
-    return a is not None and b is not None and _norm(a) == _norm(b)
+_INTEGER = re.compile(r"-?\d[\d,]*")
+MEMBERS_NAMED = 4  # members (and earlier tiers) with a feature of their own: a learned per-model weight
+_normal = lru_cache(maxsize=65536)(normalise)
 
 
-def _norm(answer: str) -> str:
-    return _NOISE.sub("", answer.lower())
+def agrees(answer: str | None, other: str | None) -> bool:
+    """`cascade.ensemble.agrees` with normal forms cached: features compare the same answers many times."""
+    return answer is not None and other is not None and _normal(answer) == _normal(other) != ""
 
 
 def features(inp: ScoringInput) -> dict[str, float]:
     """Every feature of one input (see the module docstring for the naming contract)."""
     out: dict[str, float] = {"tier_index": min(inp.tier_index, 8) / 4.0, f"tier={inp.tier}": 1.0}
     out |= _answer(inp)
+    out |= _reasoning(inp.raw if inp.raw is not None else inp.answer or "")
     out |= _earlier(inp)
     out |= _members(inp)
     out |= _seen(inp)
@@ -52,18 +53,30 @@ def _answer(inp: ScoringInput) -> dict[str, float]:
     form = answer_form(inp.answer, raw)
     return {
         f"form={form}": 1.0,
+        "answer_integer": float(_INTEGER.fullmatch(answer.strip()) is not None),
+        "answer_in_last_line": float(bool(answer) and answer in (raw.strip().splitlines() or [""])[-1]),
         "answer_chars": _log_len(len(answer)),
         "raw_chars": _log_len(len(raw)),
         "raw_lines": _log_len(raw.count("\n")),
     }
 
 
+def _reasoning(text: str) -> dict[str, float]:
+    """Self-checks of a worked answer: arithmetic steps that are right, a marked answer, hedging."""
+    checks = arithmetic_checks(text)
+    out = {"marked": float(marks_answer(text)), "hedged": float(hedged(text)), "steps": _log_len(len(checks))}
+    if checks:
+        out["steps_right"] = sum(checks) / len(checks)
+    return out
+
+
 def _earlier(inp: ScoringInput) -> dict[str, float]:
     answered = [e for e in inp.earlier if e is not None]
     if not answered or inp.answer is None:
         return {"earlier_none": 1.0}
-    agree = [same_answer(inp.answer, e) for e in answered]
-    return {
+    agree = [agrees(inp.answer, e) for e in answered]
+    each = {f"earlier{k}_agrees": float(agrees(inp.answer, e)) for k, e in enumerate(inp.earlier[:MEMBERS_NAMED])}
+    return each | {
         "earlier_share": sum(agree) / len(agree),
         "earlier_last": float(agree[-1]),
         "earlier_all": float(all(agree)),
@@ -77,7 +90,7 @@ def _seen(inp: ScoringInput) -> dict[str, float]:
     if inp.answer is None or len(seen) < 2:
         return {"seen_none": 1.0}
     return {
-        "seen_share": sum(same_answer(inp.answer, a) for a in seen) / len(seen),
+        "seen_share": sum(agrees(inp.answer, a) for a in seen) / len(seen),
         "seen_count": min(len(seen), 12) / 12,
     }
 
@@ -87,10 +100,11 @@ def _members(inp: ScoringInput) -> dict[str, float]:
         return {"members_none": 1.0}
     weights = inp.weights
     total = sum(weights) or 1.0
-    agree = sum(w for a, w in zip(inp.members, weights, strict=True) if same_answer(inp.answer, a))
+    agree = sum(w for a, w in zip(inp.members, weights, strict=True) if agrees(inp.answer, a))
     answered = [a for a in inp.members if a is not None]
-    distinct = len({_norm(a) for a in answered})
-    return {
+    distinct = len({_normal(a) for a in answered})
+    each = {f"member{k}_agrees": float(agrees(inp.answer, a)) for k, a in enumerate(inp.members[:MEMBERS_NAMED])}
+    return each | {
         "vote_share": agree / total,
         "members_answered": sum(w for a, w in zip(inp.members, weights, strict=True) if a is not None) / total,
         "members_unanimous": float(bool(answered) and distinct == 1 and len(answered) == len(inp.members)),

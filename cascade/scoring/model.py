@@ -119,6 +119,10 @@ class Scorer:
     training: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] = field(default_factory=dict)
 
+    def knows(self, tier: str) -> bool:
+        """Whether a tier of this name gets a head (its own, or the shared `*` one)."""
+        return tier in self.heads or ANY_TIER in self.heads
+
     def head_for(self, tier: str) -> Head:
         head = self.heads.get(tier) or self.heads.get(ANY_TIER)
         if head is None:
@@ -131,13 +135,17 @@ class Scorer:
 
     def predict_many(self, inputs: Sequence[ScoringInput]) -> np.ndarray:
         """P(correct) of each answer, each by its tier's head."""
-        out = np.zeros(len(inputs))
+        return self.predict_rows([features(inp) for inp in inputs], [inp.tier for inp in inputs])
+
+    def predict_rows(self, rows: Sequence[dict[str, float]], tiers: Sequence[str]) -> np.ndarray:
+        """P(correct) from feature rows already computed (`features`), each by its tier's head."""
+        out = np.zeros(len(rows))
         by_head: dict[str, list[int]] = {}
-        for i, inp in enumerate(inputs):
-            by_head.setdefault(inp.tier if inp.tier in self.heads else ANY_TIER, []).append(i)
-        for tier, rows in by_head.items():
-            x = matrix([features(inputs[i]) for i in rows], self.names)
-            out[rows] = self.head_for(tier).predict(x)
+        for i, tier in enumerate(tiers):
+            by_head.setdefault(tier if tier in self.heads else ANY_TIER, []).append(i)
+        for index in by_head.values():
+            x = matrix([rows[i] for i in index], self.names)
+            out[index] = self.head_for(tiers[index[0]]).predict(x)
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -27,10 +27,13 @@ CalibrationKind = Literal["auto", "sigmoid", "isotonic", "identity"]
 @dataclass(frozen=True)
 class FitOptions:
     """`c`: inverse L2 strength; a tier gets its own head from `min_head` examples with at least
-    `min_class` of each label (else the `*` head scores it); `calibration_folds` for the map."""
+    `min_class` of each label (else the `*` head, fitted on every example, scores it). Without
+    `shared_head` every tier gets its own head whatever its size, and there is no `*` head (a
+    scorer made for one cascade's tiers). `calibration_folds` for the calibration map."""
 
     c: float = 1.0
     per_tier: bool = True
+    shared_head: bool = True
     min_head: int = 100
     min_class: int = 10
     calibration: CalibrationKind = "auto"
@@ -58,20 +61,10 @@ def fit_scorer(
     training: dict[str, Any] | None = None,
 ) -> Scorer:
     """A scorer fitted on all `inputs` (with `labels`: was that answer correct)."""
-    y = _labels(inputs, labels)
-    rows = [features(inp) for inp in inputs]
-    names = tuple(vocabulary(rows))
-    x = matrix(rows, names)
-    heads = {ANY_TIER: _fit_head(x, y, options)}
-    if options.per_tier:
-        tiers = np.array([inp.tier for inp in inputs])
-        for tier in dict.fromkeys(tiers.tolist()):
-            mask = tiers == tier
-            ones = int(y[mask].sum())
-            if mask.sum() >= options.min_head and min(ones, int(mask.sum()) - ones) >= options.min_class:
-                heads[tier] = _fit_head(x[mask], y[mask], options)
-    provenance = {"n": len(y), "positives": int(y.sum()), "c": options.c, "library": _library()}
-    return Scorer(names, heads, provenance | (training or {}))
+    data = _Data.of(inputs, labels)
+    scorer = _fit(data, options, calibrate=True)
+    provenance = {"n": len(data.y), "positives": int(data.y.sum()), "c": options.c, "library": _library()}
+    return replace(scorer, training=provenance | (training or {}))
 
 
 def cross_fit(
@@ -82,16 +75,61 @@ def cross_fit(
 ) -> np.ndarray:
     """Out-of-fold P(correct): each example scored by a scorer fitted on the other folds only.
 
-    `folds` is a fold number per example, or a number of folds (assigned at random, seeded).
+    `folds` is a fold number per example, or a number of folds (assigned at random, seeded). The
+    fold models' raw probabilities are calibrated per head by one map fitted on all of them (the
+    way `fit_scorer` calibrates: on out-of-fold predictions), so they read on the final scale.
     """
-    y = _labels(inputs, labels)
-    fold = fold_ids(len(y), folds, options.seed) if isinstance(folds, int) else np.asarray(folds)
-    out = np.zeros(len(y))
+    data = _Data.of(inputs, labels)
+    fold = fold_ids(len(data.y), folds, options.seed) if isinstance(folds, int) else np.asarray(folds)
+    raw = np.zeros(len(data.y))
     for k in np.unique(fold):
         train, test = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        scorer = fit_scorer([inputs[int(i)] for i in train], y[train], options)
-        out[test] = scorer.predict_many([inputs[int(i)] for i in test])
-    return out
+        scorer = _fit(data.subset(train), options, calibrate=False)
+        raw[test] = scorer.predict_rows([data.rows[i] for i in test], data.tiers[test].tolist())
+    out = np.zeros(len(data.y))
+    for mask in _groups(data, options).values():
+        if mask.any():
+            out[mask] = _calibration(raw[mask], data.y[mask], options)(raw[mask])
+    return np.clip(out, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Examples as feature rows (computed once), their tier names and labels."""
+
+    rows: list[dict[str, float]]
+    tiers: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def of(cls, inputs: Sequence[ScoringInput], labels: Sequence[bool] | np.ndarray) -> _Data:
+        y = _labels(inputs, labels)
+        return cls([features(inp) for inp in inputs], np.array([inp.tier for inp in inputs], dtype=object), y)
+
+    def subset(self, index: np.ndarray) -> _Data:
+        return _Data([self.rows[i] for i in index], self.tiers[index], self.y[index])
+
+
+def _groups(data: _Data, options: FitOptions) -> dict[str, np.ndarray]:
+    """The examples each head learns from: a tier's own, and (`*`) every example."""
+    groups = {ANY_TIER: np.ones(len(data.y), dtype=bool)} if options.shared_head or not options.per_tier else {}
+    if options.per_tier:
+        for tier in dict.fromkeys(data.tiers.tolist()):
+            mask = data.tiers == tier
+            ones = int(data.y[mask].sum())
+            enough = mask.sum() >= options.min_head and min(ones, int(mask.sum()) - ones) >= options.min_class
+            if enough or not options.shared_head:
+                groups[str(tier)] = mask
+    return groups
+
+
+def _fit(data: _Data, options: FitOptions, *, calibrate: bool) -> Scorer:
+    names = tuple(vocabulary(data.rows))
+    x = matrix(data.rows, names)
+    heads = {
+        name: _fit_head(x[mask], data.y[mask], options, calibrate) for name, mask in _groups(data, options).items()
+    }
+    return Scorer(names, heads)
 
 
 def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
@@ -110,7 +148,7 @@ def _labels(inputs: Sequence[ScoringInput], labels: Sequence[bool] | np.ndarray)
     return y
 
 
-def _fit_head(x: np.ndarray, y: np.ndarray, options: FitOptions) -> Head:
+def _fit_head(x: np.ndarray, y: np.ndarray, options: FitOptions, calibrate: bool = True) -> Head:
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale = np.where(scale > 1e-9, scale, 1.0)
     ones = int(y.sum())
@@ -119,7 +157,7 @@ def _fit_head(x: np.ndarray, y: np.ndarray, options: FitOptions) -> Head:
         return Head(mean, scale, np.zeros(x.shape[1]), float(np.log(rate / (1 - rate))), n=len(y), positives=ones)
     model = _logistic(options).fit((x - mean) / scale, y)
     head = Head(mean, scale, model.coef_[0].astype(float), float(model.intercept_[0]), n=len(y), positives=ones)
-    return replace(head, calibration=_calibrate(x, y, head, options))
+    return replace(head, calibration=_calibrate(x, y, head, options)) if calibrate else head
 
 
 def _logistic(options: FitOptions) -> Any:
@@ -129,20 +167,26 @@ def _logistic(options: FitOptions) -> Any:
 
 def _calibrate(x: np.ndarray, y: np.ndarray, head: Head, options: FitOptions) -> Calibration:
     """A map fitted on out-of-fold raw probabilities (never on the head's own fit)."""
-    kind = options.calibration
-    if kind == "auto":
-        kind = "isotonic" if len(y) >= ISOTONIC_MIN else "sigmoid"
     minority = int(min(y.sum(), len(y) - y.sum()))
-    if kind == "identity" or minority < options.calibration_folds:
+    if options.calibration == "identity" or minority < options.calibration_folds:
         return Calibration()
     sk = sklearn()
     folds = sk.model_selection.StratifiedKFold(options.calibration_folds, shuffle=True, random_state=options.seed)
     raw = np.zeros(len(y))
     for train, test in folds.split(x, y):
-        if len(np.unique(y[train])) < 2:
-            return Calibration()
         model = _logistic(options).fit((x[train] - head.mean) / head.scale, y[train])
         raw[test] = model.predict_proba((x[test] - head.mean) / head.scale)[:, 1]
+    return _calibration(raw, y, options)
+
+
+def _calibration(raw: np.ndarray, y: np.ndarray, options: FitOptions) -> Calibration:
+    """Platt's sigmoid or isotonic regression from raw probabilities to outcomes."""
+    kind = options.calibration
+    if kind == "auto":
+        kind = "isotonic" if len(y) >= ISOTONIC_MIN else "sigmoid"
+    if kind == "identity" or len(np.unique(y)) < 2:
+        return Calibration()
+    sk = sklearn()
     if kind == "isotonic":
         iso = sk.isotonic.IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw, y)
         return Calibration("isotonic", x=tuple(map(float, iso.X_thresholds_)), y=tuple(map(float, iso.y_thresholds_)))

@@ -1,0 +1,209 @@
+"""`tune`: search cascades over the models of a log for the cheapest that keeps the strongest model's EM
+(or the best net benefit), with out-of-fold scores and a noise margin, so the choice holds on new items.
+
+The search, FrugalGPT-style but honest about noise: gate tiers are single models or ensembles of 2-3
+of the cheaper models, each judged by its vote, by agreement with the tier before, or by a learned
+scorer; chains of up to `max_gates` gates end at the strongest model. Depth one is searched fully;
+deeper chains extend the best `beam` ones (a beam search, as exhaustive search grows as a power of
+the tiers). Every candidate's thresholds come from a grid over its own out-of-fold confidences.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cascade.errors import UserError
+from cascade.eval.logs import LogTable
+from cascade.optimize.candidates import Gate, Structure, VerifierKind, Workbench
+from cascade.optimize.chains import TierSpec, chain_inputs
+from cascade.optimize.select import Objective, Reference, Summary, choose, selection_optimism, summarise
+from cascade.scoring import Scorer, calibration_report
+from cascade.scoring.train import FitOptions, fit_scorer, fold_ids
+
+LEVELS = {1: 24, 2: 8, 3: 5}  # thresholds tried per gate, by the number of gates (grids multiply)
+
+
+@dataclass(frozen=True)
+class Settings:
+    objective: Objective = field(default_factory=Objective)
+    folds: int = 5
+    seed: int = 0
+    max_gates: int = 3
+    max_members: int = 3
+    pool: int = 8
+    beam: int = 6
+    max_gate_share: float = 0.5
+    fit: FitOptions = field(
+        default_factory=lambda: FitOptions(shared_head=False, calibration="sigmoid", calibration_folds=5)
+    )
+
+
+@dataclass
+class TuneResult:
+    """The choice, the reference it was measured against, and what else came close."""
+
+    log: LogTable
+    strongest: str
+    chosen: Summary
+    reference: Summary
+    alternatives: list[Summary]
+    considered: int
+    scorer: Scorer | None
+    settings: Settings
+    optimism: float = 0.0
+
+    @property
+    def pays(self) -> bool:
+        """Whether a cascade beat the strongest model alone (else the choice is that model)."""
+        return bool(self.chosen.structure.gates) or self.chosen.structure.final.models[0] != self.strongest
+
+
+def tier_name(models: Sequence[str]) -> str:
+    """A readable tier name from log model names: 'mixtral-8x7b-chat+yi-34b-chat'."""
+    return "+".join(re.sub(r"[^a-z0-9.]+", "-", m.rsplit("/", 1)[-1].lower()).strip("-") for m in models)
+
+
+def single(model: str) -> TierSpec:
+    return TierSpec(tier_name([model]), (model,))
+
+
+def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings = Settings()) -> TuneResult:
+    """Search, choose, and fit the chosen cascade's scorer on every tuning item."""
+    log = log.select(log.models)
+    if len(log) < 2 * settings.folds:
+        raise UserError(f"{len(log)} items with known correctness: too few to tune ({2 * settings.folds} at least)")
+    strongest = max(log.models, key=lambda m: (log.correct(m).mean(), -log.cost(m).sum()))
+    bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
+    ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
+    objective = settings.objective
+    summaries: list[Summary] = []
+
+    def evaluate(structures: Iterator[Structure], gates: int) -> list[Structure]:
+        ranked: list[tuple[tuple[float, float], int, Structure]] = []
+        for structure in structures:
+            found = summarise(bench.prepare(structure, LEVELS[gates] if gates else 1), ref, objective)
+            considered[0] += 1
+            if found is not None:
+                summaries.append(found)
+                ranked.append((_rank(found, objective), len(ranked), structure))
+        ranked.sort(key=lambda entry: entry[:2])
+        return [structure for _, _, structure in ranked[: settings.beam]]
+
+    considered = [0]
+
+    evaluate(iter([Structure((), single(m)) for m in _singles(log, strongest, objective)]), 0)
+    options = list(_gate_options(log, strongest, settings))
+    cost = {g.spec: float(bench.run(g.spec).cost.sum()) for g in options}
+    first = (g for g in options if g.verifier != "agreement")  # agreement needs a tier before it
+    frontier = evaluate(iter(Structure((g,), single(strongest)) for g in first), 1)
+    for depth in range(2, settings.max_gates + 1):
+        extended = (
+            Structure((*s.gates, g), s.final)
+            for s in frontier
+            for g in _promising(options, frontier)
+            if _extends(s, g, cost)
+        )
+        frontier = evaluate(extended, depth)
+    optimism = selection_optimism(summaries, ref, objective) if objective.kind == "tolerance" else 0.0
+    chosen = choose(summaries, objective, optimism)
+    reference_summary = next(s for s in summaries if not s.structure.gates and s.structure.final.models == (strongest,))
+    scorer = final_scorer(bench, chosen.structure, settings.fit, log.source) if chosen.structure.uses_scorer else None
+    alternatives = frontier_of([s for s in summaries if s is not chosen and s.structure.gates])[:8]
+    return TuneResult(
+        log, strongest, chosen, reference_summary, alternatives, considered[0], scorer, settings, optimism
+    )
+
+
+def tune_structure(
+    log: LogTable, extract: Callable[[str], str | None], structure: Structure, settings: Settings = Settings()
+) -> TuneResult:
+    """Thresholds (and scorer) for one given structure, chosen as `tune` would; when no setting meets
+    the objective, its safest one (the result then does not `pay` in the objective's sense)."""
+    log = log.select(log.models)
+    strongest = max(log.models, key=lambda m: (log.correct(m).mean(), -log.cost(m).sum()))
+    bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
+    ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
+    gates = len(structure.gates)
+    chosen = summarise(bench.prepare(structure, LEVELS[gates] if gates else 1), ref, settings.objective, keep=True)
+    assert chosen is not None
+    alone = summarise(bench.prepare(Structure((), single(strongest)), 1), ref, settings.objective)
+    assert alone is not None
+    scorer = final_scorer(bench, structure, settings.fit, log.source) if structure.uses_scorer else None
+    return TuneResult(log, strongest, chosen, alone, [], 1, scorer, settings)
+
+
+def frontier_of(summaries: Sequence[Summary]) -> list[Summary]:
+    """Candidates no other beats on both cost and the EM lower bound, cheapest first: the trade-offs on offer."""
+    out: list[Summary] = []
+    for s in sorted(summaries, key=lambda s: (s.ratio, -s.lcb)):
+        if not out or s.lcb > out[-1].lcb:
+            out.append(s)
+    return out
+
+
+def _rank(s: Summary, objective: Objective) -> tuple[float, float]:
+    """How promising a structure is: its cross-fitted cost when feasible (else ∞), then its lower bound."""
+    if objective.kind == "value":
+        return (-s.benefit, 0.0)
+    return (s.ratio if s.lcb >= -objective.tolerance else float("inf"), -s.lcb)
+
+
+def _singles(log: LogTable, strongest: str, objective: Objective) -> list[str]:
+    """Models alone: the strongest always (the fallback); every model when maximising net benefit."""
+    return list(log.models) if objective.kind == "value" else [strongest]
+
+
+def _gate_options(log: LogTable, strongest: str, settings: Settings) -> Iterator[Gate]:
+    """Single models and ensembles of the `pool` most accurate models that cost under
+    `max_gate_share` of the strongest, each with the verifiers that can judge it."""
+    limit = settings.max_gate_share * float(log.cost(strongest).sum())
+    cheap = [m for m in log.models if m != strongest and float(log.cost(m).sum()) < limit]
+    pool = sorted(cheap, key=lambda m: -log.correct(m).mean())[: settings.pool]
+    pool.sort(key=lambda m: float(log.cost(m).sum()))
+    answered = {m for m in pool if log.has_answers(m)}
+    for size in range(1, settings.max_members + 1):
+        for members in itertools.combinations(pool, size):
+            spec = TierSpec(tier_name(members), members)
+            kinds: list[VerifierKind] = ["scorer"]
+            if size > 1 and answered.issuperset(members):
+                kinds.insert(0, "vote")
+            elif size == 1 and members[0] in answered:
+                kinds.append("agreement")
+            yield from (Gate(spec, kind) for kind in kinds)
+
+
+def _promising(options: Sequence[Gate], frontier: Sequence[Structure], keep: int = 12) -> list[Gate]:
+    """Gates worth appending: those of the frontier's structures first, then the rest, at most `keep` specs."""
+    specs = list(dict.fromkeys(g.spec for s in frontier for g in s.gates))
+    specs += [g.spec for g in options if g.spec not in specs]
+    chosen = set(specs[:keep])
+    return [g for g in options if g.spec in chosen]
+
+
+def _extends(structure: Structure, gate: Gate, cost: dict[TierSpec, float]) -> bool:
+    """A later gate asks new models and (cheapest first) costs no less than the gate before it."""
+    used = {m for g in structure.gates for m in g.spec.models}
+    return not used & set(gate.spec.models) and cost[gate.spec] >= cost[structure.gates[-1].spec]
+
+
+def final_scorer(bench: Workbench, structure: Structure, fit: FitOptions, sources: str) -> Scorer:
+    """The chosen cascade's scorer, one head per scored gate, fitted on every tuning item; its report is
+    the calibration of the out-of-fold scores the thresholds were chosen on (each item scored by a
+    scorer fitted without it)."""
+    runs = [bench.run(s) for s in structure.specs]
+    inputs, labels, report = [], [], {}
+    for j, gate in enumerate(structure.gates):
+        if gate.verifier == "scorer":
+            inputs += chain_inputs(bench.log, runs, j)
+            labels.append(runs[j].correct)
+            oof = bench.oof_scores(tuple(g.spec for g in structure.gates[: j + 1]))
+            report[gate.spec.name] = calibration_report(oof, runs[j].correct)
+    training = {"sources": sources, "cascade": structure.label(), "folds": len(np.unique(bench.folds))}
+    scorer = fit_scorer(inputs, np.concatenate(labels), fit, training=training)
+    note = "out-of-fold predictions on the tuning items: each item scored by a scorer fitted without it"
+    return replace(scorer, report={"calibration": report, "note": note})

@@ -1,0 +1,131 @@
+"""The tuned cascade as a runnable YAML config (and its scorer file beside it).
+
+Model strings are litellm's (`cascade.optimize.models`), prices are fitted to the log's costs
+where it has them, the answer format is the log's task, and each gate tier carries the verifier
+and threshold the search chose. A header says where the choice came from and what it did on the
+tuning items, so the file explains itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cascade.config import AnswerFormat
+from cascade.optimize.chains import TierSpec
+from cascade.optimize.models import fitted_prices, litellm_name
+from cascade.optimize.tuner import TuneResult
+
+FORMATS: dict[str, AnswerFormat] = {
+    "choice": "choice",
+    "number": "number",
+    "yesno": "yesno",
+    "text": "text",
+    "first_line": "first_line",
+}
+MAX_TOKENS = {"choice": 16, "yesno": 16, "first_line": 64, "number": 512, "text": 1024}
+
+
+def answer_format(task: str) -> AnswerFormat:
+    """The tier answer format that reads a log task's answers."""
+    return FORMATS.get(task, "first_line")
+
+
+def tuned_config(
+    result: TuneResult,
+    *,
+    task: str,
+    scorer_file: str | None,
+    model_map: Mapping[str, str] | None = None,
+    name: str = "tuned",
+) -> dict[str, Any]:
+    """The chosen cascade as a config mapping."""
+    structure = result.chosen.structure
+    fmt = answer_format(task)
+    tiers = [_tier(spec, result, fmt, model_map) for spec in structure.specs]
+    per_tier = {}
+    for tier, gate, threshold in zip(tiers, structure.gates, result.chosen.thresholds, strict=False):
+        kind = gate.verifier
+        tier["verifier"] = {"type": kind, "path": scorer_file} if kind == "scorer" else {"type": kind}
+        per_tier[gate.spec.name] = float(threshold)
+    config: dict[str, Any] = {"name": name, "description": structure.label(), "tiers": tiers}
+    config["verifier"] = {"type": "format", "kind": "nonempty"}
+    config["router"] = {"type": "threshold", "threshold": 0.5, **({"per_tier": per_tier} if per_tier else {})}
+    return config
+
+
+def _tier(spec: TierSpec, result: TuneResult, fmt: str, model_map: Mapping[str, str] | None) -> dict[str, Any]:
+    tier: dict[str, Any] = {"name": spec.name}
+    members = []
+    for model, weight in zip(spec.models, spec.member_weights, strict=True):
+        member: dict[str, Any] = {"model": litellm_name(model, model_map)}
+        prices = fitted_prices(result.log, model)
+        if prices is not None:
+            member["prices"] = prices.model_dump()
+        if weight != 1.0:
+            member["weight"] = weight
+        members.append(member)
+    if spec.is_ensemble:
+        tier["models"] = members
+    else:
+        tier.update(members[0])
+    tier["max_tokens"] = MAX_TOKENS.get(fmt, 256)
+    tier["answer"] = {"format": fmt}
+    return tier
+
+
+def header(result: TuneResult, sources: list[str], command: str | None = None) -> str:
+    """Comment lines: provenance, the choice and its figures on the tuning items."""
+    chosen, ref = result.chosen, result.reference
+    objective = result.settings.objective
+    settings = result.settings
+    lines = [
+        f"Tuned by `cascade tune --logs` on {len(result.log)} items of {', '.join(sources)}",
+        f"({result.considered} candidates; {settings.folds}-fold out-of-fold scores; seed {settings.seed}).",
+        f"Strongest model alone: {result.strongest}, EM {ref.em:.3f}, cost ${ref.cost:.4g}.",
+    ]
+    if objective.kind == "tolerance":
+        lines.append(
+            f"Objective: the cheapest cascade whose EM difference from it has a one-sided {objective.confidence:.0%} "
+            f"lower bound >= -{objective.tolerance:g} and that saves >= {objective.min_saving:.0%} of its cost."
+        )
+    else:
+        lines.append(f"Objective: net benefit, ${objective.value_per_correct:g} per correct answer minus cost.")
+    if result.pays:
+        lines.append(
+            f"Chosen: {chosen.structure.label()}: EM {chosen.em:.3f} ({chosen.diff:+.3f}, lower bound "
+            f"{chosen.lcb:+.3f}), cost {chosen.ratio:.2f}x the strongest model's, on the tuning items."
+        )
+    else:
+        lines.append("No cascade pays on these items: this config is the strongest model alone.")
+    if command:
+        lines.append(f"Made by: {command}")
+    lines.append("Judge it on other items: cascade replay --dataset OTHER_LOG --config THIS_FILE")
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def write(
+    result: TuneResult,
+    path: Path,
+    *,
+    task: str,
+    sources: list[str],
+    model_map: Mapping[str, str] | None = None,
+    command: str | None = None,
+) -> list[Path]:
+    """Write the config (and the scorer beside it when the cascade uses one); returns the files written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    scorer_file = None
+    if result.scorer is not None:
+        scorer_path = path.with_suffix(".scorer.json")
+        scorer_file = scorer_path.name
+        written.append(result.scorer.save(scorer_path))
+    name = "tuned-" + Path(sources[0]).stem if sources else "tuned"
+    config = tuned_config(result, task=task, scorer_file=scorer_file, model_map=model_map, name=name)
+    body = yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=120)
+    path.write_text(header(result, sources, command) + body, encoding="utf-8")
+    return [path, *written]
