@@ -2,6 +2,7 @@
 changes its decisions while the server runs, without a restart.
 
     python benchmarks/serve_learning.py [--delay 50] [--window 100] [--interval 0.5] [--workers 1]
+                                        [--feedback label|thumbs]
 
 The stream is RouteLLM's GSM8K log (1,319 items in file order), as in `learning_replay.py`: a two-tier
 cascade, Mixtral-8x7B → GPT-4-1106, whose logged outputs script the server's fake completer (a
@@ -107,11 +108,14 @@ def start_server(path: Path, store: str, args: argparse.Namespace) -> tuple[subp
     return process, base
 
 
-def replay(base: str, stream: Stream, gold: Sequence[str], delay: int, workers: int) -> list[Served]:
+def replay(base: str, stream: Stream, gold: Sequence[str], args: argparse.Namespace) -> list[Served]:
     """Every item in order; the label of item i posted when item i + delay is sent.
 
     With several workers each request opens a new connection, so the kernel spreads them over the
-    workers (a kept-alive connection would stay with one)."""
+    workers (a kept-alive connection would stay with one). `--feedback thumbs` posts a thumb on the
+    served answer instead of the gold label, as users would; a thumb on an escalated run says
+    nothing about the cheap tier's answer."""
+    delay, workers = args.delay, args.workers
     seen: list[Served] = []
     run_ids: list[str] = []
     limits = httpx.Limits(max_keepalive_connections=0 if workers > 1 else 20)
@@ -127,10 +131,17 @@ def replay(base: str, stream: Stream, gold: Sequence[str], delay: int, workers: 
             cost = float(response.headers["x-cascade-cost-usd"])
             seen.append(Served(info["final_tier"], text == gold[i], answer["usage"]["total_tokens"], cost, 0))
             if i >= delay:
-                label = {"run_id": run_ids[i - delay], "kind": "label", "value": gold[i - delay]}
-                http.post("/v1/feedback", json=label).raise_for_status()
+                http.post(
+                    "/v1/feedback", json=verdict(args.feedback, run_ids, seen, gold, i - delay)
+                ).raise_for_status()
             seen[-1].pid = http.get("/health").json()["pid"] if i % 10 == 0 else 0
     return seen
+
+
+def verdict(kind: str, run_ids: Sequence[str], seen: Sequence[Served], gold: Sequence[str], i: int) -> dict[str, str]:
+    if kind == "thumbs":
+        return {"run_id": run_ids[i], "kind": "thumbs_up" if seen[i].correct else "thumbs_down"}
+    return {"run_id": run_ids[i], "kind": "label", "value": gold[i]}
 
 
 def thresholds(store_dsn: str) -> list[float]:
@@ -178,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=100, help="items per reported window")
     parser.add_argument("--interval", type=float, default=0.5, help="the server's --learn-interval-s")
     parser.add_argument("--workers", type=int, default=1, help="the server's --workers")
+    parser.add_argument("--feedback", choices=["label", "thumbs"], default="label", help="gold labels or thumbs")
     args = parser.parse_args(argv)
     stream, gold = load_stream("gsm8k"), golds()
     started = time.perf_counter()
@@ -186,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path.write_text(json.dumps(config(stream, gold)))  # JSON is YAML, and far faster to write
         process, base = start_server(path, store, args)
         try:
-            seen = replay(base, stream, gold, args.delay, args.workers)
+            seen = replay(base, stream, gold, args)
             metrics = httpx.get(f"{base}/metrics").text
         finally:
             stop_process(process)
@@ -210,7 +222,8 @@ def result(
     after = slice(WARMUP, n)
     return {
         "stream": "routellm/gsm8k_responses.csv (Mixtral-8x7B -> GPT-4-1106)", "items": n, "delay": args.delay,
-        "learn_interval_s": args.interval, "workers": args.workers, "target_em": stream.target,
+        "learn_interval_s": args.interval, "workers": args.workers, "feedback": args.feedback,
+        "target_em": stream.target,
         "server_pids": sorted({s.pid for s in seen if s.pid}), "elapsed_s": round(elapsed, 1),
         "first_window": windows[0], "after_warmup": summary(seen[after], limits[after]),
         "second_half": summary(seen[n // 2 :], limits[n // 2 :]), "windows": windows,

@@ -20,7 +20,8 @@ that criterion at `alpha` split across the comparisons (Bonferroni), by either t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -107,10 +108,13 @@ class VariantStats:
     def first(self, n: int) -> VariantStats:
         """The variant as it was at its n-th labelled run (for a fixed-horizon test)."""
         keep = np.argsort(self.positions(), kind="stable")[:n]
-        pick = lambda values: [values[i] for i in keep] if len(values) == self.labelled else values  # noqa: E731
-        return VariantStats(
-            self.name, self.runs, self.tokens, self.cost_usd, pick(self.outcomes), pick(self.label_tokens),
-            pick(self.label_cost), pick(self.order), self.weight,
+
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[i] for i in keep] if len(values) == self.labelled else list(values)
+
+        return replace(
+            self, outcomes=pick(self.outcomes), label_tokens=pick(self.label_tokens),
+            label_cost=pick(self.label_cost), order=pick(self.order),
         )  # fmt: skip
 
 
