@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
 from cascade.graph import Draft
@@ -145,3 +147,23 @@ def test_the_cascade_runs_as_a_subgraph_of_a_users_graph() -> None:
     assert "cascade" in parent.compile().get_graph(xray=True).nodes or any(
         n.startswith("cascade:") for n in parent.compile().get_graph(xray=True).nodes
     )
+
+
+def test_an_approval_inside_the_subgraph_pauses_and_resumes_the_users_graph() -> None:
+    tiers = [dict(t, approve=t["name"] == "large") for t in TIERS]
+    cascade, fake = make_cascade({"small": 0.1, "medium": 0.1, "large": 0.9}, tiers=tiers)
+    parent = StateGraph(ChatState)
+    parent.add_node("cascade", cascade.graph.compiled)
+    parent.add_edge(START, "cascade")
+    parent.add_edge("cascade", END)
+    app = parent.compile(checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "chat-1"}}
+
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
+        paused = await app.ainvoke({"query": "What is 2+2?"}, thread)
+        return paused, await app.ainvoke(Command(resume={"approve": True, "note": "ok"}), thread)
+
+    paused, final = asyncio.run(go())
+    assert paused["__interrupt__"][0].value["tier"] == "large"
+    assert [c.model for c in fake.calls] == ["fake/small", "fake/medium", "fake/large"]
+    assert [a.decision for a in final["attempts"]] == ["escalate", "escalate", "accept"]
