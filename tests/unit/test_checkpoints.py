@@ -276,3 +276,13 @@ def test_cascade_run_without_a_terminal_refuses_an_approval(tmp_path: Path, caps
     data = json.loads(capsys.readouterr().out)
     assert data["answer"] == "Lyon" and not data["accepted"] and data["awaiting_approval"] is None
     assert data["stop_reason"] == "tier 'large' not approved: no terminal to ask"
+
+
+def test_a_pre_router_that_starts_at_an_approval_tier_asks_first() -> None:
+    rules = {"type": "features", "rules": [{"when": {"min_words": 1}, "start_tier": "large"}]}
+    cascade, fake = make_cascade(ESCALATES_TWICE, tiers=with_approval("large"), pre_router=rules)
+    paused = cascade.run("What is 2+2?")
+    assert paused.awaiting_approval is not None and paused.awaiting_approval.tier == "large" and not fake.calls
+    result = cascade.resume(paused.thread_id or "", approve=True)
+    assert [c.model for c in fake.calls] == ["fake/large"] and result.accepted
+    assert [s.node for s in result.steps] == ["route", "approve", "generate", "verify"]
