@@ -177,16 +177,18 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--confidence", type=float, default=0.95)
     parser.add_argument("--tasks", default=",".join(LOGS))
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "optimizer.json")
     args = parser.parse_args()
     objective = Objective("tolerance", args.tolerance, 0.0, args.confidence)
     settings = Settings(objective=objective)
     seeds = list(range(args.seeds))
     tasks = {name: run_task(name, seeds, settings) for name in args.tasks.split(",")}
     summary = {name: {k: v for k, v in t.items() if k != "runs"} for name, t in tasks.items()}
-    out = Path(__file__).resolve().parent / "out" / "optimizer.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"settings": vars(args), "tasks": tasks}, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({"benchmark": "optimizer", "settings": vars(args), "tasks": summary, "details": str(out)}))
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"settings": str(vars(args)), "tasks": tasks}, indent=1) + "\n", encoding="utf-8")
+    settings_shown = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    print(json.dumps({"benchmark": "optimizer", "settings": settings_shown, "tasks": summary}))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the local models and whether they are installed")
     from cascade.eval import cli_args, cli_replay
     from cascade.learning import cli_ab, cli_learn
+    from cascade.scoring import cli as cli_scorer
     from cascade.serve import cli_serve
     from cascade.store import cli_feedback
 
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_feedback.add_parser(sub)
     cli_ab.add_parser(sub)
     cli_learn.add_parser(sub)
+    cli_scorer.add_parser(sub)
     return parser
 
 
@@ -69,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cascade.learning import cli_learn
 
             return cli_learn.run(args)
+        if args.command == "scorer":
+            from cascade.scoring import cli as cli_scorer
+
+            return cli_scorer.run(args)
         if args.command == "feedback":
             from cascade.store import cli_feedback
 

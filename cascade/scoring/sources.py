@@ -1,15 +1,17 @@
-"""Labelled examples for the scorer from users' runs in the store.
+"""Labelled examples for the scorer: users' runs in the store, or logged outputs of a config's models.
 
-A gold value (a correction or a label) judges every attempt of a run: an escalated tier's answer
-was right or wrong too. A thumb judges only the answer the user saw, the final attempt's. Runs
-without feedback teach nothing and are skipped. (Logged outputs of several models are the other
-source: `cascade.eval.offline` builds their inputs for a given cascade.)
+From the store: a gold value (a correction or a label) judges every attempt of a run (an
+escalated tier's answer was right or wrong too); a thumb judges only the answer the user saw, the
+final attempt's; runs without feedback teach nothing and are skipped. From a log of several models'
+outputs: every non-final tier of a given cascade config, item by item, judged by the log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
+from cascade.config import CascadeConfig
+from cascade.eval.logs import LogTable
 from cascade.scoring.inputs import ScoringInput
 from cascade.store.base import VALUED_KINDS, LabelledRun, Store, is_correct
 from cascade.store.paging import iter_labelled
@@ -43,4 +45,24 @@ def store_examples(store: Store, *, config_name: str | None = None) -> tuple[lis
         for inp, correct in labelled_examples(run):
             inputs.append(inp)
             labels.append(correct)
+    return inputs, labels
+
+
+def log_examples(
+    config: CascadeConfig, log: LogTable, model_map: Mapping[str, str] | None = None
+) -> tuple[list[ScoringInput], list[bool]]:
+    """Every non-final tier of `config` on every item of a log of its models (RouterBench, RouteLLM,
+    `cascade eval --log`), as the live cascade would hand it to its verifier, with the log's verdict."""
+    from cascade.answers import extractor
+    from cascade.eval.config_replay import tier_specs
+    from cascade.optimize.chains import chain_inputs, run_tier
+
+    specs = tier_specs(config, log, model_map)
+    log = log.select(list(dict.fromkeys(m for s in specs for m in s.models)))
+    runs = [run_tier(log, spec, extractor(tier.answer)) for spec, tier in zip(specs, config.tiers, strict=True)]
+    inputs: list[ScoringInput] = []
+    labels: list[bool] = []
+    for j in range(len(runs) - 1):
+        inputs += chain_inputs(log, runs, j)
+        labels += [bool(c) for c in runs[j].correct]
     return inputs, labels

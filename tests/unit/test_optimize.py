@@ -152,3 +152,26 @@ def test_mistakes_are_clean_errors(
     filled = [x.format(a=a, cfg=cfg, other=other) for x in argv]
     assert main(filled) == 2
     assert message in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_scorer_train_from_a_log_for_a_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, _ = _cli_logs(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "tiers:\n"
+        "  - {name: vote, models: [cheap-a, cheap-b, cheap-c], answer: {format: choice}}\n"
+        "  - {name: strong, model: strong, answer: {format: choice}}\n"
+    )
+    out = tmp_path / "s.json"
+    assert main(["scorer", "train", "--logs", str(a), "--config", str(config), "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert set(data["heads"]) == {"vote"} and data["report"]["calibration"]["vote"]["n"] == 300
+    assert "scorer calibration (cross-fitted)" in capsys.readouterr().out
+
+
+def test_scorer_train_needs_one_source_and_enough_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "s.json")
+    assert main(["scorer", "train", "--out", out]) == 2
+    assert "needs one source" in capsys.readouterr().err
+    assert main(["scorer", "train", "--store", str(tmp_path / "empty.sqlite"), "--out", out]) == 2
+    assert "too few" in capsys.readouterr().err
