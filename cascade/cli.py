@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cascade.store import Store
     from cascade.types import CascadeResult
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade", description="Cheap model first; escalate only when needed.")
     sub = parser.add_subparsers(dest="command", required=True)

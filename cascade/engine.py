@@ -29,11 +29,15 @@ from cascade.structured import OutputSpec
 from cascade.telemetry import RunSpan, run_span
 from cascade.tier_verifiers import tier_verifiers
 from cascade.tiers import TierRuntime
-from cascade.types import ApprovalRequest, Attempt, CascadeResult, answering_attempt
+from cascade.types import ApprovalRequest, Attempt, CascadeResult, TextDelta, TierStart, answering_attempt
 
 _T = TypeVar("_T")
 Query = str | Sequence[Mapping[str, Any]]
 """A question, or a conversation as OpenAI-style messages (system, user, assistant, tool)."""
+
+
+Event = TierStart | TextDelta | Attempt | CascadeResult
+"""What `Cascade.astream` yields: attempts and the result; with `tokens=True`, tier starts and text too."""
 
 
 class OutputOptions(TypedDict, total=False):
@@ -206,45 +210,66 @@ class Cascade:
         thread_id: str | None = None,
         user: str | None = None,
         key: str | None = None,
+        tokens: bool = False,
         **output: Unpack[OutputOptions],
-    ) -> AsyncIterator[Attempt | CascadeResult]:
-        """Each tier's attempt as soon as its turn ends, then the result (for progress displays)."""
+    ) -> AsyncIterator[Event]:
+        """Each tier's attempt as soon as its turn ends, then the result (for progress displays).
+
+        With `tokens=True` the stream also says which tier is tried (`TierStart`) and carries the
+        answer's text (`TextDelta`): the last tier's as it is written (its answer is final, so
+        nothing shown is taken back), any other tier's whole once it is accepted. JSON and tool
+        calls are never live: they are checked whole first. Live text is the model's text; the
+        result's `answer` is what the tier's answer format reads from it (the same for `text`).
+        """
         arm = self.arm(tag=tag, user=user, key=key)
         if arm is not self:
-            async for item in arm.astream(query, tag=tag, thread_id=thread_id, **output):
+            async for item in arm.astream(query, tag=tag, thread_id=thread_id, tokens=tokens, **output):
                 yield item
             return
         chat = self.conversation(query, **output)
         with run_span(self.config.name, chat.output.kind, tag, current=False) as span:
-            async for item in self._events(chat, tag, thread_id, span, live=True):
+            async for item in self._events(chat, tag, thread_id, span, live=True, tokens=tokens):
                 yield item
 
     async def _events(
-        self, chat: Conversation, tag: str | None, thread_id: str | None, span: RunSpan, *, live: bool
-    ) -> AsyncIterator[Attempt | CascadeResult]:
-        """The workflow's attempts as they end (when `live`), then the result; each recorded in the run's span."""
-        start = self.graph.input(chat, tag)
+        self,
+        chat: Conversation,
+        tag: str | None,
+        thread_id: str | None,
+        span: RunSpan,
+        *,
+        live: bool,
+        tokens: bool = False,
+    ) -> AsyncIterator[Event]:
+        """The workflow's events as they happen (attempts when `live`, tier starts and text when
+        `tokens`), then the result; each attempt recorded in the run's span."""
+        start = self.graph.input(chat, tag, stream_tokens=tokens)
         if self._durable is None:
             _no_thread(thread_id)
         thread = thread_id or uuid.uuid4().hex
         graph, config = (self._durable, _thread(thread)) if self._durable else (self.graph.compiled, None)
         durability: Durability | None = "sync" if self._durable is not None else None
         state: dict[str, Any] = {}
-        count = 0
-        modes: list[StreamMode] = ["custom", "values"] if live else ["values"]
+        count, streamed = 0, set()
+        modes: list[StreamMode] = ["custom", "values"] if live or tokens else ["values"]
         with run_ledger(self.budget.query_account()):  # every model call of the run reserves here first
             async for mode, chunk in graph.astream(start, config, stream_mode=modes, durability=durability):
-                if mode == "custom":
-                    span.attempt(cast(Attempt, chunk), count)
-                    count += 1
-                    yield cast(Attempt, chunk)
-                else:
+                if mode == "values":
                     state = cast(dict[str, Any], chunk)
+                    continue
+                if isinstance(chunk, Attempt):
+                    span.attempt(chunk, count)
+                    count += 1
+                elif isinstance(chunk, TextDelta):
+                    streamed.add(chunk.tier)
+                yield cast(Event, chunk)
         if self._durable is not None:
             result = await self._finish(thread)
         else:
             result = self._labelled(assemble(chat, cast(CascadeState, state)))
         span.finish(result)
+        if tokens and result.answer is not None and not result.tool_calls and result.final_tier not in streamed:
+            yield TextDelta(result.final_tier or "", result.answer, False)
         yield result
 
     async def _finish(self, thread: str) -> CascadeResult:

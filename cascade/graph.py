@@ -50,6 +50,8 @@ from cascade.types import (
     MemberOutput,
     NodeStep,
     RoutePlan,
+    TextDelta,
+    TierStart,
     ToolCall,
     Usage,
 )
@@ -87,6 +89,7 @@ class CascadeState(TypedDict, total=False):
     attempts: Annotated[list[Attempt], operator.add]
     steps: Annotated[list[NodeStep], operator.add]
     stop_reason: str
+    stream_tokens: bool  # announce each tier and stream the last tier's text (Cascade.astream(tokens=True))
 
 
 class CascadeGraph:
@@ -125,7 +128,7 @@ class CascadeGraph:
         graph.add_conditional_edges("verify", self.decide, branches)  # type: ignore[arg-type]
         return graph
 
-    def input(self, query: str | Conversation, tag: str | None = None) -> CascadeState:
+    def input(self, query: str | Conversation, tag: str | None = None, *, stream_tokens: bool = False) -> CascadeState:
         """The state a run starts from; every field is set, so a reused thread starts afresh."""
         chat = query if isinstance(query, Conversation) else conversation_of(query)
         if tag is not None and (not isinstance(tag, str) or not tag.strip()):
@@ -140,6 +143,7 @@ class CascadeGraph:
             "attempts": Overwrite([]),  # type: ignore[typeddict-item]
             "steps": Overwrite([]),  # type: ignore[typeddict-item]
             "stop_reason": "",
+            "stream_tokens": stream_tokens,
         }
 
     async def route(self, state: CascadeState) -> CascadeState:
@@ -156,18 +160,29 @@ class CascadeGraph:
             return "__end__"
         return "approve" if self.tiers[state.get("next_tier", 0)].config.approve else "generate"
 
-    async def generate(self, state: CascadeState) -> CascadeState:
-        """The current tier's call under its token cap; a provider failure is handed on, not raised."""
+    async def generate(self, state: CascadeState, writer: StreamWriter) -> CascadeState:
+        """The current tier's call under its token cap; a provider failure is handed on, not raised.
+
+        When the run streams tokens, the custom stream first says which tier is tried (`TierStart`),
+        and the last tier's text goes out as it is written (`TextDelta`): its answer is final
+        whatever it says, as there is nothing left to escalate to.
+        """
         index, chat = state.get("next_tier", 0), _chat(state)
         tier, started = self.tiers[index], time.perf_counter()
         attempts, plan = state.get("attempts", []), state.get("plan", NO_PLAN)
         max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan)
+        on_text = None
+        if state.get("stream_tokens"):
+            live = index == len(self.tiers) - 1 and tier.streams_live(chat)
+            writer(TierStart(tier.config.name, index, ", ".join(s.model for s in tier.specs), live))
+            if live:
+                on_text = lambda text: writer(TextDelta(tier.config.name, text, True))  # noqa: E731
         completion, failed = None, None
         over_budget = self.budget.blocks(tier, chat, attempts, plan) or ""
         try:
             if over_budget:
                 raise CallOverBudgetError(over_budget, model=tier.config.label)
-            completion = await tier.sample(chat, max_tokens=max_tokens, index=0)
+            completion = await tier.sample(chat, max_tokens=max_tokens, index=0, on_text=on_text)
         except ProviderError as exc:
             failed = tier.failed_attempt(exc, started)
             over_budget = str(exc) if isinstance(exc, BudgetExceededError) else ""

@@ -164,7 +164,7 @@ class MemoryAccount:
 
     async def settle(self, hold: Hold, spent: Usage) -> None:
         with self._lock:
-            self.held = (self.held - hold.usage)
+            self.held = self.held - hold.usage
             self.spent += spent
 
     def __repr__(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cascade.answers import completion_pattern, extractor
 from cascade.config import ModelSpec, TierConfig
@@ -105,17 +105,30 @@ class TierRuntime:
             tool_choice=output.tool_choice if output.may_call_tools else None,
         )
 
-    async def sample(self, query: str | Conversation, *, max_tokens: int, index: int) -> Completion:
+    async def sample(
+        self,
+        query: str | Conversation,
+        *,
+        max_tokens: int,
+        index: int,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
         """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting.
 
         An ensemble tier calls every member at once and returns their vote (an EnsembleCompletion).
+        `on_text` gets a single model's text as it is written (see `streams_live`).
         """
         chat = conversation_of(query) if isinstance(query, str) else query
         requests = [self.request(spec, chat, max_tokens=max_tokens, index=index) for spec in self.specs]
         if not self.config.is_ensemble:
-            return await self.completer.complete(requests[0])
+            return await self.completer.complete(replace(requests[0], on_text=on_text))
         weights = [spec.weight for spec in self.specs]
         return await generate_ensemble(self.completer, requests, weights, lambda c: self.read(c, chat).answer)
+
+    def streams_live(self, chat: Conversation) -> bool:
+        """Whether this tier's text can be streamed as written when its answer is final: one model
+        (an ensemble's answer is a vote), answering in text (JSON and tool calls are checked whole first)."""
+        return not self.config.is_ensemble and not chat.output.structured
 
     def read(self, completion: Completion, chat: Conversation) -> Reading:
         """The completion's answer under the caller's output contract (the tier's format for text)."""

@@ -7,6 +7,7 @@ get back, so results serialise to JSON without glue.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,6 +39,28 @@ class CompletionRequest:
     response_format: dict[str, Any] | None = None
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
+    on_text: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    """Called with each piece of text as the model writes it (live streaming); None: no streaming."""
+
+
+@dataclass(frozen=True, slots=True)
+class TierStart:
+    """A tier's turn begins (`Cascade.astream(..., tokens=True)`); `live`: its text streams as written."""
+
+    tier: str
+    index: int
+    model: str
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Answer text for a stream: a live tier's text as it is written, or (`live=False`) the answer of a
+    tier that was not live, whole, once the cascade has accepted it."""
+
+    tier: str
+    text: str
+    live: bool
 
 
 @dataclass(frozen=True, slots=True)

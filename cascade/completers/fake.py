@@ -112,7 +112,9 @@ class FakeCompleter:
         started = self._clock()
         self.calls.append(request)
         reply = self._pick(request)
-        if reply.delay_s:
+        if request.on_text is not None and not reply.error:
+            await _write(reply, request, request.on_text)
+        elif reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         if reply.error:
             kind, status, message = _ERRORS[reply.error]
@@ -183,6 +185,19 @@ def _prompt_tokens(request: CompletionRequest, reply: FakeReply) -> int:
     if reply.prompt_tokens is not None:
         return reply.prompt_tokens
     return sum(approx_tokens(m.get("content") or "") for m in request.messages)
+
+
+_PIECES = re.compile(r"\s*\S+\s*|\s+")
+
+
+async def _write(reply: FakeReply, request: CompletionRequest, on_text: Callable[[str], None]) -> None:
+    """Live streaming: the reply's text word by word, its `delay_s` spread over the words."""
+    pieces = _PIECES.findall(_apply_stops(reply.text, request)[0])
+    for piece in pieces:
+        await asyncio.sleep(reply.delay_s / len(pieces))
+        on_text(piece)
+    if not pieces and reply.delay_s:
+        await asyncio.sleep(reply.delay_s)
 
 
 def approx_tokens(text: str) -> int:

@@ -7,6 +7,7 @@ split and scrubbed of API keys before they travel anywhere.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -51,10 +52,11 @@ class LiteLLMCompleter:
         started = time.perf_counter()
         try:
             calls: tuple[ToolCall, ...] = ()
-            if request.stop_pattern and not request.logprobs:
+            live = request.on_text is not None and not request.model.startswith("local/")
+            if live or (request.stop_pattern and not request.logprobs):
                 text, usage, logprobs, finish = await self._stream_until(request)
             else:
-                response = await self._litellm.acompletion(**self._kwargs(request))
+                response = await self._litellm.acompletion(**self._kwargs(request), **_local_writer(request))
                 text, usage, logprobs, finish = _read(response)
                 text, calls = _cut(text, request.stop_pattern), _tool_calls(response.choices[0])
         except ProviderError:
@@ -115,26 +117,30 @@ class LiteLLMCompleter:
         return kwargs
 
     async def _stream_until(self, request: CompletionRequest) -> tuple[str, tuple[int, int], Any, str]:
-        """Stream and stop reading once the answer is complete (token-level early stopping)."""
-        pattern = re.compile(request.stop_pattern or "", re.IGNORECASE)
+        """Stream: hand each piece to `request.on_text` (live streaming) and stop reading once the
+        answer is complete (token-level early stopping). Logprobs are kept where chunks carry them."""
+        writer = _TextWriter(request)
         stream = await self._litellm.acompletion(**self._kwargs(request, stream=True))
-        text, chunks, usage, finish = "", 0, None, "length"
+        chunks, usage, finish = 0, None, "length"
+        logprobs: list[float] = []
         async for chunk in stream:
             usage = getattr(chunk, "usage", None) or usage
-            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if not chunk.choices:
+                continue
+            logprobs.extend(_logprobs(chunk.choices[0]) or ())
+            delta = chunk.choices[0].delta.content
             if not delta:
                 continue
-            text += delta
             chunks += 1
-            match = pattern.search(text)
-            if match:
-                text, finish = text[: match.end()], "answer_complete"
+            if writer.write(delta):
+                finish = "answer_complete"
                 break
         await _close(stream)
+        kept = tuple(logprobs) if request.logprobs and logprobs else None
         if usage is not None and finish != "answer_complete":
-            return text, (usage.prompt_tokens, usage.completion_tokens), None, "stop"
+            return writer.text, (usage.prompt_tokens, usage.completion_tokens), kept, "stop"
         prompt_tokens = self._litellm.token_counter(model=request.model, messages=request.messages)
-        return text, (prompt_tokens, chunks), None, finish
+        return writer.text, (prompt_tokens, chunks), kept, finish
 
     def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None:
         """USD per prompt and per completion token from litellm's cost map (what budgets reserve
@@ -158,6 +164,35 @@ class LiteLLMCompleter:
         except Exception:  # model not in litellm's price map: cost unknown, counted as 0
             return 0.0
         return float(prompt_cost + completion_cost)
+
+
+class _TextWriter:
+    """The text streamed so far, cut at the answer-format pattern; new text goes to `on_text`."""
+
+    def __init__(self, request: CompletionRequest) -> None:
+        self.pattern = re.compile(request.stop_pattern, re.IGNORECASE) if request.stop_pattern else None
+        self.on_text = request.on_text
+        self.text = ""
+
+    def write(self, delta: str) -> bool:
+        """Add `delta`; True once the answer is complete (nothing after it is kept or sent)."""
+        text = self.text + delta
+        match = self.pattern.search(text) if self.pattern else None
+        if match:
+            text = text[: match.end()]
+        if self.on_text is not None and len(text) > len(self.text):
+            self.on_text(text[len(self.text) :])
+        self.text = text
+        return match is not None
+
+
+def _local_writer(request: CompletionRequest) -> dict[str, Any]:
+    """Local models write their text through a callback (their logprobs come whole with the reply):
+    it is called from the inference thread, so each piece is handed to the event loop's thread."""
+    if request.on_text is None or not request.model.startswith("local/"):
+        return {}
+    loop, writer = asyncio.get_running_loop(), _TextWriter(request)
+    return {"cascade_on_text": lambda piece: loop.call_soon_threadsafe(writer.write, piece)}
 
 
 def _cut(text: str, stop_pattern: str | None) -> str:

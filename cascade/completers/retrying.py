@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from cascade.config import RetryConfig
 from cascade.errors import TransientProviderError
@@ -34,10 +35,21 @@ class RetryingCompleter:
         self.retries = 0
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        """A call that already streamed text to its reader is not retried: the reader would get it twice."""
+        written = False
+        if request.on_text is not None:
+            write = request.on_text
+
+            def on_text(piece: str) -> None:
+                nonlocal written
+                written = True
+                write(piece)
+
+            request = replace(request, on_text=on_text)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.attempts),
             wait=wait_random_exponential(multiplier=self.policy.initial_wait_s, max=self.policy.max_wait_s),
-            retry=retry_if_exception_type(TransientProviderError),
+            retry=retry_if_exception(lambda exc: isinstance(exc, TransientProviderError) and not written),
             sleep=self._sleep,
             reraise=True,
             before_sleep=self._count,

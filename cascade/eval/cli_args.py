@@ -98,6 +98,4 @@ def _logs_arguments(tu: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--price", action="append", default=[], metavar="MODEL=IN,OUT", help="USD per M tokens")
     group.add_argument("--prompt-overhead-tokens", type=non_negative_int, default=0, help="RouteLLM few-shot tokens")
-    group.add_argument(
-        "--keep-contaminated", action="store_true", help="keep the prompts RouteLLM's evals leave out"
-    )
+    group.add_argument("--keep-contaminated", action="store_true", help="keep the prompts RouteLLM's evals leave out")

@@ -143,6 +143,20 @@ def _generate(
         raise LocalRequestError(f"{local.path.name}: {exc}") from exc
 
 
+def _text_writer(optional_params: dict[str, Any]) -> OnText | None:
+    """The cascade's live-streaming callback (`cascade_on_text`, see LiteLLMCompleter), if it sent one:
+    the reply still comes whole, with its logprobs, while its text is also handed out as it is made."""
+    write = optional_params.get("cascade_on_text")
+    if write is None:
+        return None
+
+    def on_text(piece: str) -> bool:
+        write(piece)
+        return True
+
+    return on_text
+
+
 def _choice_logprobs(tokens: list[TokenLogprob]) -> ChoiceLogprobs:
     return ChoiceLogprobs(
         content=[
@@ -225,7 +239,7 @@ class LocalLLM(CustomLLM):
 
     def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
         local = _model_for(model, kwargs["optional_params"])
-        generation = _generate(local, messages, kwargs["optional_params"])
+        generation = _generate(local, messages, kwargs["optional_params"], _text_writer(kwargs["optional_params"]))
         calls = tool_calls_of(generation, kwargs["optional_params"])
         return fill_response(kwargs["model_response"], generation, model, calls)
 

@@ -15,19 +15,21 @@ they succeed or not.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from cascade.conversation import Conversation
-from cascade.engine import Cascade
+from cascade.engine import Cascade, Event
 from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.metering import Account, charge_to
 from cascade.serve.api_errors import ApiError, install_handlers
@@ -39,11 +41,12 @@ from cascade.serve.key_budgets import KeyAccounts, admit, quota_error, refused_b
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
-from cascade.serve.responses import cascade_info, completion, failure_message, headers, sse_events
+from cascade.serve.responses import cascade_info, completion, failure_message, headers
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
+from cascade.serve.streaming import SseStream
 from cascade.store import Store, open_store
-from cascade.types import CascadeResult
+from cascade.types import Attempt, CascadeResult, TextDelta, TierStart
 
 log = logging.getLogger("cascade.serve")
 JSON = "application/json"
@@ -152,6 +155,10 @@ class Server:
             max_tokens=self.settings.max_tokens,
         )
         account = self.key_accounts.account(ident)
+        if body.stream:
+            events = self._stream(request, cascade, chat, body, ident, account)
+            admitted = await anext(events)  # refusals (a full queue, a key that cannot pay) stay statuses
+            return StreamingResponse(_after(admitted, events), media_type="text/event-stream")
         progress = Progress()
         try:
             run = self._run(cascade, chat, body, ident, account, progress)
@@ -164,7 +171,47 @@ class Server:
         why = refused_by(account, result)
         if why is not None:
             raise quota_error(why)
-        return respond(body, result)
+        return respond(result, body.model)
+
+    async def _stream(
+        self,
+        request: Request,
+        cascade: Cascade,
+        chat: Conversation,
+        body: ChatCompletionRequest,
+        ident: str,
+        account: Account | None,
+    ) -> AsyncIterator[str]:
+        """The run as server-sent events (`cascade.serve.streaming`). The run is a task of its own
+        (its slot and charges live in its context); this generator relays its events. Its first
+        piece comes once the run is admitted; a client that leaves cancels the run, kept and charged."""
+        progress, events = Progress(), asyncio.Queue[Event | None]()
+        run = asyncio.ensure_future(self._run(cascade, chat, body, ident, account, progress, events.put_nowait))
+        sse = SseStream(body.model, include_usage=body.include_usage)
+        try:
+            await unless_disconnected(request, next_event(events, run))  # None: admitted
+            yield sse.comment("cascade admitted")
+            while (event := await next_event(events, run)) is not DONE:
+                for piece in sse.event(cast(TierStart | TextDelta | Attempt, event)):
+                    yield piece
+            result = run.result()
+        except (ApiError, ClientDisconnected):
+            raise  # before the first piece: the refusal is the response's status
+        except Exception as exc:  # the status line is sent: report the failure in the stream
+            log.error("streamed run failed: %s: %s", type(exc).__name__, exc)
+            yield sse.error("internal server error", "internal_error")
+            return
+        finally:
+            if not run.done():  # the client left: stop the run, keep what it did
+                run.cancel()
+                with suppress(asyncio.CancelledError):
+                    await run
+                if progress.started:
+                    await self._finish(body.model, ident, cancelled_result(chat, progress, cascade.config, body.tag))
+        await self._finish(body.model, ident, result)
+        why = refused_by(account, result)
+        for piece in [sse.error(quota_error(why).message, "insufficient_quota")] if why else sse.end(result):
+            yield piece
 
     async def _run(
         self,
@@ -174,19 +221,28 @@ class Server:
         ident: str,
         account: Account | None,
         progress: Progress,
+        on_event: Callable[[Event | None], None] | None = None,
     ) -> CascadeResult:
-        """Admission (the key's hold first, then a slot), then the run, its attempts kept in `progress`."""
+        """Admission (the key's hold first, then a slot), then the run, its attempts kept in `progress`.
+
+        With `on_event` (streaming), it gets None once the run is admitted, then every event."""
         hold = await admit(account, cascade, chat, wait_s=self.settings.key_budget_wait_s)
         try:
             async with self.admission.slot():
                 await release(hold)
                 hold = None
                 progress.started = True
+                if on_event is not None:
+                    on_event(None)
                 with charge_to(*([account] if account is not None else [])) as progress.tab:
-                    async for item in cascade.astream(chat, tag=body.tag, user=body.user, key=ident):
+                    events = cascade.astream(chat, tag=body.tag, user=body.user, key=ident, tokens=on_event is not None)
+                    async for item in events:
                         if isinstance(item, CascadeResult):
                             return item
-                        progress.attempts.append(item)
+                        if isinstance(item, Attempt):
+                            progress.attempts.append(item)
+                        if on_event is not None:
+                            on_event(item)
         finally:
             await release(hold)
         raise RuntimeError("the cascade's stream ended without a result")  # pragma: no cover
@@ -235,22 +291,44 @@ def conversation_of(cascade: Cascade, body: ChatCompletionRequest) -> Conversati
         raise ApiError(400, str(exc), param=param) from None
 
 
-def respond(body: ChatCompletionRequest, result: CascadeResult) -> Response:
-    """200 with the answer (JSON or SSE), or 502 naming why no tier answered."""
+def respond(result: CascadeResult, model: str) -> Response:
+    """200 with the answer, or 502 naming why no tier answered."""
     extra = headers(result)
     if result.error is not None:
         code = "invalid_output" if any(a.invalid for a in result.attempts) else "no_tier_answered"
         raise ApiError(502, failure_message(result), code=code, headers=extra, cascade=cascade_info(result))
-    if body.stream:
-        events = sse_events(result, body.model, include_usage=body.include_usage)
-        return StreamingResponse(_async(events), media_type="text/event-stream", headers=extra)
-    return Response(completion(result, body.model).model_dump_json(), media_type=JSON, headers=extra)
+    return Response(completion(result, model).model_dump_json(), media_type=JSON, headers=extra)
 
 
-async def _async(events: Iterator[str]) -> AsyncIterator[str]:
-    """Starlette would iterate a plain iterator in a worker thread; these chunks are ready now."""
-    for event in events:
-        yield event
+DONE = object()
+"""`next_event`'s answer once the run has ended and every event was taken."""
+
+
+async def next_event(events: asyncio.Queue[Event | None], run: asyncio.Future[CascadeResult]) -> object:
+    """The run's next event, DONE once it has ended, or the exception it ended with."""
+    while True:
+        if not events.empty():
+            return events.get_nowait()
+        if run.done():
+            run.result()  # raises the run's own error
+            return DONE
+        getter: asyncio.Future[Event | None] = asyncio.ensure_future(events.get())
+        try:
+            waits: list[asyncio.Future[Any]] = [getter, run]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+
+
+async def _after(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    """`first`, already taken from the started generator `rest`, then the others. `rest` was started
+    before the response, so if the client leaves before the body is read, the loop's async-generator
+    finaliser still closes it (cancelling the run, keeping what it did)."""
+    yield first
+    async for piece in rest:
+        yield piece
 
 
 def create_app(

@@ -63,9 +63,7 @@ class KeyAccounts:
         return MemoryAccount(ident, max_tokens=tokens, max_cost_usd=usd)
 
 
-async def admit(
-    account: Account | None, cascade: Cascade, chat: Conversation, *, wait_s: float = 0.0
-) -> Hold | None:
+async def admit(account: Account | None, cascade: Cascade, chat: Conversation, *, wait_s: float = 0.0) -> Hold | None:
     """Hold the least the run's first call can cost, or raise a 429 naming what the key has left.
 
     While the shortfall is held by the key's calls in flight (they may settle for less), wait up

@@ -1,32 +1,19 @@
-"""CascadeResult → OpenAI response bodies, SSE chunks and `x-cascade-*` headers.
-
-Streaming sends the answer only after the run: a tier's answer is not the cascade's answer until
-its verifier scored it and the router accepted it, and streaming a cheap tier's tokens that are
-then thrown away on escalation would show the client text that is not the answer. So the stream
-starts when the run ends, and the status code can still say whether it succeeded.
-"""
+"""CascadeResult → OpenAI response bodies and `x-cascade-*` headers (streams: `cascade.serve.streaming`)."""
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator
 
 from cascade.serve.schemas import (
     AssistantMessage,
     AttemptInfo,
     CascadeInfo,
     ChatCompletion,
-    ChatCompletionChunk,
     Choice,
-    ChunkChoice,
-    Delta,
     MemberInfo,
     Usage,
 )
 from cascade.types import CascadeResult
-
-_PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 
 def usage_of(result: CascadeResult) -> Usage:
@@ -101,27 +88,3 @@ def completion(result: CascadeResult, model: str) -> ChatCompletion:
         usage=usage_of(result),
         cascade=cascade_info(result),
     )
-
-
-def sse_events(result: CascadeResult, model: str, *, include_usage: bool) -> Iterator[str]:
-    """The answer as `chat.completion.chunk` events, then usage (if asked) and `[DONE]`."""
-    made = int(time.time())
-
-    def chunk(choices: list[ChunkChoice], usage: Usage | None = None, info: CascadeInfo | None = None) -> str:
-        body = ChatCompletionChunk(
-            id=f"chatcmpl-{result.run_id}", created=made, model=model, choices=choices, usage=usage, cascade=info
-        )
-        return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
-
-    yield chunk([ChunkChoice(delta=Delta(role="assistant", content=""))])
-    if result.tool_calls:
-        calls = [{"index": i, **call} for i, call in enumerate(result.tool_calls)]
-        yield chunk([ChunkChoice(delta=Delta(tool_calls=calls))])
-    else:
-        for piece in _PIECES.findall(result.answer or ""):
-            yield chunk([ChunkChoice(delta=Delta(content=piece))])
-    finish = "tool_calls" if result.tool_calls else "stop"
-    yield chunk([ChunkChoice(delta=Delta(), finish_reason=finish)], info=cascade_info(result))
-    if include_usage:
-        yield chunk([], usage=usage_of(result))
-    yield "data: [DONE]\n\n"

@@ -44,8 +44,7 @@ HOLDS_INDEX = "CREATE INDEX budget_holds_by_account ON budget_holds (account, ex
 _ENSURE = "INSERT INTO budget_spend (account, updated_at) VALUES (?, ?) ON CONFLICT (account) DO NOTHING"
 _SPENT = "SELECT spent_tokens, spent_usd, calls FROM budget_spend WHERE account = ?"
 _HELD = (
-    "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(usd), 0) FROM budget_holds "
-    "WHERE account = ? AND expires_at > {now}"
+    "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(usd), 0) FROM budget_holds WHERE account = ? AND expires_at > {now}"
 )
 _EXPIRE = "DELETE FROM budget_holds WHERE account = ? AND expires_at <= {now}"
 _HOLD = "INSERT INTO budget_holds (account, tokens, usd, expires_at) VALUES (?, ?, ?, {now} + ?) RETURNING id"

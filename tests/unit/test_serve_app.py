@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -96,30 +97,47 @@ async def test_answered_but_not_accepted_is_200_with_accepted_false() -> None:
     assert response.json()["cascade"]["attempts"][-1]["decision"] == "stop"
 
 
-async def test_stream_sends_the_verified_answer_then_usage_then_done() -> None:
+def sse(text: str) -> tuple[list[str], list[Any]]:
+    """A stream's comments and its data events (JSON, or the final "[DONE]")."""
+    blocks = [b for b in text.split("\n\n") if b]
+    comments = [b.removeprefix(": ") for b in blocks if b.startswith(":")]
+    data = [b.removeprefix("data: ") for b in blocks if b.startswith("data: ")]
+    return comments, [d if d == "[DONE]" else json.loads(d) for d in data]
+
+
+async def test_stream_says_which_tier_is_tried_then_sends_the_answer_usage_and_done() -> None:
     cascade, _ = demo(large=FakeReply("Paris is the capital", logprobs=[-0.01]))
     async with client(cascade) as http:
         response = await http.post(
             "/v1/chat/completions", json=ask(stream=True, stream_options={"include_usage": True})
         )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-    events = [line.removeprefix("data: ") for line in response.text.split("\n\n") if line]
+    comments, events = sse(response.text)
+    assert comments == [
+        "cascade admitted",
+        "cascade tier=small model=fake/small live=false",
+        "cascade tier=small decision=escalate confidence=0.135",
+        "cascade tier=large model=fake/large live=true",
+        "cascade tier=large decision=accept confidence=0.990",
+    ]
     assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert {c["id"] for c in chunks} == {f"chatcmpl-{response.headers['x-cascade-run-id']}"}
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    chunks = events[:-1]
+    assert len({c["id"] for c in chunks}) == 1 and all(c["object"] == "chat.completion.chunk" for c in chunks)
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
-    assert text == "Paris is the capital"
+    assert text == "Paris is the capital"  # the last tier's words, as they were written
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-2]["cascade"]["final_tier"] == "large"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] > 0
 
 
-async def test_stream_without_include_usage_has_no_usage_chunk() -> None:
-    cascade, _ = demo()
+async def test_stream_sends_an_earlier_tiers_answer_only_once_it_is_accepted() -> None:
+    cascade, _ = demo(small=FakeReply("Paris", logprobs=[-0.01]))
     async with client(cascade) as http:
         response = await http.post("/v1/chat/completions", json=ask(stream=True))
-    chunks = [json.loads(e[6:]) for e in response.text.split("\n\n") if e and e != "data: [DONE]"]
-    assert all("usage" not in c for c in chunks)
+    comments, events = sse(response.text)
+    assert comments[-1] == "cascade tier=small decision=accept confidence=0.990"
+    assert [c["choices"][0]["delta"].get("content") for c in events[:-1] if c["choices"]][:2] == [None, "Paris"]
+    assert all("usage" not in c for c in events[:-1])
 
 
 async def test_models_and_health() -> None:
@@ -206,11 +224,25 @@ async def test_no_tier_answering_is_502_naming_the_cause_and_keeping_the_attempt
     assert len(fake.calls) == 3  # the 503 was retried once (attempts: 2), the 401 was not
 
 
-async def test_stream_of_a_failed_run_is_a_502_not_an_event_stream() -> None:
+async def test_stream_of_a_failed_run_ends_with_an_error_event() -> None:
     cascade, _ = demo(small=FakeReply(error="bad_request"), large=FakeReply(error="bad_request"))
     async with client(cascade) as http:
         response = await http.post("/v1/chat/completions", json=ask(stream=True))
-    assert response.status_code == 502 and response.headers["content-type"] == "application/json"
+    assert response.status_code == 200  # sent before the run ended, as OpenAI's streams do
+    _, events = sse(response.text)
+    error = events[-2]["error"]
+    assert error["code"] == "no_tier_answered" and "every tier failed" in error["message"]
+    assert events[-1] == "[DONE]"
+
+
+async def test_a_full_queue_refuses_a_stream_with_429_before_it_starts() -> None:
+    cascade, _ = demo(large=FakeReply("Paris", logprobs=[-0.01], delay_s=0.3))
+    async with client(cascade, max_concurrency=1, max_queue=0) as http:
+        first = asyncio.create_task(http.post("/v1/chat/completions", json=ask(stream=True)))
+        await asyncio.sleep(0.1)
+        refused = await http.post("/v1/chat/completions", json=ask(stream=True))
+        assert (await first).status_code == 200
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "queue_full"
 
 
 async def test_metrics_count_requests_escalations_tokens_cost_and_latency() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import openai
 import pytest
 
-from cascade import Cascade
+from cascade import Cascade, FakeReply
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 from tests.unit.test_serve_app import QUESTION, demo
@@ -21,7 +22,8 @@ KEY = "sk-serve-test-0123456789"
 def base_url() -> Iterator[str]:
     cascade, _ = demo()
     fake = Cascade.from_yaml("configs/fake.yaml")
-    app = create_app({"demo": cascade, "fake": fake}, ServeSettings(api_keys=(KEY,)))
+    slow, _ = demo(large=FakeReply("The capital of France is Paris", logprobs=[-0.01], delay_s=1.2), name="slow")
+    app = create_app({"demo": cascade, "fake": fake, "slow": slow}, ServeSettings(api_keys=(KEY,)))
     with serve_in_thread(app) as url:
         yield f"{url}/v1"
 
@@ -33,7 +35,7 @@ def client(base_url: str) -> openai.OpenAI:
 
 def test_openai_client_lists_models_answers_and_streams(base_url: str) -> None:
     client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=10)
-    assert [m.id for m in client.models.list()] == ["demo", "fake"]
+    assert [m.id for m in client.models.list()] == ["demo", "fake", "slow"]
 
     raw = client.chat.completions.with_raw_response.create(
         model="demo", messages=[{"role": "user", "content": QUESTION}]
@@ -133,3 +135,16 @@ def test_required_tool_choice_without_a_tool_call_is_a_clear_error(client: opena
         client.chat.completions.create(
             model="fake", messages=[{"role": "user", "content": QUESTION}], tools=[WEATHER], tool_choice="required"
         )
+
+
+def test_the_last_tiers_words_arrive_while_it_is_still_writing(client: openai.OpenAI) -> None:
+    """The large tier writes 6 words over 1.2 s; the client reads each as it is written."""
+    started = time.perf_counter()
+    arrivals = []
+    for chunk in client.chat.completions.create(
+        model="slow", messages=[{"role": "user", "content": "Capital?"}], stream=True
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            arrivals.append((time.perf_counter() - started, chunk.choices[0].delta.content))
+    assert "".join(text for _, text in arrivals) == "The capital of France is Paris"
+    assert len(arrivals) == 6 and arrivals[-1][0] - arrivals[0][0] > 0.6, arrivals
