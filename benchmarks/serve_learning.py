@@ -68,7 +68,7 @@ def golds() -> list[str]:
     return [json.loads(line)["answer"].split("####")[-1].strip().replace(",", "") for line in lines]
 
 
-def config(stream: Stream, gold: Sequence[str]) -> dict[str, Any]:
+def config(stream: Stream, gold: Sequence[str], router: dict[str, Any] | None = None) -> dict[str, Any]:
     """The cascade the server runs: two scripted tiers and the adaptive router."""
     c = stream.cascade
     small: dict[str, Any] = {}
@@ -85,7 +85,7 @@ def config(stream: Stream, gold: Sequence[str]) -> dict[str, Any]:
             {"name": LARGE, "model": "fake/gpt-4-1106", "logprobs": True, "max_tokens": 512},
         ],
         "verifier": {"type": "logprob", "aggregate": "min"},
-        "router": {**ROUTER, "target_em": stream.target},
+        "router": {**ROUTER, "target_em": stream.target, **(router or {})},
         "completer": {"type": "fake", "by_prompt": {"fake/mixtral-8x7b": small, "fake/gpt-4-1106": large}},
     }
 
@@ -190,12 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="the server's --learn-interval-s")
     parser.add_argument("--workers", type=int, default=1, help="the server's --workers")
     parser.add_argument("--feedback", choices=["label", "thumbs"], default="label", help="gold labels or thumbs")
+    parser.add_argument(
+        "--router", type=json.loads, default={}, help="adaptive router fields, e.g. '{\"explore\": 0.05}'"
+    )
     args = parser.parse_args(argv)
     stream, gold = load_stream("gsm8k"), golds()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="serve-learning-") as tmp:
         path, store = Path(tmp) / "gsm8k.yaml", str(Path(tmp) / "store.sqlite")
-        path.write_text(json.dumps(config(stream, gold)))  # JSON is YAML, and far faster to write
+        path.write_text(json.dumps(config(stream, gold, args.router)))  # JSON is YAML, and far faster to write
         process, base = start_server(path, store, args)
         try:
             seen = replay(base, stream, gold, args)
@@ -222,7 +225,7 @@ def result(
     after = slice(WARMUP, n)
     return {
         "stream": "routellm/gsm8k_responses.csv (Mixtral-8x7B -> GPT-4-1106)", "items": n, "delay": args.delay,
-        "learn_interval_s": args.interval, "workers": args.workers, "feedback": args.feedback,
+        "learn_interval_s": args.interval, "workers": args.workers, "feedback": args.feedback, "router": args.router,
         "target_em": stream.target,
         "server_pids": sorted({s.pid for s in seen if s.pid}), "elapsed_s": round(elapsed, 1),
         "first_window": windows[0], "after_warmup": summary(seen[after], limits[after]),

@@ -45,6 +45,8 @@ class AdaptiveConfig(StoreConfig):
     min_evidence: int = Field(default=50, ge=0)
     bounds: tuple[Unit, float] = (0.0, 1.0)
     initial: float | None = None
+    explore: Unit = 0.0  # share of queries (stable hash) whose cheap answer is accepted whatever its confidence
+    impute_neighbours: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> AdaptiveConfig:
@@ -55,8 +57,9 @@ class AdaptiveConfig(StoreConfig):
     def settings(self) -> ControllerSettings:
         low, high = self.bounds
         return ControllerSettings(
-            self.target_em, self.window, self.margin, self.step, self.min_evidence, low, high, self.initial
-        )
+            self.target_em, self.window, self.margin, self.step, self.min_evidence, low, high, self.initial,
+            self.impute_neighbours,
+        )  # fmt: skip
 
 
 class BanditConfig(StoreConfig):
@@ -83,13 +86,19 @@ class AdaptiveRouter(Learner[ThresholdController]):
     ) -> None:
         super().__init__(config.settings().start, placement or Placement("router/adaptive"))
         self.final_tier, self.settings, self.gates = final_tier, config.settings(), list(gates)
+        self.explore = config.explore
         self.controller = self.load_model(None)
         if state is not None:
             self.adopt(state)
         self._unit = 0.0
 
     def decide(self, ctx: DecideContext) -> Decision:
+        """`explore` accepts a stable share of queries at their first gate whatever the confidence, so
+        thumbs (which judge only the answer given) keep telling how right low-confidence answers are."""
         self._unit = query_unit(ctx.query)
+        exploring = self.explore and ctx.tier_index == 0 and query_unit(f"explore\x00{ctx.query}") < self.explore
+        if exploring and ctx.answer is not None:
+            return Decision("accept", "exploring: the cheap answer is accepted to learn from its feedback", 0.0)
         return super().decide(ctx)
 
     def threshold_for(self, tier_name: str) -> float:

@@ -46,6 +46,7 @@ class ControllerSettings:
     low: float = 0.0
     high: float = 1.0
     initial: float | None = None  # None: start at `high`, the safe end (escalate the most)
+    impute_neighbours: int = 0  # unjudged attempts: mean of this many judged ones nearest in confidence (0: all)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high:
@@ -112,13 +113,16 @@ class Plan:
     share: float
 
 
-def estimate(runs: Sequence[RunEvidence], candidates: Sequence[float]) -> Estimate:
+def estimate(runs: Sequence[RunEvidence], candidates: Sequence[float], neighbours: int = 0) -> Estimate:
     """Counterfactual EM and tokens of `runs` had each candidate threshold gated every attempt."""
     thresholds = np.asarray(candidates, dtype=float)
     width = max(len(r.tokens) for r in runs)
     last = np.array([len(r.tokens) - 1 for r in runs])
     conf = _padded([r.confidence[: len(r.tokens) - r.reached_end] for r in runs], width, -np.inf)
     correct = _fill_unknown(_padded([r.correct for r in runs], width, np.nan), last)
+    if neighbours > 0:
+        raw = _padded([r.correct for r in runs], width, np.nan)
+        correct = _fill_by_confidence(raw, correct, _padded([r.confidence for r in runs], width, np.nan), neighbours)
     tokens = _padded([r.tokens for r in runs], width, 0.0)
     rows = np.arange(len(runs))[:, None]
     accepts = conf[:, :, None] >= thresholds[None, None, :]  # run x attempt x candidate
@@ -145,6 +149,21 @@ def _fill_unknown(correct: np.ndarray, last: np.ndarray) -> np.ndarray:
     counts = known.sum(axis=0)
     means = np.where(counts > 0, np.nansum(np.where(known, correct, 0.0), axis=0) / np.maximum(counts, 1), 0.5)
     return np.where(used & np.isnan(correct), means[None, :], correct)
+
+
+def _fill_by_confidence(raw: np.ndarray, filled: np.ndarray, conf: np.ndarray, k: int) -> np.ndarray:
+    """Unjudged attempts with a confidence take the accuracy of the `k` judged ones nearest in confidence
+    at the same position: with thumbs, what is unjudged is what the router escalated, whose accuracy
+    the judged (mostly accepted, more confident) attempts overstate. Others keep `filled`."""
+    out = filled.copy()
+    for column in range(raw.shape[1]):
+        judged = ~np.isnan(raw[:, column]) & ~np.isnan(conf[:, column])
+        todo = np.flatnonzero(np.isnan(raw[:, column]) & ~np.isnan(conf[:, column]))
+        if not judged.any() or not todo.size:
+            continue
+        near = np.argsort(np.abs(conf[todo, column][:, None] - conf[judged, column][None, :]), axis=1)[:, :k]
+        out[todo, column] = raw[judged, column][near].mean(axis=1)
+    return out
 
 
 def _escalation_outcomes(
@@ -240,7 +259,7 @@ class ThresholdController:
 
     def _move(self) -> None:
         s = self.settings
-        goal = plan(estimate(list(self.runs), self.candidates()), s.target_em + s.margin)
+        goal = plan(estimate(list(self.runs), self.candidates(), s.impute_neighbours), s.target_em + s.margin)
         for tier, value in self.thresholds.items():
             self.thresholds[tier] = max(s.low, min(s.high, value + max(-s.step, min(s.step, goal.high - value))))
         self.mix = goal

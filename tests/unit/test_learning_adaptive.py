@@ -112,6 +112,18 @@ class TestAdaptiveRouter:
         assert router.decide(decide_ctx("q", 0.69)).action == "escalate"
         assert router.decide(decide_ctx("q", 0.7)).action == "accept"
 
+    def test_explore_accepts_a_stable_share_of_cheap_answers(self, dsn: str) -> None:
+        router = build("adaptive", store=dsn, target_em=0.9, initial=0.99, explore=0.2)
+        decisions = [router.decide(decide_ctx(f"q{i}", 0.1)) for i in range(1000)]
+        explored = [d for d in decisions if d.action == "accept"]
+        assert 150 < len(explored) < 250 and all("exploring" in d.reason for d in explored)
+        assert [router.decide(decide_ctx(f"q{i}", 0.1)).action for i in range(50)] == [
+            d.action for d in decisions[:50]
+        ]  # the same queries, every time
+        assert build("adaptive", store=dsn, target_em=0.9, initial=0.99).decide(decide_ctx("q1", 0.1)).action == (
+            "escalate"
+        )
+
     def test_runs_become_counterfactual_evidence(self, dsn: str) -> None:
         store = open_store(dsn)
         add_runs(store, 0, 10)

@@ -58,6 +58,14 @@ class TestCounterfactualEstimate:
         runs = [accepted(0.9, True), accepted(0.8, False), escalated(0.3, None, True)]  # type: ignore[arg-type]
         assert estimate(runs, [0.0]).em[0] == pytest.approx((1 + 0 + 0.5) / 3)
 
+    def test_with_neighbours_unjudged_attempts_take_the_accuracy_at_their_confidence(self) -> None:
+        """Thumbs judge only the answer given: sure answers were accepted and right, unsure ones were
+        right when explored; an escalated unsure answer is imputed from the unsure ones, not from all."""
+        runs = [accepted(0.9, True), accepted(0.95, True), accepted(0.2, False), accepted(0.25, False)]
+        runs.append(escalated(0.3, None, True))  # type: ignore[arg-type]
+        assert estimate(runs, [0.0]).em[0] == pytest.approx((1 + 1 + 0 + 0 + 0.5) / 5)  # the mean: 0.5
+        assert estimate(runs, [0.0], neighbours=2).em[0] == pytest.approx((1 + 1 + 0 + 0 + 0) / 5)
+
 
 class TestPlan:
     def test_mixes_two_thresholds_to_land_on_the_target(self) -> None:
