@@ -142,6 +142,7 @@ def test_a_queued_request_whose_client_leaves_never_starts(store: Store) -> None
     cascade, fake = slow_large_cascade()
     app = app_for(cascade, store, max_concurrency=1, key_max_tokens=10_000)
     with serve_in_thread(app) as url:
+
         async def both() -> None:
             async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
                 first = asyncio.create_task(http.post("/v1/chat/completions", json=ask(), timeout=1.5))
