@@ -125,7 +125,7 @@ def _answer_approvals(cascade: Cascade, result: CascadeResult, *, ask: bool) -> 
         question = f"Call tier '{request.tier}' ({request.model}{cost})? Best answer so far: {request.best_answer!r}"
         approve = ask and Confirm.ask(question, default=False, console=Console(stderr=True))
         note = f"{'approved' if approve else 'refused'} on the terminal" if ask else "no terminal to ask"
-        result = cascade.resume(result.thread_id, approve=approve, note=note)
+        result = cascade.resume(result.thread_id, approve=approve, note=note, variant=result.variant)
     return result
 
 

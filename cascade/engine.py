@@ -176,9 +176,16 @@ class Cascade:
     ) -> CascadeResult:
         return _sync(self.arun(query, tag=tag, thread_id=thread_id, user=user, key=key, **output))
 
-    async def aresume(self, thread_id: str, *, approve: bool | None = None, note: str = "") -> CascadeResult:
+    async def aresume(
+        self, thread_id: str, *, approve: bool | None = None, note: str = "", variant: str | None = None
+    ) -> CascadeResult:
         """Carry on a checkpointed run: after a crash (the tiers that answered are not called
-        again), or with a person's answer to the approval it waits for (`approve=True/False`)."""
+        again), or with a person's answer to the approval it waits for (`approve=True/False`).
+        In an experiment, `variant` (the result's) names the variant that ran it."""
+        if variant is not None and variant != (self.arm_name[1] if self.arm_name else None):
+            if variant not in self.variants:
+                raise UserError(f"no variant {variant!r} to resume the run on")
+            return await self.variants[variant].aresume(thread_id, approve=approve, note=note)
         if self._durable is None:
             raise UserError("resuming needs a checkpointer: Cascade(config, checkpointer=...)")
         config = _thread(thread_id)
@@ -199,8 +206,18 @@ class Cascade:
                 await self._durable.ainvoke(None, config, durability="sync")
         return await self._finish(thread_id)
 
-    def resume(self, thread_id: str, *, approve: bool | None = None, note: str = "") -> CascadeResult:
-        return _sync(self.aresume(thread_id, approve=approve, note=note))
+    def resume(
+        self, thread_id: str, *, approve: bool | None = None, note: str = "", variant: str | None = None
+    ) -> CascadeResult:
+        return _sync(self.aresume(thread_id, approve=approve, note=note, variant=variant))
+
+    async def arefuse_pending(self, result: CascadeResult, note: str) -> CascadeResult:
+        """For a caller with no one to ask (`cascade serve`, `cascade run` without a terminal): a
+        run paused for an approval is refused, so it ends with the best answer so far and leaves
+        no checkpoint waiting."""
+        if result.awaiting_approval is None or result.thread_id is None:
+            return result
+        return await self.aresume(result.thread_id, approve=False, note=note, variant=result.variant)
 
     async def astream(
         self,

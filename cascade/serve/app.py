@@ -237,8 +237,8 @@ class Server:
                 with charge_to(*([account] if account is not None else [])) as progress.tab:
                     events = cascade.astream(chat, tag=body.tag, user=body.user, key=ident, tokens=on_event is not None)
                     async for item in events:
-                        if isinstance(item, CascadeResult):
-                            return item
+                        if isinstance(item, CascadeResult):  # nobody answers an approval over HTTP
+                            return await cascade.arefuse_pending(item, "no one to ask over HTTP")
                         if isinstance(item, Attempt):
                             progress.attempts.append(item)
                         if on_event is not None:

@@ -20,6 +20,7 @@ from langgraph.types import Command
 
 from cascade import Cascade, FakeCompleter, FakeReply, UserError
 from cascade.cli import main
+from cascade.config import load_config
 from cascade.engine import assemble
 from cascade.graph import Draft, with_state_types
 from cascade.trace import render_text
@@ -286,3 +287,35 @@ def test_a_pre_router_that_starts_at_an_approval_tier_asks_first() -> None:
     result = cascade.resume(paused.thread_id or "", approve=True)
     assert [c.model for c in fake.calls] == ["fake/large"] and result.accepted
     assert [s.node for s in result.steps] == ["route", "approve", "generate", "verify"]
+
+
+def test_serve_refuses_an_approval_it_cannot_ask_for_and_answers_with_the_best_so_far() -> None:
+    from tests.unit.test_serve_app import CONFIG, ask, client, demo
+
+    tiers = [dict(t, approve=t["name"] == "large") for t in CONFIG["tiers"]]
+    cascade, fake = demo(tiers=tiers)
+
+    async def go() -> Any:
+        async with client(cascade) as http:
+            return await http.post("/v1/chat/completions", json=ask())
+
+    response = asyncio.run(go())
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "Lyon"
+    assert [c.model for c in fake.calls] == ["fake/small"]
+    assert not list(cascade._durable.checkpointer.list(None))  # type: ignore[union-attr]  # nothing left waiting
+
+
+def test_a_paused_run_resumes_on_the_experiment_variant_that_ran_it(tmp_path: Path) -> None:
+    from tests.unit.test_experiments import QUESTION, experiment_config
+
+    config = load_config(experiment_config(tmp_path))
+    strict = config.experiment.variants["strict"]  # type: ignore[union-attr]
+    strict.overrides["tiers"]["large"] = {"approve": True}
+    cascade = Cascade(config)
+    paused = next(r for i in range(100) if (r := cascade.run(QUESTION, user=f"u{i}")).variant == "strict")
+    assert paused.awaiting_approval is not None and paused.awaiting_approval.tier == "large"
+    with pytest.raises(UserError):
+        cascade.resume(paused.thread_id or "", approve=True)  # the first variant did not run it
+    result = cascade.resume(paused.thread_id or "", approve=True, variant=paused.variant)
+    assert result.answer == "Paris" and result.accepted and result.variant == "strict"
