@@ -96,7 +96,7 @@ def _run_items(config: CascadeConfig, items: list[Item], args: argparse.Namespac
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    if args.logs:
+    if getattr(args, "logs", None):
         from cascade.optimize.cli import run_tune_logs
 
         return run_tune_logs(args)
@@ -111,7 +111,8 @@ def run_tune(args: argparse.Namespace) -> int:
     min_em = args.min_em
     if args.min_em_of_strongest:
         min_em = max(tier_em(tune_run, tier.name) for tier in config.tiers)
-    value = args.value_per_correct if args.value_per_correct is not None else 1.0
+    value = getattr(args, "value_per_correct", None)
+    value = 1.0 if value is None else value
     objective = Objective(value, args.price_per_token, args.use_cost, min_em)
     best, candidates = asyncio.run(search(config, cache, tune_run, objective, args.template))
     report = asyncio.run(held_out_report(config, best, cache, test_items, args))

@@ -76,30 +76,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _prices(specs: list[str]) -> dict[str, Any]:
-    from cascade.eval.external import Price
-
-    prices = {}
-    for spec in specs:
-        model, _, values = spec.rpartition("=")
-        try:
-            inp, out = (float(v) for v in values.split(","))
-        except ValueError:
-            raise UserError(f"--price wants MODEL=IN,OUT (USD per million tokens), got {spec!r}") from None
-        prices[model] = Price(inp, out, "--price")
-    return prices
-
-
 def run(args: argparse.Namespace) -> int:
     """Replay, print the tables, write `--out` JSON and `--plot` PNG. 0 on success."""
+    from cascade.eval.log_options import log_options as options_of
     from cascade.eval.replay import replay_file
     from cascade.eval.report import print_report
 
-    log_options: dict[str, Any] = {}
-    if args.price or args.prompt_overhead_tokens:
-        log_options = {"prices": _prices(args.price), "prompt_overhead_tokens": args.prompt_overhead_tokens}
-    if args.keep_contaminated:
-        log_options["keep_contaminated"] = True
+    log_options = options_of(args)
     if args.config is not None:
         report = _replay_config(args, log_options)
     else:
@@ -133,8 +116,8 @@ def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> dic
     from cascade.config import load_config
     from cascade.eval.config_replay import run_config
     from cascade.eval.config_report import config_report
+    from cascade.eval.log_options import model_map
     from cascade.eval.logs import read_log
-    from cascade.optimize.cli import model_map
 
     clashing = [
         flag

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.errors import UserError
+from cascade.eval.log_options import log_options, model_map
 from cascade.eval.logs import LogTable, read_log
 from cascade.optimize.select import Objective, Summary
 from cascade.optimize.tuner import Settings, TuneResult, tune
@@ -61,14 +62,9 @@ def settings_of(args: argparse.Namespace) -> Settings:
 def run_tune_logs(args: argparse.Namespace) -> int:
     from cascade.answers import extractor
     from cascade.config import AnswerConfig
-    from cascade.eval.cli_replay import _prices
     from cascade.optimize.writer import answer_format, write
 
-    options: dict[str, Any] = {}
-    if args.price or args.prompt_overhead_tokens:
-        options = {"prices": _prices(args.price), "prompt_overhead_tokens": args.prompt_overhead_tokens}
-    if args.keep_contaminated:
-        options["keep_contaminated"] = True
+    options = log_options(args)
     names = model_map(args.model_map)
     settings = settings_of(args)
     log = read_logs(args.logs, args.format, options)
@@ -99,14 +95,6 @@ def command_of(args: argparse.Namespace) -> str:
     parts += [f"--confidence {objective.confidence:g}", f"--min-saving {objective.min_saving:g}"]
     parts += [f"--folds {args.folds}", f"--seed {args.seed}", f"--write {shlex.quote(str(args.write))}"]
     return " ".join(parts)
-
-
-def model_map(specs: list[str]) -> dict[str, str]:
-    pairs = [spec.partition("=") for spec in specs]
-    bad = [spec for spec, (name, eq, model) in zip(specs, pairs, strict=True) if not (name and eq and model)]
-    if bad:
-        raise UserError(f"--model-map wants LOG_NAME=MODEL, got {bad[0]!r}")
-    return {name: model for name, _, model in pairs}
 
 
 def validate(path: Path) -> None:
