@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -148,3 +149,18 @@ def test_the_last_tiers_words_arrive_while_it_is_still_writing(client: openai.Op
             arrivals.append((time.perf_counter() - started, chunk.choices[0].delta.content))
     assert "".join(text for _, text in arrivals) == "The capital of France is Paris"
     assert len(arrivals) == 6 and arrivals[-1][0] - arrivals[0][0] > 0.6, arrivals
+
+
+def test_a_client_leaving_mid_stream_stops_the_run_and_frees_its_slot(base_url: str) -> None:
+    root = base_url.removesuffix("/v1")
+    body = {"model": "slow", "messages": [{"role": "user", "content": "Capital?"}], "stream": True}
+    headers = {"authorization": f"Bearer {KEY}"}
+    with httpx.stream("POST", f"{base_url}/chat/completions", json=body, headers=headers, timeout=10) as response:
+        lines = response.iter_lines()
+        assert next(lines) == ": cascade admitted"
+        while httpx.get(f"{root}/health").json()["running"] != 1:
+            time.sleep(0.02)
+    deadline = time.perf_counter() + 5
+    while httpx.get(f"{root}/health").json()["running"] and time.perf_counter() < deadline:
+        time.sleep(0.05)
+    assert httpx.get(f"{root}/health").json()["running"] == 0

@@ -1,0 +1,145 @@
+"""Time to first byte and to the first answer token: `stream: true` against the non-streaming path.
+
+`cascade serve` runs in this process (uvicorn on loopback) with a real cascade; every item is
+asked twice over HTTP, streamed and not, the order alternating from item to item so that
+llama.cpp's prompt cache favours neither. Per item: the non-streaming latency (the whole answer
+arrives at once), and for the stream the first byte (the admission comment), the first content
+chunk and the last one. The ratio first content / non-streaming latency is reported per item
+with a bootstrap 95% interval of its median (scipy), overall and by whether the answering tier
+streamed live (the last tier) or was sent whole once accepted.
+
+    python benchmarks/streaming.py [--config configs/local.yaml] \\
+        [--dataset ../shared/data/qa/arith/SingleEq.json] [--offset 400] [--limit 10]
+
+Last line: one JSON object with n, the medians and intervals, and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+from scipy.stats import bootstrap
+
+from cascade import Cascade
+from cascade.eval.datasets import load_dataset
+from cascade.serve import ServeSettings, create_app
+from cascade.serve.background import serve_in_thread
+
+
+@dataclass
+class Timing:
+    item: str
+    plain_s: float  # non-streaming: the whole response
+    first_byte_s: float  # streaming: the first byte of the body
+    first_token_s: float  # streaming: the first content chunk
+    last_token_s: float  # streaming: the last content chunk
+    final_tier: str
+    live: bool  # the answering tier's text streamed as it was written
+    stream_text_is_answer: bool  # differs by design where a live tier's answer format reads part of its text
+
+
+def ask_plain(client: httpx.Client, model: str, question: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    response = client.post("/v1/chat/completions", json={"model": model, "messages": [_user(question)]})
+    response.raise_for_status()
+    return time.perf_counter() - started, response.json()["choices"][0]["message"]["content"]
+
+
+def ask_streamed(client: httpx.Client, model: str, question: str) -> dict[str, Any]:
+    body = {"model": model, "messages": [_user(question)], "stream": True}
+    started = time.perf_counter()
+    seen: dict[str, Any] = {"text": "", "live": False, "tier": ""}
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            now = time.perf_counter() - started
+            seen.setdefault("first_byte", now)
+            if line.startswith(": cascade tier=") and "live=" in line:
+                seen["live"] = line.endswith("live=true")
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if "error" in chunk:
+                raise RuntimeError(chunk["error"]["message"])
+            content = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+            if content:
+                seen.setdefault("first_token", now)
+                seen["last_token"], seen["text"] = now, seen["text"] + content
+            if chunk.get("cascade"):
+                seen["tier"] = chunk["cascade"]["final_tier"]
+    return seen
+
+
+def _user(question: str) -> dict[str, str]:
+    return {"role": "user", "content": question}
+
+
+def median_ci(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:
+        return {"median": values[0] if values else float("nan"), "low": float("nan"), "high": float("nan")}
+    ci = bootstrap(
+        (np.array(values),), np.median, n_resamples=5000, confidence_level=0.95, method="percentile", random_state=0
+    )
+    return {"median": statistics.median(values), "low": ci.confidence_interval.low, "high": ci.confidence_interval.high}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/local.yaml")
+    parser.add_argument("--dataset", default="../shared/data/qa/arith/SingleEq.json")
+    parser.add_argument("--offset", type=int, default=400)
+    parser.add_argument("--limit", type=int, default=10)
+    args = parser.parse_args()
+    cascade = Cascade.from_yaml(args.config)
+    items = load_dataset(args.dataset)[args.offset : args.offset + args.limit]
+    app = create_app({"bench": cascade}, ServeSettings(api_keys=()))
+    timings = []
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=1800) as client:
+        for i, item in enumerate(items):
+            order = ("plain", "stream") if i % 2 == 0 else ("stream", "plain")
+            got: dict[str, Any] = {}
+            for mode in order:
+                got[mode] = (
+                    ask_plain(client, "bench", item.question)
+                    if mode == "plain"
+                    else ask_streamed(client, "bench", item.question)
+                )
+            stream, (plain_s, plain_text) = got["stream"], got["plain"]
+            timing = Timing(
+                item.id, plain_s, stream["first_byte"], stream.get("first_token", float("nan")),
+                stream.get("last_token", float("nan")), stream["tier"], stream["live"],
+                stream["text"].strip() == plain_text.strip(),
+            )  # fmt: skip
+            timings.append(timing)
+            print(json.dumps(asdict(timing)), flush=True)
+    ratios = [t.first_token_s / t.plain_s for t in timings]
+    summary = {
+        "n": len(timings),
+        "config": args.config,
+        "plain_s": median_ci([t.plain_s for t in timings]),
+        "first_byte_s": median_ci([t.first_byte_s for t in timings]),
+        "first_token_s": median_ci([t.first_token_s for t in timings]),
+        "first_token_over_plain": median_ci(ratios),
+        "live": {
+            "n": sum(t.live for t in timings),
+            "first_token_over_plain": median_ci([r for r, t in zip(ratios, timings, strict=True) if t.live]),
+        },
+        "whole": {
+            "n": sum(not t.live for t in timings),
+            "first_token_over_plain": median_ci([r for r, t in zip(ratios, timings, strict=True) if not t.live]),
+        },
+        "load_average": os.getloadavg(),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
