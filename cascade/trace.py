@@ -112,10 +112,8 @@ def _metrics(attempt: Attempt) -> str:
 
 
 def _step_metrics(step: NodeStep) -> str:
-    return (
-        f"{step.node} {step.prompt_tokens}+{step.completion_tokens} tokens · {money(step.cost_usd)}"
-        f" · {step.latency_s * 1e3:.1f} ms"
-    )
+    took = f"{step.latency_s:.2f}s" if step.latency_s >= 1 else f"{step.latency_s * 1e3:.1f} ms"
+    return f"{step.node} {step.prompt_tokens}+{step.completion_tokens} tokens · {money(step.cost_usd)} · {took}"
 
 
 def _summary(result: CascadeResult) -> Text:
