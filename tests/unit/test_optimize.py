@@ -175,3 +175,17 @@ def test_scorer_train_needs_one_source_and_enough_answers(tmp_path: Path, capsys
     assert "needs one source" in capsys.readouterr().err
     assert main(["scorer", "train", "--store", str(tmp_path / "empty.sqlite"), "--out", out]) == 2
     assert "too few" in capsys.readouterr().err
+
+
+def test_a_cheaper_model_that_only_ties_within_noise_is_not_the_strongest() -> None:
+    from cascade.optimize.tuner import strongest_model
+
+    log = synthetic(150, 8, cheap_right=0.9, strong_right=0.9)  # equal by construction: noise decides
+    lucky = max(CHEAP, key=lambda m: log.correct(m).mean())
+    assert strongest_model(log, 1.645) == "strong"
+    far = synthetic(600, 9, cheap_right=0.6, strong_right=0.95)
+    assert strongest_model(far, 1.645) == "strong" and lucky in CHEAP
+    better = LogTable(far.models, far.items)
+    for item in better.items:  # cheap-a now always right: clearly the strongest, whatever it costs
+        item.tiers["cheap-a"] = TierLog(True, 0.02, 50, "A")
+    assert strongest_model(better, 1.645) == "cheap-a"
