@@ -191,13 +191,13 @@ async def one(http: httpx.AsyncClient, path: str, query: tuple[str, str], phase:
 
 async def direct(n: int, concurrency: int) -> Phase:
     """The same number of bare FakeCompleter calls the server's small tier makes, at the same concurrency."""
-    from cascade.completers.build import make_completer
+    from cascade.completers.plugins import make_completer
     from cascade.config import load_config
     from cascade.tiers import build_messages
     from cascade.types import CompletionRequest
 
     config = load_config(CONFIG)
-    completer, tier = make_completer(config.completer), config.tiers[0]
+    completer, tier = make_completer(config), config.tiers[0]
     requests = [
         CompletionRequest(tier.model, build_messages(tier, q), tier.max_tokens, logprobs=True) for q, _ in QUERIES
     ]

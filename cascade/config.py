@@ -219,76 +219,6 @@ class RetryConfig(Strict):
     timeout_s: float = Field(default=60.0, gt=0)
 
 
-class FakeToolCallConfig(Strict):
-    """A tool call a scripted reply makes: the function's name and its arguments."""
-
-    name: str = Field(min_length=1)
-    arguments: dict[str, Any] | str = Field(default_factory=dict)
-    id: str | None = None
-
-
-class FakeReplyConfig(Strict):
-    """A scripted reply of the fake completer (see `cascade.completers.fake`).
-
-    `cost_usd` is the call's cost as given (e.g. a logged one), instead of tokens times prices.
-    """
-
-    text: str = ""
-    match: Regex | None = None
-    logprobs: list[float] | None = None
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
-    delay_s: float = Field(default=0.0, ge=0)
-    cost_usd: float | None = Field(default=None, ge=0)
-    error: Literal["timeout", "rate_limit", "server", "auth", "bad_request"] | None = None
-    times: int | None = Field(default=None, ge=1)
-    tool_calls: list[FakeToolCallConfig] | None = None
-
-
-class FakePromptReplyConfig(Strict):
-    """A reply for one exact prompt in a fake's `by_prompt` table: used every time, so no match or times."""
-
-    text: str = ""
-    logprobs: list[float] | None = None
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
-    cost_usd: float | None = Field(default=None, ge=0)
-    delay_s: float = Field(default=0.0, ge=0)
-    error: Literal["timeout", "rate_limit", "server", "auth", "bad_request"] | None = None
-
-
-class CompleterConfig(Strict):
-    """`litellm` calls real providers; `fake` answers from a script, offline.
-
-    A fake's `replies` are tried in order per model (regex `match`, `times`); `by_prompt` maps a model
-    to a table from the exact prompt (the last user message as sent) to its reply. A model may have
-    both: its table is looked up first.
-    """
-
-    type: Literal["litellm", "fake"] = "litellm"
-    replies: dict[str, list[FakeReplyConfig]] = Field(default_factory=dict)
-    by_prompt: dict[str, dict[str, FakePromptReplyConfig]] = Field(default_factory=dict)
-
-    @field_validator("by_prompt", mode="before")
-    @classmethod
-    def _reply_strings(cls, value: Any) -> Any:
-        """A table reply may be just its text."""
-        if not isinstance(value, dict):
-            return value
-        return {
-            model: {p: {"text": r} if isinstance(r, str) else r for p, r in table.items()}
-            if isinstance(table, dict)
-            else table
-            for model, table in value.items()
-        }
-
-    @model_validator(mode="after")
-    def _fake_only(self) -> CompleterConfig:
-        if self.type != "fake" and (self.replies or self.by_prompt):
-            raise ValueError(f"'replies' and 'by_prompt' script the fake completer; type is {self.type!r}")
-        return self
-
-
 class CascadeConfig(Strict):
     """A whole cascade: tiers from cheapest to strongest, how to judge and route, limits."""
 
@@ -302,7 +232,7 @@ class CascadeConfig(Strict):
     pre_router: PluginSpec | None = None
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
-    completer: CompleterConfig = Field(default_factory=CompleterConfig)
+    completer: PluginSpec = Field(default_factory=lambda: PluginSpec(type="litellm"))  # or `fake` (offline)
     experiment: ExperimentConfig | None = None  # an A/B test of variants of this config (cascade.experiment)
 
     _source: str | None = PrivateAttr(default=None)

@@ -14,7 +14,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Durability, Interrupt, StreamMode
 
 from cascade.budget import Budget, spent_by
-from cascade.completers.build import make_completer
 from cascade.completers.retrying import RetryingCompleter
 from cascade.config import CascadeConfig, load_config
 from cascade.conversation import Conversation, conversation_of
@@ -87,16 +86,14 @@ class Cascade:
             }
         self.runtime_config = config  # what this object's own workflow runs: in an experiment, its first variant
         with building(self.arm_name[1] if self.arm_name else None):
-            self.meter = MeteredCompleter(completer or make_completer(config.completer))  # budgets, per call
-            self.completer = RetryingCompleter(self.meter, config.retry, sleep=sleep)
             variant = self.arm_name[1] if self.arm_name else None
             build = BuildContext(config, variant=variant, store=learning_store, learn_on_build=learn_on_build)
+            self.meter = MeteredCompleter(completer or build.completer(config.completer))  # budgets, per call
+            self.completer = RetryingCompleter(self.meter, config.retry, sleep=sleep)
             verifiers = tier_verifiers(config, build)
             tiers = [TierRuntime.build(t, self.completer, v) for t, v in zip(config.tiers, verifiers, strict=True)]
-            self.router = build.build("router", config.router, ("router",))
-            self.pre_router = (
-                build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None
-            )
+            self.router = build.router(config.router)
+            self.pre_router = build.pre_router(config.pre_router) if config.pre_router else None
             self.budget = Budget(config.budget, self.meter)
             self.graph = CascadeGraph(tiers, self.router, self.pre_router, self.budget)
         # Approvals pause a run, which LangGraph can only do with a checkpointer: one in memory

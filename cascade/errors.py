@@ -4,6 +4,7 @@ CascadeError
  ├── UserError                  a mistake in code or config; fix it, do not retry
  │    ├── ConfigError           a cascade YAML/dict that does not validate
  │    ├── UnknownPluginError    a `type:` no registered router/verifier has
+ │    ├── PluginError           a plugin that breaks its contract (its factory built the wrong kind)
  │    ├── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
  │    ├── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
  │    └── RunNotFoundError      a run id the store does not hold (e.g. feedback on it)
@@ -43,6 +44,10 @@ class ConfigError(UserError):
 
 class UnknownPluginError(UserError):
     """A `type:` that no registered router, verifier or pre-router provides."""
+
+
+class PluginError(UserError):
+    """A registered plugin that breaks its contract, e.g. a verifier factory that built no verifier."""
 
 
 class ModelNotFoundError(UserError):

@@ -28,7 +28,7 @@ import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -40,7 +40,7 @@ from cascade.approval import approval_request, read_reply
 from cascade.budget import Budget
 from cascade.conversation import Conversation, conversation_of
 from cascade.errors import BudgetExceededError, CallOverBudgetError, ProviderError, UserError
-from cascade.protocols import DecideContext
+from cascade.protocols import DecideContext, PreRouter, Router
 from cascade.structured import OutputSpec
 from cascade.tiers import TierRuntime
 from cascade.types import (
@@ -95,7 +95,7 @@ class CascadeState(TypedDict, total=False):
 class CascadeGraph:
     """Builds the workflow of one configured cascade; `compiled` runs it without a checkpointer."""
 
-    def __init__(self, tiers: list[TierRuntime], router: Any, pre_router: Any, budget: Budget):
+    def __init__(self, tiers: list[TierRuntime], router: Router, pre_router: PreRouter | None, budget: Budget):
         self.tiers = tiers
         self.router = router
         self.pre_router = pre_router
@@ -147,6 +147,7 @@ class CascadeGraph:
         }
 
     async def route(self, state: CascadeState) -> CascadeState:
+        assert self.pre_router is not None, "the route node exists only with a pre-router"
         started = time.perf_counter()
         plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
         start = min(max(plan.start_tier, 0), len(self.tiers) - 1)

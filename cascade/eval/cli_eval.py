@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cascade import safe_yaml
-from cascade.completers.build import make_completer
+from cascade.completers.plugins import make_completer
 from cascade.config import CascadeConfig, load_config
 from cascade.engine import Cascade
 from cascade.errors import UserError
@@ -41,7 +41,7 @@ def load_items(args: argparse.Namespace) -> list[Item]:
 
 def cached_cascade(config: CascadeConfig, args: argparse.Namespace) -> tuple[Cascade, CachingCompleter]:
     path = args.cache or cache_path_for(config._source, args.dataset)
-    completer = CachingCompleter(make_completer(config.completer), path)
+    completer = CachingCompleter(make_completer(config), path)
     return Cascade(config, completer=completer), completer
 
 

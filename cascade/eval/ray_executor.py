@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cascade.completers.build import make_completer
+from cascade.completers.plugins import make_completer
 from cascade.config import CascadeConfig
 from cascade.engine import Cascade
 from cascade.errors import UserError
@@ -25,7 +25,7 @@ from cascade.eval.runner import EvalRun, evaluate
 
 def _evaluate_chunk(config: CascadeConfig, cache: str | None, items: list[Item], template: str | None) -> EvalRun:
     """What one Ray task runs: the local evaluation of one chunk, in the worker process."""
-    completer: Any = make_completer(config.completer)
+    completer: Any = make_completer(config)
     if cache:
         completer = CachingCompleter(completer, cache)
     return asyncio.run(evaluate(Cascade(config, completer=completer), items, template=template))

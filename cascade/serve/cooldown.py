@@ -1,6 +1,6 @@
 """Cool down a model that keeps failing, so its tier falls through at once instead of timing out.
 
-    cascade = Cascade(config, completer=CooldownCompleter(make_completer(config.completer)))
+    cascade = Cascade(config, completer=CooldownCompleter(make_completer(config)))
 
 After `failures` transient failures of one model in a row, all within `window_s` seconds, calls
 to that model raise `CoolingDownError` for `cooldown_s` seconds without reaching the provider.

@@ -74,8 +74,8 @@ def load_cascades(
 
     Learning routers learn from `learning_store` (the server's store) unless their config names one.
     """
-    from cascade.completers.build import make_completer
     from cascade.completers.litellm_completer import import_litellm
+    from cascade.completers.plugins import make_completer
     from cascade.config import load_config
     from cascade.engine import Cascade
     from cascade.serve.cooldown import CooldownCompleter
@@ -86,7 +86,7 @@ def load_cascades(
         config = load_config(path)
         if config.name in cascades:
             raise UserError(f"{path} and {sources[config.name]} both name their cascade {config.name!r}")
-        completer = make_completer(config.completer)
+        completer = make_completer(config)
         if config.completer.type == "litellm":
             import_litellm()  # seconds to import: pay it at start, not inside the first request's timeout
         if cooldown_failures > 0:

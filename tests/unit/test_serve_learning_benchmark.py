@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from cascade.completers.plugins import FakeCompleterConfig
 from cascade.config import CascadeConfig
 from tests.unit.bench_loader import load_benchmark
 
@@ -19,7 +20,7 @@ needs_data = pytest.mark.skipif(
 def test_the_scripted_cascade_replays_the_log() -> None:
     stream, gold = bench.load_stream("gsm8k"), bench.golds()
     config = CascadeConfig.from_dict(bench.config(stream, gold))
-    small = config.completer.by_prompt["fake/mixtral-8x7b"]
+    small = FakeCompleterConfig.of(config).by_prompt["fake/mixtral-8x7b"]
     c = stream.cascade
     for i in (0, 1, 7, 500):
         reply = small[stream.queries[i]]
