@@ -38,12 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     from cascade.learning import cli_ab, cli_learn
     from cascade.scoring import cli as cli_scorer
     from cascade.serve import cli_serve
-    from cascade.store import cli_feedback
+    from cascade.store import cli_budget, cli_feedback
 
     cli_serve.add_parser(sub)
     cli_args.add_parsers(sub)
     cli_replay.add_parser(sub)
     cli_feedback.add_parser(sub)
+    cli_budget.add_parser(sub)
     cli_ab.add_parser(sub)
     cli_learn.add_parser(sub)
     cli_scorer.add_parser(sub)
@@ -80,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cascade.store import cli_feedback
 
             return cli_feedback.run(args)
+        if args.command == "budget":
+            from cascade.store import cli_budget
+
+            return cli_budget.run(args)
         return _models()
     except UserError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)

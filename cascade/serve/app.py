@@ -37,7 +37,7 @@ from cascade.serve.auth import ApiKeys
 from cascade.serve.disconnect import ClientDisconnected, Progress, cancelled_result, unless_disconnected
 from cascade.serve.feedback import Feedback
 from cascade.serve.http import HeadLimit
-from cascade.serve.key_budgets import KeyAccounts, admit, quota_error, refused_by, release
+from cascade.serve.key_budgets import KeyAccounts, quota_error, refused_by, release
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
@@ -226,7 +226,10 @@ class Server:
         """Admission (the key's hold first, then a slot), then the run, its attempts kept in `progress`.
 
         With `on_event` (streaming), it gets None once the run is admitted, then every event."""
-        hold = await admit(account, cascade, chat, wait_s=self.settings.key_budget_wait_s)
+        limits = self.settings
+        hold = await self.key_accounts.admit(
+            account, cascade, chat, wait_s=limits.key_budget_wait_s, max_waiting=max(limits.max_queue, 1)
+        )
         try:
             async with self.admission.slot():
                 await release(hold)

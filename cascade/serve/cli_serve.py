@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cascade.cli_types import int_range, non_negative_int, port, positive_float, positive_int
+from cascade.cli_types import float_range, int_range, non_negative_int, port, positive_float, positive_int
 from cascade.errors import UserError
 from cascade.serve.background import KEEP_ALIVE_S
 from cascade.serve.http import MAX_HEADER_BYTES, uvicorn_options
@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-tokens", type=positive_int, default=4096, help="largest max_tokens a request may ask for")
     add("--key-max-tokens", type=positive_int, default=None, help="token budget per API key")
     add("--key-max-cost-usd", type=positive_float, default=None, help="dollar budget per API key")
+    add(
+        "--key-budget-wait-s",
+        type=float_range(0.0, inclusive=True),
+        default=30.0,
+        help="how long a request may wait for budget its key's calls in flight hold, before a 429",
+    )
     add(
         "--cooldown-failures",
         type=non_negative_int,
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         key_max_tokens=args.key_max_tokens,
         key_max_cost_usd=args.key_max_cost_usd,
+        key_budget_wait_s=args.key_budget_wait_s,
         learn=args.learn,
         learn_interval_s=args.learn_interval_s,
     )

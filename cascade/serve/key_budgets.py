@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from cascade.errors import CallOverBudgetError
 from cascade.metering import NOTHING, Account, Hold, MemoryAccount
 from cascade.serve.api_errors import ApiError
+from cascade.store.budgets import BudgetStore
 
 if TYPE_CHECKING:
     from cascade.conversation import Conversation
@@ -37,9 +38,10 @@ class KeyAccounts:
     def __init__(self, max_tokens: int | None = None, max_cost_usd: float | None = None, store: Any = None):
         self.max_tokens = max_tokens
         self.max_cost_usd = max_cost_usd
-        self.store = store if store is not None and hasattr(store, "reserve_budget") else None
+        self.store = store if isinstance(store, BudgetStore) else None
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
+        self.waiting = 0  # requests waiting for budget held by calls in flight
 
     @property
     def enabled(self) -> bool:
@@ -54,6 +56,32 @@ class KeyAccounts:
                 found = self._accounts[ident] = self._new(ident)
             return found
 
+    async def admit(
+        self, account: Account | None, cascade: Cascade, chat: Conversation, *, wait_s: float, max_waiting: int
+    ) -> Hold | None:
+        """Hold the least the run's first call can cost, or raise a 429 naming what the key has left.
+
+        While the shortfall is held by the key's calls in flight (they may settle for less), wait up
+        to `wait_s` for them instead of refusing a request the budget may still pay for; at most
+        `max_waiting` requests wait so at once, the rest are refused.
+        """
+        if account is None:
+            return None
+        ask = cascade.budget.asks(cascade.graph.tiers[0], chat, 1)[0]
+        deadline, pause = time.monotonic() + wait_s, 0.005
+        while True:
+            try:
+                return await account.reserve(ask)
+            except CallOverBudgetError as exc:
+                if not exc.may_fit_later or time.monotonic() + pause > deadline or self.waiting >= max_waiting:
+                    raise quota_error(str(exc)) from None
+            self.waiting += 1
+            try:
+                await asyncio.sleep(pause)
+            finally:
+                self.waiting -= 1
+            pause = min(pause * 2, 0.25)
+
     def _new(self, ident: str) -> Account:
         tokens, usd = self.max_tokens, self.max_cost_usd
         if self.store is not None:
@@ -61,26 +89,6 @@ class KeyAccounts:
 
             return StoreAccount(self.store, ident, max_tokens=tokens, max_cost_usd=usd)
         return MemoryAccount(ident, max_tokens=tokens, max_cost_usd=usd)
-
-
-async def admit(account: Account | None, cascade: Cascade, chat: Conversation, *, wait_s: float = 0.0) -> Hold | None:
-    """Hold the least the run's first call can cost, or raise a 429 naming what the key has left.
-
-    While the shortfall is held by the key's calls in flight (they may settle for less), wait up
-    to `wait_s` for them instead of refusing a request the budget may still pay for.
-    """
-    if account is None:
-        return None
-    ask = cascade.budget.asks(cascade.graph.tiers[0], chat, 1)[0]
-    deadline, pause = time.monotonic() + wait_s, 0.005
-    while True:
-        try:
-            return await account.reserve(ask)
-        except CallOverBudgetError as exc:
-            if not exc.may_fit_later or time.monotonic() + pause > deadline:
-                raise quota_error(str(exc)) from None
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.25)
 
 
 async def release(hold: Hold | None) -> None:

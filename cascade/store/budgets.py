@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from cascade.metering import Ask, Hold, Left, over_budget
 from cascade.types import Usage
@@ -71,8 +71,9 @@ class Spend:
         return Left(tokens, usd)
 
 
+@runtime_checkable
 class BudgetStore(Protocol):
-    """The store operations a `StoreAccount` needs (SQLite and PostgreSQL stores have them)."""
+    """The store operations budgets need (SQLite and PostgreSQL stores have them)."""
 
     def reserve_budget(
         self, account: str, ask: Ask, max_tokens: int | None, max_cost_usd: float | None, ttl_s: float
@@ -83,6 +84,10 @@ class BudgetStore(Protocol):
     def settle_budget(self, account: str, hold_id: int | None, spent: Usage) -> Spend: ...
 
     def budget_spend(self, account: str) -> Spend: ...
+
+    def budget_accounts(self) -> list[tuple[str, Spend]]: ...
+
+    def reset_budget(self, account: str) -> bool: ...
 
 
 Execute = Any  # the store's `run(sql, params)` inside one transaction
@@ -120,6 +125,19 @@ def read(run: Execute, now: str, account: str) -> Spend:
     spent: Sequence[Any] = (run(_SPENT, (account,)) or [(0, 0.0, 0)])[0]
     held = run(_HELD.format(now=now), (account,))[0]
     return Spend(int(spent[0]), float(spent[1]), int(spent[2]), int(held[0]), float(held[1]))
+
+
+def accounts(run: Execute, now: str) -> list[tuple[str, Spend]]:
+    """Every account the store has seen, by name, with its spend and holds."""
+    names = [str(row[0]) for row in run("SELECT account FROM budget_spend ORDER BY account", ())]
+    return [(name, read(run, now, name)) for name in names]
+
+
+def reset(run: Execute, account: str) -> bool:
+    """Forget an account's spend and holds (a new billing period); False if it had none."""
+    held = run("DELETE FROM budget_holds WHERE account = ? RETURNING id", (account,))
+    spent = run("DELETE FROM budget_spend WHERE account = ? RETURNING account", (account,))
+    return bool(held or spent)
 
 
 def _tokens(usage: Usage) -> int:

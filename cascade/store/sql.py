@@ -211,6 +211,15 @@ class SqlStore(ABC):
         with self._transaction("budget") as run:
             return budgets.read(run, _NOW[self.dialect], account)
 
+    def budget_accounts(self) -> list[tuple[str, budgets.Spend]]:
+        with self._transaction("budget") as run:
+            return budgets.accounts(run, _NOW[self.dialect])
+
+    def reset_budget(self, account: str) -> bool:
+        """Forget what `account` spent (e.g. at a new billing period); False if it had spent nothing."""
+        with self._transaction("budget") as run:
+            return budgets.reset(run, account)
+
     # -- reads ---------------------------------------------------------------------------------
     def get_state(self, key: str) -> dict[str, Any] | None:
         entry = self.get_state_entry(key)

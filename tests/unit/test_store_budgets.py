@@ -4,6 +4,7 @@ dead processes expire. A contract: the PostgreSQL integration tests run the same
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import random
 import time
@@ -119,3 +120,23 @@ class TestSQLiteBudgets(BudgetContract):
     @pytest.fixture
     def dsn(self, tmp_path: Path) -> str:
         return str(tmp_path / "budgets.sqlite")
+
+
+async def test_cascade_budget_lists_and_resets_accounts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cascade.cli import main
+
+    dsn = str(tmp_path / "cli.sqlite")
+    store = open_store(dsn)
+    try:
+        account = StoreAccount(store, "key-1a2b3c4d", max_tokens=100)
+        await account.settle(await account.reserve(ASK), Usage(3, 4, 0.5))
+    finally:
+        store.close()
+    assert main(["budget", "--dsn", dsn, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["key-1a2b3c4d"]["tokens"] == 7 and listed["key-1a2b3c4d"]["calls"] == 1
+    assert main(["budget", "--dsn", dsn, "--reset", "key-1a2b3c4d"]) == 0
+    assert main(["budget", "--dsn", dsn, "--reset", "key-1a2b3c4d"]) == 2  # nothing left to reset
+    assert "no budget account 'key-1a2b3c4d'" in " ".join(capsys.readouterr().err.split())
+    assert main(["budget", "--dsn", dsn, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {}
