@@ -1,12 +1,14 @@
 """Time to first byte and to the first answer token: `stream: true` against the non-streaming path.
 
 `cascade serve` runs in this process (uvicorn on loopback) with a real cascade; every item is
-asked twice over HTTP, streamed and not, the order alternating from item to item so that
-llama.cpp's prompt cache favours neither. Per item: the non-streaming latency (the whole answer
-arrives at once), and for the stream the first byte (the admission comment), the first content
-chunk and the last one. The ratio first content / non-streaming latency is reported per item
-with a bootstrap 95% interval of its median (scipy), overall and by whether the answering tier
-streamed live (the last tier) or was sent whole once accepted.
+asked twice over HTTP, streamed and not. The requests interleave with a lag (plain i, stream i-1,
+plain i+1, stream i, ...), so no request follows one for the same item: llama.cpp's prompt cache
+would otherwise make whichever mode comes second look faster. A warm-up question loads the models
+first. Per item: the non-streaming latency (the whole answer arrives at once), and for the stream
+the first byte (the admission comment), the first content chunk and the last one. The ratio
+first content / non-streaming latency is reported per item with a bootstrap 95% interval of its
+median (scipy), overall and by whether the answering tier streamed live (the last tier) or was
+sent whole once accepted.
 
     python benchmarks/streaming.py [--config configs/local.yaml] \\
         [--dataset ../shared/data/qa/arith/SingleEq.json] [--offset 400] [--limit 10]
