@@ -35,7 +35,6 @@ import numpy as np
 from cascade.eval.confidence import AgreementConfidence, HeuristicConfidence, LoggedConfidence
 from cascade.eval.logs import read_log
 from cascade.eval.policies import CascadePolicy, PreparedCascade, hull_chain
-from cascade.learning.bandit import ThompsonBandit, reward
 from cascade.learning.controller import (
     ControllerSettings,
     Estimate,
@@ -44,7 +43,8 @@ from cascade.learning.controller import (
     plan,
     query_unit,
 )
-from routers.adaptive import ContextKind, bandit_context
+from cascade.learning.thompson import ThompsonBandit, reward
+from routers.bandit import ContextKind, bandit_context
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HERE = Path(__file__).resolve().parent
@@ -161,7 +161,7 @@ def arm_rewards(stream: Stream, lam: float) -> np.ndarray:
 
 
 def bandit_contexts(stream: Stream, kind: ContextKind = "query+confidence") -> list[str]:
-    """Each item's bandit context as `routers.adaptive` computes it (tier 0 has answered by then)."""
+    """Each item's bandit context as `routers.bandit` computes it (tier 0 has answered by then)."""
     confidence = stream.cascade.confidence[:, 0]
     tags = stream.tags or [None] * len(stream.queries)
     return [
@@ -187,7 +187,7 @@ def run_bandit(
 
 
 def known_arms(confidence: float, played: float) -> list[int]:
-    """Arms whose reward a gold label determines (as `routers.adaptive.arm_rewards`): all of them
+    """Arms whose reward a gold label determines (as `routers.bandit.arm_rewards`): all of them
     when the run escalated, only the accepting ones when tier 0's answer was accepted."""
     if confidence < played:
         return list(range(len(ARMS)))

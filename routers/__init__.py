@@ -1,6 +1,7 @@
 """Routers and pre-routers; importing this package registers them with `cascade.registry`."""
 
-from routers.adaptive import AdaptiveRouter, BanditRouter
+from routers.adaptive import AdaptiveRouter
+from routers.bandit import BanditRouter
 from routers.features import (
     TASKS,
     FeaturesConfig,

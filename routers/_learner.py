@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cascade.learning.online import Advance, Scope, State, catch_up
 from cascade.registry import BuildContext
 from cascade.store import LabelledRun, Store, open_store
+from cascade.store.base import is_correct
 from routers.threshold import ThresholdRouter
 
 PAGE = 200
@@ -114,3 +116,20 @@ def sync(router: Learner[Any], config: StoreConfig, ctx: BuildContext) -> None:
         router.learn(store, config.page)
     finally:
         store.close()
+
+
+def cumulative_tokens(attempts: Iterable[dict[str, Any]]) -> list[float]:
+    """Tokens spent up to and including each attempt."""
+    total, out = 0.0, []
+    for attempt in attempts:
+        total += int(attempt.get("prompt_tokens", 0)) + int(attempt.get("completion_tokens", 0))
+        out.append(total)
+    return out
+
+
+def attempt_correct(item: LabelledRun, attempt: dict[str, Any]) -> bool | None:
+    """A gold label or correction judges any attempt; a thumb only the attempt that gave the final answer."""
+    kind, value = item.feedback.kind, item.feedback.value
+    if kind in ("label", "correction") and value is not None:
+        return is_correct(kind, value, attempt.get("answer"))
+    return item.correct if attempt.get("answer") == item.run.answer else None

@@ -8,7 +8,7 @@ for sampling live in `verifiers.stopping`.
 
 from verifiers.agreement import AgreementConfig, AgreementVerifier, normalise
 from verifiers.ensemble import EnsembleConfig, EnsembleVerifier, Member, MemberConfig, VotedContext, with_answer
-from verifiers.format_rule import FormatConfig, FormatVerifier
+from verifiers.format import FormatConfig, FormatVerifier
 from verifiers.logprob import LogprobConfig, LogprobVerifier, aggregate_logprobs
 from verifiers.schema import SchemaConfig, SchemaVerifier
 from verifiers.scorer import ScorerConfig, ScorerVerifier

@@ -21,15 +21,8 @@ from cascade.registry import BuildContext
 from cascade.store import LabelledRun, Store, open_store
 from cascade.store.base import FeedbackRecord, RunRecord
 from cascade.types import Attempt, CascadeResult, DecisionAction, Verdict
-from routers.adaptive import (
-    AdaptiveRouter,
-    BanditConfig,
-    BanditRouter,
-    arm_rewards,
-    bandit_context,
-    confidence_bucket,
-    run_evidence,
-)
+from routers.adaptive import AdaptiveRouter, run_evidence
+from routers.bandit import BanditConfig, BanditRouter, arm_rewards, bandit_context, confidence_bucket
 
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = [
@@ -203,7 +196,8 @@ _CHILD = textwrap.dedent(
     from cascade.learning.online import Scope
     from cascade.store import open_store
     from routers._learner import Placement
-    from routers.adaptive import AdaptiveConfig, AdaptiveRouter, BanditConfig, BanditRouter
+    from routers.adaptive import AdaptiveConfig, AdaptiveRouter
+    from routers.bandit import BanditConfig, BanditRouter
 
     store = open_store(sys.argv[1])
     adaptive = AdaptiveRouter(

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from cascade.learning.bandit import ThompsonBandit, reward
 from cascade.learning.controller import (
     ControllerSettings,
     RunEvidence,
@@ -16,6 +15,7 @@ from cascade.learning.controller import (
     plan,
     query_unit,
 )
+from cascade.learning.thompson import ThompsonBandit, reward
 
 
 def controller(**fields: float) -> ThresholdController:

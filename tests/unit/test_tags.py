@@ -11,7 +11,7 @@ from cascade.errors import UserError
 from cascade.protocols import DecideContext
 from cascade.store import open_store
 from cascade.trace import Trace
-from routers.adaptive import BanditRouter, bandit_context
+from routers.bandit import BanditRouter, bandit_context
 from routers.threshold import ThresholdRouter
 from tests.unit.scripted import make_cascade
 from tests.unit.test_learning_adaptive import build, run_result
