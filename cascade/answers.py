@@ -146,11 +146,14 @@ def extractor(config: AnswerConfig) -> Callable[[str], str | None]:
 
 
 # A complete answer of each format followed by something that cannot continue it.
+# first_line: the line is done, or it opened with a yes/no followed by punctuation ("No, there
+# is not..." is answered at "No") or with an option label ("C) rocks" is answered at "C").
 _COMPLETE = {
     "number": r"-?\$?\d[\d,]*(?:\.\d+)?(?=[^\d.,])",
     "yesno": r"\b(?:yes|no|true|false)\b(?=\W)",
     "choice": r"\b[A-J]\b(?=[\s).:,])",
-    "first_line": r"\S[^\n]*\n",
+    "first_line": r"\S[^\n]*\n|^\s*(?:yes|no|true|false)\b(?=\s*[,.;:!])|^\s*(?:\([A-J]\)|[A-J](?=\)))",
+    "final": r"\banswer is\b[^\n]*?(?:\.(?=\s)|\n)",
 }
 
 

@@ -97,6 +97,25 @@ class AnswerConfig(Strict):
         return self
 
 
+class EarlyExitConfig(Strict):
+    """Answer probing while a tier reasons: DEER-style early exit of chain-of-thought (local models).
+
+    After at least `every` new reasoning tokens, at the end of a line, the model is asked for its
+    answer so far (`suffix`), greedily, in at most `max_tokens` tokens; the probe is rolled back and
+    the reasoning goes on. Generation stops once `agree` consecutive probes gave the same answer,
+    each with every answer token at least `min_prob` likely (a probe is cut as soon as a token falls
+    below it). Probe tokens are counted in the attempt's usage. `stop: false` only records the
+    probes (to calibrate the rule on full reasonings).
+    """
+
+    every: int = Field(default=32, ge=1)
+    suffix: str = Field(default="The answer is", min_length=1)
+    max_tokens: int = Field(default=12, ge=1, le=64)
+    min_prob: float = Field(default=0.9, ge=0.0, le=1.0)
+    agree: int = Field(default=2, ge=1, le=8)
+    stop: bool = True
+
+
 class PluginSpec(BaseModel):
     """`type:` selects a registered plugin; the other fields belong to that plugin."""
 
@@ -150,11 +169,13 @@ class TierConfig(Reach):
     seed: int | None = None
     stop: list[str] = Field(default_factory=list)
     logprobs: bool = False
+    top_logprobs: int = Field(default=0, ge=0, le=20)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     prices: Prices | None = None
     timeout_s: float | None = Field(default=None, gt=0)
     verifier: PluginSpec | None = None
+    early_exit: EarlyExitConfig | None = None
     approve: bool = False  # pause for a person's approval before calling this tier (see cascade.graph)
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -175,6 +196,12 @@ class TierConfig(Reach):
             if key in seen:
                 raise ValueError(f"models: {member.model!r} is listed twice; give it a 'weight' instead")
             seen.add(key)
+        return self
+
+    @model_validator(mode="after")
+    def _early_exit_is_local(self) -> TierConfig:
+        if self.early_exit is not None and not (self.model or "").startswith("local/"):
+            raise ValueError("early_exit probes a reasoning in process: it needs one local/... model")
         return self
 
     @property

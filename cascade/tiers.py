@@ -20,6 +20,7 @@ from cascade.types import (
     Completion,
     CompletionRequest,
     Decision,
+    EarlyExitTrace,
     EnsembleCompletion,
     Message,
     Usage,
@@ -103,6 +104,8 @@ class TierRuntime:
             response_format=output.response_format,
             tools=output.tools if output.may_call_tools else (),
             tool_choice=output.tool_choice if output.may_call_tools else None,
+            top_logprobs=tier.top_logprobs if tier.logprobs else 0,
+            early_exit=tier.early_exit,
         )
 
     async def sample(
@@ -209,6 +212,7 @@ class TierRuntime:
             verifier_details=verdict.details,
             tool_calls=tool_calls,
             members=member_results(first.members) if isinstance(first, EnsembleCompletion) else [],
+            early_exit=EarlyExitTrace.of(samples[0], self.config.max_tokens) if self.config.early_exit else None,
         )
 
     def invalid_attempt(self, first: Completion, why: str, chat: Conversation, started: float) -> Attempt:

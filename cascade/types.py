@@ -7,11 +7,15 @@ get back, so results serialise to JSON without glue.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from cascade.config import EarlyExitConfig
 
 Message = dict[str, Any]
 """An OpenAI-style chat message: `role`, `content`, and for tool use `tool_calls` / `tool_call_id`."""
@@ -41,6 +45,8 @@ class CompletionRequest:
     tool_choice: str | dict[str, Any] | None = None
     on_text: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
     """Called with each piece of text as the model writes it (live streaming); None: no streaming."""
+    top_logprobs: int = 0
+    early_exit: EarlyExitConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +83,19 @@ class ToolCall:
         return {"id": call_id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
+TopLogprobs = tuple[tuple[str, float], ...]
+"""The most likely tokens at one position, best first, as (token, logprob) pairs."""
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """What one model call produced, with its usage, cost and (optional) token logprobs."""
+    """What one model call produced, with its usage, cost and (optional) token logprobs.
+
+    `top_logprobs[i]` holds the best alternatives at generated position i (when the request asked
+    for `top_logprobs` and the provider gives them): the margin between the first answer token's
+    best and second-best alternative is a confidence signal that carries across question types.
+    `probes` records the answers probed during a reasoning with `early_exit` (local models).
+    """
 
     text: str
     model: str
@@ -90,10 +106,46 @@ class Completion:
     token_logprobs: tuple[float, ...] | None = None
     finish_reason: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    top_logprobs: tuple[TopLogprobs, ...] | None = None
+    probes: tuple[Probe, ...] = ()
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def exited_early(self) -> bool:
+        return self.finish_reason == "early_exit"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One answer probe: after `at_token` reasoning tokens, what the model answered and how surely.
+
+    `logprobs` are those of the tokens that spell the answer. The probe evaluated `prompt_tokens`
+    (its suffix) and generated `completion_tokens`; both are counted in the completion's usage.
+    """
+
+    at_token: int
+    text: str
+    logprobs: tuple[float, ...]
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def answer(self) -> str:
+        """The probed answer: its text up to the end of the first sentence or line."""
+        return probe_answer(self.text)
+
+    @property
+    def min_prob(self) -> float:
+        return math.exp(min(self.logprobs)) if self.logprobs else 0.0
+
+
+def probe_answer(text: str) -> str:
+    """The answer a probe gave: up to its first line break or sentence end, without wrappers."""
+    line = text.strip().split("\n", 1)[0]
+    return re.split(r"\.(?=\s|$)", line, maxsplit=1)[0].strip().strip("*$`").strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +230,61 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class RoutePlan:
-    """A pre-router's choice: where to start and how many tokens each tier may use."""
+    """A pre-router's choice: where to start, which tiers not to call, how many tokens each may use.
+
+    `skip` names tiers whose answers do not pay for this kind of query; the cascade goes from one
+    called tier to the next called one (the last tier is called whatever `skip` says, so a query is
+    never left without an answer).
+    """
 
     start_tier: int = 0
     max_tokens: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     features: dict[str, Any] = field(default_factory=dict)
+    skip: frozenset[str] = frozenset()
+
+
+class EarlyExitTrace(BaseModel):
+    """What answer probing did in one reasoning attempt (a tier with `early_exit`).
+
+    `tokens_saved`: tokens of the budget the reasoning did not generate because it stopped early
+    (0 when it ran to its end); how much shorter than the full reasoning it really was is only
+    known by running that too (`benchmarks/local_default.py` does, on held-apart items).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    exited: bool
+    probes: int
+    probe_tokens: int
+    reasoning_tokens: int
+    max_tokens: int
+    tokens_saved: int
+    answer: str | None = None
+
+    @classmethod
+    def of(cls, completion: Completion, max_tokens: int) -> EarlyExitTrace:
+        probe_tokens = sum(p.prompt_tokens + p.completion_tokens for p in completion.probes)
+        reasoning = completion.completion_tokens - sum(p.completion_tokens for p in completion.probes)
+        exited = completion.exited_early
+        return cls(
+            exited=exited,
+            probes=len(completion.probes),
+            probe_tokens=probe_tokens,
+            reasoning_tokens=reasoning,
+            max_tokens=max_tokens,
+            tokens_saved=max(0, max_tokens - reasoning) if exited else 0,
+            answer=completion.probes[-1].answer if exited and completion.probes else None,
+        )
+
+    def describe(self) -> str:
+        cost = f"{self.probes} answer probe(s), {self.probe_tokens} tokens"
+        if not self.exited:
+            return f"reasoning ran to its end ({self.reasoning_tokens} tokens; {cost})"
+        return (
+            f"early exit after {self.reasoning_tokens} reasoning tokens, answer {self.answer!r} converged "
+            f"({cost}); {self.tokens_saved} of the {self.max_tokens}-token budget not generated"
+        )
 
 
 class MemberResult(BaseModel):
@@ -236,6 +337,7 @@ class Attempt(BaseModel):
     tool_calls: list[dict[str, Any]] | None = None
     invalid: str | None = None
     members: list[MemberResult] = Field(default_factory=list)
+    early_exit: EarlyExitTrace | None = None
 
     @property
     def total_tokens(self) -> int:

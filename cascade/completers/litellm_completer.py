@@ -12,10 +12,16 @@ import contextlib
 import os
 import re
 import time
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
-from cascade.types import Completion, CompletionRequest, ToolCall
+from cascade.types import Completion, CompletionRequest, Probe, ToolCall, TopLogprobs
+
+# The in-process provider's own request parameters and response key (see cascade.local.provider).
+STOP_PATTERN = "cascade_stop_pattern"
+EARLY_EXIT = "cascade_early_exit"
+HIDDEN = "cascade"
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -47,26 +53,35 @@ class LiteLLMCompleter:
         return self._module
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        if request.model.startswith("local/") and not self._local_registered:
+        if is_local(request.model) and not self._local_registered:
             self._register_local()
         started = time.perf_counter()
         try:
-            calls: tuple[ToolCall, ...] = ()
-            live = request.on_text is not None and not request.model.startswith("local/")
-            if live or (request.stop_pattern and not request.logprobs):
-                text, usage, logprobs, finish = await self._stream_until(request)
-            else:
+            live = request.on_text is not None and not is_local(request.model)
+            if live or (request.stop_pattern and not is_local(request.model)):
+                read = await self._stream_until(request)
+            else:  # local models stop in process (answer pattern, early exit), with logprobs
                 response = await self._litellm.acompletion(**self._kwargs(request), **_local_writer(request))
-                text, usage, logprobs, finish = _read(response)
-                text, calls = _cut(text, request.stop_pattern), _tool_calls(response.choices[0])
+                read = _read(response)
+                read = replace(read, text=_cut(read.text, request.stop_pattern), calls=_tool_calls(response.choices[0]))
         except ProviderError:
             raise
         except Exception as exc:  # litellm raises many types; classify them all
             raise classify(exc, request) from None
-        prompt_tokens, completion_tokens = usage
-        cost = self._cost(request, prompt_tokens, completion_tokens)
-        latency = time.perf_counter() - started
-        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish, calls)
+        prompt_tokens, completion_tokens = read.usage
+        return Completion(
+            read.text,
+            request.model,
+            prompt_tokens,
+            completion_tokens,
+            self._cost(request, prompt_tokens, completion_tokens),
+            time.perf_counter() - started,
+            read.logprobs,
+            read.finish,
+            tool_calls=read.calls,
+            top_logprobs=read.top,
+            probes=read.probes,
+        )
 
     def tools_problem(self, model: str, api_base: str | None) -> str | None:
         """Why `model`'s provider cannot take `tools` (litellm would silently drop them), or None.
@@ -98,7 +113,7 @@ class LiteLLMCompleter:
             "max_retries": 0,  # retries are ours (RetryingCompleter); the OpenAI SDK's would multiply them
             **request.extra,
         }
-        optional = {
+        optional: dict[str, Any] = {
             "stop": list(request.stop) or None,
             "seed": request.seed,
             "api_base": request.api_base,
@@ -106,28 +121,32 @@ class LiteLLMCompleter:
             "timeout": request.timeout_s,
             "logprobs": True if request.logprobs else None,
             # llama.cpp's server returns no logprobs unless top_logprobs is set; OpenAI accepts it too.
-            "top_logprobs": 1 if request.logprobs else None,
+            "top_logprobs": max(1, request.top_logprobs) if request.logprobs else None,
             "response_format": request.response_format,
             "tools": list(request.tools) or None,
             "tool_choice": request.tool_choice if request.tools else None,
         }
+        if is_local(request.model):  # parameters only the in-process provider reads
+            optional[STOP_PATTERN] = request.stop_pattern
+            optional[EARLY_EXIT] = request.early_exit.model_dump() if request.early_exit else None
         kwargs.update({k: v for k, v in optional.items() if v is not None})
         if stream:
             kwargs.update(stream=True, stream_options={"include_usage": True})
         return kwargs
 
-    async def _stream_until(self, request: CompletionRequest) -> tuple[str, tuple[int, int], Any, str]:
+    async def _stream_until(self, request: CompletionRequest) -> Read:
         """Stream: hand each piece to `request.on_text` (live streaming) and stop reading once the
-        answer is complete (token-level early stopping). Logprobs are kept where chunks carry them."""
+        answer is complete (token-level early stopping). Logprobs and top alternatives are kept
+        where chunks carry them (OpenAI and vLLM send them per chunk)."""
         writer = _TextWriter(request)
         stream = await self._litellm.acompletion(**self._kwargs(request, stream=True))
         chunks, usage, finish = 0, None, "length"
-        logprobs: list[float] = []
+        logprobs: list[Any] = []
         async for chunk in stream:
             usage = getattr(chunk, "usage", None) or usage
             if not chunk.choices:
                 continue
-            logprobs.extend(_logprobs(chunk.choices[0]) or ())
+            logprobs.extend(_content_logprobs(chunk.choices[0]))
             delta = chunk.choices[0].delta.content
             if not delta:
                 continue
@@ -136,11 +155,11 @@ class LiteLLMCompleter:
                 finish = "answer_complete"
                 break
         await _close(stream)
-        kept = tuple(logprobs) if request.logprobs and logprobs else None
+        values, top = _values(logprobs) if request.logprobs else (None, None)
         if usage is not None and finish != "answer_complete":
-            return writer.text, (usage.prompt_tokens, usage.completion_tokens), kept, "stop"
+            return Read(writer.text, (usage.prompt_tokens, usage.completion_tokens), values, "stop", top)
         prompt_tokens = self._litellm.token_counter(model=request.model, messages=request.messages)
-        return writer.text, (prompt_tokens, chunks), kept, finish
+        return Read(writer.text, (prompt_tokens, max(chunks, len(logprobs))), values, finish, top)
 
     def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None:
         """USD per prompt and per completion token from litellm's cost map (what budgets reserve
@@ -201,11 +220,37 @@ def _cut(text: str, stop_pattern: str | None) -> str:
     return text[: match.end()] if match else text
 
 
-def _read(response: Any) -> tuple[str, tuple[int, int], tuple[float, ...] | None, str]:
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a response (or a stream read up to the answer) gave, before usage is priced."""
+
+    text: str
+    usage: tuple[int, int]
+    logprobs: tuple[float, ...] | None
+    finish: str | None
+    top: tuple[TopLogprobs, ...] | None = None
+    probes: tuple[Probe, ...] = ()
+    calls: tuple[ToolCall, ...] = ()
+
+
+def is_local(model: str) -> bool:
+    return model.startswith("local/")
+
+
+def _read(response: Any) -> Read:
     choice = response.choices[0]
-    text = choice.message.content or ""
     usage = response.usage
-    return text, (usage.prompt_tokens or 0, usage.completion_tokens or 0), _logprobs(choice), choice.finish_reason
+    values, top = _values(_content_logprobs(choice))
+    extra = (getattr(response, "_hidden_params", None) or {}).get(HIDDEN) or {}
+    finish = extra.get("stopped_by") or choice.finish_reason
+    return Read(
+        choice.message.content or "",
+        (usage.prompt_tokens or 0, usage.completion_tokens or 0),
+        values,
+        finish,
+        top,
+        tuple(extra.get("probes") or ()),
+    )
 
 
 def _tool_calls(choice: Any) -> tuple[ToolCall, ...]:
@@ -221,15 +266,30 @@ def _tool_calls(choice: Any) -> tuple[ToolCall, ...]:
     return tuple(made)
 
 
-def _logprobs(choice: Any) -> tuple[float, ...] | None:
+def _content_logprobs(choice: Any) -> list[Any]:
+    """The per-token logprob entries of a choice (OpenAI's `logprobs.content`), or []."""
     raw = getattr(choice, "logprobs", None)
     if raw is None:
-        return None
+        return []
     content = raw.get("content") if isinstance(raw, dict) else getattr(raw, "content", None)
-    if not content:
-        return None
-    values = [item.get("logprob") if isinstance(item, dict) else getattr(item, "logprob", None) for item in content]
-    return tuple(float(v) for v in values if v is not None)
+    return list(content or [])
+
+
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def _values(content: list[Any]) -> tuple[tuple[float, ...] | None, tuple[TopLogprobs, ...] | None]:
+    """Token logprobs and, when the provider gave them, each position's best alternatives."""
+    entries = [item for item in content if _field(item, "logprob") is not None]
+    if not entries:
+        return None, None
+    values = tuple(float(_field(item, "logprob")) for item in entries)
+    tops = [
+        tuple((str(_field(alt, "token")), float(_field(alt, "logprob"))) for alt in _field(item, "top_logprobs") or ())
+        for item in entries
+    ]
+    return values, (tuple(tops) if any(tops) else None)
 
 
 async def _close(stream: Any) -> None:

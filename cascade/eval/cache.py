@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from cascade.protocols import Completer
-from cascade.types import Completion, CompletionRequest
+from cascade.types import Completion, CompletionRequest, Probe
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, completion TEXT NOT NULL)"
 _INSERT = "INSERT OR REPLACE INTO completions (key, model, completion) VALUES (?, ?, ?)"
@@ -30,7 +30,7 @@ log = logging.getLogger("cascade.eval")
 
 
 def request_key(request: CompletionRequest) -> str:
-    material = {
+    material: dict[str, Any] = {
         "model": request.model,
         "messages": request.messages,
         "max_tokens": request.max_tokens,
@@ -42,6 +42,11 @@ def request_key(request: CompletionRequest) -> str:
         "stop_pattern": request.stop_pattern,
         "extra": request.extra,
     }
+    # Only when set, so the keys of requests made before these fields existed stay valid.
+    if request.top_logprobs:
+        material["top_logprobs"] = request.top_logprobs
+    if request.early_exit is not None:
+        material["early_exit"] = request.early_exit.model_dump()
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -95,10 +100,7 @@ class CachingCompleter:
         row = self._locked(self._select, key)
         if row is None:
             return None
-        data = json.loads(row[0])
-        if data.get("token_logprobs") is not None:
-            data["token_logprobs"] = tuple(data["token_logprobs"])
-        return Completion(**data)
+        return completion_from_json(json.loads(row[0]))
 
     def _select(self, key: str) -> tuple[str] | None:
         row: tuple[str] | None = self._db.execute("SELECT completion FROM completions WHERE key = ?", (key,)).fetchone()
@@ -123,6 +125,19 @@ class CachingCompleter:
 
 def _contended(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(word in str(exc).lower() for word in ("locked", "busy"))
+
+
+def completion_from_json(data: dict[str, Any]) -> Completion:
+    """A Completion from `dataclasses.asdict` output read back from JSON (lists become tuples)."""
+    if data.get("token_logprobs") is not None:
+        data["token_logprobs"] = tuple(data["token_logprobs"])
+    if data.get("top_logprobs") is not None:
+        data["top_logprobs"] = tuple(tuple((str(t), float(lp)) for t, lp in pos) for pos in data["top_logprobs"])
+    data["probes"] = tuple(
+        Probe(p["at_token"], p["text"], tuple(p["logprobs"]), p["prompt_tokens"], p["completion_tokens"])
+        for p in data.get("probes") or ()
+    )
+    return Completion(**data)
 
 
 def _repriced(completion: Completion, request: CompletionRequest) -> Completion:

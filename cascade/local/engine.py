@@ -14,20 +14,23 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT
+from cascade.local.decoding import Decoder, Generation, OnText
 from cascade.local.structured import prepare_messages
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from cascade.config import EarlyExitConfig
+
+__all__ = ["DEFAULT_N_CTX", "GenerateParams", "Generation", "LocalModel", "OnText", "TokenLogprob", "load_model"]
+
 DEFAULT_N_CTX = 2048
-OnText = Callable[[str], bool]  # gets each new text piece; returns False to stop generating
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,8 @@ class GenerateParams:
     top_logprobs: int = 0
     json_schema: str | None = None  # constrains the output to this schema (a llama.cpp grammar)
     tools: tuple[dict[str, Any], ...] = ()  # shown to the model (see cascade.local.structured)
+    stop_pattern: str | None = None  # a regex: stop once the text matches it (cut after the match)
+    early_exit: EarlyExitConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +60,6 @@ class TokenLogprob:
     top: list[tuple[str, float, list[int]]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class Generation:
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    finish_reason: str
-    logprobs: list[TokenLogprob] | None = None
-
-
 def import_llama_cpp() -> Any:
     """The llama_cpp module, or a ModelNotFoundError that says how to install it."""
     try:
@@ -73,22 +69,6 @@ def import_llama_cpp() -> Any:
             f"local models need llama-cpp-python, which is not installed: {LOCAL_EXTRA_HINT}"
         ) from exc
     return llama_cpp
-
-
-def _stop_at(text: str, stops: tuple[str, ...]) -> int | None:
-    positions = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return min(positions) if positions else None
-
-
-def _held_back(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the tail that could still grow into a stop string, so streams never leak it."""
-    longest = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), longest, -1):
-            if text.endswith(stop[:size]):
-                longest = size
-                break
-    return longest
 
 
 class LocalModel:
@@ -145,7 +125,7 @@ class LocalModel:
             budget = self._budget(len(prompt), params.max_tokens)
             seed = self._lib.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
             self.llama.set_seed(seed)
-            return self._sample(prompt, budget, params, params.stop + template_stops, on_text)
+            return Decoder(self, prompt, budget, params, params.stop + template_stops, on_text).run()
 
     def _budget(self, prompt_len: int, max_tokens: int | None) -> int:
         room = self.llama.n_ctx() - prompt_len
@@ -153,53 +133,18 @@ class LocalModel:
             raise ValueError(f"prompt has {prompt_len} tokens, the context window holds {self.llama.n_ctx()}")
         return room if max_tokens is None else max(0, min(max_tokens, room))
 
-    def _sample(
-        self, prompt: list[int], budget: int, params: GenerateParams, stops: tuple[str, ...], on_text: OnText | None
-    ) -> Generation:
-        tokens: list[int] = []
-        logprobs: list[TokenLogprob] | None = [] if params.logprobs else None
-        text, emitted, finish = "", 0, "length"
-        grammar = _grammar(params.json_schema) if params.json_schema else None
-        stream = self.llama.generate(
-            prompt, temp=params.temperature, top_p=params.top_p, repeat_penalty=1.0, grammar=grammar
-        )
-        try:
-            for token in stream if budget > 0 else ():
-                if self._lib.llama_vocab_is_eog(self._vocab, token):
-                    finish = "stop"
-                    break
-                if logprobs is not None:
-                    logprobs.append(self._token_logprob(token, params.top_logprobs))
-                tokens.append(token)
-                text = self._decode(tokens, prompt)
-                cut = _stop_at(text, stops)
-                if cut is not None:
-                    text, finish = text[:cut], "stop"
-                    if logprobs is not None:  # the stop string is not part of the answer
-                        del logprobs[self._tokens_covering(tokens, prompt, cut) :]
-                    break
-                if on_text is not None:
-                    safe = len(text) - _held_back(text, stops)
-                    if safe > emitted and not on_text(text[emitted:safe]):
-                        on_text, finish = None, "stop"  # the reader went away: stop early
-                        break
-                    emitted = max(emitted, safe)
-                if len(tokens) >= budget:
-                    break
-        finally:
-            stream.close()
-        if on_text is not None and len(text) > emitted:
-            on_text(text[emitted:])
-        return Generation(text, len(prompt), len(tokens), finish, logprobs)
+    def is_end(self, token: int) -> bool:
+        """An end-of-generation token (end of turn, end of text)."""
+        return bool(self._lib.llama_vocab_is_eog(self._vocab, token))
 
-    def _decode(self, tokens: list[int], prompt: list[int]) -> str:
+    def decode(self, tokens: list[int], prompt: list[int]) -> str:
         return bytes(self.llama.detokenize(tokens, prev_tokens=prompt)).decode("utf-8", errors="ignore")
 
-    def _tokens_covering(self, tokens: list[int], prompt: list[int], length: int) -> int:
+    def tokens_covering(self, tokens: list[int], prompt: list[int], length: int) -> int:
         """How many leading tokens it takes to spell the first `length` characters."""
-        return next((k for k in range(len(tokens)) if len(self._decode(tokens[:k], prompt)) >= length), len(tokens))
+        return next((k for k in range(len(tokens)) if len(self.decode(tokens[:k], prompt)) >= length), len(tokens))
 
-    def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
+    def token_logprob(self, token: int, top_n: int) -> TokenLogprob:
         """Log-softmax of the logits row the sampler just used (the last evaluated position)."""
         import numpy as np  # a llama-cpp-python dependency: imported only where logprobs are made
 

@@ -36,7 +36,10 @@ from litellm.types.utils import (
     TopLogprob,
     Usage,
 )
+from pydantic import ValidationError
 
+from cascade.completers.litellm_completer import EARLY_EXIT, HIDDEN, STOP_PATTERN
+from cascade.config import EarlyExitConfig
 from cascade.errors import CascadeError, ModelNotFoundError, PermanentProviderError
 from cascade.local.catalog import resolve_model
 from cascade.local.engine import DEFAULT_N_CTX, GenerateParams, Generation, LocalModel, OnText, TokenLogprob, load_model
@@ -89,7 +92,18 @@ def params_from(optional_params: dict[str, Any]) -> GenerateParams:
         top_logprobs=int(optional_params.get("top_logprobs") or 0),
         json_schema=json.dumps(schema) if schema is not None else None,
         tools=tools if tool_choice != "none" else (),
+        stop_pattern=optional_params.get(STOP_PATTERN) or None,
+        early_exit=_early_exit(optional_params.get(EARLY_EXIT)),
     )
+
+
+def _early_exit(value: Any) -> EarlyExitConfig | None:
+    if value is None or isinstance(value, EarlyExitConfig):
+        return value
+    try:
+        return EarlyExitConfig.model_validate(value)
+    except ValidationError as exc:
+        raise LocalRequestError(f"invalid {EARLY_EXIT}: {exc.errors()[0]['msg']}") from None
 
 
 def tool_calls_of(generation: Generation, optional_params: dict[str, Any]) -> list[ChatCompletionMessageToolCall]:
@@ -185,6 +199,8 @@ def fill_response(
     model_response.choices = [choice]
     model_response.model = f"{PROVIDER}/{model}"
     setattr(model_response, "usage", _usage(generation))  # noqa: B010 - litellm's documented way
+    extra = {"stopped_by": generation.stopped_by, "probes": generation.probes}
+    model_response._hidden_params = {**model_response._hidden_params, HIDDEN: extra}
     return model_response
 
 

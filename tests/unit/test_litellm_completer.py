@@ -99,7 +99,7 @@ def test_answer_format_stop_cuts_the_stream_once_the_answer_is_complete() -> Non
     assert 0 < completion.completion_tokens < 8
 
 
-def test_answer_format_stop_with_logprobs_cuts_after_the_call() -> None:
+def test_answer_format_stop_with_logprobs_streams_and_cuts_too() -> None:
     req = request(stop_pattern=r"-?\d+(?=[^\d.,])", logprobs=True, extra={"mock_response": "42 because 6*7."})
     assert asyncio.run(LiteLLMCompleter().complete(req)).text == "42"
 

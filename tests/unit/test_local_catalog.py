@@ -218,7 +218,8 @@ def test_catalog_entries_are_consistent() -> None:
 
 
 def test_stop_helpers_find_stops_and_hold_back_partial_ones() -> None:
-    from cascade.local.engine import _held_back, _stop_at
+    from cascade.local.decoding import held_back as _held_back
+    from cascade.local.decoding import stop_at as _stop_at
 
     assert _stop_at("Paris.\nNext", ("\n", ".")) == 5
     assert _stop_at("Paris", ("\n",)) is None
