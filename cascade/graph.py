@@ -150,7 +150,9 @@ class CascadeGraph:
         assert self.pre_router is not None, "the route node exists only with a pre-router"
         started = time.perf_counter()
         plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
-        start = min(max(plan.start_tier, 0), len(self.tiers) - 1)
+        start = self._called(min(max(plan.start_tier, 0), len(self.tiers) - 1), plan)
+        if start is None:  # a plan that skips every tier would leave the query unanswered
+            start = len(self.tiers) - 1
         step = NodeStep(node="route", latency_s=time.perf_counter() - started, note=plan.reason)
         why = self.budget.blocks(self.tiers[start], _chat(state), [], plan) or ""
         return {"plan": plan, "next_tier": start, "stop_reason": why, "steps": [step]}
@@ -230,8 +232,9 @@ class CascadeGraph:
         writer(record)
         step = _step("verify", tier, usage, time.perf_counter() - started, record.decision)
         update: CascadeState = {"attempts": [record], "steps": [step], "stop_reason": why, "draft": None}
-        if record.decision != "accept":
-            update["next_tier"] = draft.tier + 1
+        following = self._called(draft.tier + 1, state.get("plan", NO_PLAN))
+        if record.decision != "accept" and following is not None:
+            update["next_tier"] = following
         return update
 
     async def decide(self, state: CascadeState) -> Branch:
@@ -254,6 +257,10 @@ class CascadeGraph:
         why = f"tier '{tier.config.name}' not approved" + (f": {note}" if note else "")
         return Command(goto="__end__", update={"steps": [step], "stop_reason": why})
 
+    def _called(self, index: int, plan: RoutePlan) -> int | None:
+        """The first tier from `index` on that the plan does not skip, None if there is none."""
+        return next((i for i in range(index, len(self.tiers)) if self.tiers[i].config.name not in plan.skip), None)
+
     def _settle(
         self, record: Attempt, index: int, state: CascadeState, previous: Sequence[Attempt]
     ) -> tuple[Attempt, str]:
@@ -261,11 +268,13 @@ class CascadeGraph:
         carry out (last tier reached, budget spent) becomes `stop`, with the reason."""
         if record.decision == "accept":
             return record, "accepted"
-        onward = index + 1
-        if onward >= len(self.tiers):
+        plan = state.get("plan", NO_PLAN)
+        onward = self._called(index + 1, plan)
+        if index + 1 >= len(self.tiers):
             why = "last tier reached"
+        elif onward is None:
+            why = "the later tiers are skipped for this query"
         else:
-            plan = state.get("plan", NO_PLAN)
             why = self.budget.blocks(self.tiers[onward], _chat(state), [*previous, record], plan) or ""
         if why and record.decision == "escalate":
             record = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})

@@ -241,7 +241,7 @@ class RoutePlan:
     max_tokens: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     features: dict[str, Any] = field(default_factory=dict)
-    skip: frozenset[str] = frozenset()
+    skip: tuple[str, ...] = ()
 
 
 class EarlyExitTrace(BaseModel):

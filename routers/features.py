@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cascade.config import Regex, TierConfig
+from cascade.errors import ConfigError
 from cascade.features import LONG_WORDS, TASKS, Feature, length_scale, query_features, question_word, task_of
 from cascade.registry import BuildContext, register
 from cascade.types import RoutePlan
@@ -88,10 +89,13 @@ class When(_Strict):
 
 
 class Rule(_Strict):
-    """If `when` holds: start at `start_tier`, and set (`max_tokens`) or scale (`token_scale`) budgets."""
+    """If `when` holds: start at `start_tier`, do not call the tiers in `skip` (`why` says why, in
+    the trace), and set (`max_tokens`) or scale (`token_scale`) budgets."""
 
     when: When = Field(default_factory=When)
     start_tier: str | None = None
+    skip: list[str] = Field(default_factory=list)
+    why: str = ""
     max_tokens: dict[str, Annotated[int, Field(gt=0)]] = Field(default_factory=dict)
     token_scale: float | None = Field(default=None, gt=0)
 
@@ -137,7 +141,8 @@ class FeaturesPreRouter:
         scale = self._length_scale(features)
         budgets = {tier.name: _budget(tier, rule, scale) for tier in tiers}
         reason = self._reason(found, tiers[start].name, scale, features)
-        return RoutePlan(start_tier=start, max_tokens=budgets, reason=reason, features=features)
+        skip = tuple(rule.skip) if rule else ()
+        return RoutePlan(start_tier=start, max_tokens=budgets, reason=reason, features=features, skip=skip)
 
     def _length_scale(self, features: dict[str, Feature]) -> float:
         if not self.scale_with_length:
@@ -172,7 +177,8 @@ def _budget(tier: TierConfig, rule: Rule | None, length: float) -> int:
 
 
 def _token_actions(rule: Rule) -> list[str]:
-    actions = [f"tokens x{rule.token_scale:g}"] if rule.token_scale else []
+    actions = [f"skip {', '.join(rule.skip)}" + (f" ({rule.why})" if rule.why else "")] if rule.skip else []
+    actions += [f"tokens x{rule.token_scale:g}"] if rule.token_scale else []
     return actions + [f"max_tokens {name}={n}" for name, n in rule.max_tokens.items()]
 
 
@@ -181,6 +187,8 @@ def _tier_refs(rules: list[Rule]) -> Iterator[tuple[str, Loc]]:
     for i, rule in enumerate(rules):
         if rule.start_tier is not None:
             yield rule.start_tier, ("pre_router", "rules", i, "start_tier")
+        for j, name in enumerate(rule.skip):
+            yield name, ("pre_router", "rules", i, "skip", j)
         for name in rule.max_tokens:
             yield name, ("pre_router", "rules", i, "max_tokens", name)
 
@@ -188,6 +196,11 @@ def _tier_refs(rules: list[Rule]) -> Iterator[tuple[str, Loc]]:
 @register("pre_router", "features", FeaturesConfig)
 def build_features(config: FeaturesConfig, ctx: BuildContext) -> FeaturesPreRouter:
     check_tier_names(ctx, _tier_refs(config.rules))
+    everything = {tier.name for tier in ctx.config.tiers}
+    for i, rule in enumerate(config.rules):
+        if everything <= set(rule.skip):
+            where = ctx.config.where(("pre_router", "rules", i, "skip"))
+            raise ConfigError(f"{where}: a rule may not skip every tier", source=ctx.config._source)
     return FeaturesPreRouter(
         config.rules,
         scale_with_length=config.scale_with_length,
