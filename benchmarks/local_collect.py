@@ -1,0 +1,73 @@
+"""Run tiers of the local default alone on a family's split, filling the shared output cache.
+
+    python benchmarks/local_collect.py --families arithmetic,boolq --split calibration \
+        --tiers smollm2-135m,qwen2.5-0.5b [--limit N] [--cache /work/cache/local/default.sqlite]
+
+Each call goes through `CachingCompleter`, keyed by the exact request the tier makes, so the
+scorer training (`local_calibrate.py`) and the benchmark (`local_default.py`) read the same outputs
+back without calling any model, and no call is ever paid twice. Prints one line per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+from local_families import FAMILIES, splits
+
+from cascade import load_config
+from cascade.completers.litellm_completer import LiteLLMCompleter
+from cascade.eval.cache import CachingCompleter
+from cascade.eval.scoring import exact_match
+from cascade.protocols import Completer
+from cascade.tiers import TierRuntime
+from cascade.types import Completion
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = Path("/work/cache/local/default.sqlite")
+
+
+def tier_runtime(config_path: Path, name: str, completer: Completer) -> TierRuntime:
+    """A tier of the config that only samples (collection never verifies)."""
+    config = load_config(config_path)
+    tier = config.tiers[config.tier_index(name)]
+    return TierRuntime.build(tier, completer, verifier=None)  # type: ignore[arg-type]
+
+
+async def sample(tier: TierRuntime, query: str) -> Completion:
+    return await tier.sample(query, max_tokens=tier.config.max_tokens, index=0)
+
+
+async def collect(args: argparse.Namespace) -> None:
+    cache = CachingCompleter(LiteLLMCompleter(), args.cache)
+    for family_name in args.families.split(","):
+        family = FAMILIES[family_name]
+        calibration, report = splits(family)
+        items = (calibration if args.split == "calibration" else report)[: args.limit]
+        for tier_name in args.tiers.split(","):
+            tier = tier_runtime(args.config, tier_name, cache)
+            for i, item in enumerate(items):
+                started = time.perf_counter()
+                misses = cache.misses
+                completion = await sample(tier, family.query(item))
+                ok = exact_match(tier.extract(completion.text), item.answers, item.task)
+                fresh = "new" if cache.misses > misses else "hit"
+                print(
+                    f"{family_name} {args.split} {tier_name} {i} {fresh} {time.perf_counter() - started:.1f}s "
+                    f"tok={completion.prompt_tokens}+{completion.completion_tokens} ok={int(ok)}",
+                    flush=True,
+                )
+    cache.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--split", choices=("calibration", "report"), required=True)
+    parser.add_argument("--tiers", required=True)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "local_collect.yaml")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    asyncio.run(collect(parser.parse_args()))
