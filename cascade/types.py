@@ -120,7 +120,7 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """One answer probe: after `at_token` reasoning tokens, what the model answered and how surely.
+    """One answer probe: after `at_token` tokens (prompt and reasoning), what the model answered and how surely.
 
     `logprobs` are those of the tokens that spell the answer. The probe evaluated `prompt_tokens`
     (its suffix) and generated `completion_tokens`; both are counted in the completion's usage.
@@ -131,6 +131,7 @@ class Probe:
     logprobs: tuple[float, ...]
     prompt_tokens: int
     completion_tokens: int
+    at_char: int = 0  # where in the completion's text the probe was asked (the reasoning before it)
 
     @property
     def answer(self) -> str:

@@ -134,7 +134,14 @@ def completion_from_json(data: dict[str, Any]) -> Completion:
     if data.get("top_logprobs") is not None:
         data["top_logprobs"] = tuple(tuple((str(t), float(lp)) for t, lp in pos) for pos in data["top_logprobs"])
     data["probes"] = tuple(
-        Probe(p["at_token"], p["text"], tuple(p["logprobs"]), p["prompt_tokens"], p["completion_tokens"])
+        Probe(
+            p["at_token"],
+            p["text"],
+            tuple(p["logprobs"]),
+            p["prompt_tokens"],
+            p["completion_tokens"],
+            p.get("at_char", 0),
+        )
         for p in data.get("probes") or ()
     )
     return Completion(**data)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cascade.types import Probe, probe_answer
@@ -167,7 +167,7 @@ class Decoder:
         assert rule is not None
         self.last_probe = len(self.tokens)
         found, self.probe_logprobs = probe(self.model, self.prompt + self.tokens, rule, self.text.endswith("\n"))
-        self.probes.append(found)
+        self.probes.append(replace(found, at_char=len(self.text)))
         return rule.stop and converged(self.probes, rule)
 
     def _conclude(self) -> None:

@@ -72,6 +72,8 @@ def test_recorded_probes_cost_tokens_but_do_not_change_the_reasoning() -> None:
     generation = run(GenerateParams(temperature=0.0, logprobs=True, early_exit=rule))
     assert generation.text == REASONING  # recording never stops the reasoning
     assert [p.answer for p in generation.probes] == ["12", "10", "10", "10", "10"]
+    lines = REASONING.splitlines(keepends=True)
+    assert [p.at_char for p in generation.probes] == [len("".join(lines[: i + 1])) for i in range(5)]
     probe_tokens = sum(p.completion_tokens for p in generation.probes)
     assert generation.completion_tokens == len(REASONING) + probe_tokens
     assert generation.prompt_tokens == len(PROMPT) + sum(p.prompt_tokens for p in generation.probes)
