@@ -21,7 +21,9 @@ _CODE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _AUX = r"(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|might|must)"
-_YESNO_QUESTION = re.compile(rf"(?:^|[.!?\n]\s*)({_AUX})\b[^.?!\n]*\?", re.IGNORECASE)
+# A question that opens with an auxiliary verb, at the start of a sentence or after a label
+# ("Question: is it ...?", the way reading-comprehension prompts put it after their passage).
+_YESNO_QUESTION = re.compile(rf"(?:^|[.!?\n:]\s*)({_AUX})\b[^.?!\n]*\?", re.IGNORECASE)
 _YESNO_CUE = re.compile(r"\b(?:yes or no|true or false)\b", re.IGNORECASE)
 _REASONING = re.compile(
     r"\b(?:explain (?:why|how)|step[- ]by[- ]step|prove that|show that|justify|derive)\b", re.IGNORECASE

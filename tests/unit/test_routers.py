@@ -132,6 +132,7 @@ def test_subclass_overrides_threshold_for_only() -> None:
         ("What is 12+30?", "arithmetic"),
         ("Tom has 3 apples and buys 4 more. How many apples does he have?", "arithmetic"),
         ("Is the sky blue?", "yesno"),
+        ("The sky scatters blue light most. " * 12 + "\n\nQuestion: is the sky blue?", "yesno"),
         ("True or false: water boils at 100 C at sea level.", "yesno"),
         (CHOICES, "multiple_choice"),
         ("Pick one: (A) red (B) blue", "multiple_choice"),
