@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from cascade.protocols import Completer
-from cascade.types import Completion, CompletionRequest, Probe
+from cascade.types import Completion, CompletionRequest, Probe, ToolCall
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, completion TEXT NOT NULL)"
 _INSERT = "INSERT OR REPLACE INTO completions (key, model, completion) VALUES (?, ?, ?)"
@@ -133,6 +133,7 @@ def completion_from_json(data: dict[str, Any]) -> Completion:
         data["token_logprobs"] = tuple(data["token_logprobs"])
     if data.get("top_logprobs") is not None:
         data["top_logprobs"] = tuple(tuple((str(t), float(lp)) for t, lp in pos) for pos in data["top_logprobs"])
+    data["tool_calls"] = tuple(ToolCall(**call) for call in data.get("tool_calls") or ())
     data["probes"] = tuple(
         Probe(
             p["at_token"],

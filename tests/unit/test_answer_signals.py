@@ -17,7 +17,7 @@ from cascade.config import AnswerConfig, CascadeConfig, EarlyExitConfig
 from cascade.eval.cache import CachingCompleter, request_key
 from cascade.local.decoding import Generation
 from cascade.local.provider import fill_response, params_from
-from cascade.types import Completion, CompletionRequest, Probe
+from cascade.types import Completion, CompletionRequest, Probe, ToolCall
 
 
 def _request(**kw: Any) -> CompletionRequest:
@@ -89,7 +89,8 @@ def test_cache_round_trips_top_alternatives_and_probes(tmp_path: Path) -> None:
         2,
         token_logprobs=(-0.7,),
         top_logprobs=((("No", -0.7), ("Yes", -1.2)),),
-        probes=(Probe(12, " 10.", (-0.05,), 3, 4),),
+        probes=(Probe(12, " 10.", (-0.05,), 3, 4, 30),),
+        tool_calls=(ToolCall("lookup", '{"q": "x"}', "call_0"),),
     )
 
     class Once:
