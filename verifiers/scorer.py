@@ -1,7 +1,8 @@
 """A learned correctness scorer as a verifier: confidence = the scorer's calibrated P(answer correct).
 
 `verifier: {type: scorer, path: scorer.json}`; a relative path is read from the YAML file's folder,
-where `cascade tune --logs` writes the scorer next to the config. The scorer sees what
+where `cascade tune --logs` writes the scorer next to the config; `package://cascade/local/data/
+default_scorer.json` names a file shipped inside an installed package (the local default's). The scorer sees what
 `cascade.scoring.ScoringInput` records: the answer and its text, an ensemble's member answers,
 earlier tiers' answers, token logprobs when the provider gives them, and the query; replay builds
 the same record from logs, so a replayed cascade decides as the live one does.
@@ -9,6 +10,7 @@ the same record from logs, so a replayed cascade decides as the live one does.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,8 +44,18 @@ class ScorerVerifier:
         return Verdict(p, reason, details={"scorer": self.name, "head": head, "p_correct": p})
 
 
+PACKAGE = "package://"
+
+
 def resolve(path: str, config_source: str | None) -> Path:
-    """`path` as written, or relative to the folder of the YAML file that names it."""
+    """`path` as written, relative to the folder of the YAML file that names it, or a file shipped
+    inside an installed package: `package://cascade/local/data/default_scorer.json`."""
+    if path.startswith(PACKAGE):
+        package, _, inner = path.removeprefix(PACKAGE).partition("/")
+        try:
+            return Path(str(resources.files(package).joinpath(inner)))
+        except ModuleNotFoundError:
+            return Path(path)  # Scorer.load then reports the file as unreadable, naming it
     candidate = Path(path).expanduser()
     if candidate.is_absolute() or not config_source or config_source.startswith("<"):
         return candidate

@@ -256,3 +256,11 @@ def test_training_examples_run_in_an_event_loop_free_context() -> None:
         return fit_scorer(*synthetic(200)).predict(synthetic(1)[0][0])
 
     assert 0.0 <= asyncio.run(inside()) <= 1.0
+
+
+def test_a_package_path_names_a_file_shipped_in_the_package() -> None:
+    from verifiers.scorer import resolve
+
+    shipped = resolve("package://cascade/local/data/default_scorer.json", "/elsewhere/cascade.yaml")
+    assert shipped.parent == ROOT / "cascade" / "local" / "data"
+    assert resolve("package://no_such_package/x.json", None) == Path("package://no_such_package/x.json")
