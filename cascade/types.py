@@ -122,8 +122,9 @@ class Completion:
 class Probe:
     """One answer probe: after `at_token` tokens (prompt and reasoning), what the model answered and how surely.
 
-    `logprobs` are those of the tokens that spell the answer. The probe evaluated `prompt_tokens`
-    (its suffix) and generated `completion_tokens`; both are counted in the completion's usage.
+    `logprobs` are those of the tokens that spell the answer (of every token generated, when the
+    probe was cut before its answer was complete). The probe evaluated `prompt_tokens` (its
+    suffix) and generated `completion_tokens`; both are counted in the completion's usage.
     """
 
     at_token: int
@@ -132,6 +133,7 @@ class Probe:
     prompt_tokens: int
     completion_tokens: int
     at_char: int = 0  # where in the completion's text the probe was asked (the reasoning before it)
+    complete: bool = True  # False: cut before its answer was finished (it never counts)
 
     @property
     def answer(self) -> str:
@@ -140,7 +142,8 @@ class Probe:
 
     @property
     def min_prob(self) -> float:
-        return math.exp(min(self.logprobs)) if self.logprobs else 0.0
+        """The least likely token of a complete answer; 0 for an unfinished one."""
+        return math.exp(min(self.logprobs)) if self.logprobs and self.complete else 0.0
 
 
 def probe_answer(text: str) -> str:

@@ -134,17 +134,7 @@ def completion_from_json(data: dict[str, Any]) -> Completion:
     if data.get("top_logprobs") is not None:
         data["top_logprobs"] = tuple(tuple((str(t), float(lp)) for t, lp in pos) for pos in data["top_logprobs"])
     data["tool_calls"] = tuple(ToolCall(**call) for call in data.get("tool_calls") or ())
-    data["probes"] = tuple(
-        Probe(
-            p["at_token"],
-            p["text"],
-            tuple(p["logprobs"]),
-            p["prompt_tokens"],
-            p["completion_tokens"],
-            p.get("at_char", 0),
-        )
-        for p in data.get("probes") or ()
-    )
+    data["probes"] = tuple(Probe(**{**p, "logprobs": tuple(p["logprobs"])}) for p in data.get("probes") or ())
     return Completion(**data)
 
 

@@ -202,8 +202,9 @@ def probe(
 ) -> tuple[Probe, list[TokenLogprob]]:
     """Ask for the answer after `context` (greedy, at most `rule.max_tokens` tokens).
 
-    A probe whose token falls below `rule.min_prob` before its answer is complete cannot meet the
-    exit rule, so it is cut there (cheap probes while the reasoning is far from an answer); with
+    Only a complete answer (ended by a line break, a sentence end or the end of generation) can
+    count. A probe whose token falls below `rule.min_prob` before its answer is complete cannot meet
+    the exit rule, so it is cut there (cheap probes while the reasoning is far from an answer); with
     `stop: false` the same floor applies, so recorded probes replay any rule with min_prob above it.
     Returns the probe and the logprobs of every token it generated.
     """
@@ -213,24 +214,25 @@ def probe(
     base = context + suffix
     tokens: list[int] = []
     logprobs: list[TokenLogprob] = []
-    text = ""
+    text, done = "", False
     stream = model.llama.generate(base, temp=0.0, top_p=1.0, repeat_penalty=1.0)
     try:
         for token in stream:
             if model.is_end(token):
+                done = True
                 break
             logprobs.append(model.token_logprob(token, 0))
             tokens.append(token)
             text = model.decode(tokens, base)
-            if len(tokens) >= rule.max_tokens or _probe_done(text) or logprobs[-1].logprob < floor:
+            done = _probe_done(text)
+            if done or len(tokens) >= rule.max_tokens or logprobs[-1].logprob < floor:
                 break
     finally:
         stream.close()
     answer = probe_answer(text)
     spelled = model.tokens_covering(tokens, base, text.find(answer) + len(answer)) if answer else 0
-    cut_short = bool(logprobs) and logprobs[-1].logprob < floor  # its answer may be unfinished
-    values = tuple(t.logprob for t in (logprobs if cut_short else logprobs[:spelled]))
-    return Probe(len(context), text, values, len(suffix), len(tokens)), logprobs
+    values = tuple(t.logprob for t in (logprobs[:spelled] if done else logprobs))
+    return Probe(len(context), text, values, len(suffix), len(tokens), complete=done), logprobs
 
 
 def _probe_done(text: str) -> bool:

@@ -115,3 +115,13 @@ def test_budget_is_respected_with_probes() -> None:
     rule = EarlyExitConfig(every=5, suffix=SUFFIX, min_prob=0.99, agree=3, stop=True)
     generation = run(GenerateParams(temperature=0.0, early_exit=rule), budget=20)
     assert generation.finish_reason == "length" and generation.text == REASONING[:20]
+
+
+def test_an_unfinished_probe_never_counts() -> None:
+    rule = EarlyExitConfig(every=5, suffix=SUFFIX, max_tokens=2, min_prob=0.5, agree=1, stop=True)
+    context = list(PROMPT) + [ord(c) for c in "".join(REASONING.splitlines(keepends=True)[:2])]
+    found, _ = probe(ScriptedModel(), context, rule)  # type: ignore[arg-type]
+    assert found.text == " 1" and not found.complete and found.min_prob == 0.0
+    assert not converged([found], rule)
+    whole, _ = probe(ScriptedModel(), context, rule.model_copy(update={"max_tokens": 12}))  # type: ignore[arg-type]
+    assert whole.complete and whole.answer == "10" and converged([whole], rule)
