@@ -16,12 +16,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
+from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN
 from cascade.types import Completion, CompletionRequest, Probe, ToolCall, TopLogprobs
-
-# The in-process provider's own request parameters and response key (see cascade.local.provider).
-STOP_PATTERN = "cascade_stop_pattern"
-EARLY_EXIT = "cascade_early_exit"
-HIDDEN = "cascade"
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
