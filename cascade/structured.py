@@ -22,11 +22,13 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
 from cascade.errors import UserError
+from cascade.schema_refs import check_refs, schema_depth, schema_validator
 from cascade.types import Completion, ToolCall
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+_MAX_SCHEMA_DEPTH = 64  # nested objects and arrays; OpenAI's strict schemas allow far fewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +71,11 @@ class OutputSpec:
     @cached_property
     def _schema(self) -> Draft202012Validator | None:
         schema = (self.response_format or {}).get("json_schema", {}).get("schema")
-        return Draft202012Validator(schema) if schema is not None else None
+        return schema_validator(schema) if schema is not None else None
 
     @cached_property
     def _tool_schemas(self) -> dict[str, Draft202012Validator]:
-        return {t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in self.tools}
+        return {t["function"]["name"]: schema_validator(t["function"]["parameters"]) for t in self.tools}
 
     @property
     def wants_json(self) -> bool:
@@ -150,7 +152,7 @@ class OutputSpec:
             if wanted is not None and call.name != wanted:
                 return Reading(None, invalid=f"tool_choice asks for {wanted!r}, the model called {call.name!r}")
             try:
-                arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+                arguments = _loads(call.arguments) if call.arguments.strip() else {}
                 if not isinstance(arguments, dict):
                     raise ValueError(f"arguments of {call.name!r} are not a JSON object")
                 schema_problem(validator, arguments, f"arguments of {call.name!r}")
@@ -170,21 +172,34 @@ def find_json(text: str) -> Any:
     candidates = [stripped, *(m.strip() for m in _FENCE.findall(stripped))]
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            return _loads(candidate)
         except ValueError:
             continue
     decoder = json.JSONDecoder()
     for start in (i for i, ch in enumerate(stripped) if ch in "{["):
         try:
             return decoder.raw_decode(stripped, start)[0]
+        except RecursionError:
+            raise ValueError(f"JSON nested too deeply: {_snippet(text)}") from None
         except ValueError:
             continue
     raise ValueError(f"not valid JSON: {_snippet(text)}")
 
 
+def _loads(text: str) -> Any:
+    """`json.loads`, with JSON nested past Python's recursion limit a ValueError like any other bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"JSON nested too deeply: {_snippet(text)}") from None
+
+
 def schema_problem(validator: Draft202012Validator, value: Any, what: str) -> None:
     """Raise ValueError with the most relevant schema violation of `value`, if any."""
-    error = best_match(validator.iter_errors(value))
+    try:
+        error = best_match(validator.iter_errors(value))
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to check against the schema") from None
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "<root>"
         raise ValueError(f"{what} does not match the schema at {where}: {error.message[:200]}")
@@ -194,10 +209,13 @@ def checked_schema(schema: Any, where: str) -> dict[str, Any]:
     """`schema` if it is a valid JSON Schema (draft 2020-12), else UserError naming `where`."""
     if not isinstance(schema, dict):
         raise UserError(f"{where}: a JSON schema must be an object")
+    if schema_depth(schema, _MAX_SCHEMA_DEPTH) > _MAX_SCHEMA_DEPTH:
+        raise UserError(f"{where}: the JSON schema is nested more than {_MAX_SCHEMA_DEPTH} levels deep")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise UserError(f"{where}: invalid JSON schema: {exc.message[:200]}") from None
+    check_refs(schema, where)
     return schema
 
 

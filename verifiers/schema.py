@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
-from cascade.structured import checked_schema, find_json, schema_problem
+from cascade.structured import checked_schema, find_json, schema_problem, schema_validator
 from cascade.types import Verdict
 
 
@@ -40,7 +39,7 @@ class SchemaVerifier:
     """1.0 when the tier's output is valid JSON for the schema (or the request's contract), else 0.0."""
 
     def __init__(self, schema: dict[str, Any] | None = None) -> None:
-        self.validator = Draft202012Validator(schema) if schema is not None else None
+        self.validator = schema_validator(schema) if schema is not None else None
 
     async def verify(self, ctx: VerifyContext) -> Verdict:
         if self.validator is None and ctx.output is not None and ctx.output.structured:
