@@ -29,7 +29,8 @@ class FitOptions:
     """`c`: inverse L2 strength; a tier gets its own head from `min_head` examples with at least
     `min_class` of each label (else the `*` head, fitted on every example, scores it). Without
     `shared_head` every tier gets its own head whatever its size, and there is no `*` head (a
-    scorer made for one cascade's tiers). `calibration_folds` for the calibration map."""
+    scorer made for one cascade's tiers). `calibration_folds` for the calibration map. `features`
+    restricts what is learned from (e.g. to signals that carry across question types)."""
 
     c: float = 1.0
     per_tier: bool = True
@@ -39,6 +40,14 @@ class FitOptions:
     calibration: CalibrationKind = "auto"
     calibration_folds: int = 3
     seed: int = 0
+    features: tuple[str, ...] | None = None
+
+    def keeps(self, name: str) -> bool:
+        """Whether a feature is learned from: all without `features`, else those named there, or
+        one-hots whose prefix is (`form=` keeps `form=yesno`, `form=number`, ...)."""
+        if self.features is None:
+            return True
+        return name in self.features or ("=" in name and name[: name.index("=") + 1] in self.features)
 
 
 def sklearn() -> Any:
@@ -61,7 +70,7 @@ def fit_scorer(
     training: dict[str, Any] | None = None,
 ) -> Scorer:
     """A scorer fitted on all `inputs` (with `labels`: was that answer correct)."""
-    data = _Data.of(inputs, labels)
+    data = _Data.of(inputs, labels, options)
     scorer = _fit(data, options, calibrate=True)
     provenance = {"n": len(data.y), "positives": int(data.y.sum()), "c": options.c, "library": _library()}
     return replace(scorer, training=provenance | (training or {}))
@@ -79,7 +88,7 @@ def cross_fit(
     fold models' raw probabilities are calibrated per head by one map fitted on all of them (the
     way `fit_scorer` calibrates: on out-of-fold predictions), so they read on the final scale.
     """
-    data = _Data.of(inputs, labels)
+    data = _Data.of(inputs, labels, options)
     fold = fold_ids(len(data.y), folds, options.seed) if isinstance(folds, int) else np.asarray(folds)
     raw = np.zeros(len(data.y))
     for k in np.unique(fold):
@@ -102,9 +111,10 @@ class _Data:
     y: np.ndarray
 
     @classmethod
-    def of(cls, inputs: Sequence[ScoringInput], labels: Sequence[bool] | np.ndarray) -> _Data:
+    def of(cls, inputs: Sequence[ScoringInput], labels: Sequence[bool] | np.ndarray, options: FitOptions) -> _Data:
         y = _labels(inputs, labels)
-        return cls([features(inp) for inp in inputs], np.array([inp.tier for inp in inputs], dtype=object), y)
+        rows = [{k: v for k, v in features(inp).items() if options.keeps(k)} for inp in inputs]
+        return cls(rows, np.array([inp.tier for inp in inputs], dtype=object), y)
 
     def subset(self, index: np.ndarray) -> _Data:
         return _Data([self.rows[i] for i in index], self.tiers[index], self.y[index])

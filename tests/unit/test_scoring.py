@@ -110,6 +110,15 @@ def test_a_tier_with_few_examples_is_scored_by_the_shared_head() -> None:
     assert "rare" not in scorer.heads and "vote" in scorer.heads
 
 
+def test_training_may_be_restricted_to_named_features_and_one_hot_families() -> None:
+    inputs, labels = synthetic(300)
+    scorer = fit_scorer(inputs, labels, FitOptions(features=("vote_share", "tier=")))
+    assert set(scorer.names) == {"vote_share", "tier=vote"}
+    unanimous = ScoringInput("q?", "vote", 0, "B", "B", members=("B", "B", "B"))
+    alone = ScoringInput("q?", "vote", 0, "B", "B", members=("B", "C", "D"))
+    assert scorer.predict(unanimous) > scorer.predict(alone)  # what it kept still carries the signal
+
+
 def test_one_class_gives_a_constant_head() -> None:
     inputs, _ = synthetic(50)
     scorer = fit_scorer(inputs, np.ones(50, dtype=bool))
