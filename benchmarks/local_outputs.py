@@ -1,0 +1,207 @@
+"""Every tier's cached output on a family's split, as the calibration and the benchmark read them.
+
+Outputs come from the shared output cache that `local_collect.py` filled, through a completer that
+refuses to call any model: an item some tier has no output for yet is left out (and counted), so
+analysis can run while collection goes on, and never pays for a call.
+
+The reasoning tier was collected with answer probes recorded but never acted on (`early_exit:
+stop: false`). Its full reasoning is that completion minus its probes (probes are rolled back, so
+the reasoning text is the one an unprobed run generates: `tests/integration/test_local_probing.py`),
+and any exit rule is replayed from the recorded probes (`exit_at`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from local_collect import DEFAULT_CACHE, tier_runtime
+from local_families import FAMILIES, splits
+
+from cascade.config import EarlyExitConfig
+from cascade.eval.cache import CachingCompleter
+from cascade.eval.datasets import Item
+from cascade.eval.scoring import exact_match
+from cascade.local.decoding import converged
+from cascade.protocols import Completer
+from cascade.tiers import TierRuntime
+from cascade.types import Completion, CompletionRequest, Probe
+
+ROOT = Path(__file__).resolve().parents[1]
+COLLECT_CONFIG = ROOT / "benchmarks" / "local_collect.yaml"
+QUICK = ("smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b")
+THINK = "qwen2.5-1.5b-think"
+TIERS = (*QUICK, THINK)
+
+
+class NotCollected(Exception):
+    """The output cache has no output for this request (yet)."""
+
+
+class CacheOnly:
+    async def complete(self, request: CompletionRequest) -> Completion:
+        raise NotCollected(request.model)
+
+
+class ReplayedExit:
+    """A completer for the cascade under test: answers from the output cache only, and a reasoning
+    with an exit rule (`early_exit.stop`) by replaying the rule on the reasoning collected with
+    probes recorded (`recorded`: the collection's probing, `stop: false`), as `exit_at` does.
+
+    The rule must probe where the recording did (same `every`, `suffix`, `max_tokens`) with a floor
+    at least the recording's, else the replay would not be what a live run does: refused.
+    """
+
+    def __init__(self, cache: Completer, recorded: EarlyExitConfig) -> None:
+        self.cache = cache
+        self.recorded = recorded
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        rule = request.early_exit
+        if rule is None or not rule.stop:
+            return await self.cache.complete(request)
+        same = ("every", "suffix", "max_tokens")
+        if any(getattr(rule, k) != getattr(self.recorded, k) for k in same) or rule.min_prob < self.recorded.min_prob:
+            raise ValueError(f"exit rule {rule} cannot be replayed on probes recorded with {self.recorded}")
+        recorded = await self.cache.complete(replace(request, early_exit=self.recorded))
+        e = exit_at(recorded, rule)
+        reason = "early_exit" if e.exited else recorded.finish_reason
+        probes = tuple(as_live(p, rule.min_prob) for p in recorded.probes[: e.probes])
+        return replace(
+            recorded,
+            text=e.text,
+            prompt_tokens=e.prompt_tokens,
+            completion_tokens=e.completion_tokens,
+            token_logprobs=None,
+            top_logprobs=None,
+            finish_reason=reason,
+            probes=probes,
+        )
+
+
+@dataclass(frozen=True)
+class Output:
+    """One tier's answer to one item: the completion, the extracted answer, whether it is right."""
+
+    completion: Completion
+    answer: str | None
+    correct: bool
+    cost_usd: float
+
+    @property
+    def tokens(self) -> int:
+        return self.completion.total_tokens
+
+
+@dataclass(frozen=True)
+class ItemOutputs:
+    """An item and each tier's output; the reasoning tier's is its full reasoning (probes taken out),
+    `recorded` the completion as collected, with its probes."""
+
+    family: str
+    item: Item
+    query: str
+    outputs: dict[str, Output]
+    recorded: Completion | None = None
+
+
+def without_probes(completion: Completion) -> Completion:
+    """The full reasoning's own completion: a recorded-probes run minus what its probes cost."""
+    probes = completion.probes
+    return replace(
+        completion,
+        prompt_tokens=completion.prompt_tokens - sum(p.prompt_tokens for p in probes),
+        completion_tokens=completion.completion_tokens - sum(p.completion_tokens for p in probes),
+        probes=(),
+    )
+
+
+def price(tier: TierRuntime, completion: Completion) -> float:
+    prices = tier.config.prices
+    assert prices is not None, "every local tier has prices"
+    return completion.prompt_tokens * prices.input_per_token + completion.completion_tokens * prices.output_per_token
+
+
+def output_of(tier: TierRuntime, completion: Completion, item: Item) -> Output:
+    answer = tier.extract(completion.text)
+    return Output(completion, answer, exact_match(answer, item.answers, item.task), price(tier, completion))
+
+
+async def _load(family: str, split: str, tiers: Sequence[str], cache: CachingCompleter) -> list[ItemOutputs]:
+    runtimes = {name: tier_runtime(COLLECT_CONFIG, name, cache) for name in tiers}
+    calibration, report = splits(FAMILIES[family])
+    rows = []
+    for item in calibration if split == "calibration" else report:
+        query = FAMILIES[family].query(item)
+        outputs, recorded = {}, None
+        for name, tier in runtimes.items():
+            try:
+                completion = await tier.sample(query, max_tokens=tier.config.max_tokens, index=0)
+            except NotCollected:
+                continue
+            if name == THINK:
+                recorded, completion = completion, without_probes(completion)
+            outputs[name] = output_of(tier, completion, item)
+        rows.append(ItemOutputs(family, item, query, outputs, recorded))
+    return rows
+
+
+def load(family: str, split: str, tiers: Sequence[str] = TIERS, cache_path: Path = DEFAULT_CACHE) -> list[ItemOutputs]:
+    """Each item of the split with every tier's output that has been collected."""
+    cache = CachingCompleter(CacheOnly(), cache_path)
+    try:
+        return asyncio.run(_load(family, split, tiers, cache))
+    finally:
+        cache.close()
+
+
+def complete(rows: Sequence[ItemOutputs], tiers: Sequence[str]) -> list[ItemOutputs]:
+    """The items every one of `tiers` has answered."""
+    return [row for row in rows if all(t in row.outputs for t in tiers)]
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Where a replayed exit rule stops a recorded reasoning: its text and the tokens it spent."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    exited: bool
+    probes: int
+
+
+def exit_at(recorded: Completion, rule: EarlyExitConfig) -> Exit:
+    """Replay `rule` on a reasoning recorded with probes (whose floor was at most `rule.min_prob`).
+
+    Probes happen at the same places (same `every` and suffix); a live probe is cut at its first
+    token below `rule.min_prob`, so its cost is counted up to that token. Without an exit, the
+    result is the full reasoning plus the probes it paid for.
+    """
+    full = without_probes(recorded)
+    kept: list[Probe] = []
+    for probe in recorded.probes:
+        kept.append(as_live(probe, rule.min_prob))
+        if rule.stop and converged(kept, rule):
+            reasoning = probe.at_token - full.prompt_tokens
+            text = recorded.text[: probe.at_char] + f"{rule.suffix} {kept[-1].answer}."
+            return Exit(text, *_with(kept, full.prompt_tokens, reasoning), True, len(kept))
+    return Exit(recorded.text, *_with(kept, full.prompt_tokens, full.completion_tokens), False, len(kept))
+
+
+def _with(probes: Sequence[Probe], prompt: int, reasoning: int) -> tuple[int, int]:
+    return prompt + sum(p.prompt_tokens for p in probes), reasoning + sum(p.completion_tokens for p in probes)
+
+
+def as_live(probe: Probe, floor: float) -> Probe:
+    """The probe as a live run with this floor makes it: cut at its first token below the floor."""
+    if floor <= 0:
+        return probe
+    below = next((i for i, lp in enumerate(probe.logprobs) if lp < math.log(floor)), None)
+    if below is None:
+        return probe
+    tokens = min(probe.completion_tokens, below + 1)
+    return replace(probe, logprobs=probe.logprobs[: below + 1], completion_tokens=tokens, complete=False)
