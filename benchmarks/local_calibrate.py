@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from local_families import FAMILIES
 from local_outputs import COLLECT_CONFIG, QUICK, THINK, TIERS, ItemOutputs, complete, exit_at, load
-from local_policy import Policy, Subset, Table, search, summary
+from local_policy import Policy, Subset, Table, replay, search, summary
 from local_scoring import Example, cross_fitted, examples, fit, leave_one_family_out
 
 from cascade import load_config
@@ -68,7 +68,9 @@ def exit_rule(rows: Sequence[ItemOutputs], base: EarlyExitConfig, slack: float) 
     return base.model_copy(update={"stop": True, "min_prob": best["min_prob"], "agree": best["agree"]}), table
 
 
-def reasoning_pays(rows: Sequence[ItemOutputs], rule: EarlyExitConfig, min_items: int) -> dict[str, dict[str, Any]]:
+def reasoning_pays(
+    rows: Sequence[ItemOutputs], rule: EarlyExitConfig, price: tuple[float, float], min_items: int
+) -> dict[str, dict[str, Any]]:
     """Per question type with reasoning outputs: the reasoning tier (with `rule`) against the best
     quick answer on the same calibration items; it pays where it is more accurate."""
     out: dict[str, dict[str, Any]] = {}
@@ -82,7 +84,9 @@ def reasoning_pays(rows: Sequence[ItemOutputs], rule: EarlyExitConfig, min_items
         quick = {t: float(np.mean([r.outputs[t].correct for r in items])) for t in QUICK}
         best = max(quick, key=lambda t: quick[t])
         em = float(np.mean(think))
-        out[task] = {"n": len(items), "reasoning_em": em, "best_quick": best, "best_quick_em": quick[best]}
+        cost = float(np.mean([e.prompt_tokens * price[0] + e.completion_tokens * price[1] for e in exits]))
+        out[task] = {"n": len(items), "reasoning_em": em, "reasoning_cost": cost, "best_quick": best}
+        out[task] |= {"best_quick_em": quick[best]}
         out[task]["pays"] = len(items) >= min_items and em > quick[best]
     return out
 
@@ -117,15 +121,27 @@ def policy_lofo(quick: Sequence[ItemOutputs], data: Sequence[Example], slack: fl
     return out
 
 
-def with_reasoning(policy: Policy, pays: dict[str, dict[str, Any]]) -> tuple[dict[str, Subset], float | None]:
+def with_reasoning(
+    policy: Policy, pays: dict[str, dict[str, Any]], table: Table
+) -> tuple[dict[str, Subset], float | None]:
     """Each type's tiers, the reasoning tier last where it pays; and the last quick tier's threshold
-    there: the reasoning's calibration EM, so a quick answer is kept when it is likelier right."""
+    there: the reasoning's calibration EM, so a quick answer is kept when it is likelier right.
+
+    Quick tiers stay in front of the reasoning only if what they settle saves more than they cost
+    (on the type's calibration items, against the reasoning's mean cost): else reasoning alone."""
     per_type = {task: tuple(tiers) for task, tiers in policy.per_type.items()}
     paying = [task for task, figures in pays.items() if figures["pays"]]
+    last_quick = round(min(pays[task]["reasoning_em"] for task in paying), 2) if paying else None
+    thresholds = policy.thresholds | {QUICK[-1]: last_quick or 1.01}
     for task in paying:
-        per_type[task] = (*per_type.get(task, policy.fallback), THINK)
-    ems = [pays[task]["reasoning_em"] for task in paying]
-    return per_type, round(min(ems), 2) if ems else None
+        chain = (*per_type.get(task, policy.fallback), THINK)
+        part = table.where(table.task == task)
+        think_cost = pays[task]["reasoning_cost"]
+        part.correct[THINK], part.cost[THINK] = np.zeros(len(part.task), bool), np.full(len(part.task), think_cost)
+        _, cost = replay(part, chain, thresholds)
+        pays[task]["quick_first_cost_ratio"] = float(cost.mean() / think_cost)
+        per_type[task] = chain if cost.mean() <= think_cost else (THINK,)
+    return per_type, last_quick
 
 
 def policy_yaml(policy: Policy, per_type: dict[str, Subset], last_quick: float | None, table: Table) -> str:
@@ -152,11 +168,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     assert think.early_exit is not None
     recorded = [r for r in quick if r.recorded is not None and r.family == "arithmetic"]
     rule, exit_table = exit_rule(recorded, think.early_exit, args.exit_slack)
-    pays = reasoning_pays(quick, rule, args.min_reasoning_items)
+    assert think.prices is not None
+    price = (think.prices.input_per_token, think.prices.output_per_token)
+    pays = reasoning_pays(quick, rule, price, args.min_reasoning_items)
     data = examples(quick, config.tiers)
     table = table_of(quick, data, cross_fitted(data))
     policy = search(table, args.slack)
-    per_type, last_quick = with_reasoning(policy, pays)
+    per_type, last_quick = with_reasoning(policy, pays, table)
     figures: dict[str, Any] = {
         "n_items": {f: [len(complete(rows[f], QUICK)), len(complete(rows[f], TIERS))] for f in FAMILIES},
         "exit_rule": rule.model_dump(),

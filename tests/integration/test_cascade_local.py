@@ -35,8 +35,8 @@ def test_default_cascade_answers_paris(default_cascade: Cascade) -> None:
 
 
 def test_a_budget_holds_on_real_tokenizers(default_cascade: Cascade) -> None:
-    """The first tier's worst case (prompt bound + 12 tokens) fits in 400 tokens, the second's does
-    not fit next to it: what is charged stays within 400, and no real prompt passed its bound."""
+    """The tier a factoid goes to (qwen2.5-1.5b: prompt bound + 48 tokens) fits in 400 tokens: what
+    is charged stays within 400, and no real prompt passed its bound."""
     account = MemoryAccount("test", max_tokens=400)
     with charge_to(account):
         result = default_cascade.run("What is the capital of France?")
@@ -45,10 +45,14 @@ def test_a_budget_holds_on_real_tokenizers(default_cascade: Cascade) -> None:
     assert default_cascade.meter.bounds.exceeded == {}
 
 
-def test_harder_question_escalates_with_tokens_cost_and_confidence(default_cascade: Cascade) -> None:
+def test_arithmetic_goes_to_reasoning_with_tokens_cost_and_confidence(default_cascade: Cascade) -> None:
+    """Task-aware skipping: on arithmetic the quick answers did not pay, so the default reasons at
+    once (the trace says why), probing its answer as it goes."""
     result = default_cascade.run(HARD)
-    assert len(result.attempts) >= 2, [a.reason for a in result.attempts]
-    assert result.attempts[0].decision == "escalate"
+    assert [a.tier for a in result.attempts] == ["qwen2.5-1.5b-think"], [a.reason for a in result.attempts]
+    assert "skip smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b" in result.route_reason
+    early_exit = result.attempts[0].early_exit
+    assert early_exit is not None  # probing is reported (how many probes depends on the reasoning)
     for attempt in result.attempts:
         assert attempt.prompt_tokens > 0 and attempt.completion_tokens > 0
         assert attempt.cost_usd > 0 and attempt.confidence is not None
