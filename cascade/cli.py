@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
-from cascade.config import CascadeConfig, default_config_path
-from cascade.errors import CascadeError, ConfigError, RunError, UserError
+from cascade.config import default_config_path
+from cascade.errors import CascadeError, RunError, UserError
 
 if TYPE_CHECKING:
     from cascade.engine import Cascade
@@ -99,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     the answer is printed before it is recorded, so a store that fails afterwards loses nothing."""
     from cascade.config import load_config
     from cascade.engine import Cascade
+    from cascade.routable import check_routable
     from cascade.text import check_utf8
 
     check_utf8(args.question, "the question")
@@ -106,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     store = _open_store(args.store) if args.store else None
     try:
         cascade = Cascade(config, learning_store=args.store)
+        check_routable(cascade)
         result = cascade.run(args.question, tag=args.tag, user=args.user)
         result = _answer_approvals(cascade, result, ask=sys.stdin.isatty())
         _print_result(result, cascade.config.name, as_json=args.json)
@@ -161,32 +163,15 @@ def _print_result(result: CascadeResult, title: str, *, as_json: bool) -> None:
 
 def _validate(path: Path) -> int:
     from cascade.engine import Cascade
+    from cascade.routable import arm_configs, check_routable
 
     cascade = Cascade.from_yaml(path)
-    arms = {name: arm.runtime_config for name, arm in cascade.variants.items()} or {"": cascade.config}
-    for config in arms.values():  # each variant of an experiment (their models may differ)
-        if config.completer.type == "litellm":
-            check_models(config)
-    for name, config in arms.items():
+    check_routable(cascade)
+    for name, config in arm_configs(cascade).items():
         tiers = " → ".join(f"{t.name} ({t.label})" for t in config.tiers)
         variant = f" [variant {name}]" if name else ""
         Console().print(Text.assemble(("ok ", "green"), f"{path}{variant}: {tiers}"), highlight=False)
     return 0
-
-
-def check_models(config: CascadeConfig) -> None:
-    """Fail validation on a model string that no provider can serve."""
-    from cascade.completers.litellm_completer import model_problem
-
-    problems = []
-    for i, tier in enumerate(config.tiers):
-        for j, spec in enumerate(tier.member_specs()):
-            problem = model_problem(spec.model, spec.resolved_api_base())
-            loc = ("tiers", i, "models", j) if tier.is_ensemble else ("tiers", i, "model")
-            if problem:
-                problems.append(f"{config.where(loc)}: {problem}")
-    if problems:
-        raise ConfigError("unknown model:\n  " + "\n  ".join(problems), source=config._source, problems=problems)
 
 
 def _evaluation(args: argparse.Namespace) -> int:

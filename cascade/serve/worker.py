@@ -78,6 +78,7 @@ def load_cascades(
     from cascade.completers.plugins import make_completer
     from cascade.config import load_config
     from cascade.engine import Cascade
+    from cascade.routable import check_routable
     from cascade.serve.cooldown import CooldownCompleter
 
     cascades: dict[str, Cascade] = {}
@@ -92,6 +93,7 @@ def load_cascades(
         if cooldown_failures > 0:
             completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
         cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
+        check_routable(cascade)  # an unknown model refuses to start, not a 502 on every request
         cascades[config.name], sources[config.name] = cascade, path
     return cascades
 

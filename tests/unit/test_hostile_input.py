@@ -155,3 +155,45 @@ def test_stored_text_with_a_stray_surrogate_is_repaired_not_lost(tmp_path: Path)
         store.record_run(result, config_name="fake")
         stored = store.get_run(result.run_id)
     assert stored is not None and stored.answer == "4\ufffd"
+
+
+UNROUTABLE = "tiers:\n  - {name: small, model: nosuchprovider/foo-1b}\n  - {name: large, model: openai/gpt-4o}\n"
+
+
+@pytest.fixture
+def provider_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every request that reaches litellm's completer (none may: unit tests refuse the network)."""
+    from cascade.completers.litellm_completer import LiteLLMCompleter
+
+    calls: list[Any] = []
+
+    async def spy(self: LiteLLMCompleter, request: Any) -> Any:
+        calls.append(request)
+        raise AssertionError("a provider was called")
+
+    monkeypatch.setattr(LiteLLMCompleter, "complete", spy)
+    return calls
+
+
+def test_an_unknown_model_is_refused_by_run_before_any_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], provider_calls: list[Any]
+) -> None:
+    """It was found inside the first call: the other tiers paid, exit 1 with litellm's message."""
+    path = write(tmp_path, UNROUTABLE)
+    for command in (["validate", path], ["run", "--config", path, "--json", "2+2?"]):
+        code, err = cli(capsys, *command)
+        assert code == 2 and "c.yaml:2: tiers[0].model: litellm cannot route model 'nosuchprovider/foo-1b'" in err
+        assert "gpt-4o" not in err  # only the model at fault is named
+    assert provider_calls == []
+
+
+def test_an_unknown_model_stops_serve_from_starting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It started, then answered every request with a 502 naming litellm's error."""
+    from cascade.serve.cli_serve import main as serve_main
+    from cascade.serve.worker import load_cascades
+
+    path = write(tmp_path, UNROUTABLE)
+    with pytest.raises(ConfigError, match="litellm cannot route model 'nosuchprovider/foo-1b'"):
+        load_cascades([Path(path)])
+    assert serve_main(["--config", path]) == 2
+    assert "cannot route model 'nosuchprovider/foo-1b'" in capsys.readouterr().err

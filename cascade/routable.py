@@ -1,0 +1,43 @@
+"""Refuse a config whose model strings no provider can serve, before any model is called.
+
+Without this check an unknown provider prefix (`nosuchprovider/x`) or a local model that is not
+installed is found only inside the first call: `cascade run` paid the other tiers and exited 1 with
+litellm's message, and `cascade serve` started and answered every request with a 502.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cascade.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cascade.config import CascadeConfig
+    from cascade.engine import Cascade
+
+
+def check_models(config: CascadeConfig) -> None:
+    """A `ConfigError` listing every tier or ensemble member whose model string cannot be routed."""
+    from cascade.completers.litellm_completer import model_problem
+
+    problems = []
+    for i, tier in enumerate(config.tiers):
+        for j, spec in enumerate(tier.member_specs()):
+            problem = model_problem(spec.model, spec.resolved_api_base())
+            loc = ("tiers", i, "models", j) if tier.is_ensemble else ("tiers", i, "model")
+            if problem:
+                problems.append(f"{config.where(loc)}: {problem}")
+    if problems:
+        raise ConfigError("unknown model:\n  " + "\n  ".join(problems), source=config._source, problems=problems)
+
+
+def arm_configs(cascade: Cascade) -> dict[str, CascadeConfig]:
+    """The configs `cascade` may run: each experiment variant's (their models may differ), or its own."""
+    return {name: arm.runtime_config for name, arm in cascade.variants.items()} or {"": cascade.config}
+
+
+def check_routable(cascade: Cascade) -> None:
+    """`check_models` on every config the cascade may run through litellm (a fake completer needs none)."""
+    for config in arm_configs(cascade).values():
+        if config.completer.type == "litellm":
+            check_models(config)
