@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from cascade import Cascade, FakeReply
+from cascade import Cascade, FakeCompleter, FakeReply
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 from tests.unit.test_serve_app import QUESTION, demo
@@ -20,9 +20,13 @@ KEY = "sk-serve-test-0123456789"
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+def fake() -> Cascade:
+    return Cascade.from_yaml("configs/fake.yaml")
+
+
+@pytest.fixture(scope="module")
+def base_url(fake: Cascade) -> Iterator[str]:
     cascade, _ = demo()
-    fake = Cascade.from_yaml("configs/fake.yaml")
     slow, _ = demo(large=FakeReply("The capital of France is Paris", logprobs=[-0.01], delay_s=1.2), name="slow")
     app = create_app({"demo": cascade, "fake": fake, "slow": slow}, ServeSettings(api_keys=(KEY,)))
     with serve_in_thread(app) as url:
@@ -69,12 +73,20 @@ def test_openai_client_raises_the_servers_errors(base_url: str) -> None:
         wrong.models.list()
 
 
-def test_system_prompt_and_a_three_turn_conversation_get_answers(client: openai.OpenAI) -> None:
+def sent(cascade: Cascade) -> list[tuple[str, str]]:
+    """(role, content) of the messages the last model call received."""
+    completer = cascade.meter.inner
+    assert isinstance(completer, FakeCompleter)
+    return [(m["role"], m.get("content") or "") for m in completer.calls[-1].messages]
+
+
+def test_system_prompt_and_a_three_turn_conversation_get_answers(client: openai.OpenAI, fake: Cascade) -> None:
     system = client.chat.completions.create(
         model="fake",
         messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": QUESTION}],
     )
     assert system.choices[0].message.content == "Paris"
+    assert sent(fake) == [("system", "Be terse."), ("user", QUESTION)]  # the large tier saw the system prompt
     conversation = client.chat.completions.create(
         model="fake",
         messages=[
@@ -88,6 +100,14 @@ def test_system_prompt_and_a_three_turn_conversation_get_answers(client: openai.
     )
     assert conversation.choices[0].message.content == "4"  # the scripted small tier, for any sum
     assert (conversation.model_extra or {})["cascade"]["final_tier"] == "small"
+    assert [role for role, _ in sent(fake)] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert sent(fake)[1:] == [
+        ("user", "What is 2+2?"),
+        ("assistant", "4"),
+        ("user", QUESTION),
+        ("assistant", "Paris"),
+        ("user", "And 3+4?"),
+    ]
 
 
 def test_json_object_answers_are_valid_json_or_a_clear_error(client: openai.OpenAI) -> None:
@@ -102,6 +122,14 @@ def test_json_object_answers_are_valid_json_or_a_clear_error(client: openai.Open
             model="fake", messages=[{"role": "user", "content": QUESTION}], response_format={"type": "json_object"}
         )
     assert failed.value.status_code == 502 and failed.value.code == "invalid_output"
+    stream = client.chat.completions.create(
+        model="fake",
+        messages=[{"role": "user", "content": QUESTION}],
+        response_format={"type": "json_object"},
+        stream=True,
+    )
+    with pytest.raises(openai.APIError, match="no tier produced valid json_object output"):
+        list(stream)  # the status line went out before the run: the error is an event the client raises
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     typed = client.chat.completions.create(
         model="fake",
