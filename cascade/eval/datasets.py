@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from cascade.errors import UserError
+from cascade.eval.unreadable import json_lines, reading
 
 T = TypeVar("T")
 QUESTION_FIELDS = ("question", "query", "prompt", "input", "text")
@@ -54,14 +55,18 @@ def load_dataset(
     path = Path(path)
     if not path.exists():
         raise UserError(f"dataset not found: {path}")
-    fmt = fmt or detect_format(path)
-    if fmt in readers.BUILTIN:
-        items = readers.BUILTIN[fmt](path)
-    elif fmt in ("jsonl", "json", "csv", "tsv"):
-        records = list(read_records(path, fmt))
-        items = from_records(records, question_field, answer_field, id_field, source=path.stem)
-    else:
+    with reading(path, "dataset"):
+        fmt = fmt or detect_format(path)
+    if fmt not in readers.BUILTIN and fmt not in ("jsonl", "json", "csv", "tsv"):
         raise UserError(f"unknown dataset format {fmt!r}; one of: {', '.join(FORMATS)}")
+    with reading(path, "dataset", fmt):
+        if fmt in readers.BUILTIN:
+            items = readers.BUILTIN[fmt](path)
+        else:
+            records = list(read_records(path, fmt))
+            items = from_records(records, question_field, answer_field, id_field, source=path.stem)
+    if not items:
+        raise UserError(f"dataset {path} has no items")
     if task:
         for item in items:
             item.task = task
@@ -112,10 +117,7 @@ def _detect_by_shape(path: Path) -> str:
 def read_records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
     """Raw dicts from a JSONL, JSON (a list, or {"data": [...]}), CSV or TSV file."""
     if fmt == "jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    yield json.loads(line)
+        yield from (record for _, record in json_lines(path, "dataset"))
     elif fmt == "json":
         data = json.loads(path.read_text(encoding="utf-8"))
         yield from data["data"] if isinstance(data, dict) and "data" in data else data

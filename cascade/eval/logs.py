@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from cascade.errors import UserError
+from cascade.eval.unreadable import json_lines, reading
 from cascade.types import Attempt
 
 
@@ -117,24 +118,20 @@ def write_log(table: LogTable, path: str | Path) -> None:
 def read_cascade_log(path: str | Path) -> LogTable:
     """A log written by `write_log` (or by hand: the header line is optional)."""
     items, models, source = [], [], str(path)
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if "cascade_log" in record:
-                models = list(record["cascade_log"].get("models", []))
-                continue
-            tiers = {m: TierLog(**t) for m, t in record["tiers"].items()}
-            items.append(
-                LogItem(
-                    str(record["id"]),
-                    record.get("prompt", ""),
-                    tiers,
-                    record.get("task", "first_line"),
-                    record.get("meta", {}),
-                )
+    for _, record in json_lines(Path(path), "log"):
+        if "cascade_log" in record:
+            models = list(record["cascade_log"].get("models", []))
+            continue
+        tiers = {m: TierLog(**t) for m, t in record["tiers"].items()}
+        items.append(
+            LogItem(
+                str(record["id"]),
+                record.get("prompt", ""),
+                tiers,
+                record.get("task", "first_line"),
+                record.get("meta", {}),
             )
+        )
     if not models and items:
         models = list(items[0].tiers)
     tokens_known = all(t.tokens is not None for item in items for t in item.tiers.values())
@@ -148,14 +145,19 @@ def read_log(path: str | Path, fmt: str | None = None, **options: Any) -> LogTab
     path = Path(path)
     if not path.exists():
         raise UserError(f"log not found: {path}")
-    fmt = fmt or detect_log_format(path)
-    if fmt == "routerbench":
-        return external.read_routerbench(path)
-    if fmt == "routellm":
-        return external.read_routellm(path, **options)
-    if fmt == "cascade":
-        return read_cascade_log(path)
-    raise UserError(f"unknown log format {fmt!r}; one of: routerbench, routellm, cascade")
+    with reading(path, "log"):
+        fmt = fmt or detect_log_format(path)
+    readers = {"routerbench": external.read_routerbench, "routellm": external.read_routellm}
+    if fmt not in (*readers, "cascade"):
+        raise UserError(f"unknown log format {fmt!r}; one of: routerbench, routellm, cascade")
+    with reading(path, "log", fmt):
+        if fmt == "routellm":
+            table = external.read_routellm(path, **options)
+        else:
+            table = external.read_routerbench(path) if fmt == "routerbench" else read_cascade_log(path)
+    if not table.models or not table.items:
+        raise UserError(f"log {path} ({fmt}) has no {'models' if not table.models else 'items'}")
+    return table
 
 
 def detect_log_format(path: Path) -> str:
