@@ -225,6 +225,7 @@ class Cascade:
         user: str | None = None,
         key: str | None = None,
         tokens: bool = False,
+        run_id: str | None = None,
         **output: Unpack[OutputOptions],
     ) -> AsyncIterator[Event]:
         """Each tier's attempt as soon as its turn ends, then the result (for progress displays).
@@ -234,15 +235,16 @@ class Cascade:
         nothing shown is taken back), any other tier's whole once it is accepted. JSON and tool
         calls are never live: they are checked whole first. Live text is the model's text; the
         result's `answer` is what the tier's answer format reads from it (the same for `text`).
+        `run_id` names the run before it ends (a server's stream carries it from its first chunk).
         """
         arm = self.arm(tag=tag, user=user, key=key)
         if arm is not self:
-            async for item in arm.astream(query, tag=tag, thread_id=thread_id, tokens=tokens, **output):
+            async for item in arm.astream(query, tag=tag, thread_id=thread_id, tokens=tokens, run_id=run_id, **output):
                 yield item
             return
         chat = self.conversation(query, **output)
         with run_span(self.config.name, chat.output.kind, tag, current=False) as span:
-            async for item in self._events(chat, tag, thread_id, span, live=True, tokens=tokens):
+            async for item in self._events(chat, tag, thread_id, span, live=True, tokens=tokens, run_id=run_id):
                 yield item
 
     async def _events(
@@ -254,6 +256,7 @@ class Cascade:
         *,
         live: bool,
         tokens: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[Event]:
         """The workflow's events as they happen (attempts when `live`, tier starts and text when
         `tokens`), then the result; each attempt recorded in the run's span."""
@@ -281,6 +284,8 @@ class Cascade:
             result = await self._finish(thread)
         else:
             result = self._labelled(assemble(chat, cast(CascadeState, state)))
+        if run_id is not None:
+            result = result.model_copy(update={"run_id": run_id})
         span.finish(result)
         if tokens and result.answer is not None and not result.tool_calls and result.final_tier not in streamed:
             yield TextDelta(result.final_tier or "", result.answer, False)

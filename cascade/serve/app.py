@@ -156,9 +156,11 @@ class Server:
         )
         account = self.key_accounts.account(ident)
         if body.stream:
-            events = self._stream(request, cascade, chat, body, ident, account)
+            sse = SseStream(body.model, include_usage=body.include_usage)
+            events = self._stream(request, cascade, chat, body, ident, account, sse)
             admitted = await anext(events)  # refusals (a full queue, a key that cannot pay) stay statuses
-            return StreamingResponse(_after(admitted, events), media_type="text/event-stream")
+            run_header = {"x-cascade-run-id": sse.run_id}
+            return StreamingResponse(_after(admitted, events), media_type="text/event-stream", headers=run_header)
         progress = Progress()
         try:
             run = self._run(cascade, chat, body, ident, account, progress)
@@ -181,13 +183,15 @@ class Server:
         body: ChatCompletionRequest,
         ident: str,
         account: Account | None,
+        sse: SseStream,
     ) -> AsyncIterator[str]:
         """The run as server-sent events (`cascade.serve.streaming`). The run is a task of its own
         (its slot and charges live in its context); this generator relays its events. Its first
         piece comes once the run is admitted; a client that leaves cancels the run, kept and charged."""
         progress, events = Progress(), asyncio.Queue[Event | None]()
-        run = asyncio.ensure_future(self._run(cascade, chat, body, ident, account, progress, events.put_nowait))
-        sse = SseStream(body.model, include_usage=body.include_usage)
+        run = asyncio.ensure_future(
+            self._run(cascade, chat, body, ident, account, progress, events.put_nowait, run_id=sse.run_id)
+        )
         try:
             await unless_disconnected(request, next_event(events, run))  # None: admitted
             yield sse.comment("cascade admitted")
@@ -207,7 +211,8 @@ class Server:
                 with suppress(asyncio.CancelledError):
                     await run
                 if progress.started:
-                    await self._finish(body.model, ident, cancelled_result(chat, progress, cascade.config, body.tag))
+                    cancelled = cancelled_result(chat, progress, cascade.config, body.tag)
+                    await self._finish(body.model, ident, cancelled.model_copy(update={"run_id": sse.run_id}))
         await self._finish(body.model, ident, result)
         why = refused_by(account, result)
         for piece in [sse.error(quota_error(why).message, "insufficient_quota")] if why else sse.end(result):
@@ -222,6 +227,8 @@ class Server:
         account: Account | None,
         progress: Progress,
         on_event: Callable[[Event | None], None] | None = None,
+        *,
+        run_id: str | None = None,
     ) -> CascadeResult:
         """Admission (the key's hold first, then a slot), then the run, its attempts kept in `progress`.
 
@@ -238,7 +245,10 @@ class Server:
                 if on_event is not None:
                     on_event(None)
                 with charge_to(*([account] if account is not None else [])) as progress.tab:
-                    events = cascade.astream(chat, tag=body.tag, user=body.user, key=ident, tokens=on_event is not None)
+                    tokens = on_event is not None
+                    events = cascade.astream(
+                        chat, tag=body.tag, user=body.user, key=ident, tokens=tokens, run_id=run_id
+                    )
                     async for item in events:
                         if isinstance(item, CascadeResult):  # nobody answers an approval over HTTP
                             return await cascade.arefuse_pending(item, "no one to ask over HTTP")

@@ -38,7 +38,8 @@ class SseStream:
     """Formats one response's events; every chunk shares the stream's id."""
 
     def __init__(self, model: str, *, include_usage: bool) -> None:
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.run_id = uuid.uuid4().hex  # the run's, as a plain response's id is chatcmpl-<run id>
+        self.id = f"chatcmpl-{self.run_id}"
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage

@@ -110,3 +110,17 @@ async def test_keys_never_reach_the_store(store: Store, tmp_path: Path) -> None:
     store.close()
     raw = b"".join(path.read_bytes() for path in tmp_path.iterdir())
     assert KEY.encode() not in raw and KEY[3:].encode() not in raw
+
+
+async def test_feedback_on_a_streamed_run_by_its_header_or_chunk_id(store: Store) -> None:
+    """A stream's headers go out before its run ends: they and every chunk name the run to judge."""
+    async with client(store) as http:
+        async with http.stream("POST", "/v1/chat/completions", json=ask(stream=True)) as response:
+            run_id = response.headers["x-cascade-run-id"]
+            chunk_ids = {
+                line.split('"id":"')[1].split('"')[0] async for line in response.aiter_lines() if '"id":"' in line
+            }
+        down = await http.post("/v1/feedback", json={"run_id": run_id, "kind": "thumbs_down"})
+    assert chunk_ids == {f"chatcmpl-{run_id}"} and down.status_code == 200
+    run = store.get_run(run_id)
+    assert run is not None and run.answer == "Paris" and [f.kind for f in store.feedback_for(run_id)] == ["thumbs_down"]

@@ -60,6 +60,14 @@ def test_openai_client_lists_models_answers_and_streams(base_url: str) -> None:
     chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Paris"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 25
+    (run_id,) = [(c.model_extra or {})["cascade"]["run_id"] for c in chunks if "cascade" in (c.model_extra or {})]
+    assert {c.id for c in chunks} == {f"chatcmpl-{run_id}"}  # as a plain response's id names its run
+
+    raw_stream = client.chat.completions.with_raw_response.create(
+        model="demo", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    header = raw_stream.headers["x-cascade-run-id"]  # known before the run ends, for feedback on it
+    assert {c.id for c in raw_stream.parse()} == {f"chatcmpl-{header}"}
 
 
 def test_openai_client_raises_the_servers_errors(base_url: str) -> None:
