@@ -13,6 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cascade import Cascade
+from cascade.serve import ServeSettings, create_app
+from cascade.serve.background import serve_in_thread
+
 ROOT = Path(__file__).resolve().parents[2]
 MARK = "=== README block "
 RUNNER = f"""
@@ -45,8 +49,13 @@ def run_blocks(tmp_path: Path, blocks: list[str]) -> list[str]:
 
 
 def test_every_python_example_in_the_readme_runs_and_prints_what_it_says(tmp_path: Path) -> None:
-    blocks = readme_blocks()
-    outputs = dict(zip(blocks, run_blocks(tmp_path, blocks), strict=True))
+    """The HTTP example talks to `cascade serve --config configs/fake.yaml` with its key, here on a free port."""
+    app = create_app(
+        {"fake": Cascade.from_yaml(ROOT / "configs" / "fake.yaml")}, ServeSettings(api_keys=("sk-local-1",))
+    )
+    with serve_in_thread(app) as url:
+        blocks = [b.replace("http://127.0.0.1:8000", url) for b in readme_blocks()]
+        outputs = dict(zip(blocks, run_blocks(tmp_path, blocks), strict=True))
 
     def printed(marker: str) -> str:
         (block,) = [b for b in blocks if marker in b]
@@ -59,3 +68,4 @@ def test_every_python_example_in_the_readme_runs_and_prints_what_it_says(tmp_pat
     assert printed("ConsoleSpanExporter").count('"name": "chat ') == 3  # "prints 3 spans"
     assert printed("AsyncSqliteSaver") == "Paris\n"
     assert "['4', 'Paris'] Usage(prompt_tokens=" in printed("charge_to(team)")
+    assert printed("from openai import OpenAI") == "Paris large\n"
