@@ -230,7 +230,10 @@ class CascadeGraph:
         record, why = self._settle(record, draft.tier, state, previous)
         why = draft.over_budget or why
         writer(record)
-        step = _step("verify", tier, usage, time.perf_counter() - started, record.decision)
+        # the attempt's clock started at generate's start: verify is the rest of it, so the two
+        # steps add up to the attempt's latency exactly (a failed call's attempt ends in generate)
+        verify_latency = max(0.0, record.latency_s - draft.latency_s) if first is not None else 0.0
+        step = _step("verify", tier, usage, verify_latency, record.decision)
         update: CascadeState = {"attempts": [record], "steps": [step], "stop_reason": why, "draft": None}
         following = self._called(draft.tier + 1, state.get("plan", NO_PLAN))
         if record.decision != "accept" and following is not None:
