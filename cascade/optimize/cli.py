@@ -132,6 +132,7 @@ def tune_report(result: TuneResult, sources: list[str]) -> dict[str, Any]:
         "objective": objective.__dict__,
         "settings": {"folds": result.settings.folds, "seed": result.settings.seed, "candidates": result.considered},
         "pays": result.pays,
+        "selection_optimism": result.optimism,
         "chosen": summary_dict(result.chosen),
         "reference": summary_dict(result.reference),
         "alternatives": [summary_dict(s) for s in result.alternatives],
@@ -151,5 +152,14 @@ def print_summary(result: TuneResult, console: Console) -> None:
         delta = f"{s.diff:+.3f} ({s.lcb:+.3f})"
         table.add_row(label, s.structure.label(), f"{s.em:.3f}", delta, f"{s.ratio:.3f}", thresholds, style=style)
     console.print(table)
+    if result.optimism > 0:
+        console.print(
+            f"Selection margin: {100 * result.optimism:.2f} points off every lower bound (the best-looking of "
+            f"{result.considered} candidates is flattered by the choice; bootstrap estimate)."
+        )
     if not result.pays:
-        console.print("[bold]No cascade pays on these items[/]: the config is the strongest model alone.")
+        tolerance = result.settings.objective.tolerance
+        console.print(
+            "[bold]No cascade pays on these items[/]: the config is the strongest model alone "
+            f"(none has a lower bound, less the margin, of at least -{tolerance:g} while saving enough)."
+        )

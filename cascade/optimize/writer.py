@@ -92,6 +92,8 @@ def header(result: TuneResult, sources: list[str], command: str | None = None) -
             f"Objective: the cheapest cascade whose EM difference from it has a one-sided {objective.confidence:.0%} "
             f"lower bound >= -{objective.tolerance:g} and that saves >= {objective.min_saving:.0%} of its cost."
         )
+        if result.optimism > 0:
+            lines.append(f"Selection margin: {100 * result.optimism:.2f} points off every lower bound.")
     else:
         lines.append(f"Objective: net benefit, ${objective.value_per_correct:g} per correct answer minus cost.")
     if result.pays:
