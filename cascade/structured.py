@@ -222,7 +222,9 @@ def checked_schema(schema: Any, where: str) -> dict[str, Any]:
 def _check_response_format(fmt: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if fmt is None:
         return None
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+    if not isinstance(fmt, Mapping):
+        raise UserError(f"response_format must be an object such as {{'type': 'json_object'}}, got {fmt!r:.80}")
+    kind = fmt.get("type")
     if kind == "text":
         return None
     if kind == "json_object":

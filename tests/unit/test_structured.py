@@ -83,6 +83,10 @@ def test_a_valid_answer_still_goes_through_the_verifier() -> None:
     ("kwargs", "problem"),
     [
         ({"response_format": {"type": "yaml"}}, "response_format.type"),
+        (
+            {"response_format": "json"},
+            r"response_format must be an object such as \{'type': 'json_object'\}, got 'json'",
+        ),
         ({"response_format": {"type": "json_schema"}}, "needs 'json_schema'"),
         ({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": 5}}}}, "invalid JSON schema"),
         ({"tools": [{"type": "retrieval"}]}, "only function tools"),
