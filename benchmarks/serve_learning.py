@@ -151,7 +151,7 @@ def thresholds(store_dsn: str) -> list[float]:
         runs = sorted(store.runs(limit=100_000), key=lambda r: r.seq)
     finally:
         store.close()
-    return [float(r.attempts[0]["threshold"]) for r in runs]
+    return [float(r.attempts[0].threshold or 0.0) for r in runs]
 
 
 def interval(k: int, n: int) -> list[float]:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from cascade import safe_yaml
+from cascade.acceptance import DEFAULT_THRESHOLD
 from cascade.errors import ConfigError
 from cascade.experiment_config import ExperimentConfig
 
@@ -254,7 +255,7 @@ class CascadeConfig(Strict):
     tiers: list[TierConfig] = Field(min_length=1)
     verifier: PluginSpec | None = None  # None: `logprob` on one-model tiers, `vote` on ensemble tiers
     router: PluginSpec = Field(
-        default_factory=lambda: PluginSpec.model_validate({"type": "threshold", "threshold": 0.5})
+        default_factory=lambda: PluginSpec.model_validate({"type": "threshold", "threshold": DEFAULT_THRESHOLD})
     )
     pre_router: PluginSpec | None = None
     budget: BudgetConfig = Field(default_factory=BudgetConfig)

@@ -24,6 +24,7 @@ from cascade.learning.online import OnlineLearner, learners_of
 from cascade.metering import MeteredCompleter, run_ledger, wrapped_method
 from cascade.protocols import Completer
 from cascade.registry import BuildContext
+from cascade.store.access import StoreAccess
 from cascade.structured import OutputSpec
 from cascade.telemetry import RunSpan, run_span
 from cascade.tier_verifiers import tier_verifiers
@@ -87,7 +88,8 @@ class Cascade:
         self.runtime_config = config  # what this object's own workflow runs: in an experiment, its first variant
         with building(self.arm_name[1] if self.arm_name else None):
             variant = self.arm_name[1] if self.arm_name else None
-            build = BuildContext(config, variant=variant, store=learning_store, learn_on_build=learn_on_build)
+            stores = StoreAccess(learning_store)
+            build = BuildContext(config, variant=variant, stores=stores, learn_on_build=learn_on_build)
             self.meter = MeteredCompleter(completer or build.completer(config.completer))  # budgets, per call
             self.completer = RetryingCompleter(self.meter, config.retry, sleep=sleep)
             verifiers = tier_verifiers(config, build)

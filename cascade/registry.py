@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Literal, TypeVar, cast, overload
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from cascade.config import CascadeConfig, PluginSpec, config_error
 from cascade.errors import PluginError, UnknownPluginError
 from cascade.protocols import Completer, PreRouter, Router, Verifier
+from cascade.store.access import StoreAccess
 
 Kind = Literal["verifier", "router", "pre_router", "completer"]
 ENTRY_POINT_GROUP = "cascade.plugins"
@@ -113,13 +114,14 @@ class BuildContext:
 
     A factory receives the context located at its own spec (`loc`), so a plugin that builds
     nested plugins (an ensemble's members) reports their errors where they sit in the file.
-    Learning plugins read `variant`, `store` and `learn_on_build` (see `cascade.learning.online`).
+    Learning plugins read `variant`, `stores` and `learn_on_build` (see `cascade.learning.online`);
+    they never open a store themselves (`cascade.store.access`).
     """
 
     config: CascadeConfig
     loc: Loc = ()
     variant: str | None = None  # the experiment variant being built (learners keep their state apart)
-    store: str | None = None  # where learning plugins learn unless their own config names a store
+    stores: StoreAccess = field(default_factory=StoreAccess)  # the cascade's store, for plugins that learn
     learn_on_build: bool = True  # False: learners load their saved state but learn nothing new at build
 
     def verifier(self, spec: PluginSpec, loc: Loc) -> Verifier:

@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cascade.learning.online import Advance, Scope, State, catch_up
 from cascade.registry import BuildContext
-from cascade.store import LabelledRun, Store, open_store
+from cascade.store import LabelledRun, Store
 from cascade.store.base import is_correct
+from cascade.types import Attempt
 from routers.threshold import ThresholdRouter
 
 PAGE = 200
@@ -95,41 +96,38 @@ class Learner(ThresholdRouter, ABC, Generic[M]):
 def placement(config: StoreConfig, ctx: BuildContext, kind: str) -> Placement:
     """The state key, store and scope of a learning router built in `ctx` (see `StoreConfig`)."""
     scope = Scope(ctx.config.name, ctx.variant)
-    return Placement(
-        scope.key(config.state_key or f"router/{kind}/{ctx.config.name}"), config.store or ctx.store, scope
-    )
+    key = scope.key(config.state_key or f"router/{kind}/{ctx.config.name}")
+    return Placement(key, ctx.stores.address(config.store), scope)
 
 
-def load_state(store_dsn: str | None, key: str) -> dict[str, Any] | None:
-    store = open_store(store_dsn)
-    try:
-        return store.get_state(key)
-    finally:
-        store.close()
+def start(router: Learner[Any], config: StoreConfig, ctx: BuildContext) -> None:
+    """Resume the router from its saved state and, unless told not to, learn what is new since (from the
+    store the build context gives it)."""
+    with ctx.stores.open(config.store) as store:
+        state = store.get_state(router.state_key)
+        if state is not None:
+            router.adopt(state)
+        if config.learn_on_build and ctx.learn_on_build:
+            router.learn(store, config.page)
 
 
-def sync(router: Learner[Any], config: StoreConfig, ctx: BuildContext) -> None:
-    if not (config.learn_on_build and ctx.learn_on_build):
-        return
-    store = open_store(router.store_dsn)
-    try:
-        router.learn(store, config.page)
-    finally:
-        store.close()
-
-
-def cumulative_tokens(attempts: Iterable[dict[str, Any]]) -> list[float]:
+def cumulative_tokens(attempts: Iterable[Attempt]) -> list[float]:
     """Tokens spent up to and including each attempt."""
     total, out = 0.0, []
     for attempt in attempts:
-        total += int(attempt.get("prompt_tokens", 0)) + int(attempt.get("completion_tokens", 0))
+        total += attempt.total_tokens
         out.append(total)
     return out
 
 
-def attempt_correct(item: LabelledRun, attempt: dict[str, Any]) -> bool | None:
+def attempt_correct(item: LabelledRun, attempt: Attempt) -> bool | None:
     """A gold label or correction judges any attempt; a thumb only the attempt that gave the final answer."""
     kind, value = item.feedback.kind, item.feedback.value
     if kind in ("label", "correction") and value is not None:
-        return is_correct(kind, value, attempt.get("answer"))
-    return item.correct if attempt.get("answer") == item.run.answer else None
+        return is_correct(kind, value, attempt.answer)
+    return item.correct if attempt.answer == item.run.answer else None
+
+
+def answered_confidence(attempt: Attempt) -> float | None:
+    """The attempt's confidence when it gave a usable answer (None: nothing a threshold could accept)."""
+    return attempt.confidence if attempt.answer is not None else None

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from cascade.acceptance import Unit
 from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, query_unit
 from cascade.learning.online import State
 from cascade.protocols import DecideContext
@@ -27,13 +28,12 @@ from routers._learner import (
     Learner,
     Placement,
     StoreConfig,
+    answered_confidence,
     attempt_correct,
     cumulative_tokens,
-    load_state,
     placement,
-    sync,
+    start,
 )
-from routers.threshold import Unit
 
 
 class AdaptiveConfig(StoreConfig):
@@ -114,20 +114,15 @@ def run_evidence(item: LabelledRun, final_tier: str) -> RunEvidence:
     attempts = item.run.attempts
     if not attempts:
         return RunEvidence((None,), (item.correct,), (float(item.run.total_tokens),), reached_end=True)
-    confidence = tuple(
-        None if a.get("answer") is None or a.get("confidence") is None else float(a["confidence"]) for a in attempts
-    )
+    confidence = tuple(answered_confidence(a) for a in attempts)
     correct = (*(attempt_correct(item, a) for a in attempts[:-1]), item.correct)
-    reached_end = attempts[-1].get("tier") == final_tier
+    reached_end = attempts[-1].tier == final_tier
     return RunEvidence(confidence, correct, tuple(cumulative_tokens(attempts)), reached_end)
 
 
 @register("router", "adaptive", AdaptiveConfig)
 def build_adaptive(config: AdaptiveConfig, ctx: BuildContext) -> AdaptiveRouter:
     gates = [tier.name for tier in ctx.config.tiers[:-1]]
-    where = placement(config, ctx, "adaptive")
-    router = AdaptiveRouter(
-        config, gates, ctx.config.tiers[-1].name, load_state(where.store_dsn, where.state_key), where
-    )
-    sync(router, config, ctx)
+    router = AdaptiveRouter(config, gates, ctx.config.tiers[-1].name, placement=placement(config, ctx, "adaptive"))
+    start(router, config, ctx)
     return router

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from cascade.acceptance import Unit, accepts
 from cascade.features import query_features
 from cascade.learning.online import State
 from cascade.learning.thompson import ThompsonBandit, reward
@@ -22,13 +23,12 @@ from routers._learner import (
     Learner,
     Placement,
     StoreConfig,
+    answered_confidence,
     attempt_correct,
     cumulative_tokens,
-    load_state,
     placement,
-    sync,
+    start,
 )
-from routers.threshold import Unit
 
 _REMEMBERED = 1024  # queries whose arm the bandit router remembers across tiers
 _LENGTH_BUCKETS = (50, 100, 200, 400)
@@ -92,8 +92,7 @@ class BanditRouter(Learner[ThompsonBandit]):
         return ThompsonBandit.from_state(state, **opts)
 
     def learn_one(self, model: ThompsonBandit, item: LabelledRun) -> None:
-        first = item.run.attempts[0] if item.run.attempts else {}
-        confidence = first.get("confidence") if first.get("answer") is not None else None
+        confidence = answered_confidence(item.run.attempts[0]) if item.run.attempts else None
         tag = item.run.features.get("tag")
         context = bandit_context(item.run.query, confidence, self.config.arms, self.config.context, tag)
         for arm, value in arm_rewards(item, self.config.arms, self.config.lam, self.final_tier).items():
@@ -130,7 +129,7 @@ def confidence_bucket(confidence: float | None, arms: Sequence[float]) -> int:
     Buckets split at the arm levels, so inside one bucket every arm either always accepts or
     always escalates: the bandit learns, per bucket, which of the two pays.
     """
-    return -1 if confidence is None else sum(float(confidence) >= level for level in arms)
+    return -1 if confidence is None else sum(accepts(confidence, level) for level in arms)
 
 
 def bandit_context(
@@ -160,11 +159,11 @@ def arm_rewards(item: LabelledRun, arms: Sequence[float], lam: float, final_tier
     if not attempts:
         return {}
     spent = cumulative_tokens(attempts)
-    reached_end = attempts[-1].get("tier") == final_tier
+    reached_end = attempts[-1].tier == final_tier
     gates = attempts[:-1] if reached_end else attempts
     out: dict[int, float] = {}
     for arm, level in enumerate(arms):
-        stop = next((i for i, attempt in enumerate(gates) if _accepts(attempt, level)), None)
+        stop = next((i for i, attempt in enumerate(gates) if accepts(answered_confidence(attempt), level)), None)
         if stop is None:
             if reached_end:
                 out[arm] = reward(item.correct, spent[-1], lam)
@@ -175,14 +174,8 @@ def arm_rewards(item: LabelledRun, arms: Sequence[float], lam: float, final_tier
     return out
 
 
-def _accepts(attempt: dict[str, Any], level: float) -> bool:
-    confidence = attempt.get("confidence")
-    return attempt.get("answer") is not None and confidence is not None and float(confidence) >= level
-
-
 @register("router", "bandit", BanditConfig)
 def build_bandit(config: BanditConfig, ctx: BuildContext) -> BanditRouter:
-    where = placement(config, ctx, "bandit")
-    router = BanditRouter(config, ctx.config.tiers[-1].name, load_state(where.store_dsn, where.state_key), where)
-    sync(router, config, ctx)
+    router = BanditRouter(config, ctx.config.tiers[-1].name, placement=placement(config, ctx, "bandit"))
+    start(router, config, ctx)
     return router

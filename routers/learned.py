@@ -20,7 +20,7 @@ from cascade.features import query_features
 from cascade.learning.online import Advance, Scope, State, catch_up
 from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets
 from cascade.registry import BuildContext, register
-from cascade.store import LabelledRun, RunRecord, Store, open_store
+from cascade.store import LabelledRun, RunRecord, Store
 from cascade.store.base import is_correct
 from cascade.types import RoutePlan
 
@@ -139,8 +139,8 @@ class LearnedPreRouter:
 
     def _observe_tokens(self, run: RunRecord) -> None:
         for attempt in run.attempts:
-            if attempt.get("answer") is not None and attempt.get("decision") != "failed":
-                self.predictor.observe_tokens(str(attempt["tier"]), run.query, int(attempt["completion_tokens"]))
+            if attempt.answer is not None and attempt.decision != "failed":
+                self.predictor.observe_tokens(attempt.tier, run.query, attempt.completion_tokens)
 
     def to_state(self) -> dict[str, Any]:
         return {"predictor": self.predictor.to_state(), "labels_seq": self.labels_seq, "runs_seq": self.runs_seq}
@@ -167,13 +167,13 @@ def cheap_label(item: LabelledRun, cheap_tier: str) -> bool | None:
     A gold label or correction is checked against the cheap attempt's own answer; a thumb only
     speaks for the final answer, so it counts when the cheap tier gave that same answer.
     """
-    attempt = next((a for a in item.run.attempts if a.get("tier") == cheap_tier), None)
-    if attempt is None or attempt.get("answer") is None:
+    attempt = next((a for a in item.run.attempts if a.tier == cheap_tier), None)
+    if attempt is None or attempt.answer is None:
         return None
     kind, value = item.feedback.kind, item.feedback.value
     if kind in ("label", "correction") and value is not None:
-        return is_correct(kind, value, attempt["answer"])
-    return item.correct if attempt["answer"] == item.run.answer else None
+        return is_correct(kind, value, attempt.answer)
+    return item.correct if attempt.answer == item.run.answer else None
 
 
 def _unit(key: str) -> float:
@@ -185,12 +185,8 @@ def _unit(key: str) -> float:
 def build_learned(config: LearnedConfig, ctx: BuildContext) -> LearnedPreRouter:
     scope = Scope(ctx.config.name, ctx.variant)
     key = scope.key(config.state_key or f"pre_router/learned/{ctx.config.name}")
-    router = LearnedPreRouter(
-        config, ctx.config.tiers[0].name, state_key=key, store_dsn=config.store or ctx.store, scope=scope
-    )
-    store = open_store(router.store_dsn)
-    try:
+    store_dsn = ctx.stores.address(config.store)
+    router = LearnedPreRouter(config, ctx.config.tiers[0].name, state_key=key, store_dsn=store_dsn, scope=scope)
+    with ctx.stores.open(config.store) as store:
         router.sync(store) if config.learn_on_build and ctx.learn_on_build else router.load(store)
-    finally:
-        store.close()
     return router

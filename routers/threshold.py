@@ -1,36 +1,28 @@
 """The static threshold router: accept an answer once its confidence reaches the tier's threshold.
 
+The rule and its default are the core's (`cascade.acceptance`), shared with offline replays.
 Adaptive and learned routers reuse `decide` and only override `threshold_for`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from cascade.acceptance import DEFAULT_THRESHOLD, ThresholdSettings, Unit, accepts
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
 from cascade.types import Decision
 from routers._tiers import check_tier_names
 
-Unit = Annotated[float, Field(ge=0.0, le=1.0)]
-
-
-class ThresholdConfig(BaseModel):
-    """`threshold` for every tier unless `per_tier` names the tier."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    threshold: Unit = 0.5
-    per_tier: dict[str, Unit] = Field(default_factory=dict)
+ThresholdConfig = ThresholdSettings
+"""`threshold` for every tier unless `per_tier` names the tier."""
+__all__ = ["ThresholdConfig", "ThresholdRouter", "Unit", "build_threshold"]
 
 
 class ThresholdRouter:
     """Escalates exactly when confidence < threshold; the engine, not the router, knows the last tier."""
 
-    def __init__(self, threshold: float = 0.5, per_tier: Mapping[str, float] | None = None) -> None:
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, per_tier: Mapping[str, float] | None = None) -> None:
         self.threshold = threshold
         self.per_tier = dict(per_tier or {})
 
@@ -43,7 +35,7 @@ class ThresholdRouter:
         if ctx.answer is None:
             return Decision("escalate", "no usable answer", threshold)
         confidence = ctx.verdict.confidence
-        if confidence >= threshold:
+        if accepts(confidence, threshold):
             return Decision("accept", _compare(confidence, ">=", threshold), threshold)
         return Decision("escalate", _compare(confidence, "<", threshold), threshold)
 

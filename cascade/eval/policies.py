@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cascade.acceptance import stopping_tier
 from cascade.errors import UserError
 from cascade.eval.confidence import AgreementConfidence, ConfidenceSource, HeuristicConfidence, LoggedConfidence
 from cascade.eval.logs import LogTable
@@ -179,11 +180,8 @@ class PreparedCascade:
 
     def at(self, threshold: Threshold) -> Outcome:
         """The cascade with one shared threshold, or one per non-final tier."""
-        n, gates = self.confidence.shape
-        limits = np.broadcast_to(np.asarray(threshold, dtype=float), (gates,))
-        accept = self.confidence >= limits
-        stop = np.where(accept.any(axis=1), accept.argmax(axis=1), gates) if gates else np.zeros(n, dtype=int)
-        rows = np.arange(n)
+        stop = stopping_tier(self.confidence, threshold)
+        rows = np.arange(len(stop))
         return Outcome(
             self.policy.label,
             self.correct[rows, stop],

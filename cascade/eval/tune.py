@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cascade.acceptance import ThresholdSettings
 from cascade.config import CascadeConfig, PluginSpec
 from cascade.engine import Cascade
 from cascade.errors import UserError
@@ -62,10 +63,8 @@ def with_thresholds(
         raise UserError(f"tuning needs the 'threshold' router, this config uses {config.router.type!r}")
     kept = [t for t in config.tiers if tiers is None or t.name in tiers]
     names = {t.name for t in kept}
-    params = config.router.params()
-    per_tier = {**params.get("per_tier", {}), **thresholds}
-    params["per_tier"] = {name: value for name, value in per_tier.items() if name in names}
-    router = PluginSpec.model_validate({"type": "threshold", **params})
+    settings = ThresholdSettings.model_validate(config.router.params()).tuned(thresholds, names)
+    router = PluginSpec.model_validate({"type": "threshold", **settings.model_dump()})
     tuned = config.model_copy(update={"router": router, "tiers": kept})
     tuned._source, tuned._lines = config._source, config._lines
     return tuned
@@ -140,7 +139,7 @@ def tuned_yaml(original: dict[str, Any], best: Candidate) -> dict[str, Any]:
     data = dict(original)
     data["tiers"] = [t for t in data["tiers"] if t["name"] in best.tiers]
     router = dict(data.get("router") or {"type": "threshold"})
-    per_tier = {**(router.get("per_tier") or {}), **best.thresholds}
-    router["per_tier"] = {name: value for name, value in per_tier.items() if name in best.tiers}
+    written = ThresholdSettings.model_validate({k: v for k, v in router.items() if k != "type"})
+    router["per_tier"] = written.tuned(best.thresholds, best.tiers).per_tier
     data["router"] = router
     return data

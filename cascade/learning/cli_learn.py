@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _learn(config_name: str, learner: OnlineLearner, args: argparse.Namespace) -> Learned:
-    store = open_store(learner.store_dsn or args.dsn)
+    store = open_store(learner.store_dsn)  # resolved when the cascade was built with learning_store=args.dsn
     holder, lease = f"cascade-learn:{holder_id()}", f"learn:{learner.state_key}"
     try:
         _take(store, lease, holder, args.wait_s)

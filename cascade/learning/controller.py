@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from cascade.acceptance import accepts
+
 _MAX_CANDIDATES = 100  # thresholds evaluated per label: distinct confidences, thinned to quantiles
 
 
@@ -125,9 +127,9 @@ def estimate(runs: Sequence[RunEvidence], candidates: Sequence[float], neighbour
         correct = _fill_by_confidence(raw, correct, _padded([r.confidence for r in runs], width, np.nan), neighbours)
     tokens = _padded([r.tokens for r in runs], width, 0.0)
     rows = np.arange(len(runs))[:, None]
-    accepts = conf[:, :, None] >= thresholds[None, None, :]  # run x attempt x candidate
-    stops = accepts.any(axis=1)
-    stop_at = np.where(stops, accepts.argmax(axis=1), last[:, None])
+    accepted = accepts(conf[:, :, None], thresholds[None, None, :])  # run x attempt x candidate
+    stops = accepted.any(axis=1)
+    stop_at = np.where(stops, accepted.argmax(axis=1), last[:, None])
     em, spent = correct[rows, stop_at], tokens[rows, stop_at]
     past_end = ~stops & ~np.array([r.reached_end for r in runs])[:, None]
     if past_end.any():

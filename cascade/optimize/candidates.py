@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from cascade.acceptance import stopping_tier
 from cascade.eval.logs import LogTable
 from cascade.optimize.chains import TierRun, TierSpec, agreement, chain_inputs
 from cascade.scoring.train import FitOptions, cross_fit
@@ -66,9 +67,7 @@ class Prepared:
 
     def stops(self, thresholds: Sequence[float]) -> np.ndarray:
         """The tier that answers each item under these thresholds (the final tier when no gate accepts)."""
-        n, gates = self.confidence.shape
-        accept = self.confidence >= np.asarray(thresholds, dtype=float)
-        return np.where(accept.any(axis=1), accept.argmax(axis=1), gates) if gates else np.zeros(n, dtype=int)
+        return stopping_tier(self.confidence, thresholds)
 
     def outcome(self, thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         rows, stop = np.arange(self.correct.shape[0]), self.stops(thresholds)

@@ -1,7 +1,7 @@
 """The Store protocol and the records it returns: what learners and the CLI code against.
 
-Records are frozen dataclasses so a learner cannot mutate history by accident; `attempts` are
-plain dicts keyed like `Attempt`'s fields so `RunRecord.result()` rebuilds the `CascadeResult`.
+Records are frozen dataclasses so a learner cannot mutate history by accident; a run's `attempts` are
+the `Attempt`s as stored (the fields the store keeps; the others at their defaults).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class RunRecord:
     total_tokens: int
     total_cost_usd: float
     features: dict[str, Any] = field(default_factory=dict)
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     route_reason: str = ""
     stop_reason: str = ""
     error: str | None = None
@@ -45,7 +45,7 @@ class RunRecord:
             answer=self.answer,
             accepted=self.accepted,
             final_tier=self.final_tier,
-            attempts=[Attempt.model_validate(a) for a in self.attempts],
+            attempts=list(self.attempts),
             route_reason=self.route_reason,
             stop_reason=self.stop_reason,
             run_id=self.run_id,

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from cascade.errors import UserError
 from cascade.store import FeedbackKind, FeedbackRecord, RunRecord, Store, open_store
+from cascade.store.rows import STORED_ATTEMPT_FIELDS
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -87,7 +88,9 @@ def _list(store: Store, run_id: str, *, as_json: bool) -> int:
         raise UserError(f"no run {run_id!r} in the store")
     events = store.feedback_for(run_id)
     if as_json:
-        sys.stdout.write(json.dumps({"run": asdict(record), "feedback": [asdict(e) for e in events]}) + "\n")
+        stored = set(STORED_ATTEMPT_FIELDS)
+        run = asdict(record) | {"attempts": [a.model_dump(mode="json", include=stored) for a in record.attempts]}
+        sys.stdout.write(json.dumps({"run": run, "feedback": [asdict(e) for e in events]}) + "\n")
         return 0
     console = Console()
     console.print(_summary(record), highlight=False)

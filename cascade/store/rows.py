@@ -103,16 +103,22 @@ def members_json(attempt: Attempt) -> str:
     return json.dumps(members, sort_keys=True)
 
 
-def attempt_dict(row: Row) -> dict[str, Any]:
-    """An attempts row keyed like `Attempt`'s fields (so `Attempt.model_validate` accepts it)."""
+def attempt_of(row: Row) -> Attempt:
+    """The `Attempt` an attempts row holds."""
     data = dict(zip(ATTEMPT_COLUMNS, row, strict=True))
     del data["run_id"], data["idx"]
     data["verifier_details"] = from_json(data.pop("details"))
     data["members"] = json.loads(data["members"] or "[]")
-    return data
+    return Attempt.model_validate(data)
 
 
-def run_record(row: Row, attempts: list[dict[str, Any]]) -> RunRecord:
+STORED_ATTEMPT_FIELDS = frozenset(
+    {"verifier_details" if c == "details" else c for c in ATTEMPT_COLUMNS} - {"run_id", "idx"}
+)
+"""The `Attempt` fields the store keeps."""
+
+
+def run_record(row: Row, attempts: list[Attempt]) -> RunRecord:
     data = dict(zip(RUN_COLUMNS, row, strict=True))
     data["accepted"] = bool(data["accepted"])
     data["features"] = from_json(data["features"])

@@ -28,7 +28,7 @@ from cascade.store.base import (
 )
 from cascade.store.base import is_correct as label_is_correct
 from cascade.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, pending
-from cascade.types import CascadeResult, Usage
+from cascade.types import Attempt, CascadeResult, Usage
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 LockName = Literal["schema", "runs", "feedback", "state", "lease", "budget"]
@@ -282,12 +282,12 @@ class SqlStore(ABC):
             run for chunk in _chunks(run_ids) for run in self._runs_where(f"run_id IN ({_marks(len(chunk))})", chunk)
         ]
 
-    def _attempts(self, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-        grouped: dict[str, list[dict[str, Any]]] = {}
+    def _attempts(self, run_ids: Sequence[str]) -> dict[str, list[Attempt]]:
+        grouped: dict[str, list[Attempt]] = {}
         for chunk in _chunks(run_ids):
             sql = f"SELECT {_columns(rows.ATTEMPT_COLUMNS)} FROM attempts WHERE run_id IN ({_marks(len(chunk))})"
             for row in self._query(sql + " ORDER BY run_id, idx", chunk):
-                grouped.setdefault(row[0], []).append(rows.attempt_dict(row))
+                grouped.setdefault(row[0], []).append(rows.attempt_of(row))
         return grouped
 
 

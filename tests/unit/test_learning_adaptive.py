@@ -184,7 +184,7 @@ def labelled(i: int, query: str, attempts: list[Attempt]) -> LabelledRun:
     run = RunRecord(
         seq=i, run_id=str(i), created_at="", config_name="cascade", variant=None, query=query, answer=answer,
         accepted=True, final_tier=attempts[-1].tier, total_tokens=sum(a.total_tokens for a in attempts),
-        total_cost_usd=0.0, attempts=[a.model_dump() for a in attempts],
+        total_cost_usd=0.0, attempts=list(attempts),
     )  # fmt: skip
     feedback = FeedbackRecord(id=i, run_id=str(i), kind="label", value="4", user=None, created_at="")
     return LabelledRun(run, feedback, correct=answer == "4")

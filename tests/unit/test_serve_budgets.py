@@ -132,7 +132,7 @@ def test_a_client_that_disconnects_cancels_its_run_which_is_recorded_and_charged
     assert run and len(run) == 1
     stored = run[0]
     assert stored.error == "cancelled: the client disconnected" and stored.answer is None
-    assert [a["tier"] for a in stored.attempts] == ["small", "large"]
+    assert [a.tier for a in stored.attempts] == ["small", "large"]
     assert stored.total_tokens == 11 + 12 + 64  # with or without a budget to charge
     spend = store.budget_spend(key_id(KEY))  # type: ignore[attr-defined]
     assert spend.tokens == (stored.total_tokens if key_max_tokens else 0) and spend.held_tokens == 0

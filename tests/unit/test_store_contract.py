@@ -68,9 +68,9 @@ class StoreContract:
         assert run.total_tokens == result.total_tokens == 27
         assert run.total_cost_usd == pytest.approx(0.011)
         assert run.features == {"len": 18, "kind": "geo"}
-        assert [a["tier"] for a in run.attempts] == ["small", "large"]
-        assert run.attempts[0]["decision"] == "escalate" and run.attempts[0]["threshold"] == 0.7
-        assert run.attempts[0]["verifier_details"] == {"agreement": 0.33}
+        assert [a.tier for a in run.attempts] == ["small", "large"]
+        assert run.attempts[0].decision == "escalate" and run.attempts[0].threshold == 0.7
+        assert run.attempts[0].verifier_details == {"agreement": 0.33}
         assert datetime.fromisoformat(run.created_at).utcoffset() == timedelta(0)
         assert run.result() == result.model_copy(update={"variant": "B"})  # the run comes back with its variant
         assert store.get_run("missing") is None
@@ -151,7 +151,7 @@ class StoreContract:
             "up": True, "down": False, "label_match": True, "label_miss": False, "fixed": False, "no_answer": False,
         }  # fmt: skip
         assert labelled["fixed"].feedback.kind == "correction"
-        assert labelled["fixed"].run.attempts[1]["answer"] == "Paris"
+        assert labelled["fixed"].run.attempts[1].answer == "Paris"
 
     def test_labelled_runs_cursor_sees_late_feedback_on_old_runs(self, store: Store) -> None:
         for run_id in ("old", "new"):
