@@ -24,7 +24,7 @@ benchmarks/RESULTS_adaptive.md); nothing was chosen by how the adaptive rules di
 Claim rule: adaptive EM lies inside fixed-k's 95% bootstrap interval (items resampled, seeded)
 AND mean samples fixed / mean samples adaptive >= 2. The paired EM difference (adaptive - fixed)
 gets its own bootstrap interval. Fixed-k EM for every k' <= k (free: cached prefixes) gives the
-field metric "samples saved vs fixed-k at equal EM" (cascade.eval.metrics.samples_saved).
+field metric "samples saved vs fixed-k at equal EM" (cascade.eval.analysis.metrics.samples_saved).
 
 Last line: one JSON object with every figure.
 """
@@ -47,10 +47,11 @@ import numpy as np
 from cascade import Cascade
 from cascade.completers.litellm_completer import LiteLLMCompleter
 from cascade.config import CascadeConfig
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.datasets import Item, load_dataset
-from cascade.eval.metrics import bootstrap_ci, samples_saved
-from cascade.eval.scoring import exact_match
+from cascade.eval.analysis.metrics import bootstrap_ci, samples_saved
+from cascade.eval.analysis.scoring import exact_match
+from cascade.eval.data.formats import load_dataset
+from cascade.eval.data.items import Item
+from cascade.eval.live.cache import CachingCompleter
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

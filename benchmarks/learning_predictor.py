@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from cascade.eval.external import estimate_tokens
-from cascade.eval.logs import LogTable, read_log
-from cascade.eval.metrics import bootstrap_ci
+from cascade.eval.analysis.metrics import bootstrap_ci
+from cascade.eval.data.external import estimate_tokens
+from cascade.eval.data.formats import read_log
+from cascade.eval.data.logs import LogTable
 from cascade.learning.predictor import CheapTierPredictor
 
 HERE = Path(__file__).resolve().parent

@@ -32,9 +32,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cascade.eval.confidence import AgreementConfidence, HeuristicConfidence, LoggedConfidence
-from cascade.eval.logs import read_log
-from cascade.eval.policies import CascadePolicy, PreparedCascade, hull_chain
+from cascade.eval.analysis.confidence import AgreementConfidence, HeuristicConfidence, LoggedConfidence
+from cascade.eval.analysis.policies import CascadePolicy, PreparedCascade, hull_chain
+from cascade.eval.data.formats import read_log
 from cascade.learning.controller import (
     ControllerSettings,
     Estimate,

@@ -24,10 +24,10 @@ import numpy as np
 
 from cascade import Cascade, load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.datasets import load_dataset
-from cascade.eval.metrics import bootstrap_ci
-from cascade.eval.runner import evaluate
+from cascade.eval.analysis.metrics import bootstrap_ci
+from cascade.eval.data.formats import load_dataset
+from cascade.eval.live.cache import CachingCompleter
+from cascade.eval.live.runner import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "qa" / "sst2_dev.tsv"

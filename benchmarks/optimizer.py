@@ -26,9 +26,10 @@ import numpy as np
 
 from cascade.answers import extractor
 from cascade.config import AnswerConfig, load_config
-from cascade.eval.config_replay import run_config
-from cascade.eval.config_report import config_report, vs_strongest
-from cascade.eval.logs import LogTable, read_log
+from cascade.eval.analysis.config_replay import run_config
+from cascade.eval.analysis.config_report import config_report, vs_strongest
+from cascade.eval.data.formats import read_log
+from cascade.eval.data.logs import LogTable
 from cascade.optimize.candidates import Gate, Structure
 from cascade.optimize.cli import task_of, validate
 from cascade.optimize.select import Objective

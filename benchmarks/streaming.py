@@ -31,7 +31,7 @@ import numpy as np
 from scipy.stats import bootstrap
 
 from cascade import Cascade
-from cascade.eval.datasets import load_dataset
+from cascade.eval.data.formats import load_dataset
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 

@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
-    from cascade.eval import cli_args, cli_replay
+    from cascade.eval.cli import args as cli_args
+    from cascade.eval.cli import replay as cli_replay
     from cascade.learning import cli_ab, cli_learn
     from cascade.scoring import cli as cli_scorer
     from cascade.serve import cli_serve
@@ -175,7 +176,8 @@ def _validate(path: Path) -> int:
 
 
 def _evaluation(args: argparse.Namespace) -> int:
-    from cascade.eval import cli_eval, cli_replay
+    from cascade.eval.cli import evaluate as cli_eval
+    from cascade.eval.cli import replay as cli_replay
 
     if args.command == "replay":
         return cli_replay.run(args)

@@ -1,17 +1,24 @@
-"""Evaluation: gold-answer datasets, EM scoring, logged per-model outputs, offline replay and metrics.
+"""Evaluation: what a cascade buys on the user's own data, in three parts by purpose.
 
-What a cascade buys, on the user's own data: EM against tokens and money, next to every tier
-alone, random mixing and the oracle, with the field's metrics (APGR, CPT, AIQ, ΔIBC, ...).
-Plotting (`cascade.eval.plot`) and tables (`cascade.eval.report`) are imported on demand.
+- `cascade.eval.data`: the file formats (one table, `data.formats`): gold-answer datasets as `Item`s
+  and logs of per-model outputs as `LogTable`s (ours, RouterBench, RouteLLM).
+- `cascade.eval.live`: running a cascade and each tier alone on items through one output cache
+  (`cascade eval`, `cascade tune`), optionally on Ray.
+- `cascade.eval.analysis`: offline, no model called: EM scoring, policies replayed on a log, the
+  cost–EM curves and the field's metrics (APGR, CPT, AIQ, ΔIBC, ...), bootstrap statistics, the
+  typed replay report, tables and plots.
+- `cascade.eval.cli`: the command lines over them (`eval`, `tune`, `replay`).
 """
 
-from cascade.eval.datasets import Item, load_dataset, split
-from cascade.eval.logs import LogItem, LogTable, TierLog, read_log, write_log
-from cascade.eval.policies import CascadePolicy, Outcome, oracle, random_mix, single
-from cascade.eval.replay import replay, replay_file
-from cascade.eval.scoring import exact_match, extract, normalize_answer
+from cascade.eval.analysis.policies import CascadePolicy, Outcome, oracle, random_mix, single
+from cascade.eval.analysis.replay import replay, replay_file
+from cascade.eval.analysis.scoring import exact_match, extract, normalize_answer
+from cascade.eval.data.formats import FORMATS, load_dataset, read_log
+from cascade.eval.data.items import Item, split
+from cascade.eval.data.logs import LogItem, LogTable, TierLog, write_log
 
 __all__ = [
+    "FORMATS",
     "CascadePolicy",
     "Item",
     "LogItem",

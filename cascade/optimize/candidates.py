@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from cascade.acceptance import stopping_tier
-from cascade.eval.logs import LogTable
+from cascade.eval.data.logs import LogTable
 from cascade.optimize.chains import TierRun, TierSpec, agreement, chain_inputs
 from cascade.scoring.train import FitOptions, cross_fit
 

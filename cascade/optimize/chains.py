@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cascade.ensemble import agrees, vote
-from cascade.eval.logs import LogTable, TierLog
+from cascade.eval.data.logs import LogTable, TierLog
 from cascade.scoring import ScoringInput
 
 Extract = Callable[[str], str | None]

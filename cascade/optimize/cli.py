@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.errors import UserError
-from cascade.eval.log_options import log_options, model_map
-from cascade.eval.logs import LogTable, read_log
+from cascade.eval.cli.log_options import log_options, model_map
+from cascade.eval.data.formats import read_log
+from cascade.eval.data.logs import LogTable
 from cascade.optimize.select import Objective, Summary
 from cascade.optimize.tuner import Settings, TuneResult, tune
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from cascade.config import Prices
-from cascade.eval.external import estimate_tokens
-from cascade.eval.logs import LogTable
+from cascade.eval.data.external import estimate_tokens
+from cascade.eval.data.logs import LogTable
 
 SHORT_RESPONSE = 16
 LITELLM_NAMES: dict[str, str] = {

@@ -75,8 +75,8 @@ def _examples(args: argparse.Namespace) -> tuple[list[Any], list[bool], str, Any
     if args.config is None:
         raise UserError("--logs needs --config: the cascade whose tiers the scorer judges")
     from cascade.config import load_config
-    from cascade.eval.log_options import model_map
-    from cascade.eval.logs import read_log
+    from cascade.eval.cli.log_options import model_map
+    from cascade.eval.data.formats import read_log
 
     inputs, labels = log_examples(load_config(args.config), read_log(args.logs), model_map(args.model_map))
     return inputs, labels, str(args.logs), FitOptions(shared_head=False)

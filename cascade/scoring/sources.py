@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from cascade.config import CascadeConfig
-from cascade.eval.logs import LogTable
+from cascade.eval.data.logs import LogTable
 from cascade.scoring.inputs import ScoringInput
 from cascade.store.base import VALUED_KINDS, LabelledRun, Store, is_correct
 from cascade.store.paging import iter_labelled
@@ -54,7 +54,7 @@ def log_examples(
     """Every non-final tier of `config` on every item of a log of its models (RouterBench, RouteLLM,
     `cascade eval --log`), as the live cascade would hand it to its verifier, with the log's verdict."""
     from cascade.answers import extractor
-    from cascade.eval.config_replay import tier_specs
+    from cascade.eval.analysis.config_replay import tier_specs
     from cascade.optimize.chains import chain_inputs, run_tier
 
     specs = tier_specs(config, log, model_map)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.datasets import Item
+from cascade.eval.data.items import Item
+from cascade.eval.live.cache import CachingCompleter
 from cascade.types import Completion, CompletionRequest
 from tests.unit.bench_loader import load_benchmark
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.eval.anchors import routellm_metrics, routerbench_aiq, routerbench_cost_end
+from cascade.eval.analysis.anchors import routellm_metrics, routerbench_aiq, routerbench_cost_end
 
 # A 12-point sample of the RouteLLM GSM8K replay curve (share of GPT-4 calls, EM), rounded.
 GSM8K_LIKE = [

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cascade.completers.fake import FakeCompleter
-from cascade.eval.cache import CachingCompleter
+from cascade.eval.live.cache import CachingCompleter
 from cascade.types import CompletionRequest
 
 PROCESSES = 6

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cascade.errors import UserError
-from cascade.eval.datasets import detect_format, infer_task, load_dataset, split
+from cascade.eval.data.formats import detect_format, load_dataset
+from cascade.eval.data.items import infer_task, split
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not available")

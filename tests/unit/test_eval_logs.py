@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from cascade.errors import UserError
-from cascade.eval.external import LIST_PRICES, Price, estimate_tokens
-from cascade.eval.logs import LogItem, LogTable, TierLog, detect_log_format, read_log, write_log
+from cascade.eval.data.external import LIST_PRICES, Price, estimate_tokens
+from cascade.eval.data.formats import detect_log_format, read_log
+from cascade.eval.data.logs import LogItem, LogTable, TierLog, write_log
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not available")

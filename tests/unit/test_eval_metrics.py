@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cascade.eval import metrics as m
+from cascade.eval.analysis import metrics as m
 
 # weak alone (cost 1, EM 0.5), strong alone (cost 3, EM 0.9); a policy's four operating points.
 WEAK, STRONG = (1.0, 0.5), (3.0, 0.9)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from cascade.errors import UserError
-from cascade.eval.confidence import AgreementConfidence, HeuristicConfidence, LoggedConfidence, arithmetic_checks
-from cascade.eval.logs import LogItem, LogTable, TierLog
-from cascade.eval.policies import CascadePolicy, hull_chain, make_confidence, oracle, random_mix, single
+from cascade.eval.analysis.confidence import (
+    AgreementConfidence,
+    HeuristicConfidence,
+    LoggedConfidence,
+    arithmetic_checks,
+)
+from cascade.eval.analysis.policies import CascadePolicy, hull_chain, make_confidence, oracle, random_mix, single
+from cascade.eval.data.logs import LogItem, LogTable, TierLog
 
 
 def four_items() -> LogTable:

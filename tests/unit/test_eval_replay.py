@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from cascade.eval.anchors import routellm_metrics
-from cascade.eval.cli_replay import add_parser, run
-from cascade.eval.confidence import LoggedConfidence
-from cascade.eval.policies import CascadePolicy
-from cascade.eval.replay import METRIC_KEYS, replay, replay_file
-from cascade.eval.report import anchors_table
+from cascade.eval.analysis.anchors import routellm_metrics
+from cascade.eval.analysis.confidence import LoggedConfidence
+from cascade.eval.analysis.policies import CascadePolicy
+from cascade.eval.analysis.replay import METRIC_KEYS, replay, replay_file
+from cascade.eval.analysis.tables import anchors_table
+from cascade.eval.cli.replay import add_parser, run
 from tests.unit.test_eval_logs import _row, routerbench_csv
 from tests.unit.test_eval_policies import four_items
 

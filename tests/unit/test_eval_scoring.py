@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cascade.eval.scoring import exact_match, extract, normalize_answer
+from cascade.eval.analysis.scoring import exact_match, extract, normalize_answer
 
 
 def test_squad_normalisation() -> None:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cascade.eval import metrics as m
-from cascade.eval import stats
+from cascade.eval.analysis import metrics as m
+from cascade.eval.analysis import stats
 
 
 def _hand_bootstrap(values: np.ndarray, n_resamples: int, level: float, seed: int) -> tuple[float, float]:

@@ -11,11 +11,11 @@ from typing import Any
 import yaml
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.cli_eval import run_tune
-from cascade.eval.datasets import Item
-from cascade.eval.runner import evaluate
-from cascade.eval.tune import Objective, search
+from cascade.eval.cli.evaluate import run_tune
+from cascade.eval.data.items import Item
+from cascade.eval.live.cache import CachingCompleter
+from cascade.eval.live.runner import evaluate
+from cascade.eval.live.tune import Objective, search
 
 # "useless" is never right; "cheap" is right and sure on even numbers, unsure and wrong on odd;
 # "strong" is always right.
@@ -130,7 +130,7 @@ def test_tune_target_is_the_most_accurate_tier_not_the_last(tmp_path: Path) -> N
 
 
 def test_grid_stays_within_budget_as_more_tiers_are_tuned_at_once() -> None:
-    from cascade.eval.tune import MAX_COMBOS, MAX_GRID, grid_size
+    from cascade.eval.live.tune import MAX_COMBOS, MAX_GRID, grid_size
 
     assert grid_size(1) == MAX_COMBOS - 2 and grid_size(2) == MAX_GRID  # one gate: every confidence seen
     for tiers in range(1, 5):

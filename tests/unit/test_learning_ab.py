@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from cascade.errors import UserError
-from cascade.eval.logs import read_log
+from cascade.eval.data.formats import read_log
 from cascade.learning import cli_ab
 from cascade.learning.ab import (
     Criterion,

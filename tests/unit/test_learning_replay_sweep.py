@@ -70,8 +70,8 @@ def test_sweep_cell_no_material_ceiling_when_one_arm_is_best_everywhere() -> Non
 
 
 def test_tagged_streams_give_the_bandit_tagged_contexts_in_their_new_order() -> None:
-    from cascade.eval.confidence import LoggedConfidence
-    from cascade.eval.policies import CascadePolicy, PreparedCascade
+    from cascade.eval.analysis.confidence import LoggedConfidence
+    from cascade.eval.analysis.policies import CascadePolicy, PreparedCascade
 
     n = 3
     prepared = PreparedCascade(

@@ -13,9 +13,10 @@ import verifiers  # noqa: F401  registers the plugins even without installed ent
 from cascade import Cascade, FakeCompleter, FakeReply
 from cascade.answers import extractor
 from cascade.config import AnswerConfig, load_config
-from cascade.eval.config_replay import ConfigRun, run_config
-from cascade.eval.external import estimate_tokens
-from cascade.eval.logs import LogTable, read_log
+from cascade.eval.analysis.config_replay import ConfigRun, run_config
+from cascade.eval.data.external import estimate_tokens
+from cascade.eval.data.formats import read_log
+from cascade.eval.data.logs import LogTable
 from cascade.optimize.chains import TierSpec, chain_inputs, run_tier
 from cascade.optimize.models import litellm_name
 from cascade.scoring.train import FitOptions, fit_scorer

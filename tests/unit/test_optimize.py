@@ -13,9 +13,9 @@ import verifiers  # noqa: F401  registers the plugins even without installed ent
 from cascade.answers import extractor
 from cascade.cli import main
 from cascade.config import AnswerConfig, load_config
-from cascade.eval.config_replay import run_config
-from cascade.eval.config_report import config_report
-from cascade.eval.logs import LogItem, LogTable, TierLog, write_log
+from cascade.eval.analysis.config_replay import run_config
+from cascade.eval.analysis.config_report import config_report
+from cascade.eval.data.logs import LogItem, LogTable, TierLog, write_log
 from cascade.optimize.select import Objective, lower_bounds
 from cascade.optimize.tuner import Settings, tune
 from cascade.optimize.writer import write

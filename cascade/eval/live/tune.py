@@ -24,8 +24,8 @@ from cascade.acceptance import ThresholdSettings
 from cascade.config import CascadeConfig, PluginSpec
 from cascade.engine import Cascade
 from cascade.errors import UserError
-from cascade.eval.datasets import Item
-from cascade.eval.runner import EvalRun, query_of, score_results
+from cascade.eval.data.items import Item
+from cascade.eval.live.runner import EvalRun, query_of, score_results
 from cascade.protocols import Completer
 
 MAX_GRID = 12

@@ -15,12 +15,10 @@ from typing import Any
 import numpy as np
 
 from cascade.errors import UserError
-from cascade.eval import metrics as m
-from cascade.eval.anchors import routellm_metrics, routerbench_aiq, routerbench_cost_end
-from cascade.eval.datasets import split
-from cascade.eval.definitions import METRIC_DEFINITIONS
-from cascade.eval.logs import LogTable, read_log
-from cascade.eval.policies import (
+from cascade.eval.analysis import metrics as m
+from cascade.eval.analysis.anchors import routellm_metrics, routerbench_aiq, routerbench_cost_end
+from cascade.eval.analysis.definitions import METRIC_DEFINITIONS
+from cascade.eval.analysis.policies import (
     CascadePolicy,
     Outcome,
     PreparedCascade,
@@ -31,6 +29,9 @@ from cascade.eval.policies import (
     random_mix,
     single,
 )
+from cascade.eval.data.formats import read_log
+from cascade.eval.data.items import split
+from cascade.eval.data.logs import LogTable
 
 METRIC_KEYS = ("apgr", "cpt50", "cpt80", "aiq", "delta_ibc", "cost_reduction_at_matched_em", "oracle_saving_captured")
 

@@ -11,7 +11,7 @@ from cascade.errors import UserError
 
 def prices(specs: list[str]) -> dict[str, Any]:
     """`MODEL=IN,OUT` (USD per million tokens) per `--price`."""
-    from cascade.eval.external import Price
+    from cascade.eval.data.external import Price
 
     out = {}
     for spec in specs:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cascade.answers import number
 from cascade.errors import UserError
-from cascade.eval.datasets import Item, read_records
+from cascade.eval.data.items import Item, read_records
 
 LETTERS = "ABCDEFGHIJ"
 _ARC_OPTION = re.compile(r"Answer(\d+):\s*(.*?)(?=\s*Answer\d+:|\Z)", re.DOTALL)
@@ -116,15 +115,3 @@ def read_sst2(path: Path) -> list[Item]:
         label = "positive" if r["label"].strip() == "1" else "negative"
         items.append(Item(f"sst2-{i}", r["text"].strip(), [label], "first_line", meta={"label": int(r["label"])}))
     return items
-
-
-BUILTIN: dict[str, Callable[[Path], list[Item]]] = {
-    "nq": read_nq,
-    "gsm8k": read_gsm8k,
-    "arith": read_arith,
-    "svamp": read_svamp,
-    "arc_easy": read_arc_easy,
-    "mmlu": read_mmlu,
-    "boolq": read_boolq,
-    "sst2": read_sst2,
-}

@@ -1,12 +1,12 @@
 """What each metric in a replay or eval report means, written into the report beside the numbers.
 
 Keys follow the report's `metrics` block: ours at the top level, the anchors' exact definitions under
-`routellm.*` and `routerbench.*` (see `cascade.eval.anchors`).
+`routellm.*` and `routerbench.*` (see `cascade.eval.analysis.anchors`).
 """
 
 from __future__ import annotations
 
-from cascade.eval.anchors import ROUTELLM_SOURCE, ROUTERBENCH_SOURCE
+from cascade.eval.analysis.anchors import ROUTELLM_SOURCE, ROUTERBENCH_SOURCE
 
 METRIC_DEFINITIONS: dict[str, str] = {
     "apgr": (

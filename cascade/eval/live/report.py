@@ -1,7 +1,7 @@
 """The report of a live evaluation: the cascade as it really ran, next to replayed baselines.
 
 Baselines (each tier alone, random mixing, oracle) and the field's metrics come from replaying
-the per-tier log with the tiers' own verifier confidences (`cascade.eval.replay`); the `cascade`
+the per-tier log with the tiers' own verifier confidences (`cascade.eval.analysis.replay`); the `cascade`
 entry is the measured run itself, with bootstrap intervals over items.
 """
 
@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from cascade.eval.confidence import LoggedConfidence
-from cascade.eval.metrics import bootstrap_ci
-from cascade.eval.policies import CascadePolicy
-from cascade.eval.replay import replay
-from cascade.eval.runner import EvalRun
+from cascade.eval.analysis.confidence import LoggedConfidence
+from cascade.eval.analysis.metrics import bootstrap_ci
+from cascade.eval.analysis.policies import CascadePolicy
+from cascade.eval.analysis.replay import replay
+from cascade.eval.live.runner import EvalRun
 
 N_RESAMPLES = 1000
 

@@ -23,11 +23,12 @@ from cascade.completers.plugins import make_completer
 from cascade.config import CascadeConfig, load_config
 from cascade.engine import Cascade
 from cascade.errors import UserError
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.datasets import Item, load_dataset, split
-from cascade.eval.live_report import live_report
-from cascade.eval.runner import EvalRun, cache_path_for, evaluate, query_of, score_results
-from cascade.eval.tune import Candidate, Objective, score, search, tuned_yaml, with_thresholds
+from cascade.eval.data.formats import load_dataset
+from cascade.eval.data.items import Item, split
+from cascade.eval.live.cache import CachingCompleter
+from cascade.eval.live.report import live_report
+from cascade.eval.live.runner import EvalRun, cache_path_for, evaluate, query_of, score_results
+from cascade.eval.live.tune import Candidate, Objective, score, search, tuned_yaml, with_thresholds
 
 
 def load_items(args: argparse.Namespace) -> list[Item]:
@@ -60,8 +61,8 @@ async def run_with_progress(cascade: Cascade, items: list[Item], args: argparse.
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from cascade.eval.logs import write_log
-    from cascade.eval.report import print_report
+    from cascade.eval.analysis.tables import print_report
+    from cascade.eval.data.logs import write_log
 
     config = load_config(args.config)
     items = load_items(args)
@@ -76,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
         write_log(run.log, args.log)
         console.print(f"log: {args.log}")
     if args.plot:
-        from cascade.eval.plot import plot_report
+        from cascade.eval.analysis.plot import plot_report
 
         console.print(f"plot: {plot_report(report, args.plot)}")
     return 0
@@ -85,7 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def _run_items(config: CascadeConfig, items: list[Item], args: argparse.Namespace) -> tuple[EvalRun, dict[str, Any]]:
     """The evaluation on the chosen executor, and what the settings should record about it."""
     if getattr(args, "executor", "local") == "ray":
-        from cascade.eval.ray_executor import evaluate_on_ray
+        from cascade.eval.live.ray_executor import evaluate_on_ray
 
         cache_file = args.cache or cache_path_for(config._source, args.dataset)
         run = evaluate_on_ray(config, items, template=args.template, cache=cache_file, address=args.ray_address)
@@ -128,7 +129,7 @@ def run_tune(args: argparse.Namespace) -> int:
         "candidates_tried": len(candidates),
     }
     _tuning_table(report, console)
-    from cascade.eval.report import print_report
+    from cascade.eval.analysis.tables import print_report
 
     print_report(report, console)
     _write(report, args.out, console)

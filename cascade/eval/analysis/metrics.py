@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from cascade.eval.stats import bootstrap_ci as bootstrap_ci  # re-exported: where callers found it
+from cascade.eval.analysis.stats import bootstrap_ci as bootstrap_ci  # re-exported: where callers found it
 
 Point = tuple[float, float]
 _EPS = 1e-12
@@ -33,7 +33,7 @@ def normalised_cost(cost: float, weak: Point, strong: Point) -> float | None:
     always pays its first tier, pays every tier it climbs through and any verifier, and can recover
     much of the gap with no strong call at all, so its share of strong calls and its share of the
     cost gap differ. The RouteLLM-definition numbers, on the
-    share axis, are in `cascade.eval.anchors`.
+    share axis, are in `cascade.eval.analysis.anchors`.
     """
     span = strong[0] - weak[0]
     return None if abs(span) < _EPS else (cost - weak[0]) / span
@@ -49,7 +49,7 @@ def _pgr_points(curve: Sequence[Point], weak: Point, strong: Point) -> list[Poin
 def apgr(curve: Sequence[Point], weak: Point, strong: Point) -> float | None:
     """Average PGR over normalised cost from 0 to 1: RouteLLM's idea (Ong et al. 2024) on the cost axis.
 
-    Not RouteLLM's exact definition (share of strong calls, raw points, see `cascade.eval.anchors`):
+    Not RouteLLM's exact definition (share of strong calls, raw points, see `cascade.eval.analysis.anchors`):
     here the weak (0, 0) and strong (1, 1) end points are added; points beyond the strong model's cost
     are dropped and cheaper-than-weak points moved to 0; the upper envelope (best PGR reached at
     or below each cost) is integrated by the trapezoid rule. Random weak/strong mixing scores 0.5.
@@ -66,7 +66,7 @@ def apgr(curve: Sequence[Point], weak: Point, strong: Point) -> float | None:
 def cpt(curve: Sequence[Point], weak: Point, strong: Point, target: float = 0.5) -> float | None:
     """Cost to reach `target` PGR (after RouteLLM's CPT(50%), CPT(80%)): the least normalised cost
     among the policy's own points with PGR ≥ target; None when no point gets there. No interpolation
-    (RouteLLM interpolates the share of strong calls: `cascade.eval.anchors`): a point between two
+    (RouteLLM interpolates the share of strong calls: `cascade.eval.analysis.anchors`): a point between two
     thresholds would be a different (mixed) policy."""
     points = _pgr_points(curve, weak, strong)
     if points is None:
@@ -116,7 +116,7 @@ def aiq(curve: Sequence[Point], cost_range: tuple[float, float] | None = None) -
     """Average Improvement in Quality after RouterBench (Hu et al. 2024): the area under the
     non-decreasing convex hull of the points over [c_min, c_max], divided by c_max − c_min.
 
-    RouterBench's `calc_AIQ` integrates over [0, max cost] instead (`cascade.eval.anchors`).
+    RouterBench's `calc_AIQ` integrates over [0, max cost] instead (`cascade.eval.analysis.anchors`).
     `cost_range` defaults to the points' own range; pass a common one to compare policies. Below
     the policy's cheapest point quality counts as 0 (nothing runs that cheaply); beyond its last
     hull point it stays at the best EM.

@@ -1,7 +1,8 @@
 """Logged per-item × per-tier outputs: what each model answered, whether it was right, what it cost.
 
 Replay evaluates policies on these tables without calling a model. Sources: our own eval runs
-(JSONL, `write_log`/`read_cascade_log`), RouterBench CSVs and RouteLLM's response files (`external.py`).
+(JSONL, `write_log`/`read_cascade_log`), RouterBench CSVs and RouteLLM's response files (`external.py`);
+`cascade.eval.data.formats.read_log` reads any of them.
 Unknown correctness stays None, never counts as correct, and `select` drops such items openly.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from cascade.errors import UserError
-from cascade.eval.unreadable import json_lines, reading
+from cascade.eval.data.unreadable import json_lines
 from cascade.types import Attempt
 
 
@@ -136,40 +137,3 @@ def read_cascade_log(path: str | Path) -> LogTable:
         models = list(items[0].tiers)
     tokens_known = all(t.tokens is not None for item in items for t in item.tiers.values())
     return LogTable(models, items, source=source, fmt="cascade", tokens_estimated=not tokens_known)
-
-
-def read_log(path: str | Path, fmt: str | None = None, **options: Any) -> LogTable:
-    """Any supported log; `fmt` is routerbench, routellm or cascade (detected when None)."""
-    from cascade.eval import external
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"log not found: {path}")
-    with reading(path, "log"):
-        fmt = fmt or detect_log_format(path)
-    readers = {"routerbench": external.read_routerbench, "routellm": external.read_routellm}
-    if fmt not in (*readers, "cascade"):
-        raise UserError(f"unknown log format {fmt!r}; one of: routerbench, routellm, cascade")
-    with reading(path, "log", fmt):
-        if fmt == "routellm":
-            table = external.read_routellm(path, **options)
-        else:
-            table = external.read_routerbench(path) if fmt == "routerbench" else read_cascade_log(path)
-    if not table.models or not table.items:
-        raise UserError(f"log {path} ({fmt}) has no {'models' if not table.models else 'items'}")
-    return table
-
-
-def detect_log_format(path: Path) -> str:
-    """RouterBench has `<model>|total_cost` columns; RouteLLM has per-model True/False columns."""
-    if path.is_dir():
-        return "routellm"
-    if path.suffix.lower() == ".jsonl":
-        return "cascade"
-    with path.open(encoding="utf-8") as fh:
-        header = fh.readline()
-    if "|total_cost" in header:
-        return "routerbench"
-    if header.startswith("prompt,"):
-        return "routellm"
-    raise UserError(f"cannot tell the log format of {path}; pass --format routerbench|routellm|cascade")

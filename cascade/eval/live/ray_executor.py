@@ -17,10 +17,10 @@ from cascade.completers.plugins import make_completer
 from cascade.config import CascadeConfig
 from cascade.engine import Cascade
 from cascade.errors import UserError
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.datasets import Item
-from cascade.eval.logs import LogTable
-from cascade.eval.runner import EvalRun, evaluate
+from cascade.eval.data.items import Item
+from cascade.eval.data.logs import LogTable
+from cascade.eval.live.cache import CachingCompleter
+from cascade.eval.live.runner import EvalRun, evaluate
 
 
 def _evaluate_chunk(config: CascadeConfig, cache: str | None, items: list[Item], template: str | None) -> EvalRun:

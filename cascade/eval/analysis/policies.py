@@ -17,9 +17,14 @@ import numpy as np
 
 from cascade.acceptance import stopping_tier
 from cascade.errors import UserError
-from cascade.eval.confidence import AgreementConfidence, ConfidenceSource, HeuristicConfidence, LoggedConfidence
-from cascade.eval.logs import LogTable
-from cascade.eval.metrics import Point, upper_hull
+from cascade.eval.analysis.confidence import (
+    AgreementConfidence,
+    ConfidenceSource,
+    HeuristicConfidence,
+    LoggedConfidence,
+)
+from cascade.eval.analysis.metrics import Point, upper_hull
+from cascade.eval.data.logs import LogTable
 
 Threshold = float | tuple[float, ...]
 

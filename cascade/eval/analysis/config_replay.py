@@ -20,7 +20,7 @@ import numpy as np
 from cascade.answers import extractor
 from cascade.config import CascadeConfig
 from cascade.errors import UserError
-from cascade.eval.logs import LogTable
+from cascade.eval.data.logs import LogTable
 from cascade.optimize.chains import TierRun, TierSpec, run_tier
 from cascade.optimize.models import log_column
 from cascade.protocols import DecideContext, Verifier, VerifyContext

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 from scipy.stats import bootstrap
 
-from cascade.eval import metrics as m
-from cascade.eval.confidence import Scored
-from cascade.eval.config_replay import ConfigRun
-from cascade.eval.logs import LogTable
-from cascade.eval.policies import CascadePolicy, PreparedCascade, single
-from cascade.eval.replay import replay
+from cascade.eval.analysis import metrics as m
+from cascade.eval.analysis.confidence import Scored
+from cascade.eval.analysis.config_replay import ConfigRun
+from cascade.eval.analysis.policies import CascadePolicy, PreparedCascade, single
+from cascade.eval.analysis.replay import replay
+from cascade.eval.data.logs import LogTable
 
 
 @dataclass(frozen=True)

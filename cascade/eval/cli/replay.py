@@ -1,6 +1,6 @@
 """`cascade replay`: evaluate cascades offline on logged per-model outputs, no model calls.
 
-Wire with `cli_replay.add_parser(sub)` and dispatch `command == "replay"` to `cli_replay.run(args)`.
+Wire with `add_parser(sub)` and dispatch `command == "replay"` to `run(args)`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from cascade.errors import UserError
+from cascade.eval.data.formats import LOG_FORMATS
 
 
 def _names(value: str) -> list[str]:
@@ -31,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="cascade tiers in order, comma-separated (default: all models; "
         "the cascade runs through those on the cost–EM hull)",
     )
-    parser.add_argument("--format", choices=["routerbench", "routellm", "cascade"], help="default: detected")
+    parser.add_argument("--format", choices=LOG_FORMATS, help="default: detected")
     parser.add_argument(
         "--confidence",
         choices=["agreement", "logged", "heuristic"],
@@ -78,9 +79,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Replay, print the tables, write `--out` JSON and `--plot` PNG. 0 on success."""
-    from cascade.eval.log_options import log_options as options_of
-    from cascade.eval.replay import replay_file
-    from cascade.eval.report import print_report
+    from cascade.eval.analysis.replay import replay_file
+    from cascade.eval.analysis.tables import print_report
+    from cascade.eval.cli.log_options import log_options as options_of
 
     log_options = options_of(args)
     if args.config is not None:
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         console.print(f"report: {args.out}")
     if args.plot:
-        from cascade.eval.plot import plot_report
+        from cascade.eval.analysis.plot import plot_report
 
         console.print(f"plot: {plot_report(report, args.plot)}")
     return 0
@@ -114,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> dict[str, Any]:
     from cascade.config import load_config
-    from cascade.eval.config_replay import run_config
-    from cascade.eval.config_report import config_report
-    from cascade.eval.log_options import model_map
-    from cascade.eval.logs import read_log
+    from cascade.eval.analysis.config_replay import run_config
+    from cascade.eval.analysis.config_report import config_report
+    from cascade.eval.cli.log_options import model_map
+    from cascade.eval.data.formats import read_log
 
     clashing = [
         flag

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from cascade.engine import Cascade
 from cascade.errors import ProviderError
-from cascade.eval.datasets import Item
-from cascade.eval.logs import LogItem, LogTable, TierLog
-from cascade.eval.scoring import exact_match
+from cascade.eval.analysis.scoring import exact_match
+from cascade.eval.data.items import Item
+from cascade.eval.data.logs import LogItem, LogTable, TierLog
 from cascade.tiers import TierRuntime
 from cascade.types import CascadeResult
 

@@ -1,6 +1,6 @@
 """The anchors' own metric definitions, so our numbers can be set beside their published ones.
 
-`cascade.eval.metrics` holds our forms, made for cascades (cost on the x-axis, end points added,
+`cascade.eval.analysis.metrics` holds our forms, made for cascades (cost on the x-axis, end points added,
 no interpolation). The field publishes its numbers with other definitions; these reproduce them:
 
 - RouteLLM (Ong et al. 2024; lm-sys/RouteLLM @ 0b64fdaf, `routellm/evals/evaluate.py`): x is the
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cascade.eval.metrics import Point, upper_hull
+from cascade.eval.analysis.metrics import Point, upper_hull
 
 ROUTELLM_SOURCE = "RouteLLM @ 0b64fdaf, routellm/evals/evaluate.py"
 ROUTERBENCH_SOURCE = "RouterBench @ cc67d100, evaluation/AIQ.py (calc_AIQ)"

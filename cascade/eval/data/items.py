@@ -1,7 +1,7 @@
-"""Gold-answer QA sets as `Item`s: plain JSONL/JSON/CSV with a field mapping, plus the shared/data formats.
+"""Gold-answer items: one `Item` shape for every source, so eval, tune and replay never care where
+questions came from; plain records (JSONL/JSON/CSV/TSV) mapped onto items, and seeded splits.
 
-One item shape for every source, so eval, tune and replay never care where questions came from.
-Readers for the shared/data files live in `readers.py`; this module detects, maps and splits.
+Which file holds which format, and which reader reads it, is `cascade.eval.data.formats`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from cascade.errors import UserError
-from cascade.eval.unreadable import json_lines, reading
+from cascade.eval.data.unreadable import json_lines
 
 T = TypeVar("T")
 QUESTION_FIELDS = ("question", "query", "prompt", "input", "text")
@@ -38,80 +38,6 @@ class Item:
     def prompt(self) -> str:
         """The question with its passage (BoolQ-style items are unanswerable without it)."""
         return f"{self.context}\n\nQuestion: {self.question}" if self.context else self.question
-
-
-def load_dataset(
-    path: str | Path,
-    fmt: str | None = None,
-    *,
-    question_field: str | None = None,
-    answer_field: str | None = None,
-    id_field: str | None = None,
-    task: str | None = None,
-) -> list[Item]:
-    """Items from `path`; `fmt` overrides detection (see `FORMATS`), field names map plain files."""
-    from cascade.eval import readers
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"dataset not found: {path}")
-    with reading(path, "dataset"):
-        fmt = fmt or detect_format(path)
-    if fmt not in readers.BUILTIN and fmt not in ("jsonl", "json", "csv", "tsv"):
-        raise UserError(f"unknown dataset format {fmt!r}; one of: {', '.join(FORMATS)}")
-    with reading(path, "dataset", fmt):
-        if fmt in readers.BUILTIN:
-            items = readers.BUILTIN[fmt](path)
-        else:
-            records = list(read_records(path, fmt))
-            items = from_records(records, question_field, answer_field, id_field, source=path.stem)
-    if not items:
-        raise UserError(f"dataset {path} has no items")
-    if task:
-        for item in items:
-            item.task = task
-    return items
-
-
-FORMATS = ("jsonl", "json", "csv", "tsv", "nq", "gsm8k", "arith", "svamp", "arc_easy", "mmlu", "boolq", "sst2")
-
-
-def detect_format(path: Path) -> str:
-    """The reader for a file, from its name first and its shape second."""
-    name = path.name.lower()
-    if path.is_dir():
-        return "mmlu"
-    by_name = {"nq-open": ("nq", ".jsonl"), "gsm8k": ("gsm8k", ".jsonl"), "svamp": ("svamp", ".json")}
-    by_name |= {"boolq": ("boolq", ".json"), "sst2": ("sst2", ".tsv")}
-    for key, (fmt, suffix) in by_name.items():
-        if key in name and path.suffix.lower() == suffix:
-            return fmt
-    if name in ("addsub.json", "multiarith.json", "singleeq.json"):
-        return "arith"
-    if "arc_easy" in str(path).lower() and name.endswith(".json"):
-        return "arc_easy"
-    return _detect_by_shape(path)
-
-
-def _detect_by_shape(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("csv", "tsv"):
-        with path.open(newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh, delimiter="\t" if suffix == "tsv" else ","), [])
-        if header[:1] == ["question"] and "choice0" in header and "answer" in header:
-            return "mmlu"
-        return suffix
-    if suffix == "json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        first = data[0] if isinstance(data, list) and data else {}
-        if "lSolutions" in first:
-            return "arith"
-        if {"Body", "Question", "Answer"} <= set(first):
-            return "svamp"
-        if "instruction" in first and str(first.get("answer", "")).startswith("answer"):
-            return "arc_easy"
-        return "json"
-    return "jsonl"
 
 
 def read_records(path: Path, fmt: str) -> Iterator[dict[str, Any]]:

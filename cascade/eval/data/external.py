@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cascade.errors import UserError
-from cascade.eval.logs import LogItem, LogTable, TierLog
+from cascade.eval.data.logs import LogItem, LogTable, TierLog
 
 CHARS_PER_TOKEN = 4
 _META_COLUMNS = {"", "sample_id", "prompt", "eval_name", "oracle_model_to_route_to"}

@@ -1,0 +1,1 @@
+"""Offline analysis of logged outputs: EM, replayed policies, cost–EM curves, metrics, statistics, reports."""

@@ -1,0 +1,1 @@
+"""The evaluation command lines: `cascade eval`, `cascade tune`, `cascade replay`."""

@@ -1,0 +1,1 @@
+"""Data formats: gold-answer datasets and logs of per-model outputs, read through one format table."""

@@ -1,0 +1,1 @@
+"""Live evaluation: a cascade and each tier alone on the same items, through one output cache."""
