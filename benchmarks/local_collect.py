@@ -19,8 +19,8 @@ from local_families import FAMILIES, splits
 
 from cascade import load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.scoring import exact_match
+from cascade.eval.analysis.scoring import exact_match
+from cascade.eval.live.cache import CachingCompleter
 from cascade.protocols import Completer
 from cascade.tiers import TierRuntime
 from cascade.types import Completion

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cascade.eval.datasets import Item
-from cascade.eval.readers import (
+from cascade.eval.data.gold import (
     read_arc_easy,
     read_arith,
     read_boolq,
@@ -32,6 +31,7 @@ from cascade.eval.readers import (
     read_sst2,
     read_svamp,
 )
+from cascade.eval.data.items import Item
 
 SEED = 12
 N_CALIBRATION = 150

@@ -14,7 +14,7 @@ from cascade import ConfigError, FakeCompleter
 from cascade.answers import completion_pattern
 from cascade.completers.litellm_completer import LiteLLMCompleter, _read
 from cascade.config import AnswerConfig, CascadeConfig, EarlyExitConfig
-from cascade.eval.cache import CachingCompleter, request_key
+from cascade.eval.live.cache import CachingCompleter, request_key
 from cascade.local.decoding import Generation
 from cascade.local.params import EARLY_EXIT, STOP_PATTERN
 from cascade.local.provider import fill_response, params_from
