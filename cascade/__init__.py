@@ -4,10 +4,10 @@ A cheap tier answers first; verifiers score the answer; a router accepts it or e
 to a stronger tier with a bigger token budget. Every step records tokens, cost and latency.
 """
 
-import os
+# First: litellm's offline price map is set before any module can import litellm.
+from cascade import litellm_setup as _litellm_setup  # noqa: F401
 
-# litellm fetches its price map over the network at import unless told otherwise.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# isort: split
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any

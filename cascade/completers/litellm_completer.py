@@ -1,7 +1,7 @@
 """The real completer: any provider litellm reaches (OpenAI, Anthropic, vLLM, Ollama, llama.cpp, local).
 
-litellm is imported lazily (it is slow to import) after pinning its price map to the local
-copy, so no import waits on the network. Errors are mapped onto our transient/permanent
+litellm is imported lazily (it is slow to import) and configured in one place,
+`cascade.litellm_setup`. Errors are mapped onto our transient/permanent
 split and scrubbed of API keys before they travel anywhere.
 """
 
@@ -9,30 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
+from cascade.litellm_setup import import_litellm
 from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN
 from cascade.types import Completion, CompletionRequest, Probe, ToolCall, TopLogprobs
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 _TRANSIENT_STATUS = {408, 409, 425, 429}
 _KEY_LIKE = re.compile(r"\b(sk|pk|rk|key)[-_][A-Za-z0-9_\-]{8,}")
-
-
-def import_litellm() -> Any:
-    """Import litellm once, quietly, with the offline price map and local provider registered."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    litellm.drop_params = True  # a provider without logprobs/seed support ignores them
-    return litellm
 
 
 class LiteLLMCompleter:

@@ -8,10 +8,6 @@ event loop and a stream reader can stop early without wedging the model.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
 import asyncio
 import json
 import queue

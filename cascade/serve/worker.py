@@ -74,10 +74,10 @@ def load_cascades(
 
     Learning routers learn from `learning_store` (the server's store) unless their config names one.
     """
-    from cascade.completers.litellm_completer import import_litellm
     from cascade.completers.plugins import make_completer
     from cascade.config import load_config
     from cascade.engine import Cascade
+    from cascade.litellm_setup import import_litellm
     from cascade.routable import check_routable
     from cascade.serve.cooldown import CooldownCompleter
 

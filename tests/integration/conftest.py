@@ -6,7 +6,6 @@ Missing llama-cpp-python or weight packages skip with the exact pip command; CI 
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -16,8 +15,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before any test module imports litellm
 
 import pytest
 

@@ -152,7 +152,7 @@ def test_the_prompt_bound_counts_bytes_and_the_template() -> None:
 )
 def test_the_prompt_bound_is_above_real_tokenizers_counts(text: str) -> None:
     """OpenAI's tokenizers (tiktoken, shipped with litellm) count at most the bound."""
-    from cascade.completers.litellm_completer import import_litellm
+    from cascade.litellm_setup import import_litellm
 
     litellm = import_litellm()
     messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": text}]

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +125,20 @@ def test_a_circle_closed_by_an_import_inside_a_function_is_found(tmp_path: Path)
     assert cycle_in(graph) in (["pkg.a", "pkg.b", "pkg.a"], ["pkg.b", "pkg.a", "pkg.b"])
     graph["pkg.b"].clear()
     assert cycle_in(graph) is None
+
+
+def test_one_module_configures_litellm() -> None:
+    """`LITELLM_LOCAL_MODEL_COST_MAP` is set in one place, which the package imports first."""
+    setters = [
+        module for module, path in MODULES.items() if "LITELLM_LOCAL_MODEL_COST_MAP" in path.read_text(encoding="utf-8")
+    ]
+    assert setters == ["cascade.litellm_setup"]
+    first = ast.parse(MODULES["cascade"].read_text(encoding="utf-8")).body[1]  # after the docstring
+    assert isinstance(first, ast.ImportFrom) and [a.name for a in first.names] == ["litellm_setup"]
+
+
+def test_importing_cascade_sets_the_offline_price_map_without_importing_litellm() -> None:
+    code = "import os, sys, cascade; print(os.environ.get('LITELLM_LOCAL_MODEL_COST_MAP'), 'litellm' in sys.modules)"
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"} | {"PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
