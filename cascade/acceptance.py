@@ -39,7 +39,7 @@ def accepts(confidence: float | np.ndarray | None, threshold: float | np.ndarray
     if confidence is None:
         return False
     if isinstance(confidence, np.ndarray):
-        return np.greater_equal(confidence, threshold)
+        return np.asarray(np.greater_equal(confidence, threshold))
     return bool(confidence >= threshold)
 
 
@@ -50,7 +50,7 @@ def stopping_tier(confidence: np.ndarray, thresholds: float | Sequence[float] | 
     if not gates:
         return np.zeros(n, dtype=int)
     accept = accepts(confidence, np.broadcast_to(np.asarray(thresholds, dtype=float), (gates,)))
-    return np.where(accept.any(axis=1), accept.argmax(axis=1), gates)
+    return np.asarray(np.where(accept.any(axis=1), accept.argmax(axis=1), gates))
 
 
 class ThresholdSettings(BaseModel):

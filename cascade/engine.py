@@ -59,7 +59,7 @@ class Cascade:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         learning_store: str | None = None,
         learn_on_build: bool = True,
-        checkpointer: BaseCheckpointSaver | None = None,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
         arm: tuple[str, str] | None = None,
     ):
         """`learning_store`: the store (path or DSN) learning routers learn from unless their config
@@ -128,7 +128,7 @@ class Cascade:
         path: str | os.PathLike[str],
         *,
         completer: Completer | None = None,
-        checkpointer: BaseCheckpointSaver | None = None,
+        checkpointer: BaseCheckpointSaver[Any] | None = None,
     ) -> Cascade:
         return cls(load_config(path), completer=completer, checkpointer=checkpointer)
 

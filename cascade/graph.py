@@ -28,7 +28,7 @@ import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -103,12 +103,12 @@ class CascadeGraph:
         self.needs_approval = any(t.config.approve for t in tiers)
         self.compiled = self.compile()
 
-    def compile(self, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[CascadeState]:
         """The workflow compiled with `checkpointer` (needed to resume runs and to ask approvals)."""
         saver = with_state_types(checkpointer) if checkpointer is not None else None
         return self.builder().compile(checkpointer=saver, name="cascade")
 
-    def builder(self) -> StateGraph:
+    def builder(self) -> StateGraph[CascadeState]:
         graph = StateGraph(CascadeState)
         if self.pre_router is not None:
             graph.add_node("route", self.route)
@@ -284,7 +284,7 @@ class CascadeGraph:
         return record, why
 
 
-def with_state_types(saver: BaseCheckpointSaver) -> BaseCheckpointSaver:
+def with_state_types(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:
     """`saver` allowed to read back the cascade's state types (LangGraph warns about, and will
     block, unregistered types): a default serializer becomes one that allows exactly LangGraph's
     safe types and these; any other gets them added to its allowlist. The saver is not changed."""

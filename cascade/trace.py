@@ -151,4 +151,6 @@ def render_text(result: CascadeResult, *, width: int = 100) -> str:
     """The trace as plain text (no colour), e.g. for logs and tests."""
     console = Console(color_system=None, width=width, file=io.StringIO())
     console.print(Trace(result))
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    buffer = console.file
+    assert isinstance(buffer, io.StringIO)
+    return buffer.getvalue()

@@ -6,7 +6,8 @@ schema, agreement, ensemble, scorer, vote (an ensemble tier's own vote share). T
 for sampling live in `verifiers.stopping`.
 """
 
-from verifiers.agreement import AgreementConfig, AgreementVerifier, normalise
+from cascade.answers import normalise
+from verifiers.agreement import AgreementConfig, AgreementVerifier
 from verifiers.ensemble import EnsembleConfig, EnsembleVerifier, Member, MemberConfig, VotedContext, with_answer
 from verifiers.format import FormatConfig, FormatVerifier
 from verifiers.logprob import LogprobConfig, LogprobVerifier, aggregate_logprobs

@@ -55,7 +55,7 @@ def ab_increments(y: np.ndarray, is_a: np.ndarray, p: float) -> np.ndarray:
     seen = np.arange(len(y))
     earlier = np.concatenate([[0.0], np.cumsum(y)[:-1] / np.maximum(seen[1:], 1)]) if len(y) else y
     weight = np.where(is_a, 1 / p, -1 / (1 - p))
-    return (y - earlier) * weight
+    return np.asarray((y - earlier) * weight)
 
 
 def confidence_sequence(

@@ -109,9 +109,10 @@ class Decoder:
 
     def _stream(self) -> Generator[int, None, None]:
         p = self.params
-        return self.model.llama.generate(
+        tokens: Generator[int, None, None] = self.model.llama.generate(
             self.prompt + self.tokens, temp=p.temperature, top_p=p.top_p, repeat_penalty=1.0, grammar=self.grammar
         )
+        return tokens
 
     def _take(self, token: int) -> None:
         if self.params.logprobs:

@@ -131,7 +131,7 @@ class LocalModel:
         room = self.llama.n_ctx() - prompt_len
         if room <= 0:
             raise ValueError(f"prompt has {prompt_len} tokens, the context window holds {self.llama.n_ctx()}")
-        return room if max_tokens is None else max(0, min(max_tokens, room))
+        return int(room if max_tokens is None else max(0, min(max_tokens, room)))
 
     def is_end(self, token: int) -> bool:
         """An end-of-generation token (end of turn, end of text)."""

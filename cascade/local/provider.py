@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import litellm
-from litellm import CustomLLM
-from litellm.llms.custom_llm import CustomLLMError
+from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 from litellm.types.llms.openai import ChatCompletionUsageBlock
 from litellm.types.utils import (
     ChatCompletionMessageToolCall,
@@ -249,16 +248,16 @@ def _start_producer(
 class LocalLLM(CustomLLM):
     """litellm's CustomLLM for `local/...`; litellm calls these with keyword arguments."""
 
-    def completion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
+    def completion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         local = _model_for(model, kwargs["optional_params"])
         generation = _generate(local, messages, kwargs["optional_params"], _text_writer(kwargs["optional_params"]))
         calls = tool_calls_of(generation, kwargs["optional_params"])
         return fill_response(kwargs["model_response"], generation, model, calls)
 
-    async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:
+    async def acompletion(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> ModelResponse:
         return await asyncio.to_thread(self.completion, model, messages, *args, **kwargs)
 
-    def streaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
+    def streaming(self, model: str, messages: list[Any], *args: Any, **kwargs: Any) -> Iterator[GenericStreamingChunk]:
         local = _model_for(model, kwargs["optional_params"])  # fail at call time, not at the first chunk
         items: queue.Queue[object] = queue.Queue()
         cancelled = threading.Event()
@@ -270,7 +269,7 @@ class LocalLLM(CustomLLM):
     # litellm's base declares a coroutine, but its dispatcher iterates what astreaming returns
     # (its docs use an async generator, as here); tests/integration check it end to end.
     async def astreaming(  # type: ignore[override]
-        self, model: str, messages: list, *args: Any, **kwargs: Any
+        self, model: str, messages: list[Any], *args: Any, **kwargs: Any
     ) -> AsyncIterator[GenericStreamingChunk]:
         local = await asyncio.to_thread(_model_for, model, kwargs["optional_params"])
         loop = asyncio.get_running_loop()

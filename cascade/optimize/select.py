@@ -85,7 +85,7 @@ def _pick(correct: np.ndarray, cost: np.ndarray, ref: Reference, mask: np.ndarra
     ratio = cost[:, mask].sum(axis=1) / ref.cost[mask].sum()
     ok = np.flatnonzero((lcb >= -objective.tolerance - 1e-12) & (ratio <= 1 - objective.min_saving + 1e-12))
     if not ok.size:
-        return correct.shape[0] - 1
+        return int(correct.shape[0]) - 1
     # Settings that do the same on these items are told apart by the safer bound, then the higher
     # thresholds (a later row): the lowest threshold that happens to accept nothing more here may
     # accept much more on other items.
@@ -196,7 +196,7 @@ def choose_value(summaries: Sequence[Summary], objective: Objective) -> Summary:
     """The best net benefit, or the simplest candidate within one paired standard error of it."""
 
     def benefit(s: Summary) -> np.ndarray:
-        return objective.value_per_correct * s.correct - s.cost_items
+        return np.asarray(objective.value_per_correct * s.correct - s.cost_items)
 
     best = max(summaries, key=lambda s: s.benefit)
     near = []

@@ -47,7 +47,7 @@ class Calibration:
         if self.kind == "sigmoid":
             return _sigmoid(self.a * _logit(p) + self.b)
         if self.kind == "isotonic":
-            return np.interp(p, np.asarray(self.x), np.asarray(self.y))
+            return np.asarray(np.interp(p, np.asarray(self.x), np.asarray(self.y)))
         return p
 
     def to_json(self) -> dict[str, Any]:
@@ -85,7 +85,7 @@ class Head:
         return _sigmoid(((x - self.mean) / self.scale) @ self.coef + self.intercept)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.clip(self.calibration(self.raw(x)), 0.0, 1.0)
+        return np.asarray(np.clip(self.calibration(self.raw(x)), 0.0, 1.0))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -188,12 +188,12 @@ class Scorer:
 
 
 def _sigmoid(z: np.ndarray | float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0)))
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0))))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.log(q / (1 - q))
+    return np.asarray(np.log(q / (1 - q)))
 
 
 __all__ = ["ANY_TIER", "FORMAT", "VERSION", "Calibration", "Head", "Scorer"]
