@@ -27,7 +27,7 @@ from cascade.registry import BuildContext
 from cascade.store.access import StoreAccess
 from cascade.structured import OutputSpec
 from cascade.telemetry import RunSpan, run_span
-from cascade.tier_verifiers import tier_verifiers
+from cascade.tier_verifiers import tier_verifiers, verifier_spec
 from cascade.tiers import TierRuntime
 from cascade.types import ApprovalRequest, Attempt, CascadeResult, TextDelta, TierStart, answering_attempt
 
@@ -93,7 +93,10 @@ class Cascade:
             self.meter = MeteredCompleter(completer or build.completer(config.completer))  # budgets, per call
             self.completer = RetryingCompleter(self.meter, config.retry, sleep=sleep)
             verifiers = tier_verifiers(config, build)
-            tiers = [TierRuntime.build(t, self.completer, v) for t, v in zip(config.tiers, verifiers, strict=True)]
+            tiers = [
+                TierRuntime.build(tier, self.completer, verifier, verifier_spec(config, i)[0].type)
+                for i, (tier, verifier) in enumerate(zip(config.tiers, verifiers, strict=True))
+            ]
             self.router = build.router(config.router)
             self.pre_router = build.pre_router(config.pre_router) if config.pre_router else None
             self.budget = Budget(config.budget, self.meter)
@@ -118,6 +121,7 @@ class Cascade:
         return self.variants[variant_for(self.config.experiment, user=user, key=key, tag=tag)]
 
     def _labelled(self, result: CascadeResult) -> CascadeResult:
+        result.router = self.runtime_config.router.type
         if self.arm_name is not None:
             result.experiment, result.variant = self.arm_name
         return result

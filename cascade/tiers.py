@@ -71,13 +71,16 @@ class TierRuntime:
     judge: Completer
     extract: Callable[[str], str | None]
     specs: list[ModelSpec] = field(default_factory=list)
+    verifier_type: str | None = None  # the config's `type:` of `verifier`, shown with its verdicts
 
     def __post_init__(self) -> None:
         self.specs = self.specs or self.config.member_specs()
 
     @classmethod
-    def build(cls, config: TierConfig, completer: Completer, verifier: Verifier) -> TierRuntime:
-        return cls(config, completer, verifier, completer, extractor(config.answer))
+    def build(
+        cls, config: TierConfig, completer: Completer, verifier: Verifier, verifier_type: str | None = None
+    ) -> TierRuntime:
+        return cls(config, completer, verifier, completer, extractor(config.answer), verifier_type=verifier_type)
 
     def request(self, spec: ModelSpec, chat: Conversation, *, max_tokens: int, index: int) -> CompletionRequest:
         """The call of one of the tier's models (`spec`: its endpoint, key and prices) for sample `index`.
@@ -213,13 +216,14 @@ class TierRuntime:
             tool_calls=tool_calls,
             members=member_results(first.members) if isinstance(first, EnsembleCompletion) else [],
             early_exit=EarlyExitTrace.of(samples[0], self.config.max_tokens) if self.config.early_exit else None,
+            verifier=self.verifier_type,
         )
 
     def invalid_attempt(self, first: Completion, why: str, chat: Conversation, started: float) -> Attempt:
         """An output that breaks the requested format: no answer, no verifier call, escalate."""
         decision = Decision("escalate", f"invalid {chat.output.kind} output: {why}")
         record = self.attempt([first], Verdict(0.0, ""), None, decision, started)
-        return record.model_copy(update={"invalid": why})
+        return record.model_copy(update={"invalid": why, "verifier": None})
 
     def failed_attempt(self, error: str | ProviderError, started: float) -> Attempt:
         """The attempt of a tier whose call failed (after retries); an ensemble's lists each member's error."""

@@ -1,4 +1,8 @@
-"""Rich terminal trace of one cascade run: a tree of attempts, then the totals."""
+"""Rich terminal trace of one cascade run: a tree of attempts, then the totals.
+
+The head names the router that decided (its `type:`), each attempt the verifier that scored it, so
+a trace leads to the plugins' files in one step.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ class Trace:
         head = Text.assemble((f"{self.title} ", "bold"), ("query: ", "dim"), _short(result.query, 100))
         if result.tag:
             head.append_text(Text.assemble(("  tag: ", "dim"), result.tag))
+        if result.router:
+            head.append_text(Text.assemble(("  router: ", "dim"), result.router))
         tree = Tree(head)
         if result.route_reason:
             tree.add(Text.assemble(("route ", "bold cyan"), result.route_reason))
@@ -106,8 +112,9 @@ def _metrics(attempt: Attempt) -> str:
         f"latency {attempt.latency_s:.2f}s",
     ]
     if attempt.confidence is not None:
+        by = f" ({attempt.verifier})" if attempt.verifier else ""
         threshold = f" / threshold {attempt.threshold:.2f}" if attempt.threshold is not None else ""
-        parts.append(f"confidence {attempt.confidence:.2f}{threshold}")
+        parts.append(f"confidence {attempt.confidence:.2f}{by}{threshold}")
     if attempt.samples > 1:
         parts.append(f"samples {attempt.samples} (saved {attempt.samples_saved})")
     return " · ".join(parts)

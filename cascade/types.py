@@ -342,6 +342,7 @@ class Attempt(BaseModel):
     invalid: str | None = None
     members: list[MemberResult] = Field(default_factory=list)
     early_exit: EarlyExitTrace | None = None
+    verifier: str | None = None  # the `type:` of the verifier that scored the answer (None: none ran)
 
     @property
     def total_tokens(self) -> int:
@@ -424,6 +425,7 @@ class CascadeResult(BaseModel):
     awaiting_approval: ApprovalRequest | None = None
     experiment: str | None = None  # the experiment and variant that answered (config `experiment:`)
     variant: str | None = None
+    router: str | None = None  # the `type:` of the router that decided
 
     @property
     def total_tokens(self) -> int:

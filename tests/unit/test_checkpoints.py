@@ -23,7 +23,6 @@ from cascade.cli import main
 from cascade.config import load_config
 from cascade.engine import assemble
 from cascade.graph import Draft, with_state_types
-from cascade.trace import render_text
 from cascade.types import Attempt, CascadeResult, Completion, EnsembleCompletion, MemberOutput, RoutePlan, ToolCall
 from tests.unit.scripted import TIERS, make_cascade
 
@@ -256,17 +255,6 @@ def test_every_state_type_round_trips_through_the_checkpoint_serializer() -> Non
     assert back_draft.completion.tool_calls[0].arguments == '{"a": 1}'
     back_chat = serde.loads_typed(serde.dumps_typed(chat))
     assert back_chat.query == "What is 2+2?" and back_chat.output.wants_json
-
-
-def test_the_trace_shows_node_costs_the_pause_and_the_refusal() -> None:
-    cascade, _ = make_cascade(ESCALATES_TWICE, tiers=with_approval("large"))
-    paused = cascade.run("What is 2+2?")
-    text = render_text(paused, width=120)
-    assert "generate 3+1 tokens · $5.00e-07" in text and "│ verify 0+0 tokens · $0" in text
-    assert f"approve large (fake/large, at most $0.0013) → WAITING (thread {paused.thread_id})" in text
-    refused = render_text(cascade.resume(paused.thread_id or "", approve=False, note="too pricey"), width=120)
-    assert "approve large → REFUSED too pricey" in refused
-    assert "stop: tier 'large' not approved: too pricey" in refused
 
 
 def test_cascade_run_without_a_terminal_refuses_an_approval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

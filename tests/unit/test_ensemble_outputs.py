@@ -12,7 +12,6 @@ from cascade import FakeReply
 from cascade.cli import main
 from cascade.serve import ServeSettings, create_app
 from cascade.store import open_store
-from cascade.trace import render_text
 from tests.unit.ensemble_helpers import ensemble_cascade
 
 SCRIPT = {
@@ -33,19 +32,6 @@ tiers:
     models: [fake/a, fake/b, {model: fake/c, weight: 2}]
 router: {type: threshold, threshold: 0.7}
 """
-
-
-def test_trace_lists_members_under_their_tier() -> None:
-    cascade, _ = ensemble_cascade(SCRIPT)
-    text = render_text(cascade.run("Capital of France?"), width=140)
-    assert "vote (fake/a + fake/b + fake/c) → ACCEPT" in text
-    lines = text.splitlines()
-    start = next(i for i, line in enumerate(lines) if "members (3)" in line)
-    a, b, c = lines[start + 1 : start + 4]
-    assert "✓ fake/a · answer: Paris · tokens 10+2 · cost $" in a
-    assert "· fake/b · error: fake/b: authentication failed" in b and "tokens 0+0" in b
-    assert "✓ fake/c · answer: Paris · tokens 10+3" in c
-    assert "confidence 0.67 / threshold 0.60" in text
 
 
 def test_cli_json_carries_members_and_totals_from_a_yaml_fake(

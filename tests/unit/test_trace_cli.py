@@ -1,4 +1,4 @@
-"""The rich trace as text, and the CLI's JSON and validate commands on the fake config."""
+"""The CLI's trace, JSON and validate commands on the fake config (the trace's text: test_trace.py)."""
 
 from __future__ import annotations
 
@@ -10,32 +10,8 @@ from pathlib import Path
 import pytest
 
 from cascade.cli import main
-from cascade.trace import render_text
-from tests.unit.scripted import make_cascade
 
 FAKE = str(Path(__file__).resolve().parents[2] / "configs" / "fake.yaml")
-
-
-def test_trace_shows_each_attempt_with_tokens_cost_confidence_and_decision() -> None:
-    cascade, _ = make_cascade({"small": 0.3, "medium": 0.9, "large": 0.0})
-    text = render_text(cascade.run("What is 2+3?"), width=120)
-    lines = text.splitlines()
-    assert lines[0].startswith("cascade query: What is 2+3?")
-    assert any("small (fake/small) → ESCALATE" in line for line in lines)
-    assert any("medium (fake/medium) → ACCEPT" in line for line in lines)
-    assert "confidence 0.30 / threshold 0.70" in text
-    assert "confidence 0.30 < threshold 0.70" in text
-    assert "answer: 5  (accepted, final tier medium)" in text
-    assert "total: " in text and "2 attempt(s)" in text
-
-
-def test_trace_shows_failures_in_red_text() -> None:
-    from cascade import FakeReply
-
-    script = {"fake/small": FakeReply(error="auth"), "fake/medium": "5", "fake/large": "6"}
-    cascade, _ = make_cascade({"small": 0.9, "medium": 0.9, "large": 0.9}, script=script)
-    text = render_text(cascade.run("q"), width=120)
-    assert "small (fake/small) → FAILED" in text and "error: fake/small: authentication failed" in text
 
 
 def test_cli_json_has_totals_equal_to_sums(capsys: pytest.CaptureFixture[str]) -> None:
