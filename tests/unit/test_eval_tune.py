@@ -16,6 +16,7 @@ from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
 from cascade.eval.live.runner import evaluate
 from cascade.eval.live.tune import Objective, search
+from tests.unit.test_replay_report import assert_fits
 
 # "useless" is never right; "cheap" is right and sure on even numbers, unsure and wrong on odd;
 # "strong" is always right.
@@ -115,6 +116,7 @@ def _tune(tmp_path: Path, tiers: list[dict[str, Any]]) -> tuple[dict[str, Any], 
 
 def test_tune_cli_reports_on_held_out_items_and_writes_config(tmp_path: Path) -> None:
     report, tuned = _tune(tmp_path, TIERS)
+    assert_fits(report)  # cascade tune's report: the live cascade, the replayed one, the tuning
     assert report["tuning"]["n_tune_items"] + report["tuning"]["n_test_items"] == 40
     assert report["cascade"]["em"] == 1.0 and report["n_items"] == report["tuning"]["n_test_items"]
     assert report["cascade"]["cost_usd"] < report["baselines"]["strong"]["cost_usd"]

@@ -19,6 +19,7 @@ from cascade.eval.data.logs import LogItem, LogTable, TierLog, write_log
 from cascade.optimize.select import Objective, lower_bounds
 from cascade.optimize.tuner import Settings, tune
 from cascade.optimize.writer import write
+from tests.unit.test_replay_report import assert_fits
 
 LETTERS = "ABCD"
 CHEAP = ("cheap-a", "cheap-b", "cheap-c")
@@ -54,6 +55,7 @@ def test_a_cheap_ensemble_that_agrees_is_found_and_holds_on_new_items(tmp_path: 
     assert config.tiers[-1].model == "strong" and len(config.tiers) >= 2
     run = run_config(config, synthetic(400, 1))
     report = config_report(run, n_resamples=200)
+    assert_fits(report)
     ratio, delta = report["metrics"]["cost_ratio_vs_strongest"], report["metrics"]["em_delta_vs_strongest"]
     assert ratio["value"] < 0.8 and ratio["ci"][0] <= ratio["value"] <= ratio["ci"][1]
     assert delta["value"] > -0.03 and delta["ci"][0] <= delta["value"] <= delta["ci"][1]

@@ -20,6 +20,7 @@ from cascade.eval.analysis.confidence import Scored
 from cascade.eval.analysis.config_replay import ConfigRun
 from cascade.eval.analysis.policies import CascadePolicy, PreparedCascade, single
 from cascade.eval.analysis.replay import replay
+from cascade.eval.analysis.replay_report import ConfigCascade, PairedEstimate, ReplayReport, VsStrongest
 from cascade.eval.data.logs import LogTable
 
 
@@ -46,7 +47,7 @@ class _ConfigPolicy(CascadePolicy):
         return PreparedCascade(self, run.confidence[:, :-1], correct, cost, tokens)
 
 
-def config_report(run: ConfigRun, *, seed: int = 0, n_resamples: int = 2000, source: str = "") -> dict[str, Any]:
+def config_report(run: ConfigRun, *, seed: int = 0, n_resamples: int = 2000, source: str = "") -> ReplayReport:
     """`replay`'s report for this config on this log, its decisions as the operating point."""
     log, config = run.log, run.config
     models = list(dict.fromkeys(c for r in run.runs for c in r.spec.models))
@@ -61,8 +62,7 @@ def config_report(run: ConfigRun, *, seed: int = 0, n_resamples: int = 2000, sou
     reference = single(log, strong)
     report["cascade"] = _operating_point(run, seed, n_resamples)
     paired = vs_strongest(run.correct, run.cost, reference.correct, reference.cost, seed, n_resamples)
-    report["metrics"] = dict(report["metrics"]) | paired
-    report["metrics"]["strongest"] = strong
+    report["metrics"] = {**report["policies"][0]["metrics"], **paired, "strongest": strong}
     report["config"] = {
         "path": config._source,
         "name": config.name,
@@ -74,7 +74,7 @@ def config_report(run: ConfigRun, *, seed: int = 0, n_resamples: int = 2000, sou
     return report
 
 
-def _operating_point(run: ConfigRun, seed: int, n_resamples: int) -> dict[str, Any]:
+def _operating_point(run: ConfigRun, seed: int, n_resamples: int) -> ConfigCascade:
     ci = m.bootstrap_ci(run.correct, n_resamples, seed=seed)
     tokens = None if np.isnan(run.tokens).any() else round(float(run.tokens.sum()))
     answered = {t.name: int((run.stop == j).sum()) for j, t in enumerate(run.config.tiers)}
@@ -99,7 +99,7 @@ def vs_strongest(
     strong_cost: np.ndarray,
     seed: int = 0,
     n_resamples: int = 2000,
-) -> dict[str, Any]:
+) -> VsStrongest:
     """Cost ratio and EM difference against the strongest model on the same items, paired bootstrap CIs."""
 
     def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -108,15 +108,13 @@ def vs_strongest(
     def delta(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.asarray(a.mean(axis=axis) - b.mean(axis=axis))
 
-    out = {}
-    for key, stat, data in (
-        ("cost_ratio_vs_strongest", ratio, (cost, strong_cost)),
-        ("em_delta_vs_strongest", delta, (correct, strong_correct)),
-    ):
-        value = float(stat(*data))
-        interval = _paired_ci(stat, data, seed, n_resamples)
-        out[key] = {"value": value, "ci": interval, "n": len(correct)}
-    return out
+    def estimate(stat: Any, data: tuple[np.ndarray, np.ndarray]) -> PairedEstimate:
+        return {"value": float(stat(*data)), "ci": _paired_ci(stat, data, seed, n_resamples), "n": len(correct)}
+
+    return {
+        "cost_ratio_vs_strongest": estimate(ratio, (cost, strong_cost)),
+        "em_delta_vs_strongest": estimate(delta, (correct, strong_correct)),
+    }
 
 
 def _paired_ci(stat: Any, data: tuple[np.ndarray, np.ndarray], seed: int, n_resamples: int) -> list[float] | None:

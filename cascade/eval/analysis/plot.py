@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from cascade.errors import UserError
+from cascade.eval.analysis.replay_report import ReplayReport
 
 
-def plot_report(report: dict[str, Any], path: str | Path, title: str | None = None) -> Path:
+def plot_report(report: ReplayReport, path: str | Path, title: str | None = None) -> Path:
     """Write the Pareto-frontier PNG for `report` (the dict `replay` returns) and return its path."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -47,7 +48,7 @@ def _short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def _policies(ax: Any, report: dict[str, Any]) -> None:
+def _policies(ax: Any, report: ReplayReport) -> None:
     for i, policy in enumerate(report["policies"]):
         curve = policy["curve"]
         ax.scatter([p["cost_usd"] for p in curve], [p["em"] for p in curve], s=8, alpha=0.25, color=f"C{i}")
@@ -57,12 +58,12 @@ def _policies(ax: Any, report: dict[str, Any]) -> None:
         ax.plot([p["cost_usd"] for p in front], [p["em"] for p in front], "-", marker=".", color=f"C{i}", label=label)
 
 
-def _random(ax: Any, report: dict[str, Any]) -> None:
+def _random(ax: Any, report: ReplayReport) -> None:
     curve = report["random"]["curve"]
     ax.plot([p["cost_usd"] for p in curve], [p["em"] for p in curve], "--", color="grey", label="random mixing")
 
 
-def _baselines(ax: Any, report: dict[str, Any]) -> None:
+def _baselines(ax: Any, report: ReplayReport) -> None:
     """Each tier alone as a labelled black point; the oracle as a gold star."""
     tiers = [(k, v) for k, v in report["baselines"].items() if k not in ("random", "oracle")]
     ax.scatter(
@@ -91,7 +92,7 @@ def _baselines(ax: Any, report: dict[str, Any]) -> None:
     )
 
 
-def _operating_point(ax: Any, report: dict[str, Any]) -> None:
+def _operating_point(ax: Any, report: ReplayReport) -> None:
     chosen = report.get("cascade")
     if chosen:
         ax.scatter(

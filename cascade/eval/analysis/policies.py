@@ -11,7 +11,6 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from cascade.eval.analysis.confidence import (
     LoggedConfidence,
 )
 from cascade.eval.analysis.metrics import Point, upper_hull
+from cascade.eval.analysis.replay_report import OutcomeExtra, OutcomeSummary
 from cascade.eval.data.logs import LogTable
 
 Threshold = float | tuple[float, ...]
@@ -42,7 +42,7 @@ class Outcome:
     tokens: np.ndarray
     escalated: np.ndarray
     threshold: Threshold | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: OutcomeExtra = field(default_factory=lambda: OutcomeExtra())
     calls: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
@@ -82,13 +82,17 @@ class Outcome:
             calls={model: called[idx] for model, called in self.calls.items()},
         )
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> OutcomeSummary:
         """The report's per-policy fields."""
-        data: dict[str, Any] = {"em": self.em, "total_tokens": self.total_tokens, "cost_usd": self.cost_usd}
-        data["escalation_rate"] = self.escalation_rate
+        data: OutcomeSummary = {
+            "em": self.em,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.cost_usd,
+            "escalation_rate": self.escalation_rate,
+        }
         if self.threshold is not None:
             data["threshold"] = list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold
-        return data | self.extra
+        return {**data, **self.extra}
 
 
 def single(log: LogTable, model: str) -> Outcome:

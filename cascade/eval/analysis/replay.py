@@ -29,11 +29,35 @@ from cascade.eval.analysis.policies import (
     random_mix,
     single,
 )
+from cascade.eval.analysis.replay_report import (
+    Baseline,
+    CascadeEntry,
+    CurveMetrics,
+    NamedPoint,
+    NoMetrics,
+    PolicyEntry,
+    RandomEntry,
+    RandomPoint,
+    ReplayReport,
+)
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.items import split
 from cascade.eval.data.logs import LogTable
 
 METRIC_KEYS = ("apgr", "cpt50", "cpt80", "aiq", "delta_ibc", "cost_reduction_at_matched_em", "oracle_saving_captured")
+
+
+def no_metrics() -> NoMetrics:
+    """The metrics of a report without a cascade policy: every one undefined."""
+    return {
+        "apgr": None,
+        "cpt50": None,
+        "cpt80": None,
+        "aiq": None,
+        "delta_ibc": None,
+        "cost_reduction_at_matched_em": None,
+        "oracle_saving_captured": None,
+    }
 
 
 def replay(
@@ -48,7 +72,7 @@ def replay(
     seed: int = 0,
     n_resamples: int = 1000,
     max_points: int = 200,
-) -> dict[str, Any]:
+) -> ReplayReport:
     """The replay report. Baselines and the oracle cover `models` (default: every model in the log;
     verifier-only models can stay out); `weak`/`strong` default to the first policy's end tiers.
 
@@ -65,7 +89,8 @@ def replay(
     best = oracle(log, models)
     cost_range = _cost_range([singles[x] for x in models])
     ctx = _Context(singles[weak].point, singles[strong].point, best.cost_usd, cost_range, tolerance, strong)
-    entries, operating = [], None
+    entries: list[PolicyEntry] = []
+    operating = None
     for i, policy in enumerate(policies):
         prepared = policy.prepare(log)
         outcomes = prepared.sweep(prepared.thresholds(max_points))
@@ -73,8 +98,10 @@ def replay(
         if i == 0:
             operating = _operating_point(prepared, outcomes, singles[strong], threshold, tolerance, seed)
     random_curve = [random_mix(log, weak, strong, p) for p in np.linspace(0, 1, 11)]
-    random_curve_points = [_point(o) | {"strong_call_share": o.call_share(strong)} for o in random_curve]
-    random_entry = {"curve": random_curve_points, "metrics": _curve_metrics(random_curve, ctx)}
+    random_curve_points: list[RandomPoint] = [
+        {**_point(o), "strong_call_share": o.call_share(strong)} for o in random_curve
+    ]
+    random_entry: RandomEntry = {"curve": random_curve_points, "metrics": _curve_metrics(random_curve, ctx)}
     _add_routerbench([*entries, random_entry])
     ci = {"n_resamples": n_resamples, "seed": seed}
     baselines = {model: _baseline(singles[model], ci) for model in dict.fromkeys([*models, weak, strong])}
@@ -92,7 +119,7 @@ def replay(
         "settings": {"tolerance": tolerance, "seed": seed, "bootstrap_resamples": n_resamples},
         "cascade": _cascade_entry(policies[0], operating, ci) if operating else None,
         "baselines": baselines,
-        "metrics": entries[0]["metrics"] if entries else dict.fromkeys(METRIC_KEYS),
+        "metrics": entries[0]["metrics"] if entries else no_metrics(),
         "metric_definitions": METRIC_DEFINITIONS,
         "policies": entries,
         "random": random_entry,
@@ -133,7 +160,7 @@ def _cost_range(outcomes: list[Outcome]) -> tuple[float, float]:
     return min(costs), max(costs)
 
 
-def _curve_metrics(outcomes: Sequence[Outcome], ctx: _Context) -> dict[str, Any]:
+def _curve_metrics(outcomes: Sequence[Outcome], ctx: _Context) -> CurveMetrics:
     """Every metric of one curve; the matched-EM point also gives the oracle saving captured."""
     curve = [o.point for o in outcomes]
     ibc = m.delta_ibc(curve, ctx.weak, ctx.strong)
@@ -157,7 +184,7 @@ def _curve_metrics(outcomes: Sequence[Outcome], ctx: _Context) -> dict[str, Any]
     }
 
 
-def _add_routerbench(entries: list[dict[str, Any]]) -> None:
+def _add_routerbench(entries: Sequence[PolicyEntry | RandomEntry]) -> None:
     """RouterBench's AIQ of every curve in the report, compared together over [0, the common cost end]."""
     curves = [[(p["cost_usd"], p["em"]) for p in entry["curve"]] for entry in entries]
     end = routerbench_cost_end(curves)
@@ -165,18 +192,18 @@ def _add_routerbench(entries: list[dict[str, Any]]) -> None:
         entry["metrics"]["routerbench"] = {"aiq": value, "cost_end": end}
 
 
-def _point(outcome: Outcome) -> dict[str, Any]:
-    return outcome.summary() | {"name": outcome.name}
+def _point(outcome: Outcome) -> NamedPoint:
+    return {**outcome.summary(), "name": outcome.name}
 
 
-def _policy_entry(policy: CascadePolicy, outcomes: list[Outcome], ctx: _Context) -> dict[str, Any]:
+def _policy_entry(policy: CascadePolicy, outcomes: list[Outcome], ctx: _Context) -> PolicyEntry:
     curve = [o.point for o in outcomes]
     return {
         "name": policy.label,
         "tiers": list(policy.tiers),
         "confidence": policy.confidence.name,
         "verifiers": list(getattr(policy.confidence, "verifiers", ())),
-        "curve": [o.summary() | {"strong_call_share": o.call_share(ctx.strong_model)} for o in outcomes],
+        "curve": [{**o.summary(), "strong_call_share": o.call_share(ctx.strong_model)} for o in outcomes],
         "pareto": m.pareto_frontier(curve),
         "metrics": _curve_metrics(outcomes, ctx),
     }
@@ -235,7 +262,7 @@ def _merge(parts: list[tuple[list[int], Outcome]], n: int, thresholds: list[Thre
     )
 
 
-def _with(outcome: Outcome, **extra: Any) -> Outcome:
+def _with(outcome: Outcome, *, selection: str) -> Outcome:
     return Outcome(
         outcome.name,
         outcome.correct,
@@ -243,7 +270,7 @@ def _with(outcome: Outcome, **extra: Any) -> Outcome:
         outcome.tokens,
         outcome.escalated,
         outcome.threshold,
-        outcome.extra | extra,
+        {**outcome.extra, "selection": selection},
         outcome.calls,
     )
 
@@ -255,14 +282,14 @@ def _random_at(log: LogTable, weak: str, strong: str, singles: dict[str, Outcome
     return random_mix(log, weak, strong, float(np.clip(p, 0.0, 1.0)))
 
 
-def _baseline(outcome: Outcome, ci: dict[str, int]) -> dict[str, Any]:
+def _baseline(outcome: Outcome, ci: dict[str, int]) -> Baseline:
     ci_range = m.bootstrap_ci(outcome.correct, ci["n_resamples"], seed=ci["seed"])
-    return outcome.summary() | {"em_ci": list(ci_range) if ci_range else None}
+    return {**outcome.summary(), "em_ci": list(ci_range) if ci_range else None}
 
 
-def _cascade_entry(policy: CascadePolicy, outcome: Outcome, ci: dict[str, int]) -> dict[str, Any]:
-    entry = {"policy": policy.label, "tiers": list(policy.tiers), "confidence": policy.confidence.name}
-    return entry | _baseline(outcome, ci)
+def _cascade_entry(policy: CascadePolicy, outcome: Outcome, ci: dict[str, int]) -> CascadeEntry:
+    label, tiers, confidence = policy.label, list(policy.tiers), policy.confidence.name
+    return {"policy": label, "tiers": tiers, "confidence": confidence, **_baseline(outcome, ci)}
 
 
 def default_policies(
@@ -300,7 +327,7 @@ def replay_file(
     verifiers: Sequence[str] | None = None,
     log_options: dict[str, Any] | None = None,
     **options: Any,
-) -> dict[str, Any]:
+) -> ReplayReport:
     """Read a log, build the default policies, replay. `models` are the cascade's tiers in order
     (and the baselines); `options` go to `replay` (threshold, tolerance, seed, ...)."""
     full = read_log(path, fmt, **(log_options or {}))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+from cascade.eval.analysis.replay_report import Baseline, CascadeEntry, ConfigCascade, MeasuredCascade, ReplayReport
 
 _METRICS = (
     ("apgr", "APGR", "{:.3f}"),
@@ -23,7 +26,7 @@ def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
     return "—" if value is None else pattern.format(value)
 
 
-def header(report: dict[str, Any]) -> Text:
+def header(report: ReplayReport) -> Text:
     text = Text.assemble(
         (f"{report['source']['path']}", "bold"),
         f"  {report['n_items']} items",
@@ -35,31 +38,31 @@ def header(report: dict[str, Any]) -> Text:
     return text
 
 
-def points_table(report: dict[str, Any]) -> Table:
+def points_table(report: ReplayReport) -> Table:
     """The cascade at its operating point next to every baseline, on the same items."""
     table = Table(title="Operating points", title_justify="left")
     for column in ("policy", "EM", "95% CI", "tokens", "cost USD", "escalated"):
         table.add_column(column, justify="left" if column == "policy" else "right")
-    rows = []
-    if report.get("cascade"):
-        rows.append((f"cascade: {report['cascade']['policy']}", report["cascade"], "bold green"))
+    rows: list[tuple[str, Baseline | CascadeEntry | ConfigCascade | MeasuredCascade, str]] = []
+    cascade = report["cascade"]
+    if cascade:
+        rows.append((f"cascade: {cascade['policy']}", cascade, "bold green"))
     rows += [(name, base, "") for name, base in report["baselines"].items()]
     for name, entry, style in rows:
-        ci = entry.get("em_ci")
-        tokens = entry.get("total_tokens")
+        ci, tokens = entry["em_ci"], entry["total_tokens"]
         table.add_row(
             name,
             _fmt(entry["em"]),
             f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "—",
             "—" if tokens is None else f"{tokens:,}",
             f"{entry['cost_usd']:.4g}",
-            _fmt(entry.get("escalation_rate"), "{:.1%}") if name not in ("oracle",) else "—",
+            _fmt(entry["escalation_rate"], "{:.1%}") if name not in ("oracle",) else "—",
             style=style,
         )
     return table
 
 
-def metrics_table(report: dict[str, Any]) -> Table:
+def metrics_table(report: ReplayReport) -> Table:
     """Every policy's curve metrics, with random mixing as the yardstick (APGR 0.5, ΔIBC 0)."""
     table = Table(
         title="Curve metrics, our definitions (normalised cost: 0 = weak alone, 1 = strong alone)", title_justify="left"
@@ -83,7 +86,7 @@ _ANCHOR_METRICS = (
 )
 
 
-def _anchor_cell(block: dict[str, Any], key: str, pattern: str) -> str:
+def _anchor_cell(block: Mapping[str, Any], key: str, pattern: str) -> str:
     """The value, or in words why there is none; a CPT reached with no strong call is not shown as 0."""
     note = block.get("notes", {}).get(key, "")
     if block.get(key) is None:
@@ -93,7 +96,7 @@ def _anchor_cell(block: dict[str, Any], key: str, pattern: str) -> str:
     return pattern.format(block[key])
 
 
-def anchors_table(report: dict[str, Any]) -> Table:
+def anchors_table(report: ReplayReport) -> Table:
     """The same curves under the anchors' exact definitions, comparable with their published numbers."""
     table = Table(
         title="The anchors' definitions (RouteLLM: x = share of queries calling the strong model; "
@@ -106,22 +109,26 @@ def anchors_table(report: dict[str, Any]) -> Table:
     entries = [(p["name"], p["metrics"]) for p in report["policies"]]
     entries.append(("random mixing", report["random"]["metrics"]))
     for name, values in entries:
-        cells = [_anchor_cell(values.get(anchor) or {}, key, pattern) for anchor, key, _, pattern in _ANCHOR_METRICS]
+        blocks: dict[str, Mapping[str, Any]] = {
+            "routellm": values["routellm"],
+            "routerbench": values.get("routerbench") or {},
+        }
+        cells = [_anchor_cell(blocks[anchor], key, pattern) for anchor, key, _, pattern in _ANCHOR_METRICS]
         table.add_row(name, *cells)
     return table
 
 
-def definitions(report: dict[str, Any]) -> Text:
+def definitions(report: ReplayReport) -> Text:
     text = Text("metric definitions (also in the JSON report):", style="dim")
     for key, meaning in report.get("metric_definitions", {}).items():
         text.append(f"\n  {key}: {meaning}", style="dim")
     return text
 
 
-def render(report: dict[str, Any]) -> Group:
+def render(report: ReplayReport) -> Group:
     parts: list[Any] = [header(report), points_table(report), metrics_table(report), anchors_table(report)]
-    if report.get("cascade"):
-        cascade = report["cascade"]
+    cascade = report["cascade"]
+    if cascade:
         parts.append(Text(f"operating point: {cascade.get('selection', '')}", style="dim"))
     else:
         parts.append(Text("no cascade: the log has no responses or confidence to gate on", style="yellow"))
@@ -129,5 +136,5 @@ def render(report: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+def print_report(report: ReplayReport, console: Console | None = None) -> None:
     (console or Console()).print(render(report))

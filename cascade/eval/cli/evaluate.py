@@ -11,7 +11,6 @@ import asyncio
 import json
 import random
 from pathlib import Path
-from typing import Any
 
 import yaml
 from rich.console import Console
@@ -23,6 +22,7 @@ from cascade.completers.plugins import make_completer
 from cascade.config import CascadeConfig, load_config
 from cascade.engine import Cascade
 from cascade.errors import UserError
+from cascade.eval.analysis.replay_report import ReplayReport, RunCounts
 from cascade.eval.data.formats import load_dataset
 from cascade.eval.data.items import Item, split
 from cascade.eval.live.cache import CachingCompleter
@@ -68,8 +68,14 @@ def run_eval(args: argparse.Namespace) -> int:
     items = load_items(args)
     run, counts = _run_items(config, items, args)
     report = live_report(run, seed=args.seed)
-    report["settings"].update(dataset=str(args.dataset), seed=args.seed, offset=args.offset, limit=args.limit)
-    report["settings"].update(counts)
+    report["settings"] = {
+        **report["settings"],
+        "dataset": str(args.dataset),
+        "seed": args.seed,
+        "offset": args.offset,
+        "limit": args.limit,
+        **counts,
+    }
     console = Console()
     print_report(report, console)
     _write(report, args.out, console)
@@ -83,7 +89,7 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_items(config: CascadeConfig, items: list[Item], args: argparse.Namespace) -> tuple[EvalRun, dict[str, Any]]:
+def _run_items(config: CascadeConfig, items: list[Item], args: argparse.Namespace) -> tuple[EvalRun, RunCounts]:
     """The evaluation on the chosen executor, and what the settings should record about it."""
     if getattr(args, "executor", "local") == "ray":
         from cascade.eval.live.ray_executor import evaluate_on_ray
@@ -134,10 +140,11 @@ def run_tune(args: argparse.Namespace) -> int:
     print_report(report, console)
     _write(report, args.out, console)
     if args.write:
+        held_out_em = report["cascade"]["em"] if report["cascade"] else 0.0
         original = safe_yaml.load(args.config).data
         header = (
             f"# Tuned by `cascade tune` on {len(tune_items)} items of {args.dataset.name} (seed {args.seed});\n"
-            f"# held-out EM {report['cascade']['em']:.3f} on {len(test_items)} other items.\n"
+            f"# held-out EM {held_out_em:.3f} on {len(test_items)} other items.\n"
         )
         body = yaml.safe_dump(tuned_yaml(original, best), sort_keys=False, allow_unicode=True)
         args.write.write_text(header + body, encoding="utf-8")
@@ -153,7 +160,7 @@ def tier_em(run: EvalRun, tier: str) -> float:
 
 async def held_out_report(
     config: CascadeConfig, best: Candidate, cache: CachingCompleter, items: list[Item], args: argparse.Namespace
-) -> dict[str, Any]:
+) -> ReplayReport:
     """Every original tier alone (baselines) and the tuned cascade, on items tuning never saw."""
     baseline = await run_with_progress(Cascade(config, completer=cache), items, args)
     tuned = Cascade(with_thresholds(config, best.thresholds, best.tiers), completer=cache)
@@ -161,7 +168,7 @@ async def held_out_report(
     return live_report(EvalRun(items, baseline.log, results, score_results(results, items)), seed=args.seed)
 
 
-def _tuning_table(report: dict[str, Any], console: Console) -> None:
+def _tuning_table(report: ReplayReport, console: Console) -> None:
     tuning = report["tuning"]
     table = Table(title="tuned thresholds (chosen on the tuning split only)")
     table.add_column("tier")
@@ -176,7 +183,7 @@ def _tuning_table(report: dict[str, Any], console: Console) -> None:
     )
 
 
-def _write(report: dict[str, Any], path: Path | None, console: Console) -> None:
+def _write(report: ReplayReport, path: Path | None, console: Console) -> None:
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from cascade.errors import UserError
+from cascade.eval.analysis.replay_report import PairedEstimate, ReplayReport
 from cascade.eval.data.formats import LOG_FORMATS
 
 
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> dict[str, Any]:
+def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> ReplayReport:
     from cascade.config import load_config
     from cascade.eval.analysis.config_replay import run_config
     from cascade.eval.analysis.config_report import config_report
@@ -138,12 +139,15 @@ def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> dic
     return config_report(run, seed=args.seed)
 
 
-def vs_strongest_line(report: dict[str, Any]) -> str:
+def vs_strongest_line(report: ReplayReport) -> str:
     """One line: the config's cost and EM against the strongest model alone, with paired 95% intervals."""
     metrics = report["metrics"]
+    compared = "aiq_cost_range" in metrics and "strongest" in metrics
+    if not (compared and "cost_ratio_vs_strongest" in metrics and "em_delta_vs_strongest" in metrics):
+        return "no comparison with the strongest model alone (not a replay of a config)"
     ratio, delta = metrics["cost_ratio_vs_strongest"], metrics["em_delta_vs_strongest"]
 
-    def ci(entry: dict[str, Any], pattern: str) -> str:
+    def ci(entry: PairedEstimate, pattern: str) -> str:
         return "" if entry["ci"] is None else f" [{pattern.format(entry['ci'][0])}, {pattern.format(entry['ci'][1])}]"
 
     return (

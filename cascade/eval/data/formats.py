@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cascade.errors import UserError
 from cascade.eval.data import gold
@@ -97,6 +97,7 @@ FORMATS: dict[str, DatasetFormat | LogFormat] = {
         LogFormat("cascade", "our own eval log (JSONL, `cascade eval --log`)", lambda p, _: read_cascade_log(p)),
     )
 }
+F = TypeVar("F", DatasetFormat, LogFormat)
 DATASET_FORMATS = tuple(name for name, entry in FORMATS.items() if isinstance(entry, DatasetFormat))
 LOG_FORMATS = tuple(name for name, entry in FORMATS.items() if isinstance(entry, LogFormat))
 
@@ -112,14 +113,8 @@ def load_dataset(
 ) -> list[Item]:
     """Items from `path`; `fmt` overrides detection (see `FORMATS`), field names map plain files."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"dataset not found: {path}")
-    with reading(path, "dataset"):
-        name = fmt or detect_format(path)
-    entry = FORMATS.get(name)
-    if not isinstance(entry, DatasetFormat):
-        raise UserError(f"unknown dataset format {name!r}; one of: {', '.join(DATASET_FORMATS)}")
-    with reading(path, "dataset", name):
+    entry = _entry(path, fmt, DatasetFormat, detect_format, "dataset")
+    with reading(path, "dataset", entry.name):
         items = entry.read(path, Fields(question_field, answer_field, id_field))
     if not items:
         raise UserError(f"dataset {path} has no items")
@@ -132,18 +127,25 @@ def load_dataset(
 def read_log(path: str | Path, fmt: str | None = None, **options: Any) -> LogTable:
     """Any supported log; `fmt` is one of `LOG_FORMATS` (detected when None)."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"log not found: {path}")
-    with reading(path, "log"):
-        name = fmt or detect_log_format(path)
-    entry = FORMATS.get(name)
-    if not isinstance(entry, LogFormat):
-        raise UserError(f"unknown log format {name!r}; one of: {', '.join(LOG_FORMATS)}")
-    with reading(path, "log", name):
+    entry = _entry(path, fmt, LogFormat, detect_log_format, "log")
+    with reading(path, "log", entry.name):
         table = entry.read(path, options)
     if not table.models or not table.items:
-        raise UserError(f"log {path} ({name}) has no {'models' if not table.models else 'items'}")
+        raise UserError(f"log {path} ({entry.name}) has no {'models' if not table.models else 'items'}")
     return table
+
+
+def _entry(path: Path, fmt: str | None, kind: type[F], detect: Callable[[Path], str], what: str) -> F:
+    """The table's entry of kind `kind` for `path`: `fmt`, or the detected format."""
+    if not path.exists():
+        raise UserError(f"{what} not found: {path}")
+    with reading(path, what):
+        name = fmt or detect(path)
+    entry = FORMATS.get(name)
+    if not isinstance(entry, kind):
+        names = DATASET_FORMATS if kind is DatasetFormat else LOG_FORMATS
+        raise UserError(f"unknown {what} format {name!r}; one of: {', '.join(names)}")
+    return entry
 
 
 def detect_format(path: Path) -> str:

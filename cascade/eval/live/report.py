@@ -7,20 +7,19 @@ entry is the measured run itself, with bootstrap intervals over items.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from cascade.eval.analysis.confidence import LoggedConfidence
 from cascade.eval.analysis.metrics import bootstrap_ci
 from cascade.eval.analysis.policies import CascadePolicy
 from cascade.eval.analysis.replay import replay
+from cascade.eval.analysis.replay_report import MeasuredCascade, ReplayReport
 from cascade.eval.live.runner import EvalRun
 
 N_RESAMPLES = 1000
 
 
-def live_report(run: EvalRun, *, seed: int = 0) -> dict[str, Any]:
+def live_report(run: EvalRun, *, seed: int = 0) -> ReplayReport:
     policy = CascadePolicy(tuple(run.log.models), LoggedConfidence(), name="cascade (replayed)")
     report = replay(run.log, [policy], seed=seed, n_resamples=N_RESAMPLES)
     report["replayed_cascade"] = report.get("cascade")
@@ -28,7 +27,7 @@ def live_report(run: EvalRun, *, seed: int = 0) -> dict[str, Any]:
     return report
 
 
-def cascade_entry(run: EvalRun, seed: int) -> dict[str, Any]:
+def cascade_entry(run: EvalRun, seed: int) -> MeasuredCascade:
     """EM, tokens, cost, escalation and latency of the measured cascade run, with 95% intervals."""
     results = run.results
     n = max(len(results), 1)
