@@ -34,7 +34,7 @@ def test_self_consistency_stops_sampling_early_and_counts_every_sample() -> None
     assert len(fake.calls) == 3
     assert attempt.prompt_tokens == 30 and attempt.completion_tokens == 6
     assert fake.calls[0].temperature == 0.0 and fake.calls[1].temperature == 0.8
-    assert "samples 3 (saved 5)" in render_text(result, width=120)
+    assert "confidence 1.00 (self_consistency) / threshold 0.60 · samples 3 (saved 5)" in render_text(result, width=160)
 
 
 def test_disagreeing_samples_escalate() -> None:

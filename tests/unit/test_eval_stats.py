@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -98,3 +100,28 @@ def test_convex_hull_equals_the_hand_written_one() -> None:
         assert m.upper_hull(curve) == _hand_upper_hull(curve)
     line = [(x, 0.3 + 0.5 * x) for x in (0.1, 0.4, 0.7, 0.9)]  # Qhull refuses a flat set
     assert m.upper_hull(line) == [line[0], line[-1]]
+
+
+@pytest.mark.parametrize("n", [1, 2, 40, 1019])
+def test_vs_strongest_equals_the_direct_scipy_call_it_replaced(n: int) -> None:
+    """`replay --config`'s paired intervals come from `stats` now; before, config_report called scipy itself."""
+    from cascade.eval.analysis.config_report import vs_strongest
+
+    rng = np.random.default_rng(n)
+    correct, strong_correct = (rng.random(n) < 0.7).astype(float), (rng.random(n) < 0.8).astype(float)
+    cost, strong_cost = rng.random(n), 3 * rng.random(n)
+
+    def direct(stat: Callable[..., np.ndarray], data: tuple[np.ndarray, np.ndarray]) -> list[float] | None:
+        if n < 2:
+            return None
+        result = sps.bootstrap(data, stat, paired=True, vectorized=True, n_resamples=500, method="percentile",
+                               rng=np.random.default_rng(11))  # fmt: skip
+        return [float(result.confidence_interval.low), float(result.confidence_interval.high)]
+
+    got = vs_strongest(correct, cost, strong_correct, strong_cost, seed=11, n_resamples=500)
+    ratio = got["cost_ratio_vs_strongest"]
+    assert ratio["value"] == cost.sum() / strong_cost.sum() and ratio["n"] == n
+    assert ratio["ci"] == direct(lambda a, b, axis=-1: a.sum(axis=axis) / b.sum(axis=axis), (cost, strong_cost))
+    delta = got["em_delta_vs_strongest"]
+    assert delta["value"] == pytest.approx(correct.mean() - strong_correct.mean(), abs=1e-15)
+    assert delta["ci"] == direct(lambda a, b, axis=-1: a.mean(axis=axis) - b.mean(axis=axis), (correct, strong_correct))

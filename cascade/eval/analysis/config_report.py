@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from scipy.stats import bootstrap
 
 from cascade.eval.analysis import metrics as m
+from cascade.eval.analysis import stats
 from cascade.eval.analysis.confidence import Scored
 from cascade.eval.analysis.config_replay import ConfigRun
 from cascade.eval.analysis.policies import CascadePolicy, PreparedCascade, single
 from cascade.eval.analysis.replay import replay
-from cascade.eval.analysis.replay_report import ConfigCascade, PairedEstimate, ReplayReport, VsStrongest
+from cascade.eval.analysis.replay_report import ConfigCascade, ReplayReport, VsStrongest
 from cascade.eval.data.logs import LogTable
 
 
@@ -100,35 +99,18 @@ def vs_strongest(
     seed: int = 0,
     n_resamples: int = 2000,
 ) -> VsStrongest:
-    """Cost ratio and EM difference against the strongest model on the same items, paired bootstrap CIs."""
+    """Cost ratio and EM difference against the strongest model on the same items, with percentile
+    95% intervals over items resampled in pairs (`cascade.eval.analysis.stats`; none under 2 items)."""
+    n = len(correct)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_value = float(np.sum(cost) / np.sum(strong_cost))
+    ratio = stats.ratio_of_sums(cost, strong_cost, n_resamples, seed=seed)
+    delta = stats.mean_difference(correct, strong_correct, n_resamples, seed=seed)
 
-    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.asarray(a.sum(axis=axis) / b.sum(axis=axis))
-
-    def delta(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.asarray(a.mean(axis=axis) - b.mean(axis=axis))
-
-    def estimate(stat: Any, data: tuple[np.ndarray, np.ndarray]) -> PairedEstimate:
-        return {"value": float(stat(*data)), "ci": _paired_ci(stat, data, seed, n_resamples), "n": len(correct)}
+    def interval(estimate: stats.Estimate | None) -> list[float] | None:
+        return list(estimate.ci) if n >= 2 and estimate is not None and estimate.ci is not None else None
 
     return {
-        "cost_ratio_vs_strongest": estimate(ratio, (cost, strong_cost)),
-        "em_delta_vs_strongest": estimate(delta, (correct, strong_correct)),
+        "cost_ratio_vs_strongest": {"value": ratio_value, "ci": interval(ratio), "n": n},
+        "em_delta_vs_strongest": {"value": delta.value if delta else float("nan"), "ci": interval(delta), "n": n},
     }
-
-
-def _paired_ci(stat: Any, data: tuple[np.ndarray, np.ndarray], seed: int, n_resamples: int) -> list[float] | None:
-    """Percentile interval (95%) of `stat` over items resampled in pairs (scipy.stats.bootstrap, paired)."""
-    if len(data[0]) < 2:
-        return None
-    result = bootstrap(
-        data,
-        stat,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_resamples,
-        method="percentile",
-        random_state=np.random.default_rng(seed),
-    )
-    low, high = result.confidence_interval
-    return [float(low), float(high)]
