@@ -39,7 +39,7 @@ from local_scoring import Example, cross_fitted, examples, fit, leave_one_family
 from cascade import load_config
 from cascade.answers import final
 from cascade.config import EarlyExitConfig
-from cascade.eval.scoring import exact_match
+from cascade.eval.analysis.scoring import exact_match
 from cascade.features import task_of
 
 ROOT = Path(__file__).resolve().parents[1]

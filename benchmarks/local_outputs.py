@@ -22,9 +22,9 @@ from local_collect import DEFAULT_CACHE, tier_runtime
 from local_families import FAMILIES, splits
 
 from cascade.config import EarlyExitConfig
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.datasets import Item
-from cascade.eval.scoring import exact_match
+from cascade.eval.analysis.scoring import exact_match
+from cascade.eval.data.items import Item
+from cascade.eval.live.cache import CachingCompleter
 from cascade.local.decoding import converged
 from cascade.protocols import Completer
 from cascade.tiers import TierRuntime
