@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
-from cascade.structured import checked_schema, find_json, schema_problem, schema_validator
+from cascade.schema_refs import schema_validator
+from cascade.structured import checked_schema, find_json, schema_problem
 from cascade.types import Verdict
 
 
