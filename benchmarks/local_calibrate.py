@@ -6,7 +6,8 @@ Reads every tier's outputs on each family's calibration split from the output ca
 call; `local_collect.py` fills it). Then:
 
 1. the early-exit rule of the reasoning tier: the one that saves the most reasoning tokens on the
-   arithmetic calibration items with EM within `--exit-slack` of the full reasoning there;
+   arithmetic calibration items among those whose EM loss against the full reasoning is provably
+   (one-sided 95% bound) at most `--exit-slack`; none qualifying, the default reasons in full;
 2. the scorer: P(correct) of a quick tier's answer from features that carry across question types
    (`local_scoring.TRANSFERABLE`), judged family by family by a scorer trained on the other five
    (leave one family out);
@@ -32,9 +33,10 @@ from typing import Any
 
 import numpy as np
 from local_families import FAMILIES
-from local_outputs import COLLECT_CONFIG, QUICK, THINK, TIERS, ItemOutputs, complete, exit_at, load
+from local_outputs import COLLECT_CONFIG, QUICK, THINK, TIERS, Exit, ItemOutputs, complete, exit_at, load
 from local_policy import Policy, Subset, Table, replay, search, summary
 from local_scoring import Example, cross_fitted, examples, fit, leave_one_family_out
+from scipy.stats import beta
 
 from cascade import load_config
 from cascade.answers import final
@@ -49,19 +51,24 @@ EXIT_GRID = [(p, a) for p in (0.5, 0.6, 0.7, 0.8, 0.9, 0.95) for a in (1, 2, 3)]
 
 
 def exit_rule(rows: Sequence[ItemOutputs], base: EarlyExitConfig, slack: float) -> tuple[EarlyExitConfig, list]:
-    """The rule with the fewest reasoning tokens whose EM is within `slack` of the full reasoning."""
+    """The rule with the fewest reasoning tokens that provably costs at most `slack` EM: the
+    one-sided 95% Clopper-Pearson upper bound of its loss rate (items the full reasoning got right
+    and the exit got wrong) is at most `slack`. None qualifying: no early exit (`stop: false`)."""
     recorded = [(r, r.recorded) for r in rows if r.recorded is not None]
-    full_em = float(np.mean([r.outputs[THINK].correct for r, _ in recorded]))
+    full = [r.outputs[THINK].correct for r, _ in recorded]
     full_tokens = sum(r.outputs[THINK].tokens for r, _ in recorded)
     table = []
     for min_prob, agree in EXIT_GRID:
         rule = base.model_copy(update={"min_prob": min_prob, "agree": agree, "stop": True})
         exits = [(r, exit_at(c, rule)) for r, c in recorded]
-        em = float(np.mean([exact_match(final(e.text), r.item.answers, r.item.task) for r, e in exits]))
+        right = [exact_match(final(e.text), r.item.answers, r.item.task) for r, e in exits]
+        lost = sum(f and not x for f, x in zip(full, right, strict=True))
         tokens = sum(e.prompt_tokens + e.completion_tokens for _, e in exits)
-        table.append({"min_prob": min_prob, "agree": agree, "em": em, "token_ratio": tokens / full_tokens})
-    table.append({"full_reasoning_em": full_em, "full_reasoning_tokens": full_tokens, "n": len(recorded)})
-    ok = [t for t in table[:-1] if t["em"] >= full_em - slack]
+        bound = float(beta.ppf(0.95, lost + 1, len(full) - lost)) if lost < len(full) else 1.0
+        row = {"min_prob": min_prob, "agree": agree, "em": float(np.mean(right)), "lost": lost}
+        table.append(row | {"loss_rate_upper_95": bound, "token_ratio": tokens / full_tokens})
+    table.append({"full_reasoning_em": float(np.mean(full)), "full_reasoning_tokens": full_tokens, "n": len(full)})
+    ok = [t for t in table[:-1] if t["loss_rate_upper_95"] <= slack and t["token_ratio"] < 1.0]
     if not ok:
         return base.model_copy(update={"stop": False}), table
     best = min(ok, key=lambda t: t["token_ratio"])
@@ -79,7 +86,7 @@ def reasoning_pays(
         if r.recorded is not None:
             by_type.setdefault(task_of(r.query), []).append(r)
     for task, items in sorted(by_type.items()):
-        exits = [exit_at(r.recorded, rule) for r in items if r.recorded is not None]
+        exits = [reasoning_of(r, rule) for r in items]
         think = [exact_match(final(e.text), r.item.answers, r.item.task) for e, r in zip(exits, items, strict=True)]
         quick = {t: float(np.mean([r.outputs[t].correct for r in items])) for t in QUICK}
         best = max(quick, key=lambda t: quick[t])
@@ -119,6 +126,15 @@ def policy_lofo(quick: Sequence[ItemOutputs], data: Sequence[Example], slack: fl
         main_type = max(set(tasks.tolist()), key=tasks.tolist().count)
         out[family] = summary(table, policy, family) | {"type": main_type, "tiers": list(policy.tiers_for(main_type))}
     return out
+
+
+def reasoning_of(row: ItemOutputs, rule: EarlyExitConfig) -> Exit:
+    """The reasoning tier's run on an item: with the exit rule replayed, or without probing."""
+    assert row.recorded is not None
+    if rule.stop:
+        return exit_at(row.recorded, rule)
+    full = row.outputs[THINK].completion
+    return Exit(full.text, full.prompt_tokens, full.completion_tokens, exited=False, probes=0)
 
 
 def with_reasoning(
@@ -198,7 +214,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slack", type=float, default=0.02)
-    parser.add_argument("--exit-slack", type=float, default=0.02)
+    parser.add_argument("--exit-slack", type=float, default=0.1, help="largest provable EM loss of the exit rule")
     parser.add_argument("--min-reasoning-items", type=int, default=3)
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "local_calibrate.json")

@@ -47,9 +47,10 @@ class CacheOnly:
 
 
 class ReplayedExit:
-    """A completer for the cascade under test: answers from the output cache only, and a reasoning
-    with an exit rule (`early_exit.stop`) by replaying the rule on the reasoning collected with
-    probes recorded (`recorded`: the collection's probing, `stop: false`), as `exit_at` does.
+    """A completer for the cascade under test: answers from the output cache only, and the
+    reasoning tier from its run collected with probes recorded (`recorded`: the collection's
+    probing, `stop: false`): with an exit rule (`early_exit.stop`) by replaying the rule as
+    `exit_at` does, without probing as that run minus its probes (`without_probes`).
 
     The rule must probe where the recording did (same `every`, `suffix`, `max_tokens`) with a floor
     at least the recording's, else the replay would not be what a live run does: refused.
@@ -61,7 +62,13 @@ class ReplayedExit:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         rule = request.early_exit
-        if rule is None or not rule.stop:
+        if rule is None:
+            try:
+                return await self.cache.complete(request)
+            except NotCollected:
+                probed = await self.cache.complete(replace(request, early_exit=self.recorded))
+                return _priced(without_probes(probed), request)
+        if not rule.stop:
             return await self.cache.complete(request)
         same = ("every", "suffix", "max_tokens")
         if any(getattr(rule, k) != getattr(self.recorded, k) for k in same) or rule.min_prob < self.recorded.min_prob:
@@ -70,7 +77,7 @@ class ReplayedExit:
         e = exit_at(recorded, rule)
         reason = "early_exit" if e.exited else recorded.finish_reason
         probes = tuple(as_live(p, rule.min_prob) for p in recorded.probes[: e.probes])
-        return replace(
+        replayed = replace(
             recorded,
             text=e.text,
             prompt_tokens=e.prompt_tokens,
@@ -80,6 +87,13 @@ class ReplayedExit:
             finish_reason=reason,
             probes=probes,
         )
+        return _priced(replayed, request)
+
+
+def _priced(completion: Completion, request: CompletionRequest) -> Completion:
+    """The completion's cost at the request's prices (a replay changes its token counts)."""
+    cost = completion.prompt_tokens * (request.input_price or 0.0)
+    return replace(completion, cost_usd=cost + completion.completion_tokens * (request.output_price or 0.0))
 
 
 @dataclass(frozen=True)

@@ -45,14 +45,13 @@ def test_a_budget_holds_on_real_tokenizers(default_cascade: Cascade) -> None:
     assert default_cascade.meter.bounds.exceeded == {}
 
 
-def test_arithmetic_goes_to_reasoning_with_tokens_cost_and_confidence(default_cascade: Cascade) -> None:
-    """Task-aware skipping: on arithmetic the quick answers did not pay, so the default reasons at
-    once (the trace says why), probing its answer as it goes."""
+def test_arithmetic_skips_the_small_models_and_may_reason(default_cascade: Cascade) -> None:
+    """Task-aware skipping: on arithmetic the smaller models did not pay, so the default starts at
+    qwen2.5-1.5b (the trace says why) and reasons when its quick answer is not sure enough."""
     result = default_cascade.run(HARD)
-    assert [a.tier for a in result.attempts] == ["qwen2.5-1.5b-think"], [a.reason for a in result.attempts]
-    assert "skip smollm2-135m, qwen2.5-0.5b, qwen2.5-1.5b" in result.route_reason
-    early_exit = result.attempts[0].early_exit
-    assert early_exit is not None  # probing is reported (how many probes depends on the reasoning)
+    tiers = [a.tier for a in result.attempts]
+    assert tiers in (["qwen2.5-1.5b"], ["qwen2.5-1.5b", "qwen2.5-1.5b-think"]), [a.reason for a in result.attempts]
+    assert "skip smollm2-135m, qwen2.5-0.5b" in result.route_reason
     for attempt in result.attempts:
         assert attempt.prompt_tokens > 0 and attempt.completion_tokens > 0
         assert attempt.cost_usd > 0 and attempt.confidence is not None
