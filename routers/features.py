@@ -140,8 +140,9 @@ class FeaturesPreRouter:
         start = _tier_index(tiers, rule.start_tier) if rule and rule.start_tier else 0
         scale = self._length_scale(features)
         budgets = {tier.name: _budget(tier, rule, scale) for tier in tiers}
-        reason = self._reason(found, tiers[start].name, scale, features)
         skip = tuple(rule.skip) if rule else ()
+        called = next((t.name for t in tiers[start:] if t.name not in skip), tiers[-1].name)
+        reason = self._reason(found, called, scale, features)
         return RoutePlan(start_tier=start, max_tokens=budgets, reason=reason, features=features, skip=skip)
 
     def _length_scale(self, features: dict[str, Feature]) -> float:

@@ -48,7 +48,9 @@ def test_skipping_the_last_tiers_ends_the_cascade_at_the_last_called_one() -> No
 
 def test_skipping_the_first_tier_starts_at_the_next() -> None:
     cascade, _ = _cascade([{"skip": ["tiny"]}])
-    assert [a.tier for a in cascade.run("Is the sky green?").attempts] == ["small", "big"]
+    result = cascade.run("Is the sky green?")
+    assert [a.tier for a in result.attempts] == ["small", "big"]
+    assert "start at 'small'" in result.route_reason  # the first tier called, not the skipped one
 
 
 def test_a_rule_may_not_skip_every_tier_or_an_unknown_one() -> None:
