@@ -40,6 +40,7 @@ from local_outputs import (
     TIERS,
     CacheOnly,
     ItemOutputs,
+    NotCollected,
     ReplayedExit,
     complete,
     exit_at,
@@ -51,9 +52,9 @@ from cascade import Cascade, load_config
 from cascade.answers import final
 from cascade.completers.litellm_completer import LiteLLMCompleter
 from cascade.config import CascadeConfig, EarlyExitConfig
-from cascade.eval.cache import CachingCompleter
-from cascade.eval.scoring import exact_match
-from cascade.eval.stats import bootstrap_ci, mean_difference, ratio_of_sums
+from cascade.eval.analysis.scoring import exact_match
+from cascade.eval.analysis.stats import bootstrap_ci, mean_difference, ratio_of_sums
+from cascade.eval.live.cache import CachingCompleter
 from cascade.scoring import Scorer, calibration_report
 from cascade.types import CascadeResult
 from verifiers.scorer import resolve
@@ -161,8 +162,16 @@ def may_call(cascade: Cascade, query: str) -> tuple[str, ...]:
     return tuple(t.name for t in tiers if t.name not in skip) or (tiers[-1].name,)
 
 
-async def run_default(cascade: Cascade, rows: Sequence[ItemOutputs]) -> list[CascadeResult]:
-    return [await cascade.arun(r.query) for r in rows]
+async def run_default(cascade: Cascade, rows: Sequence[ItemOutputs]) -> list[CascadeResult | None]:
+    """The default on each item; None where it made a request never collected (a budget-lowered
+    token cap the collected output went past)."""
+    results: list[CascadeResult | None] = []
+    for r in rows:
+        try:
+            results.append(await cascade.arun(r.query))
+        except NotCollected:
+            results.append(None)
+    return results
 
 
 def family_figures(
@@ -171,17 +180,20 @@ def family_figures(
     loaded = load(name, split, cache_path=cache.path)
     ready = [r for r in loaded if all(t in r.outputs for t in may_call(cascade, r.query))]
     alone = measured(ready, wanted)
-    rows = complete(ready, alone)
+    ran = complete(ready, alone)
+    outcomes = asyncio.run(run_default(cascade, ran))
+    rows = [r for r, res in zip(ran, outcomes, strict=True) if res is not None]
+    results = [res for res in outcomes if res is not None]
     if not rows:
         return {"family": name, "n": 0, "not_collected": len(loaded), "tiers_not_measured": list(wanted)}
     tiers = single_tiers(rows, cascade.config, alone, rule)
-    results = asyncio.run(run_default(cascade, rows))
     default = default_column(results, rows)
     think = cascade.config.tiers[cascade.config.tier_index(THINK)]
     reasoning = EXIT if think.early_exit is not None and think.early_exit.stop else THINK
     configured = [t for t in (*QUICK, reasoning) if t in tiers]  # the default's tiers, each alone as configured
     best = best_of(tiers, configured)
     figures = {"family": name, "n": len(rows), "not_collected": len(loaded) - len(rows), "best_tier": best}
+    figures["default_request_not_collected"] = len(ran) - len(rows)
     figures |= {
         "tiers_alone": list(tiers),
         "tiers_not_measured": [t for t in wanted if t not in alone],
@@ -264,7 +276,8 @@ def exit_rule(config: CascadeConfig, given: str) -> EarlyExitConfig:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     config = load_config(args.config)
     cache = CachingCompleter(CacheOnly(), args.cache)
-    cascade = Cascade(config, completer=ReplayedExit(cache, recorded_rule()))
+    budgets = {t.max_tokens for t in load_config(COLLECT_CONFIG).tiers}
+    cascade = Cascade(config, completer=ReplayedExit(cache, recorded_rule(), budgets))
     started, lines = time.perf_counter(), []
     for name in args.families.split(","):
         wanted = TIERS if name in args.reasoning_families.split(",") else QUICK

@@ -50,17 +50,35 @@ class ReplayedExit:
     """A completer for the cascade under test: answers from the output cache only, and the
     reasoning tier from its run collected with probes recorded (`recorded`: the collection's
     probing, `stop: false`): with an exit rule (`early_exit.stop`) by replaying the rule as
-    `exit_at` does, without probing as that run minus its probes (`without_probes`).
+    `exit_at` does, without probing as that run minus its probes (`without_probes`). What was
+    never collected raises `NotCollected`.
 
     The rule must probe where the recording did (same `every`, `suffix`, `max_tokens`) with a floor
     at least the recording's, else the replay would not be what a live run does: refused.
     """
 
-    def __init__(self, cache: Completer, recorded: EarlyExitConfig) -> None:
+    def __init__(self, cache: Completer, recorded: EarlyExitConfig, budgets: Sequence[int] = ()) -> None:
         self.cache = cache
         self.recorded = recorded
+        self.budgets = sorted(budgets)
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        """A request whose token cap the cascade's budget lowered is served by the output collected
+        with a larger cap (`budgets`) when that output stopped within the lower one: greedy
+        decoding makes the same tokens, and a cap never reached changes nothing."""
+        try:
+            return await self._replayed(request)
+        except NotCollected:
+            for budget in (b for b in self.budgets if b > request.max_tokens):
+                try:
+                    longer = await self._replayed(replace(request, max_tokens=budget))
+                except NotCollected:
+                    continue
+                if longer.completion_tokens <= request.max_tokens:
+                    return longer
+            raise
+
+    async def _replayed(self, request: CompletionRequest) -> Completion:
         rule = request.early_exit
         if rule is None:
             try:
