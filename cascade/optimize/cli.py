@@ -19,13 +19,14 @@ from rich.table import Table
 
 from cascade.errors import UserError
 from cascade.eval.cli.log_options import log_options, model_map
+from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
 from cascade.optimize.select import Objective, Summary
 from cascade.optimize.tuner import Settings, TuneResult, tune
 
 
-def read_logs(paths: list[Path], fmt: str | None, options: dict[str, Any]) -> LogTable:
+def read_logs(paths: list[Path], fmt: str | None, options: LogOptions) -> LogTable:
     """One table from several logs: their common models, every item (ids prefixed when pooled)."""
     tables = [read_log(p, fmt, **options) for p in paths]
     if len(tables) == 1:

@@ -40,6 +40,7 @@ from cascade.eval.analysis.replay_report import (
     RandomPoint,
     ReplayReport,
 )
+from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.items import split
 from cascade.eval.data.logs import LogTable
@@ -325,7 +326,7 @@ def replay_file(
     models: Sequence[str] | None = None,
     confidence: str | None = None,
     verifiers: Sequence[str] | None = None,
-    log_options: dict[str, Any] | None = None,
+    log_options: LogOptions | None = None,
     **options: Any,
 ) -> ReplayReport:
     """Read a log, build the default policies, replay. `models` are the cascade's tiers in order

@@ -4,12 +4,15 @@ list prices for logs without cost, few-shot overhead, RouteLLM's contaminated pr
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from cascade.errors import UserError
 
+if TYPE_CHECKING:
+    from cascade.eval.data.external import LogOptions, Price
 
-def prices(specs: list[str]) -> dict[str, Any]:
+
+def prices(specs: list[str]) -> dict[str, Price]:
     """`MODEL=IN,OUT` (USD per million tokens) per `--price`."""
     from cascade.eval.data.external import Price
 
@@ -24,9 +27,9 @@ def prices(specs: list[str]) -> dict[str, Any]:
     return out
 
 
-def log_options(args: argparse.Namespace) -> dict[str, Any]:
+def log_options(args: argparse.Namespace) -> LogOptions:
     """The `read_log` options the command line asked for (only those it set)."""
-    options: dict[str, Any] = {}
+    options: LogOptions = {}
     if getattr(args, "price", None) or getattr(args, "prompt_overhead_tokens", 0):
         options = {"prices": prices(args.price), "prompt_overhead_tokens": args.prompt_overhead_tokens}
     if getattr(args, "keep_contaminated", False):

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from cascade.errors import UserError
 from cascade.eval.analysis.replay_report import PairedEstimate, ReplayReport
+from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import LOG_FORMATS
 
 
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_config(args: argparse.Namespace, log_options: dict[str, Any]) -> ReplayReport:
+def _replay_config(args: argparse.Namespace, log_options: LogOptions) -> ReplayReport:
     from cascade.config import load_config
     from cascade.eval.analysis.config_replay import run_config
     from cascade.eval.analysis.config_report import config_report

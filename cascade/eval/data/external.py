@@ -17,7 +17,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from cascade.errors import UserError
 from cascade.eval.data.logs import LogItem, LogTable, TierLog
@@ -43,6 +43,16 @@ LIST_PRICES = {
     "gpt-4-1106-preview": Price(10.0, 30.0, "OpenAI DevDay pricing for GPT-4 Turbo, 6 Nov 2023"),
     "mistralai/Mixtral-8x7B-Instruct-v0.1": Price(0.6, 0.6, "Together AI serverless price at launch, Dec 2023"),
 }
+
+
+class LogOptions(TypedDict, total=False):
+    """How to read a log without cost (RouteLLM's): `read_routellm`'s options, as `--price`,
+    `--prompt-overhead-tokens` and `--keep-contaminated` set them."""
+
+    prices: dict[str, Price]
+    prompt_overhead_tokens: int
+    keep_contaminated: bool
+    contaminated: Path | None
 
 
 def estimate_tokens(text: str) -> int:

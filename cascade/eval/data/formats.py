@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar, Unpack
 
 from cascade.errors import UserError
 from cascade.eval.data import gold
-from cascade.eval.data.external import read_routellm, read_routerbench
+from cascade.eval.data.external import LogOptions, read_routellm, read_routerbench
 from cascade.eval.data.items import Item, from_records, read_records
 from cascade.eval.data.logs import LogTable, read_cascade_log
 from cascade.eval.data.unreadable import reading
@@ -47,7 +47,7 @@ class LogFormat:
 
     name: str
     summary: str
-    read: Callable[[Path, Mapping[str, Any]], LogTable]
+    read: Callable[[Path, LogOptions], LogTable]
 
 
 def _plain(fmt: str) -> Callable[[Path, Fields], list[Item]]:
@@ -124,7 +124,7 @@ def load_dataset(
     return items
 
 
-def read_log(path: str | Path, fmt: str | None = None, **options: Any) -> LogTable:
+def read_log(path: str | Path, fmt: str | None = None, **options: Unpack[LogOptions]) -> LogTable:
     """Any supported log; `fmt` is one of `LOG_FORMATS` (detected when None)."""
     path = Path(path)
     entry = _entry(path, fmt, LogFormat, detect_log_format, "log")
