@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
     the answer is printed before it is recorded, so a store that fails afterwards loses nothing."""
     from cascade.config import load_config
     from cascade.engine import Cascade
-    from cascade.routable import check_routable
+    from cascade.routable import check_routable, unset_keys
     from cascade.text import check_utf8
 
     check_utf8(args.question, "the question")
@@ -109,6 +109,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         cascade = Cascade(config, learning_store=args.store)
         check_routable(cascade)
+        for unset in unset_keys(cascade):
+            Console(stderr=True).print(Text.assemble(("warning: ", "yellow"), unset), highlight=False)
         result = cascade.run(args.question, tag=args.tag, user=args.user)
         result = _answer_approvals(cascade, result, ask=sys.stdin.isatty())
         _print_result(result, cascade.config.name, as_json=args.json)

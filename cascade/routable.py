@@ -7,6 +7,7 @@ litellm's message, and `cascade serve` started and answered every request with a
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from cascade.errors import ConfigError
@@ -41,3 +42,19 @@ def check_routable(cascade: Cascade) -> None:
     for config in arm_configs(cascade).values():
         if config.completer.type == "litellm":
             check_models(config)
+
+
+def unset_keys(cascade: Cascade) -> list[str]:
+    """Where a config names an `api_key_env` that is not set: the provider then gets its own default
+    key, or none, and fails with a message about a variable the user never named; worth a warning
+    (not an error: a self-hosted endpoint's key may be optional)."""
+    unset = []
+    for config in arm_configs(cascade).values():
+        if config.completer.type != "litellm":
+            continue
+        for i, tier in enumerate(config.tiers):
+            for j, spec in enumerate(tier.member_specs()):
+                if spec.api_key_env and not os.environ.get(spec.api_key_env):
+                    loc = ("tiers", i, "models", j) if tier.is_ensemble else ("tiers", i, "model")
+                    unset.append(f"{config.where(loc)}: api_key_env {spec.api_key_env} is not set")
+    return list(dict.fromkeys(unset))

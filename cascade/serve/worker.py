@@ -13,6 +13,7 @@ Per-process by design: admission limits (`--max-concurrency` is per worker), mod
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,7 +79,7 @@ def load_cascades(
     from cascade.config import load_config
     from cascade.engine import Cascade
     from cascade.litellm_setup import import_litellm
-    from cascade.routable import check_routable
+    from cascade.routable import check_routable, unset_keys
     from cascade.serve.cooldown import CooldownCompleter
 
     cascades: dict[str, Cascade] = {}
@@ -94,6 +95,8 @@ def load_cascades(
             completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
         cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
         check_routable(cascade)  # an unknown model refuses to start, not a 502 on every request
+        for unset in unset_keys(cascade):
+            logging.getLogger("cascade.serve").warning("%s", unset)
         cascades[config.name], sources[config.name] = cascade, path
     return cascades
 

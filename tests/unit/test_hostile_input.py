@@ -197,3 +197,34 @@ def test_an_unknown_model_stops_serve_from_starting(tmp_path: Path, capsys: pyte
         load_cascades([Path(path)])
     assert serve_main(["--config", path]) == 2
     assert "cannot route model 'nosuchprovider/foo-1b'" in capsys.readouterr().err
+
+
+def test_an_unset_api_key_env_is_named_before_the_call(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only litellm's later message said what was missing, and it named OPENAI_API_KEY, not the
+    variable the config names. A warning, not an error: a self-hosted endpoint's key may be optional."""
+    from cascade.completers.litellm_completer import LiteLLMCompleter
+    from cascade.serve.worker import load_cascades
+    from cascade.types import Completion
+
+    async def answer(self: LiteLLMCompleter, request: Any) -> Completion:
+        return Completion("4", request.model, 3, 1, token_logprobs=(-0.01,))
+
+    monkeypatch.setattr(LiteLLMCompleter, "complete", answer)
+    monkeypatch.delenv("QA_UNSET_KEY", raising=False)
+    path = write(tmp_path, "tiers:\n  - {name: small, model: openai/gpt-4o-mini, api_key_env: QA_UNSET_KEY}\n")
+    code, err = cli(capsys, "run", "--config", path, "2+2?")
+    assert (
+        code == 0
+        and err.startswith("warning: ")
+        and "c.yaml:2: tiers[0].model: api_key_env QA_UNSET_KEY is not set" in err
+    )
+    load_cascades([Path(path)])
+    assert "api_key_env QA_UNSET_KEY is not set" in caplog.text
+    monkeypatch.setenv("QA_UNSET_KEY", "sk-set-0000000000")
+    code, err = cli(capsys, "run", "--config", path, "2+2?")
+    assert code == 0 and "warning" not in err
