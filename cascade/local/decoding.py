@@ -15,6 +15,7 @@ with the probed answer.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Generator
@@ -72,7 +73,7 @@ class Decoder:
     params: GenerateParams
     stops: tuple[str, ...]
     on_text: OnText | None = None
-    grammar: Any = None  # a llama.cpp grammar (JSON output); its state lives in one stream, so no probes
+    grammar: Any = None  # from params.json_schema (JSON output); its state lives in one stream, so no probes
     tokens: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
@@ -80,6 +81,10 @@ class Decoder:
     emitted: int = 0
     last_probe: int = 0
     probe_logprobs: list[TokenLogprob] = field(default_factory=list)  # the latest probe's tokens
+
+    def __post_init__(self) -> None:
+        if self.grammar is None and self.params.json_schema:  # here, so no caller can leave it out
+            self.grammar = grammar_for(self.params.json_schema)
 
     def run(self) -> Generation:
         finish, stopped_by = "length", None
@@ -241,3 +246,14 @@ def _probe_done(text: str) -> bool:
     period after a non-digit: "12." may still become "12.5")."""
     stripped = text.lstrip()
     return "\n" in stripped or re.search(r"\.\s|\D\.$", stripped) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def grammar_for(json_schema: str) -> Any:
+    """A llama.cpp grammar for a JSON schema (llama-cpp-python's converter); ValueError if it has none."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json_schema, verbose=False)
+    except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
+        raise ValueError(f"cannot constrain output to this JSON schema: {exc}") from exc

@@ -10,7 +10,6 @@ single loaded instance serves calls with and without logprobs.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -162,17 +161,6 @@ class LocalModel:
     def _entry(self, token: int, logp: np.ndarray) -> tuple[str, float, list[int]]:
         raw = bytes(self.llama.detokenize([token], special=True))
         return raw.decode("utf-8", errors="replace"), float(logp[token]), list(raw)
-
-
-@functools.lru_cache(maxsize=64)
-def _grammar(json_schema: str) -> Any:
-    """A llama.cpp grammar for a JSON schema (llama-cpp-python's converter); ValueError if it has none."""
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    try:
-        return LlamaGrammar.from_json_schema(json_schema, verbose=False)
-    except Exception as exc:  # the converter raises bare Exceptions for schema features it lacks
-        raise ValueError(f"cannot constrain output to this JSON schema: {exc}") from exc
 
 
 _MODELS: dict[tuple[Path, int], LocalModel] = {}

@@ -125,3 +125,21 @@ def test_an_unfinished_probe_never_counts() -> None:
     assert not converged([found], rule)
     whole, _ = probe(ScriptedModel(), context, rule.model_copy(update={"max_tokens": 12}))  # type: ignore[arg-type]
     assert whole.complete and whole.answer == "10" and converged([whole], rule)
+
+
+def test_a_json_schema_constrains_the_sampler_with_its_grammar() -> None:
+    """A refactor once built the Decoder without the grammar: local JSON and tool calls came back as prose."""
+    seen: list[object] = []
+
+    class Recording(ScriptedModel):
+        def generate(self, tokens: list[int], **kwargs: object) -> Iterator[int]:
+            seen.append(kwargs.get("grammar"))
+            return super().generate(tokens)
+
+    schema = '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}'
+    Decoder(Recording(), list(PROMPT), 200, GenerateParams(json_schema=schema), ()).run()  # type: ignore[arg-type]
+    Decoder(Recording(), list(PROMPT), 200, GenerateParams(), ()).run()  # type: ignore[arg-type]
+    grammar, none = seen
+    assert none is None and type(grammar).__name__ == "LlamaGrammar"
+    with pytest.raises(ValueError, match="cannot constrain output to this JSON schema"):
+        Decoder(Recording(), list(PROMPT), 200, GenerateParams(json_schema="{not json"), ())  # type: ignore[arg-type]
