@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from cascade.answers import choice, first_line, number, yesno
 
-TASKS = ("number", "yesno", "choice", "first_line", "text")
+# An item's `task` names one of these answer formats (the extractor that reads its answers); the
+# query categories a features router detects (`cascade.features.TASKS`: multiple_choice, ...) are another thing.
+ANSWER_FORMATS = ("number", "yesno", "choice", "first_line", "text")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = set(string.punctuation)
 _LETTER = re.compile(r"\b([A-J])\b")
