@@ -56,7 +56,7 @@ class ApiError(Exception):
 
     def response(self) -> Response:
         detail = ErrorDetail(message=self.message, type=self.kind, param=self.param, code=self.code)
-        body = ErrorBody(error=detail, cascade=self.cascade).model_dump_json(exclude_none=True)
+        body = ErrorBody(error=detail, cascade=self.cascade).to_json()
         return Response(body, status_code=self.status, headers=self.headers, media_type="application/json")
 
 

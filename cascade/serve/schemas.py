@@ -13,6 +13,7 @@ tier that answered, every attempt); clients that do not know it ignore it.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -188,3 +189,9 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     error: ErrorDetail
     cascade: CascadeInfo | None = None
+
+    def to_json(self) -> str:
+        """OpenAI's shape: `param` and `code` always present (null when they do not apply)."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        body["error"] = self.error.model_dump(mode="json")
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -88,4 +88,4 @@ class SseStream:
     @staticmethod
     def error(message: str, code: str, info: CascadeInfo | None = None) -> str:
         body = ErrorBody(error=ErrorDetail(message=message, type="server_error", code=code), cascade=info)
-        return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
+        return f"data: {body.to_json()}\n\n"

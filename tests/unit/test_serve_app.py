@@ -208,6 +208,25 @@ async def test_unknown_route_and_method_get_openai_shaped_errors() -> None:
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
+async def test_every_error_has_openais_four_fields_null_where_they_do_not_apply() -> None:
+    """OpenAI always sends `param` and `code`; clients that index them (not .get) broke on ours."""
+    cascade, _ = demo(small=FakeReply(error="server"), large=FakeReply(error="server"))
+    async with client(cascade) as http:
+        responses = [
+            await http.post("/v1/chat/completions", content=b"{", headers={"content-type": "application/json"}),
+            await http.post("/v1/chat/completions", json=ask(model="gpt-4o")),
+            await http.get("/v1/completions"),
+            await http.post("/v1/chat/completions", json=ask()),
+        ]
+        streamed = await http.post("/v1/chat/completions", json=ask(stream=True))
+    assert [r.status_code for r in responses] == [400, 404, 404, 502]
+    for error in [r.json()["error"] for r in responses]:
+        assert set(error) == {"message", "type", "param", "code"}, error
+    assert responses[0].json()["error"]["param"] is None and responses[0].json()["error"]["code"] is None
+    event = next(line for line in streamed.text.splitlines() if line.startswith('data: {"error"'))
+    assert set(json.loads(event.removeprefix("data: "))["error"]) == {"message", "type", "param", "code"}
+
+
 async def test_no_tier_answering_is_502_naming_the_cause_and_keeping_the_attempts() -> None:
     cascade, fake = demo(small=FakeReply(error="server"), large=FakeReply(error="auth"))
     async with client(cascade) as http:
