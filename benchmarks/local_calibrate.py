@@ -215,7 +215,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slack", type=float, default=0.02)
     parser.add_argument("--exit-slack", type=float, default=0.1, help="largest provable EM loss of the exit rule")
-    parser.add_argument("--min-reasoning-items", type=int, default=3)
+    parser.add_argument("--min-reasoning-items", type=int, default=20)
     parser.add_argument("--write", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "local_calibrate.json")
     args = parser.parse_args()
