@@ -27,16 +27,10 @@ from collections.abc import Sequence
 import numpy as np
 from local_outputs import THINK, ItemOutputs, load, without_probes
 
-from cascade.eval.analysis.stats import bootstrap_ci
+from cascade.eval.analysis.scoring import exact_match
+from cascade.eval.analysis.stats import bootstrap_ci, ratio_of_sums
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def _same_number(a: str, b: str) -> bool:
-    try:
-        return float(a.replace(",", "")) == float(b.replace(",", ""))
-    except ValueError:
-        return False
 
 
 def tokens_at(row: ItemOutputs, char: int) -> float:
@@ -52,32 +46,28 @@ def tokens_at(row: ItemOutputs, char: int) -> float:
 def bounds(row: ItemOutputs) -> tuple[float, float, float, float]:
     """(full, oracle_probe, oracle_probe_free, first_written) reasoning tokens of one item."""
     assert row.recorded is not None
-    output, probes = row.outputs[THINK], row.recorded.probes
-    before = without_probes(row.recorded).prompt_tokens  # the question's own prompt
-    full = float(without_probes(row.recorded).completion_tokens)
+    output, probes, plain = row.outputs[THINK], row.recorded.probes, without_probes(row.recorded)
+    full = float(plain.completion_tokens)
     probe_at, free_at, paid = full + sum(p.prompt_tokens + p.completion_tokens for p in probes), full, 0.0
     for probe in probes:
         paid += probe.prompt_tokens + probe.completion_tokens
-        said = NUMBER.findall(probe.answer)  # its answer's number, out of any \\boxed{} or words
-        right = probe.complete and bool(said) and any(_same_number(said[-1], g) for g in row.item.answers)
+        right = probe.complete and exact_match(probe.answer, row.item.answers, "number")
         if not output.correct or right:  # a wrong reasoning loses nothing by stopping at once
-            free_at = float(probe.at_token - before)
+            free_at = float(probe.at_token - plain.prompt_tokens)
             probe_at = free_at + paid
             break
     written = 0.0
     if output.correct and output.answer is not None:
         numbers = NUMBER.finditer(row.recorded.text)
-        first = next((m.end() for m in numbers if _same_number(m.group(), output.answer)), None)
+        first = next((m.end() for m in numbers if exact_match(m.group(), output.answer, "number")), None)
         written = tokens_at(row, first) if first is not None else full
     return full, probe_at, min(free_at, full), written
 
 
-def ratio(full: np.ndarray, kept: np.ndarray, resamples: int = 2000) -> dict[str, object]:
-    rng = np.random.default_rng(0)
-    draws = rng.integers(0, full.size, size=(resamples, full.size))
-    ratios = kept[draws].sum(axis=1) / full[draws].sum(axis=1)
-    low, high = np.quantile(ratios, [0.025, 0.975])
-    return {"value": float(kept.sum() / full.sum()), "ci": [float(low), float(high)]}
+def ratio(full: np.ndarray, kept: np.ndarray) -> dict[str, float | list[float] | None]:
+    estimate = ratio_of_sums(kept, full, 2000)
+    assert estimate is not None, "reasonings have tokens"
+    return estimate.as_dict()
 
 
 def main(splits: Sequence[str]) -> dict[str, object]:
