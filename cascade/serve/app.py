@@ -2,6 +2,7 @@
 
     POST /v1/chat/completions   the model name selects a cascade (its config's `name`)
     GET  /v1/models             the configured cascades
+    GET  /v1/models/{id}        one of them (404 if it is not served)
     POST /v1/feedback           a verdict on a served run (with a store, see cascade.serve.feedback)
     GET  /health                liveness and load, no key needed
     GET  /metrics               Prometheus text format, no key needed
@@ -115,6 +116,22 @@ class Server:
         cards = [ModelCard(id=name) for name in self.cascades]
         return Response(ModelList(data=cards).model_dump_json(), media_type=JSON)
 
+    async def model(self, request: Request, model_id: str) -> Response:
+        """One served cascade's card (`GET /v1/models/{id}`, as `client.models.retrieve(id)` asks)."""
+        self.keys.authenticate(request.headers.get("authorization"))
+        self.cascade_named(model_id)
+        return Response(ModelCard(id=model_id).model_dump_json(), media_type=JSON)
+
+    def cascade_named(self, model: str) -> Cascade:
+        """The cascade a request's `model` names; 404 `model_not_found` naming the served ones if none."""
+        cascade = self.cascades.get(model)
+        if cascade is None:
+            known = ", ".join(sorted(self.cascades))
+            raise ApiError(
+                404, f"unknown model {model!r}; this server has: {known}", code="model_not_found", param="model"
+            )
+        return cascade
+
     async def metrics_text(self) -> Response:
         return Response(self.metrics.render(), media_type=self.metrics.content_type)
 
@@ -143,10 +160,7 @@ class Server:
         return response
 
     async def _answer(self, request: Request, body: ChatCompletionRequest, ident: str) -> Response:
-        cascade = self.cascades.get(body.model)
-        if cascade is None:
-            known = ", ".join(sorted(self.cascades))
-            raise ApiError(404, f"unknown model {body.model!r}; this server has: {known}", code="model_not_found")
+        cascade = self.cascade_named(body.model)
         chat = conversation_of(cascade, body)
         check_tokens(
             "\n".join(str(m.get("content") or "") + str(m.get("tool_calls") or "") for m in chat.messages),
@@ -368,6 +382,7 @@ def create_app(
     app.add_api_route("/health", server.health, methods=["GET"])
     app.add_api_route("/metrics", server.metrics_text, methods=["GET"])
     app.add_api_route("/v1/models", server.models, methods=["GET"])
+    app.add_api_route("/v1/models/{model_id:path}", server.model, methods=["GET"])
     app.add_api_route("/v1/chat/completions", server.chat, methods=["POST"])
     app.add_api_route("/v1/feedback", server.feedback.post, methods=["POST"])
     return app

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -31,10 +31,21 @@ class ChatMessage(BaseModel):
     tool_call_id: str | None = None
 
 
+def _null_is_default(data: Any) -> Any:
+    """OpenAI's schema lets clients send `null` for an optional field (litellm and langchain-openai
+    do): it means the field's default, so nulls are dropped before validation."""
+    return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     include_usage: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _null_is_default(data)
 
 
 class ChatCompletionRequest(BaseModel):
@@ -55,6 +66,11 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls(cls, data: Any) -> Any:
+        return _null_is_default(data)
 
     @field_validator("metadata")
     @classmethod
