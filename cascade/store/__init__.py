@@ -5,6 +5,8 @@
     run_id = store.record_run(result, config_name="local")
     store.add_feedback(run_id, kind="thumbs_down")
     for item in store.labelled_runs(since_seq=cursor): ...
+    store.add_reference_pairs([pair])         # answers judged against the strongest tier (cascade.audit)
+    for record in store.reference_pairs(since_seq=cursor, config_name="local"): ...
 
 The schema is created and migrated at open (`cascade.store.schema`).
 """
@@ -21,6 +23,9 @@ from cascade.store.base import (
     FeedbackKind,
     FeedbackRecord,
     LabelledRun,
+    ReferencePair,
+    ReferenceRecord,
+    ReferenceSource,
     RunRecord,
     StateEntry,
     Store,
@@ -37,6 +42,9 @@ __all__ = [
     "FeedbackKind",
     "FeedbackRecord",
     "LabelledRun",
+    "ReferencePair",
+    "ReferenceRecord",
+    "ReferenceSource",
     "RunRecord",
     "StateEntry",
     "Store",

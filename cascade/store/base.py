@@ -6,13 +6,15 @@ the `Attempt`s as stored (the fields the store keeps; the others at their defaul
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 from cascade.types import Attempt, CascadeResult
 
 FeedbackKind = Literal["thumbs_up", "thumbs_down", "correction", "label"]
+ReferenceSource = Literal["audit", "escalation"]
+REFERENCE_SOURCES: tuple[str, ...] = get_args(ReferenceSource)
 FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
 VALUED_KINDS = frozenset({"correction", "label"})
 
@@ -89,6 +91,49 @@ class LabelledRun:
 
 
 @dataclass(frozen=True, slots=True)
+class ReferencePair:
+    """A tier's answer judged against the reference: what the strongest tier answered to the same query.
+
+    Labels without gold (`cascade.audit`): an `audit` sends an answer served below the last tier to
+    the strongest tier as well, off the request path, for a sampled share of runs (`weight` is the
+    inverse of that share, so audits re-weighted estimate all served answers); an `escalation` is
+    free, the lower tiers' answers of a run that reached the strongest tier, against its answer
+    (`weight` 1; these answers were not served). `agree` compares the two in the tier's answer
+    format (`answer_format`); None when there is no verdict: the audit was dropped or its call
+    failed (`note` says which). `confidence` and `threshold` are the judged attempt's, so learners
+    can ask what another threshold would have done; `cost_usd` and `tokens` are what the reference
+    call cost (an audit's own spend; 0 for an escalation, which the run paid).
+    """
+
+    run_id: str
+    config_name: str
+    source: ReferenceSource
+    tier: str
+    answer: str | None
+    reference_tier: str
+    reference: str | None
+    agree: bool | None
+    weight: float = 1.0
+    served: bool = False
+    confidence: float | None = None
+    threshold: float | None = None
+    answer_format: str = "first_line"
+    variant: str | None = None
+    cost_usd: float = 0.0
+    tokens: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceRecord:
+    """A stored `ReferencePair`; `seq` orders pairs by commit (a learner's cursor)."""
+
+    seq: int
+    created_at: str
+    pair: ReferencePair
+
+
+@dataclass(frozen=True, slots=True)
 class StateEntry:
     """A learner's saved state and its version: each save adds one, so a reader can tell it changed
     and a writer can save only over the version it started from (`compare_and_put_state`)."""
@@ -118,11 +163,28 @@ class Store(Protocol):
 
     def feedback_for(self, run_id: str) -> list[FeedbackRecord]: ...
 
-    def runs(self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None) -> list[RunRecord]: ...
+    def runs(
+        self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None, since: str | None = None
+    ) -> list[RunRecord]: ...
 
     def labelled_runs(
         self, *, since_seq: int = 0, limit: int = 1000, config_name: str | None = None, variant: str | None = None
     ) -> list[LabelledRun]: ...
+
+    def runs_by_id(self, run_ids: Sequence[str]) -> list[RunRecord]: ...
+
+    def add_reference_pairs(self, pairs: Sequence[ReferencePair]) -> list[int]: ...
+
+    def reference_pairs(
+        self,
+        *,
+        since_seq: int = 0,
+        limit: int = 1000,
+        config_name: str | None = None,
+        variant: str | None = None,
+        source: ReferenceSource | None = None,
+        since: str | None = None,
+    ) -> list[ReferenceRecord]: ...
 
     def put_state(self, key: str, value: Mapping[str, Any]) -> int: ...
 

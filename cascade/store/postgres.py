@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 PSYCOPG_HINT = "pip install 'psycopg[binary]'"
 _LOCK_NAMESPACE = 0x63617363  # "casc": keeps our advisory locks apart from the application's
-_LOCK_KEYS: dict[LockName, int] = {"schema": 1, "runs": 2, "feedback": 3, "state": 4, "lease": 5, "budget": 6}
+_LOCK_KEYS: dict[LockName, int] = {
+    "schema": 1, "runs": 2, "feedback": 3, "state": 4, "lease": 5, "budget": 6, "reference": 7,
+}  # fmt: skip
 _URL_PASSWORD = re.compile(r"(://[^:/@?]*:)[^@/?]*@")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 

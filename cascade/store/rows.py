@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from cascade.completers.litellm_completer import scrub
 from cascade.errors import UserError
-from cascade.store.base import FeedbackKind, FeedbackRecord, RunRecord
+from cascade.store.base import FeedbackKind, FeedbackRecord, ReferencePair, ReferenceRecord, RunRecord
 from cascade.text import utf8_safe
 from cascade.types import Attempt, CascadeResult
 
@@ -28,6 +28,10 @@ ATTEMPT_COLUMNS = (
     "confidence", "threshold", "decision", "reason", "samples", "samples_saved", "error", "details", "members",
 )  # fmt: skip
 FEEDBACK_COLUMNS = ("id", "run_id", "kind", "value", "user_name", "created_at")
+REFERENCE_COLUMNS = (
+    "seq", "created_at", "run_id", "config_name", "variant", "source", "tier", "answer", "reference_tier",
+    "reference", "agree", "weight", "served", "confidence", "threshold", "answer_format", "cost_usd", "tokens", "note",
+)  # fmt: skip
 
 
 def now() -> str:
@@ -129,3 +133,30 @@ def run_record(row: Row, attempts: list[Attempt]) -> RunRecord:
 def feedback_record(row: Row) -> FeedbackRecord:
     fid, run_id, kind, value, user, created_at = row
     return FeedbackRecord(int(fid), run_id, cast(FeedbackKind, kind), value, user, created_at)
+
+
+def reference_values(pair: ReferencePair) -> tuple[Any, ...]:
+    """One reference_pairs row, in REFERENCE_COLUMNS order without `seq` (the database assigns it)."""
+    if not pair.run_id or not pair.config_name:
+        raise UserError("a reference pair needs the run_id and config_name of the run it judges")
+    if not pair.weight > 0:
+        raise UserError(f"a reference pair's weight must be positive, got {pair.weight}")
+    agree = None if pair.agree is None else int(pair.agree)
+    return (
+        now(), pair.run_id, pair.config_name, pair.variant, pair.source, pair.tier, clean(pair.answer),
+        pair.reference_tier, clean(pair.reference), agree, float(pair.weight), int(pair.served), pair.confidence,
+        pair.threshold, pair.answer_format, float(pair.cost_usd), int(pair.tokens), safe(pair.note),
+    )  # fmt: skip
+
+
+def reference_record(row: Row) -> ReferenceRecord:
+    data = dict(zip(REFERENCE_COLUMNS, row, strict=True))
+    seq, created_at = int(data.pop("seq")), str(data.pop("created_at"))
+    data["agree"] = None if data["agree"] is None else bool(data["agree"])
+    data["served"] = bool(data["served"])
+    for name in ("weight", "cost_usd"):
+        data[name] = float(data[name])
+    for name in ("confidence", "threshold"):
+        data[name] = None if data[name] is None else float(data[name])
+    data["tokens"] = int(data["tokens"])
+    return ReferenceRecord(seq, created_at, ReferencePair(**data))

@@ -96,6 +96,28 @@ _LEASES = """CREATE TABLE IF NOT EXISTS leases (
     expires_at {float} NOT NULL
 )"""
 
+_REFERENCE_PAIRS = """CREATE TABLE reference_pairs (
+    seq {pk},
+    created_at TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    config_name TEXT NOT NULL,
+    variant TEXT,
+    source TEXT NOT NULL CHECK (source IN ('audit', 'escalation')),
+    tier TEXT NOT NULL,
+    answer TEXT,
+    reference_tier TEXT NOT NULL,
+    reference TEXT,
+    agree INTEGER,
+    weight {float} NOT NULL,
+    served INTEGER NOT NULL,
+    confidence {float},
+    threshold {float},
+    answer_format TEXT NOT NULL,
+    cost_usd {float} NOT NULL,
+    tokens BIGINT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, their attempts, and feedback linked by run id", (_RUNS, _ATTEMPTS, _FEEDBACK)),
     Migration(
@@ -138,6 +160,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         6,
         "budgets shared by every process: each account's settled spend and the holds of calls in flight",
         (budgets.SPEND_TABLE, budgets.HOLDS_TABLE, budgets.HOLDS_INDEX),
+    ),
+    Migration(
+        7,
+        "labels without gold: answers judged against the strongest tier's (audits and escalations), by config and run",
+        (
+            _REFERENCE_PAIRS,
+            "CREATE INDEX reference_pairs_by_config ON reference_pairs (config_name, seq)",
+            "CREATE INDEX reference_pairs_by_run ON reference_pairs (run_id)",
+        ),
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -23,6 +23,9 @@ from cascade.store.base import (
     FeedbackKind,
     FeedbackRecord,
     LabelledRun,
+    ReferencePair,
+    ReferenceRecord,
+    ReferenceSource,
     RunRecord,
     StateEntry,
 )
@@ -31,7 +34,7 @@ from cascade.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, pending
 from cascade.types import Attempt, CascadeResult, Usage
 
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-LockName = Literal["schema", "runs", "feedback", "state", "lease", "budget"]
+LockName = Literal["schema", "runs", "feedback", "state", "lease", "budget", "reference"]
 _CHUNK = 500
 
 
@@ -52,6 +55,11 @@ _INSERT_ATTEMPT = (
 )
 _INSERT_FEEDBACK = f"INSERT INTO feedback ({_columns(rows.FEEDBACK_COLUMNS[1:])}) VALUES ({_marks(5)}) RETURNING id"
 _SELECT_RUNS = f"SELECT {_columns(rows.RUN_COLUMNS)} FROM runs"
+_INSERT_REFERENCE = (
+    f"INSERT INTO reference_pairs ({_columns(rows.REFERENCE_COLUMNS[1:])}) "
+    f"VALUES ({_marks(len(rows.REFERENCE_COLUMNS) - 1)}) RETURNING seq"
+)
+_SELECT_REFERENCES = f"SELECT {_columns(rows.REFERENCE_COLUMNS)} FROM reference_pairs"
 _SELECT_FEEDBACK = f"SELECT {_columns(rows.FEEDBACK_COLUMNS)} FROM feedback"
 _LATEST_FEEDBACK = (
     f"SELECT {_columns(rows.FEEDBACK_COLUMNS, 'f.')} FROM feedback f WHERE f.id > ? "
@@ -158,6 +166,16 @@ class SqlStore(ABC):
             created = run(_INSERT_FEEDBACK, (run_id, kind, rows.clean(value), rows.clean(user), rows.now()))
         return int(created[0][0])
 
+    def add_reference_pairs(self, pairs: Sequence[ReferencePair]) -> list[int]:
+        """Store answers judged against the reference (`cascade.audit`) in one transaction; returns their seqs.
+
+        The run they judge need not be recorded (a Python caller may keep pairs without runs)."""
+        values = [rows.reference_values(pair) for pair in pairs]
+        if not values:
+            return []
+        with self._transaction("reference") as run:
+            return [int(run(_INSERT_REFERENCE, row)[0][0]) for row in values]
+
     def put_state(self, key: str, value: Mapping[str, Any]) -> int:
         """Save a learner's state under `key`, replacing what was there; returns its new version."""
         text = rows.to_json(value, f"state {_state_key(key)!r}")
@@ -243,13 +261,46 @@ class SqlStore(ABC):
         found = self._runs_where("run_id = ?", (run_id,))
         return found[0] if found else None
 
-    def runs(self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None) -> list[RunRecord]:
-        """Runs with `seq > since_id` in commit order; resume with `since_id=last.seq`."""
-        if config_name is None:
-            return self._runs_where("seq > ? ORDER BY seq LIMIT ?", (since_id, _limit(limit)))
-        return self._runs_where(
-            "seq > ? AND config_name = ? ORDER BY seq LIMIT ?", (since_id, config_name, _limit(limit))
-        )
+    def runs(
+        self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None, since: str | None = None
+    ) -> list[RunRecord]:
+        """Runs with `seq > since_id` in commit order, optionally of one config or recorded at or after
+        `since` (an ISO time); resume with `since_id=last.seq`."""
+        where, params = ["seq > ?"], list[Any]([since_id])
+        if config_name is not None:
+            where.append("config_name = ?")
+            params.append(config_name)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        return self._runs_where(f"{' AND '.join(where)} ORDER BY seq LIMIT ?", (*params, _limit(limit)))
+
+    def runs_by_id(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        """The recorded runs among `run_ids`, in commit order (unknown ids are left out)."""
+        return sorted(self._runs_in(list(dict.fromkeys(run_ids))), key=lambda r: r.seq)
+
+    def reference_pairs(
+        self,
+        *,
+        since_seq: int = 0,
+        limit: int = 1000,
+        config_name: str | None = None,
+        variant: str | None = None,
+        source: ReferenceSource | None = None,
+        since: str | None = None,
+    ) -> list[ReferenceRecord]:
+        """Pairs with `seq > since_seq` in commit order, optionally of one config, variant or source, or
+        stored at or after `since` (an ISO time); resume with `since_seq=last.seq`."""
+        where, params = ["seq > ?"], list[Any]([since_seq])
+        for column, value in (("config_name", config_name), ("variant", variant), ("source", source)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        sql = f"{_SELECT_REFERENCES} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        return [rows.reference_record(r) for r in self._query(sql, (*params, _limit(limit)))]
 
     def feedback_for(self, run_id: str) -> list[FeedbackRecord]:
         found = self._query(f"{_SELECT_FEEDBACK} WHERE run_id = ? ORDER BY id", (run_id,))

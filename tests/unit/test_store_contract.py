@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,15 @@ import numpy as np
 import pytest
 
 from cascade.errors import UserError
-from cascade.store import LATEST_VERSION, FeedbackKind, FeedbackRecord, Store, open_store, sqlite_path
+from cascade.store import (
+    LATEST_VERSION,
+    FeedbackKind,
+    FeedbackRecord,
+    ReferencePair,
+    Store,
+    open_store,
+    sqlite_path,
+)
 from cascade.store.sql import SqlStore
 from cascade.types import Attempt, CascadeResult
 
@@ -214,6 +223,41 @@ class StoreContract:
 
         assert ids() == ["a1", "b1", "b2", "a2"] and ids(config_name="a") == ["a1", "a2"]
         assert ids(config_name="b", variant="y") == ["b2"] and ids(variant="x") == ["b1", "a2"]
+
+    def test_reference_pairs_round_trip_in_commit_order(self, store: Store) -> None:
+        audit = ReferencePair(
+            run_id="r1", config_name="local", source="audit", tier="small", answer="Paris", reference_tier="large",
+            reference="paris", agree=True, weight=20.0, served=True, confidence=0.9, threshold=0.7,
+            answer_format="first_line", cost_usd=0.01, tokens=15,
+        )  # fmt: skip
+        escalated = ReferencePair(
+            run_id="r2", config_name="local", source="escalation", tier="small", answer="Lyon",
+            reference_tier="large", reference="Paris", agree=False, confidence=0.3, threshold=0.7, variant="B",
+        )  # fmt: skip
+        dropped = ReferencePair(
+            run_id="r3", config_name="other", source="audit", tier="small", answer="4", reference_tier="large",
+            reference=None, agree=None, weight=20.0, served=True, note="dropped: the audit queue was full",
+        )  # fmt: skip
+        seqs = store.add_reference_pairs([audit, escalated])
+        seqs += store.add_reference_pairs([dropped])
+        assert seqs == sorted(seqs) and len(set(seqs)) == 3 and store.add_reference_pairs([]) == []
+        stored = store.reference_pairs()
+        assert [r.pair for r in stored] == [audit, escalated, dropped] and [r.seq for r in stored] == seqs
+        assert [r.pair.run_id for r in store.reference_pairs(config_name="local", source="escalation")] == ["r2"]
+        assert [r.pair.run_id for r in store.reference_pairs(variant="B")] == ["r2"]
+        assert [r.pair.run_id for r in store.reference_pairs(since_seq=seqs[0], limit=1)] == ["r2"]
+        assert store.reference_pairs(since=stored[-1].created_at)[-1].pair == dropped
+        assert store.reference_pairs(since="9999") == []
+        with pytest.raises(UserError, match="weight"):
+            store.add_reference_pairs([replace(audit, weight=0.0)])
+
+    def test_runs_by_id_and_since_a_time(self, store: Store) -> None:
+        for run_id in ("a", "b", "c"):
+            store.record_run(make_result(run_id), config_name="local")
+        assert [r.run_id for r in store.runs_by_id(["c", "missing", "a", "c"])] == ["a", "c"]
+        later = store.runs()[1].created_at
+        assert [r.run_id for r in store.runs(since=later)] == ["b", "c"]
+        assert [r.run_id for r in store.runs(since=later, config_name="nope")] == []
 
     def test_api_keys_never_reach_the_store(self, store: Store) -> None:
         result = make_result("r1", answer=f"use {KEY}", query=f"my key is {KEY}")
