@@ -57,6 +57,7 @@ from cascade.types import (
 )
 
 NO_PLAN = RoutePlan()
+MAX_TAG_CHARS = 512  # OpenAI's limit on a metadata value; learners key state by tag, so it must stay small
 Branch = Literal["accept", "escalate", "approval", "stop"]
 
 
@@ -133,6 +134,8 @@ class CascadeGraph:
         chat = query if isinstance(query, Conversation) else conversation_of(query)
         if tag is not None and (not isinstance(tag, str) or not tag.strip()):
             raise UserError("tag must be a non-empty string (or None)")
+        if tag is not None and len(tag) > MAX_TAG_CHARS:
+            raise UserError(f"tag is {len(tag):,} characters; at most {MAX_TAG_CHARS} (a label, not a document)")
         return {
             "query": chat.query,
             "conversation": chat,

@@ -40,7 +40,7 @@ class AdaptiveConfig(StoreConfig):
     """Controller settings (see `cascade.learning.controller`); `bounds` = [low, high] for thresholds."""
 
     target_em: Unit
-    window: int = Field(default=100, ge=1)
+    window: int = Field(default=100, ge=1, le=10_000)  # bounds the saved evidence
     margin: float = Field(default=0.0, ge=-0.5, le=0.5)
     step: float = Field(default=0.05, ge=0.0)
     min_evidence: int = Field(default=50, ge=0)

@@ -14,7 +14,7 @@ from pydantic import Field
 from cascade.acceptance import Unit, accepts
 from cascade.features import query_features
 from cascade.learning.online import State
-from cascade.learning.thompson import ThompsonBandit, reward
+from cascade.learning.thompson import MAX_CONTEXTS, ThompsonBandit, reward
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
 from cascade.store import LabelledRun
@@ -32,11 +32,13 @@ from routers._learner import (
 
 _REMEMBERED = 1024  # queries whose arm the bandit router remembers across tiers
 _LENGTH_BUCKETS = (50, 100, 200, 400)
+_TAG_CHARS = 64
 ContextKind = Literal["query", "confidence", "query+confidence"]
 
 
 class BanditConfig(StoreConfig):
-    """Arms are threshold levels (above 1 = always escalate); reward = correct - lam * tokens."""
+    """Arms are threshold levels (above 1 = always escalate); reward = correct - lam * tokens.
+    `max_contexts` bounds the contexts (tags × query kinds × confidence buckets) kept in the state."""
 
     arms: list[float] = Field(default_factory=lambda: [0.0, 0.5, 0.8, 0.95, 0.99, 1.01], min_length=1)
     lam: float = Field(default=5e-4, ge=0.0)
@@ -44,6 +46,7 @@ class BanditConfig(StoreConfig):
     max_explore: Unit = 0.1
     seed: int = 0
     context: ContextKind = "query+confidence"
+    max_contexts: int = Field(default=MAX_CONTEXTS, ge=1, le=100_000)
 
 
 class BanditRouter(Learner[ThompsonBandit]):
@@ -84,8 +87,9 @@ class BanditRouter(Learner[ThompsonBandit]):
         return self._arms[key]
 
     def load_model(self, state: State | None) -> ThompsonBandit:
+        c = self.config
         opts: dict[str, Any] = {
-            "prior_n": self.config.prior_n, "max_explore": self.config.max_explore, "seed": self.config.seed,
+            "prior_n": c.prior_n, "max_explore": c.max_explore, "seed": c.seed, "max_contexts": c.max_contexts,
         }  # fmt: skip
         if state is None:
             return ThompsonBandit(len(self.config.arms), **opts)
@@ -140,11 +144,19 @@ def bandit_context(
 
     The arm is drawn once the first tier has answered, so its confidence is known at decision time.
     """
-    parts = [f"tag={tag}"] if tag else []
+    parts = [f"tag={tag_key(tag)}"] if tag else []
     parts += [query_context(query)] if kind != "confidence" else []
     if kind != "query":
         parts.append(f"c{confidence_bucket(confidence, arms)}")
     return "|".join(parts)
+
+
+def tag_key(tag: str) -> str:
+    """A tag as part of a context's name: as written up to 64 characters, longer ones by their start
+    and a digest, so the saved state grows with the number of contexts, not the length of tags."""
+    if len(tag) <= _TAG_CHARS:
+        return tag
+    return f"{tag[:_TAG_CHARS - 17]}~{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
 
 
 def arm_rewards(item: LabelledRun, arms: Sequence[float], lam: float, final_tier: str) -> dict[int, float]:

@@ -6,7 +6,7 @@ and one seen often follows its own. Exploration is bounded: a draw that differs 
 (highest posterior mean) is only followed while explored decisions stay under `max_explore` of all.
 
 Draws use `default_rng([seed, decisions])`, so a restarted bandit makes the same choices it would
-have made; the whole state is plain JSON (`to_state`/`from_state`).
+have made; the whole state is plain JSON (`to_state`/`from_state`), bounded by `max_contexts`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 _MIN_SIGMA = 0.05
+MAX_CONTEXTS = 1000  # contexts kept (tags × query kinds × confidence buckets): bounds the saved state
 
 
 @dataclass
@@ -43,10 +44,19 @@ class Stats:
 class ThompsonBandit:
     """Chooses an arm index per context; `update` learns one (context, arm, reward) observation."""
 
-    def __init__(self, n_arms: int, *, prior_n: float = 20.0, max_explore: float = 0.1, seed: int = 0) -> None:
-        if n_arms < 1 or not 0.0 <= max_explore <= 1.0 or prior_n <= 0:
-            raise ValueError("need n_arms >= 1, 0 <= max_explore <= 1 and prior_n > 0")
+    def __init__(
+        self,
+        n_arms: int,
+        *,
+        prior_n: float = 20.0,
+        max_explore: float = 0.1,
+        seed: int = 0,
+        max_contexts: int = MAX_CONTEXTS,
+    ) -> None:
+        if n_arms < 1 or not 0.0 <= max_explore <= 1.0 or prior_n <= 0 or max_contexts < 1:
+            raise ValueError("need n_arms >= 1, 0 <= max_explore <= 1, prior_n > 0 and max_contexts >= 1")
         self.n_arms, self.prior_n, self.max_explore, self.seed = n_arms, prior_n, max_explore, seed
+        self.max_contexts = max_contexts
         self.overall = [Stats() for _ in range(n_arms)]
         self.by_context: dict[str, list[Stats]] = {}
         self.decisions = 0
@@ -88,7 +98,18 @@ class ThompsonBandit:
 
     def update(self, context: str, arm: int, reward: float) -> None:
         self.overall[arm].add(reward)
-        self.by_context.setdefault(context, [Stats() for _ in range(self.n_arms)])[arm].add(reward)
+        if context not in self.by_context:
+            self._make_room()
+            self.by_context[context] = [Stats() for _ in range(self.n_arms)]
+        self.by_context[context][arm].add(reward)
+
+    def _make_room(self) -> None:
+        """Keep at most `max_contexts` contexts: a new one evicts the least observed (the oldest of
+        those tied), whose rewards stay in the per-arm totals it would borrow from anyway."""
+        if len(self.by_context) < self.max_contexts:
+            return
+        least = min(self.by_context, key=lambda c: sum(s.n for s in self.by_context[c]))
+        del self.by_context[least]
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -101,12 +122,23 @@ class ThompsonBandit:
 
     @classmethod
     def from_state(
-        cls, state: Mapping[str, Any], *, prior_n: float = 20.0, max_explore: float = 0.1, seed: int = 0
+        cls,
+        state: Mapping[str, Any],
+        *,
+        prior_n: float = 20.0,
+        max_explore: float = 0.1,
+        seed: int = 0,
+        max_contexts: int = MAX_CONTEXTS,
     ) -> ThompsonBandit:
-        """Learned statistics come from the state; exploration settings from config."""
-        bandit = cls(int(state["n_arms"]), prior_n=prior_n, max_explore=max_explore, seed=seed)
+        """Learned statistics come from the state; exploration settings and the bound from config (a
+        state saved under a larger bound keeps its most observed contexts)."""
+        bandit = cls(
+            int(state["n_arms"]), prior_n=prior_n, max_explore=max_explore, seed=seed, max_contexts=max_contexts
+        )
         bandit.overall = [_load(s) for s in state["overall"]]
-        bandit.by_context = {c: [_load(s) for s in arms] for c, arms in state["by_context"].items()}
+        contexts = {c: [_load(s) for s in arms] for c, arms in state["by_context"].items()}
+        kept = set(sorted(contexts, key=lambda c: -sum(s.n for s in contexts[c]))[:max_contexts])
+        bandit.by_context = {c: arms for c, arms in contexts.items() if c in kept}
         bandit.decisions, bandit.explored = int(state["decisions"]), int(state["explored"])
         return bandit
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512  # OpenAI's request metadata limits
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -74,8 +75,19 @@ class ChatCompletionRequest(BaseModel):
 
     @field_validator("metadata")
     @classmethod
-    def _tag_has_text(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value and "tag" in value and not value["tag"].strip():
+    def _openai_metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        """OpenAI's limits (16 pairs, keys of 64 characters, values of 512), and a tag with text."""
+        if not value:
+            return value
+        if len(value) > METADATA_PAIRS:
+            raise ValueError(f"at most {METADATA_PAIRS} key-value pairs, got {len(value)}")
+        for key, text in value.items():
+            if len(key) > METADATA_KEY_CHARS or len(text) > METADATA_VALUE_CHARS:
+                raise ValueError(
+                    f"keys are at most {METADATA_KEY_CHARS} characters and values {METADATA_VALUE_CHARS}; "
+                    f"{key[:METADATA_KEY_CHARS]!r} has {len(key)} and {len(text)}"
+                )
+        if "tag" in value and not value["tag"].strip():
             raise ValueError("'tag' must be a non-empty string")
         return value
 

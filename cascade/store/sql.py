@@ -36,6 +36,7 @@ from cascade.types import Attempt, CascadeResult, Usage
 Execute = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 LockName = Literal["schema", "runs", "feedback", "state", "lease", "budget", "reference"]
 _CHUNK = 500
+MAX_STATE_BYTES = 4_000_000  # one learner's saved state
 
 
 def _columns(names: Sequence[str], prefix: str = "") -> str:
@@ -178,7 +179,7 @@ class SqlStore(ABC):
 
     def put_state(self, key: str, value: Mapping[str, Any]) -> int:
         """Save a learner's state under `key`, replacing what was there; returns its new version."""
-        text = rows.to_json(value, f"state {_state_key(key)!r}")
+        text = _state_text(key, value)
         with self._transaction("state") as run:
             return int(run(_UPSERT_STATE.format(guard=""), (key, text, rows.now()))[0][0])
 
@@ -188,7 +189,7 @@ class SqlStore(ABC):
         Returns the new version, or None when another process saved first: its state wins and
         the caller starts again from it, so no learned update is silently overwritten.
         """
-        text = rows.to_json(value, f"state {_state_key(key)!r}")
+        text = _state_text(key, value)
         with self._transaction("state") as run:
             if expect_version == 0:
                 saved = run(_UPSERT_STATE.format(guard=" WHERE learned_state.version = 0"), (key, text, rows.now()))
@@ -355,6 +356,19 @@ def _state_key(key: str) -> str:
     if not key:
         raise UserError("state key must be a non-empty string")
     return key
+
+
+def _state_text(key: str, value: Mapping[str, Any]) -> str:
+    """The state as stored: JSON, refused above `MAX_STATE_BYTES` (every learner bounds its own
+    state well below it; this is the backstop that keeps a bug or a hostile input from growing it)."""
+    text = rows.to_json(value, f"state {_state_key(key)!r}")
+    size = len(text.encode("utf-8"))
+    if size > MAX_STATE_BYTES:
+        raise UserError(
+            f"state {key!r} is {size:,} bytes, above the store's limit of {MAX_STATE_BYTES:,}: "
+            "lower the learner's window or max_contexts"
+        )
+    return text
 
 
 def _check_feedback(kind: str, value: str | None) -> None:
