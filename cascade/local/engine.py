@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +72,48 @@ def import_llama_cpp() -> Any:
     return llama_cpp
 
 
+EXTRA_BUFFERS_ENV = "CASCADE_LLAMA_EXTRA_BUFFERS"
+
+
+def extra_buffers_wanted(cpu_flags: str | None = None) -> bool:
+    """Whether llama.cpp may repack weights into its extra buffer types (`use_extra_bufts`).
+
+    Off on a CPU that reports AMX: ggml's AMX buffer type segfaults in the first decode of every
+    model on virtual machines whose hypervisor reports AMX without enabling it (seen on this
+    project's 2-core VMs with llama-cpp-python 0.3.36 built natively). llama.cpp has one switch for
+    all its repacks, so the AVX ones go too (slower prompt processing, same answers).
+    `CASCADE_LLAMA_EXTRA_BUFFERS=1` (or `0`) overrides.
+    """
+    forced = os.environ.get(EXTRA_BUFFERS_ENV)
+    if forced in ("0", "1"):
+        return forced == "1"
+    if cpu_flags is None:
+        try:
+            cpu_flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return True
+    return "amx_tile" not in cpu_flags.split()
+
+
+@contextmanager
+def _model_params(lib: Any, *, extra_buffers: bool) -> Iterator[None]:
+    """llama-cpp-python's `Llama` takes no `use_extra_bufts`: its default model params are wrapped
+    while one model loads (under `_LOAD_LOCK` when loaded through `load_model`)."""
+    module = lib.llama_cpp
+    default = module.llama_model_default_params
+
+    def params() -> Any:
+        value = default()
+        value.use_extra_bufts = extra_buffers
+        return value
+
+    module.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = default
+
+
 class LocalModel:
     """One loaded GGUF. llama.cpp contexts are not thread-safe, so every call holds `lock`."""
 
@@ -78,7 +122,10 @@ class LocalModel:
         self.path = path
         self.lock = threading.Lock()
         started = time.perf_counter()
-        self.llama = self._lib.Llama(model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+        with _model_params(self._lib, extra_buffers=extra_buffers_wanted()):
+            self.llama = self._lib.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False
+            )
         self.load_seconds = time.perf_counter() - started
         self._vocab = self._lib.llama_model_get_vocab(self.llama.model)
         self._n_vocab = self.llama.n_vocab()
