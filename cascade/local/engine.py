@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT
+from cascade.local.cpu import avoid_amx
 from cascade.local.decoding import Decoder, Generation, OnText
 from cascade.local.structured import prepare_messages
 
@@ -69,6 +70,7 @@ def import_llama_cpp() -> Any:
         raise ModelNotFoundError(
             f"local models need llama-cpp-python, which is not installed: {LOCAL_EXTRA_HINT}"
         ) from exc
+    avoid_amx(llama_cpp)
     return llama_cpp
 
 

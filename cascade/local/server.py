@@ -52,8 +52,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = server_config([m.strip() for m in args.models.split(",") if m.strip()], args.host, args.port, args.n_ctx)
     path = Path(tempfile.mkdtemp(prefix="cascade-llama-server-")) / "config.json"
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    os.execv(sys.executable, [sys.executable, "-m", "llama_cpp.server", "--config_file", str(path)])
+    launch = "from cascade.local.server import run_llama_server; run_llama_server()"
+    os.execv(sys.executable, [sys.executable, "-c", launch, "--config_file", str(path)])
     return 0  # pragma: no cover  (execv does not return)
+
+
+def run_llama_server() -> None:  # pragma: no cover  (the exec'd process; tests/integration run it)
+    """`python -m llama_cpp.server` with its arguments, its models loaded as cascade loads them
+    (off AMX where it crashes: cascade.local.cpu)."""
+    import runpy
+
+    from cascade.local.engine import import_llama_cpp
+
+    import_llama_cpp()
+    runpy.run_module("llama_cpp.server", run_name="__main__")
 
 
 if __name__ == "__main__":  # pragma: no cover
