@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT
-from cascade.local.cpu import avoid_amx
 from cascade.local.decoding import Decoder, Generation, OnText
 from cascade.local.structured import prepare_messages
 
@@ -70,7 +69,6 @@ def import_llama_cpp() -> Any:
         raise ModelNotFoundError(
             f"local models need llama-cpp-python, which is not installed: {LOCAL_EXTRA_HINT}"
         ) from exc
-    avoid_amx(llama_cpp)
     return llama_cpp
 
 
@@ -98,9 +96,10 @@ def extra_buffers_wanted(cpu_flags: str | None = None) -> bool:
 
 
 @contextmanager
-def _model_params(lib: Any, *, extra_buffers: bool) -> Iterator[None]:
+def extra_buffers_setting(lib: Any, *, extra_buffers: bool) -> Iterator[None]:
     """llama-cpp-python's `Llama` takes no `use_extra_bufts`: its default model params are wrapped
-    while one model loads (under `_LOAD_LOCK` when loaded through `load_model`)."""
+    while one model loads (under `_LOAD_LOCK` when loaded through `load_model`), or while
+    llama-cpp-python's server runs (`cascade.local.server`)."""
     module = lib.llama_cpp
     default = module.llama_model_default_params
 
@@ -124,7 +123,7 @@ class LocalModel:
         self.path = path
         self.lock = threading.Lock()
         started = time.perf_counter()
-        with _model_params(self._lib, extra_buffers=extra_buffers_wanted()):
+        with extra_buffers_setting(self._lib, extra_buffers=extra_buffers_wanted()):
             self.llama = self._lib.Llama(
                 model_path=str(path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False
             )

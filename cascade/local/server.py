@@ -59,13 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_llama_server() -> None:  # pragma: no cover  (the exec'd process; tests/integration run it)
     """`python -m llama_cpp.server` with its arguments, its models loaded as cascade loads them
-    (off AMX where it crashes: cascade.local.cpu)."""
+    (without extra buffer types where the CPU reports AMX: `extra_buffers_wanted`)."""
     import runpy
 
-    from cascade.local.engine import import_llama_cpp
+    from cascade.local.engine import extra_buffers_setting, extra_buffers_wanted, import_llama_cpp
 
-    import_llama_cpp()
-    runpy.run_module("llama_cpp.server", run_name="__main__")
+    with extra_buffers_setting(import_llama_cpp(), extra_buffers=extra_buffers_wanted()):
+        runpy.run_module("llama_cpp.server", run_name="__main__")
 
 
 if __name__ == "__main__":  # pragma: no cover

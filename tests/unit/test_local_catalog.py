@@ -294,30 +294,3 @@ def test_missing_llama_cpp_says_what_to_install(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
     with pytest.raises(ModelNotFoundError, match=r"pip install -e '\.\[local\]'"):
         import_llama_cpp()
-
-
-def test_llama_cpp_keeps_off_amx_where_the_cpu_advertises_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a VM that lists amx_int8, llama.cpp's AMX kernels crashed the process on the first token:
-    every model then loads without extra buffer types, unless CASCADE_LLAMA_EXTRA_BUFFERS=1."""
-    from types import SimpleNamespace
-
-    from cascade.local.cpu import KEEP_EXTRA_BUFFERS, advertises_amx, avoid_amx
-
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n")
-    assert advertises_amx(cpuinfo) and not advertises_amx(tmp_path / "missing")
-
-    def library() -> SimpleNamespace:
-        return SimpleNamespace(
-            llama_cpp=SimpleNamespace(llama_model_default_params=lambda: SimpleNamespace(use_extra_bufts=True))
-        )
-
-    lib = library()
-    assert avoid_amx(lib, amx=True) and avoid_amx(lib, amx=True)  # idempotent
-    assert lib.llama_cpp.llama_model_default_params().use_extra_bufts is False
-    untouched = library()
-    assert not avoid_amx(untouched, amx=False)
-    assert untouched.llama_cpp.llama_model_default_params().use_extra_bufts is True
-    monkeypatch.setenv(KEEP_EXTRA_BUFFERS, "1")
-    kept = library()
-    assert not avoid_amx(kept, amx=True) and kept.llama_cpp.llama_model_default_params().use_extra_bufts is True
