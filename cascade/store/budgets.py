@@ -50,14 +50,16 @@ _EXPIRE = "DELETE FROM budget_holds WHERE account = ? AND expires_at <= {now}"
 _HOLD = "INSERT INTO budget_holds (account, tokens, usd, expires_at) VALUES (?, ?, ?, {now} + ?) RETURNING id"
 _RESIZE = "UPDATE budget_holds SET tokens = ?, usd = ? WHERE id = ?"
 _SETTLE = (
-    "UPDATE budget_spend SET spent_tokens = spent_tokens + ?, spent_usd = spent_usd + ?, calls = calls + 1, "
+    "UPDATE budget_spend SET spent_tokens = spent_tokens + ?, spent_usd = spent_usd + ?, calls = calls + ?, "
     "updated_at = ? WHERE account = ?"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """An account's settled spend, what its calls in flight hold, and how many calls it paid for."""
+    """An account's settled spend, what its calls in flight hold, and how many calls it paid for
+    (settlements that spent something: a hold given back unused, such as a request's admission
+    hold or a call another account refused, is no call)."""
 
     tokens: int
     usd: float
@@ -117,7 +119,8 @@ def settle(run: Execute, now: str, account: str, hold_id: int | None, spent: Usa
     if hold_id is not None:
         run("DELETE FROM budget_holds WHERE id = ?", (hold_id,))
     run(_ENSURE, (account, at))
-    run(_SETTLE, (_tokens(spent), spent.cost_usd, at, account))
+    paid = int(_tokens(spent) > 0 or spent.cost_usd > 0)
+    run(_SETTLE, (_tokens(spent), spent.cost_usd, paid, at, account))
     return read(run, now, account)
 
 
