@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 from cascade.config import BudgetConfig
 from cascade.conversation import Conversation, conversation_of
 from cascade.errors import BudgetExceededError
-from cascade.metering import NOTHING, Ask, MemoryAccount, MeteredCompleter, current_ledger, shortfall
+from cascade.metering import (
+    NOTHING,
+    Ask,
+    MemoryAccount,
+    MeteredCompleter,
+    affordable_tokens,
+    current_ledger,
+    shortfall,
+)
 from cascade.types import Attempt, Completion, RoutePlan, Usage
 
 if TYPE_CHECKING:
@@ -55,7 +63,7 @@ class Budget:
         output_price = math.fsum(a.output_price for a in asks)
         if left.usd is not None and output_price > 0:
             usd = left.usd - math.fsum(a.prompt_tokens * a.input_price for a in asks)
-            cap = min(cap, math.floor(usd / output_price))
+            cap = affordable_tokens(usd, output_price, cap)
         return max(1, cap)
 
     def blocks(

@@ -44,7 +44,9 @@ Regex = Annotated[str, AfterValidator(_compiles)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown fields are errors, and so are infinite or NaN numbers (`.inf` is YAML for infinity)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Prices(Strict):

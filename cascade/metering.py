@@ -64,14 +64,17 @@ class Ask:
             usd = usd_left - self.prompt_tokens * self.input_price
             if usd < 0:
                 return 0
-            if self.output_price > 0:
-                cap = min(cap, _whole_tokens(usd / self.output_price))
+            cap = affordable_tokens(usd, self.output_price, cap)
         return cap
 
 
-def _whole_tokens(x: float) -> int:
-    """floor(x), reading 4.999999999 (dollars divided in floating point) as the 5 it stands for."""
-    return math.floor(x + 1e-9)
+def affordable_tokens(usd: float, price: float, cap: int) -> int:
+    """How many tokens at `price` each `usd` pays for, at most `cap`. Reads 4.999999999 (dollars
+    divided in floating point) as the 5 it stands for; a huge budget (1e308 dollars, whose
+    quotient overflows to infinity) simply leaves `cap` as it is."""
+    if price <= 0 or usd >= cap * price:
+        return cap
+    return math.floor(usd / price + 1e-9)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from cascade.serve.http import MAX_HEADER_BYTES
 class ServeSettings(BaseModel):
     """Everything `create_app` needs besides the cascades; defaults suit a local single-user server."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_concurrency: int = Field(default=16, ge=1)
     max_queue: int = Field(default=64, ge=0)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
-from cascade.errors import CallOverBudgetError
+from cascade.errors import CallOverBudgetError, ConfigError
 from cascade.metering import Ask, MemoryAccount, MeteredCompleter, charge_to, run_ledger
 from cascade.prompt_bound import PER_MESSAGE, PER_REQUEST, PromptBounds, prompt_bound
 from cascade.types import CompletionRequest, Usage
@@ -60,6 +60,19 @@ def test_the_cost_probe_of_issue_14_stays_within_the_dollars(limit: float, cap: 
         assert not fake.calls and "cost budget" in result.stop_reason
     else:  # $2e-5 buys the prompt and 3 tokens
         assert [c.max_tokens for c in fake.calls] == [cap] and result.total_cost_usd == pytest.approx(limit)
+
+
+def test_a_huge_dollar_budget_is_no_limit_and_an_infinite_one_is_refused_at_load() -> None:
+    """Issue 22.11: `max_cost_usd: 1e308` overflowed to infinity in the cap (every run a traceback,
+    every served request a 500) and `.inf` passed `validate`."""
+    fake = FakeCompleter({"fake/large": FakeReply("Paris", prompt_tokens=8, completion_tokens=2)})
+    huge = CascadeConfig.from_dict({"tiers": [LARGE], "budget": {"max_cost_usd": 1e308}})
+    assert Cascade(huge, completer=fake).run("Capital of France?").answer == "Paris"
+    assert fake.calls[0].max_tokens == 256
+    assert Ask("m", 10, 100, 1e-6, 4e-6).cap_within(None, 1e308) == 100
+    for infinite in (float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match=r"budget\.max_cost_usd: Input should be a finite number"):
+            CascadeConfig.from_dict({"tiers": [LARGE], "budget": {"max_cost_usd": infinite}})
 
 
 def test_a_tier_that_cannot_be_afforded_is_never_called() -> None:

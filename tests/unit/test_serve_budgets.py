@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
+from cascade.errors import UserError
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.auth import key_id
 from cascade.serve.background import serve_in_thread
@@ -87,6 +88,20 @@ async def test_two_workers_on_one_store_share_the_budget_and_a_restart_remembers
     finally:
         first.close()
         second.close()
+
+
+async def test_a_huge_key_dollar_budget_serves_and_an_infinite_one_is_refused() -> None:
+    """Issue 22.11: `--key-max-cost-usd 1e308` answered every request with a 500."""
+    priced = {
+        **ONE_TIER,
+        "tiers": [{**ONE_TIER["tiers"][0], "prices": {"input_per_token": 1e-6, "output_per_token": 1e-6}}],
+    }
+    fake = FakeCompleter({"fake/m": FakeReply("4", prompt_tokens=3, completion_tokens=1)})
+    cascade = Cascade(CascadeConfig.from_dict(priced), completer=fake)
+    responses = await fire(app_for(cascade, key_max_cost_usd=1e308), 3)
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    with pytest.raises(UserError, match="key_max_cost_usd: Input should be a finite number"):
+        ServeSettings.checked(key_max_cost_usd=float("inf"))
 
 
 async def test_a_key_budget_the_first_call_cannot_fit_is_refused_before_the_queue() -> None:
