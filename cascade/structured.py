@@ -257,8 +257,9 @@ def _check_tool_choice(choice: str | Mapping[str, Any] | None, names: list[str])
         raise UserError("tool_choice needs tools")
     if choice in ("none", "auto", "required"):
         return str(choice)
-    name = choice.get("function", {}).get("name") if isinstance(choice, Mapping) else None
-    if name not in names:
+    function = choice.get("function") if isinstance(choice, Mapping) else None
+    name = function.get("name") if isinstance(function, Mapping) else None
+    if not isinstance(name, str) or name not in names:
         raise UserError(f"tool_choice must be 'none', 'auto', 'required' or one of the tools {names}, got {choice!r}")
     return {"type": "function", "function": {"name": name}}
 

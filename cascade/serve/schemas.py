@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512  # OpenAI's request metadata limits
+TOOL_CHOICE_SHAPE = "{'type': 'function', 'function': {'name': ...}}"
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -89,6 +90,13 @@ class ChatCompletionRequest(BaseModel):
                 )
         if "tag" in value and not value["tag"].strip():
             raise ValueError("'tag' must be a non-empty string")
+        return value
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _choice_is_a_name_or_an_object(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str | dict):
+            raise ValueError(f"must be 'none', 'auto', 'required' or {TOOL_CHOICE_SHAPE}, got {value!r:.80}")
         return value
 
     @property
