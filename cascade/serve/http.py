@@ -7,8 +7,10 @@ client sending a 10 MB `Authorization` header has it read into memory and handed
 the limit; `HeadLimit` checks the head again inside the app, for any other server.
 
 uvicorn's access log prints each request's path with its query string. A client that puts its
-API key there (`?api_key=sk-...`, as some SDKs do) would have it written to the log, so
-`RedactQuery` replaces every query value with `***`: no endpoint here reads a query parameter.
+API key there (`?api_key=sk-...`, as some SDKs do, or `?sk-...`, `?api_key%3Dsk-...`) or in the
+path (`/v1/models/sk-...`) would have it written to the log, so `RedactQuery` logs a path only as
+far as it is one of this server's `ROUTES`, anything past or instead of one as `***`, and a query
+string as `?***`: no endpoint here reads a query parameter.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import copy
 import importlib.util
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -30,7 +31,8 @@ LINGER_S = 1.0
 BOUNDED_HTTPTOOLS = "cascade.serve.bounded_http:BoundedHttpToolsProtocol"
 """uvicorn's httptools protocol with the head limit, by the name uvicorn imports it from."""
 
-_QUERY_VALUE = re.compile(r"=[^&#]*")
+ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/feedback", "/health", "/metrics")
+"""Every path the app serves (`cascade.serve.app.create_app`); the access log shows no other."""
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -47,11 +49,17 @@ def head_too_large(limit: int) -> bytes:
 
 
 def redact_path(path: str) -> str:
-    """`/v1/x?api_key=sk-1&a=b` -> `/v1/x?api_key=***&a=***`, and key-like text scrubbed anywhere."""
-    from cascade.completers.litellm_completer import scrub
+    """`/v1/models?api_key=sk-1` -> `/v1/models?***`, `/v1/models/sk-1` -> `/v1/models/***`,
+    `/sk-1` -> `/***`: a route of this server is kept, nothing else."""
+    base, mark, _query = path.partition("?")
+    return _route_part(base) + ("?***" if mark else "")
 
-    base, mark, query = path.partition("?")
-    return scrub(base) + (mark + _QUERY_VALUE.sub("=***", query) if mark else "")
+
+def _route_part(base: str) -> str:
+    if base in ROUTES or base in ("", "/"):
+        return base
+    under = [route for route in ROUTES if base.startswith(route + "/")]
+    return max(under, key=len) + "/***" if under else "/***"
 
 
 class RedactQuery(logging.Filter):

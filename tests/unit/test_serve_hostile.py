@@ -21,7 +21,7 @@ from cascade.errors import UserError
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 from cascade.serve.cli_serve import main as serve_main
-from cascade.serve.http import RedactQuery, redact_path
+from cascade.serve.http import ROUTES, RedactQuery, redact_path
 from cascade.store import Store, open_store
 from tests.unit.test_serve_app import ask, client, demo
 
@@ -166,21 +166,32 @@ def test_query_string_values_never_reach_the_access_log() -> None:
     with serve_in_thread(app, log_level="info") as url:
         logging.getLogger("uvicorn.access").addHandler(handler)
         try:
-            httpx.get(f"{url}/v1/models?api_key={KEY}&user=ann", headers={"authorization": f"Bearer {KEY}"})
+            auth = {"authorization": f"Bearer {KEY}"}
+            for path in [f"/v1/models?api_key={KEY}&user=ann", f"/v1/models?{KEY}", f"/v1/models?api_key%3D{KEY}"]:
+                httpx.get(f"{url}{path}", headers=auth)
+            for path in [f"/v1/models?api_key;{KEY}", f"/v1/models/{KEY}", f"/{KEY}", f"/v1/{KEY}/x"]:
+                httpx.get(f"{url}{path}", headers=auth)
         finally:
             logging.getLogger("uvicorn.access").removeHandler(handler)
-    # Our redaction masks every value (`api_key=***&user=***`); litellm, once imported, adds a logging
-    # filter of its own that may already have replaced `api_key=...` with its REDACTED marker.
-    logged = [line for line in lines if "GET /v1/models?" in line]
-    masked = [line.replace("api_key=***", "") for line in logged]
-    assert logged and all("user=***" in line and "api_key=" not in line for line in masked), lines
-    assert not any(KEY in line or "ann" in line for line in lines)
+    logged = [line for line in lines if "GET /" in line]
+    assert len(logged) == 7 and sum("GET /v1/models?*** " in line for line in logged) == 4, lines
+    assert sum("GET /v1/models/*** " in line for line in logged) == 1
+    assert not any(KEY in line or "ann" in line or "abcdef" in line for line in lines)
 
 
-def test_redaction_keeps_names_and_scrubs_key_like_paths() -> None:
-    assert redact_path("/v1/models") == "/v1/models"
-    assert redact_path("/v1/x?key=sk-abcdefghijkl&flag") == "/v1/x?key=***&flag"
-    assert redact_path("/v1/sk-abcdefghijklmnop/x") == "/v1/sk-***/x"
+def test_redaction_keeps_the_servers_routes_and_nothing_else() -> None:
+    """Issue 22.10: `?K`, `?api_key%3DK`, `?api_key;K` and a key as a path segment were logged as sent."""
+    assert redact_path("/v1/models") == "/v1/models" and redact_path("/") == "/"
+    assert redact_path("/v1/x?key=sk-abcdefghijkl&flag") == "/***?***"
+    assert redact_path("/v1/chat/completions/sk-abcdefghijklmnop/x") == "/v1/chat/completions/***"
+    assert redact_path("/v1/modelsX") == "/***" and redact_path("/health?sk-1") == "/health?***"
     args = ("c", "GET", "/?t=1", "1.1", 200)
     record = logging.LogRecord("uvicorn.access", 20, "", 0, '%s - "%s %s HTTP/%s" %d', args, None)
-    assert RedactQuery().filter(record) and record.getMessage() == 'c - "GET /?t=*** HTTP/1.1" 200'
+    assert RedactQuery().filter(record) and record.getMessage() == 'c - "GET /?*** HTTP/1.1" 200'
+
+
+def test_every_route_of_the_app_is_one_the_access_log_shows() -> None:
+    """A path parameter (`/v1/models/{model_id}`) is logged as `***`, like anything past a route."""
+    app = create_app({"demo": demo()[0]}, ServeSettings())
+    paths = {str(getattr(route, "path", "")).split("/{")[0] for route in app.routes}
+    assert paths == set(ROUTES)
