@@ -161,13 +161,13 @@ class Server:
 
     async def _answer(self, request: Request, body: ChatCompletionRequest, ident: str) -> Response:
         cascade = self.cascade_named(body.model)
-        chat = conversation_of(cascade, body)
         check_tokens(
-            "\n".join(str(m.get("content") or "") + str(m.get("tool_calls") or "") for m in chat.messages),
+            body.prompt_text(),
             body.requested_tokens,
             max_query_tokens=self.settings.max_query_tokens,
             max_tokens=self.settings.max_tokens,
         )
+        chat = await asyncio.to_thread(conversation_of, cascade, body)  # schema checks: milliseconds each
         account = self.key_accounts.account(ident)
         if body.stream:
             sse = SseStream(body.model, include_usage=body.include_usage)

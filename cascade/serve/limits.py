@@ -76,12 +76,14 @@ def approx_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def check_tokens(query: str, requested: int | None, *, max_query_tokens: int, max_tokens: int) -> None:
-    """400 for a query longer than the server accepts or a `max_tokens` above its limit."""
-    if approx_tokens(query) > max_query_tokens:
+def check_tokens(prompt: str, requested: int | None, *, max_query_tokens: int, max_tokens: int) -> None:
+    """400 for a prompt (messages, tools, response format) longer than the server accepts or a
+    `max_tokens` above its limit."""
+    if approx_tokens(prompt) > max_query_tokens:
         raise ApiError(
             400,
-            f"query too long: about {approx_tokens(query)} tokens, the limit is {max_query_tokens}",
+            f"prompt too long: about {approx_tokens(prompt)} tokens of messages, tools and response format, "
+            f"the limit is {max_query_tokens}",
             code="context_length_exceeded",
             param="messages",
         )

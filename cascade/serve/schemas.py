@@ -19,6 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512  # OpenAI's request metadata limits
+MAX_TOOLS = 128
+"""OpenAI's own limit on a request's tools; checking each one's schema takes milliseconds."""
 TOOL_CHOICE_SHAPE = "{'type': 'function', 'function': {'name': ...}}"
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
@@ -66,7 +68,7 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     metadata: dict[str, str] | None = None  # OpenAI's request metadata; "tag" labels the query's context
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
 
     @model_validator(mode="before")
@@ -106,6 +108,13 @@ class ChatCompletionRequest(BaseModel):
     def conversation(self) -> list[dict[str, Any]]:
         """The messages as plain dicts, for `Cascade.conversation` to check."""
         return [m.model_dump(exclude_none=True) for m in self.messages]
+
+    def prompt_text(self) -> str:
+        """Everything the request puts before a model: the messages' text and tool calls, and the
+        tools and response format (their schemas go into the prompt too)."""
+        parts = [str(m.content or "") + (json.dumps(m.tool_calls) if m.tool_calls else "") for m in self.messages]
+        parts += [json.dumps(value) for value in (self.tools, self.response_format) if value]
+        return "\n".join(parts)
 
     @property
     def requested_tokens(self) -> int | None:
