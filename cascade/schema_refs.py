@@ -1,18 +1,27 @@
-"""JSON schemas from callers, made safe to validate with: references stay inside the schema.
+"""JSON schemas from callers, made safe to validate with: references stay inside the schema, and
+patterns run in linear time.
 
 A request's `response_format` or tool `parameters` is a stranger's schema. `jsonschema` would fetch
 a `$ref` to a URL (a request from the server to wherever the caller points it), and a reference
 chain that comes back to where it started without descending into the value (`{"$ref": "#"}`)
 recurses until the stack overflows, after the models were paid. `check_refs` refuses both up
 front; `schema_validator` never fetches anything.
+
+`jsonschema` matches `pattern` and `patternProperties` with Python's backtracking `re`, so a
+stranger's `"^(a+)+$"` against an answer of 25 a's and a '!' holds the event loop for seconds,
+doubling with each character. `schema_validator` matches them with RE2 instead (google-re2), whose
+time is linear in the text; `check_patterns` refuses up front what RE2 cannot run (backreferences,
+lookaround), so no pattern ever reaches the backtracking engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import re2
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
@@ -31,8 +40,72 @@ _NO_RETRIEVAL: Registry[Any] = Registry(retrieve=_refuse)  # type: ignore[call-a
 
 
 def schema_validator(schema: dict[str, Any]) -> Draft202012Validator:
-    """A validator that resolves references only inside `schema` and never reaches the network."""
-    return Draft202012Validator(schema, registry=_NO_RETRIEVAL)
+    """A validator that resolves references only inside `schema`, never reaches the network, and
+    matches patterns in linear time."""
+    return _LinearValidator(schema, registry=_NO_RETRIEVAL)
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the caller's error, not a line in the server's log
+
+
+@lru_cache(maxsize=1024)
+def linear_regex(pattern: str) -> Any:
+    """`pattern` compiled by RE2; ValueError saying why RE2 cannot run it."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"pattern {pattern!r:.80} cannot be matched in linear time: {reason}") from None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not linear_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r:.80} does not match {pattern!r:.80}")
+
+
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if linear_regex(pattern).search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, extra: Any, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    """jsonschema's own keyword, told which keys the patterns matched (it would match them with `re`)."""
+    patterns = schema.get("patternProperties")
+    if patterns and validator.is_type(instance, "object"):
+        matched = {key: True for key in instance if any(linear_regex(p).search(key) for p in patterns)}
+        schema = {k: v for k, v in schema.items() if k != "patternProperties"}
+        schema["properties"] = {**schema.get("properties", {}), **matched}
+    yield from Draft202012Validator.VALIDATORS["additionalProperties"](validator, extra, instance, schema)
+
+
+_LinearValidator = validators.extend(
+    Draft202012Validator,
+    {"pattern": _pattern, "patternProperties": _pattern_properties, "additionalProperties": _additional_properties},
+)
+
+
+def check_patterns(schema: dict[str, Any], where: str) -> None:
+    """UserError naming `where` for a pattern RE2 cannot run; `unevaluatedProperties` may not be
+    combined with `patternProperties` (jsonschema would match those with `re` to evaluate it)."""
+    nodes = list(_subschemas(schema))
+    for node in nodes:
+        patterns = [node.get("pattern"), *(node.get("patternProperties") or {})]
+        for pattern in patterns:
+            if isinstance(pattern, str):
+                try:
+                    linear_regex(pattern)
+                except ValueError as exc:
+                    raise UserError(f"{where}: {exc}") from None
+    keywords = {key for node in nodes for key in node}
+    if {"unevaluatedProperties", "patternProperties"} <= keywords:
+        raise UserError(f"{where}: unevaluatedProperties cannot be combined with patternProperties here")
 
 
 def schema_depth(value: Any, limit: int) -> int:

@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, best_match
 
 from cascade.errors import UserError
-from cascade.schema_refs import check_refs, schema_depth, schema_validator
+from cascade.schema_refs import check_patterns, check_refs, schema_depth, schema_validator
 from cascade.types import Completion, ToolCall
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -216,6 +216,7 @@ def checked_schema(schema: Any, where: str) -> dict[str, Any]:
     except SchemaError as exc:
         raise UserError(f"{where}: invalid JSON schema: {exc.message[:200]}") from None
     check_refs(schema, where)
+    check_patterns(schema, where)
     return schema
 
 

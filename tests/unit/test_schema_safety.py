@@ -107,3 +107,46 @@ async def test_serve_answers_400_to_a_schema_that_points_outside_itself(no_netwo
         assert response.status_code == 400, response.text
         assert response.json()["error"]["type"] == "invalid_request_error"
     assert not fake.calls and no_network == []
+
+
+HOSTILE = "^(a+)+$"  # backtracking time doubles with each 'a' before a final '!'
+
+
+@pytest.fixture
+def no_backtracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's `re` refuses the hostile pattern: it must never be asked to match it."""
+    real = re.search
+
+    def search(pattern: Any, string: Any, flags: int = 0) -> Any:
+        assert pattern != HOSTILE, "a caller's pattern reached the backtracking engine"
+        return real(pattern, string, flags)
+
+    monkeypatch.setattr(re, "search", search)
+
+
+def test_patterns_are_matched_in_linear_time(no_backtracking: None) -> None:
+    """Issue 22.4: `^(a+)+$` against 25 a's and a '!' held the event loop 2.15 s (doubling per 'a')."""
+    spec = OutputSpec.of(response_format=json_schema({"type": "string", "pattern": HOSTILE}))
+    hostile = '"' + "a" * 10_000 + '!"'
+    assert "does not match" in (spec.read_text(hostile, str).invalid or "")
+    assert spec.read_text('"aaa"', str).answer == '"aaa"'
+    keyed = {"type": "object", "patternProperties": {HOSTILE: {"type": "integer"}}, "additionalProperties": False}
+    spec = OutputSpec.of(response_format=json_schema(keyed))
+    assert "not allowed" in (spec.read_text('{"' + "a" * 10_000 + '!": 1}', str).invalid or "")
+    assert "is not of type 'integer'" in (spec.read_text('{"aa": "x"}', str).invalid or "")
+    assert spec.read_text('{"aa": 1}', str).answer == '{"aa": 1}'
+    names = {"type": "object", "propertyNames": {"pattern": HOSTILE}}
+    assert OutputSpec.of(response_format=json_schema(names)).read_text('{"a!": 1}', str).invalid
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "string", "pattern": r"(a)\1"}, "cannot be matched in linear time: invalid escape sequence"),
+        ({"patternProperties": {"(?=a)": {}}}, "cannot be matched in linear time: invalid perl operator"),
+        ({"patternProperties": {"a": {}}, "unevaluatedProperties": False}, "cannot be combined"),
+    ],
+)
+def test_patterns_a_linear_engine_cannot_run_are_refused_up_front(schema: Any, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        OutputSpec.of(response_format=json_schema(schema))
