@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a cascade config and its plugins")
     validate.add_argument("config", type=Path)
     sub.add_parser("models", help="list the local models and whether they are installed")
+    from cascade.audit import cli_report
     from cascade.eval.cli import args as cli_args
     from cascade.eval.cli import replay as cli_replay
     from cascade.learning import cli_ab, cli_learn
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_ab.add_parser(sub)
     cli_learn.add_parser(sub)
     cli_scorer.add_parser(sub)
+    cli_report.add_parser(sub)
     return parser
 
 
@@ -82,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cascade.store import cli_feedback
 
             return cli_feedback.run(args)
+        if args.command == "report":
+            from cascade.audit import cli_report
+
+            return cli_report.run(args)
         if args.command == "budget":
             from cascade.store import cli_budget
 

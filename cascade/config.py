@@ -27,6 +27,7 @@ from pydantic import (
 
 from cascade import safe_yaml
 from cascade.acceptance import DEFAULT_THRESHOLD
+from cascade.audit.config import AuditConfig
 from cascade.errors import ConfigError
 from cascade.experiment_config import ExperimentConfig
 
@@ -264,6 +265,7 @@ class CascadeConfig(Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     completer: PluginSpec = Field(default_factory=lambda: PluginSpec(type="litellm"))  # or `fake` (offline)
     experiment: ExperimentConfig | None = None  # an A/B test of variants of this config (cascade.experiment)
+    audit: AuditConfig | None = None  # live audits against the last tier, the promise and its guard (cascade.audit)
 
     _source: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)

@@ -13,6 +13,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Durability, Interrupt, StreamMode
 
+from cascade.audit.auditor import Auditor, StoreSink
+from cascade.audit.guard import GuardedRouter
 from cascade.budget import Budget, spent_by
 from cascade.completers.retrying import RetryingCompleter
 from cascade.config import CascadeConfig, load_config
@@ -100,7 +102,9 @@ class Cascade:
             self.router = build.router(config.router)
             self.pre_router = build.pre_router(config.pre_router) if config.pre_router else None
             self.budget = Budget(config.budget, self.meter)
-            self.graph = CascadeGraph(tiers, self.router, self.pre_router, self.budget)
+            self.auditor = _auditor(config, tiers, variant, learning_store)
+            decider = GuardedRouter(self.router, self.auditor.monitor) if self.auditor else self.router
+            self.graph = CascadeGraph(tiers, decider, self.pre_router, self.budget)
         # Approvals pause a run, which LangGraph can only do with a checkpointer: one in memory
         # unless the caller brings their own (SQLite, Postgres) to survive a restart.
         self._own_saver = checkpointer is None and self.graph.needs_approval
@@ -112,6 +116,12 @@ class Cascade:
         every variant's in an experiment."""
         others = [learner for arm in self.variants.values() if arm is not self for learner in arm.learners()]
         return [*learners_of([self.router, self.pre_router]), *others]
+
+    def close(self, timeout: float | None = None) -> int:
+        """Finish the audits in flight (waiting up to `timeout`, default the config's `audit.drain_s`),
+        every variant's; returns how many had to be dropped. Also done at interpreter exit."""
+        auditors = [arm.auditor for arm in {id(a): a for a in [self, *self.variants.values()]}.values()]
+        return sum(auditor.close(timeout) for auditor in auditors if auditor is not None)
 
     def arm(self, *, tag: str | None = None, user: str | None = None, key: str | None = None) -> Cascade:
         """The cascade that answers a run: this one, or in an experiment the variant the run's unit
@@ -292,6 +302,8 @@ class Cascade:
             result = self._labelled(assemble(chat, cast(CascadeState, state)))
         if run_id is not None:
             result = result.model_copy(update={"run_id": run_id})
+        if self.auditor is not None:
+            result = self.auditor.after_run(result, chat)
         span.finish(result)
         if tokens and result.answer is not None and not result.tool_calls and result.final_tier not in streamed:
             yield TextDelta(result.final_tier or "", result.answer, False)
@@ -351,6 +363,16 @@ class Cascade:
 
     def batch(self, queries: Iterable[Query | Conversation], *, concurrency: int = 4) -> list[CascadeResult]:
         return _sync(self.abatch(queries, concurrency=concurrency))
+
+
+def _auditor(
+    config: CascadeConfig, tiers: Sequence[TierRuntime], variant: str | None, store: str | None
+) -> Auditor | None:
+    """The cascade's audits under `audit:`; pairs go to the cascade's store when it has one."""
+    if config.audit is None:
+        return None
+    sink = StoreSink(store) if store is not None else None
+    return Auditor(config.audit, tiers[-1], len(tiers) - 1, config_name=config.name, variant=variant, sink=sink)
 
 
 def assemble(

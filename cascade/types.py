@@ -426,6 +426,8 @@ class CascadeResult(BaseModel):
     experiment: str | None = None  # the experiment and variant that answered (config `experiment:`)
     variant: str | None = None
     router: str | None = None  # the `type:` of the router that decided
+    audit_rate: float | None = None  # under `audit:`, for an answer served below the last tier: its audit chance
+    audited: bool = False  # this answer is also being put to the last tier, in the background (cascade.audit)
 
     @property
     def total_tokens(self) -> int:

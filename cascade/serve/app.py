@@ -34,6 +34,7 @@ from cascade.engine import Cascade, Event
 from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.metering import Account, charge_to
 from cascade.serve.api_errors import ApiError, install_handlers
+from cascade.serve.audit_metrics import AuditCollector
 from cascade.serve.auth import ApiKeys
 from cascade.serve.disconnect import ClientDisconnected, Progress, cancelled_result, unless_disconnected
 from cascade.serve.feedback import Feedback
@@ -73,6 +74,7 @@ class Server:
         self.key_accounts = KeyAccounts(settings.key_max_tokens, settings.key_max_cost_usd, store)
         self.admission = Admission(settings.max_concurrency, settings.max_queue, retry_after_s=settings.retry_after_s)
         self.metrics = ServeMetrics(self.cascades)
+        self.metrics.registry.register(AuditCollector(self.cascades))
         self.metrics.track_admission(lambda: self.admission.running, lambda: self.admission.waiting)
         self.feedback = Feedback(store, self.keys, self.metrics, max_body_bytes=settings.max_body_bytes)
         self.learning, self._learning_stores = self._background_learning(store, store_dsn)
@@ -90,7 +92,8 @@ class Server:
 
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        """Background learning runs while the app does; its leases are handed back at shutdown."""
+        """Background learning runs while the app does; its leases are handed back at shutdown, and
+        audits in flight get their `audit.drain_s` to finish (the rest are recorded as dropped)."""
         if self.learning is not None:
             self.learning.start()
         try:
@@ -98,6 +101,7 @@ class Server:
         finally:
             if self.learning is not None:
                 await self.learning.stop()
+            await asyncio.gather(*(asyncio.to_thread(c.close) for c in self.cascades.values()))
             for opened in [*self._learning_stores, *self.closing]:
                 opened.close()
 

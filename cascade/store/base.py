@@ -57,6 +57,8 @@ class RunRecord:
             tool_calls=self.features.get("tool_calls"),
             experiment=self.features.get("experiment"),
             variant=self.variant,
+            audit_rate=self.features.get("audit_rate"),
+            audited=bool(self.features.get("audited", False)),
         )
 
 

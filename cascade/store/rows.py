@@ -75,11 +75,12 @@ def run_values(
     """The runs row for `result`, in RUN_COLUMNS order without `seq` (the database assigns it).
 
     The run's tag (if any) is kept among its features, where context-aware learners read it back;
-    so are the conversation (when the caller sent more than one question), the tool calls made and
-    the experiment that assigned the run's variant (read back by the A/B report).
+    so are the conversation (when the caller sent more than one question), the tool calls made, the
+    experiment that assigned the run's variant (read back by the A/B report) and, under `audit:`, the
+    run's audit chance and whether it was audited (read back by `cascade report`).
     """
-    kept = {"tag": result.tag, "messages": result.messages, "tool_calls": result.tool_calls}
-    kept["experiment"] = result.experiment
+    kept: dict[str, Any] = {"tag": result.tag, "messages": result.messages, "tool_calls": result.tool_calls}
+    kept |= {"experiment": result.experiment, "audit_rate": result.audit_rate, "audited": result.audited or None}
     if any(v is not None for v in kept.values()):
         features = {**(features or {}), **{k: v for k, v in kept.items() if v is not None}}
     return (
