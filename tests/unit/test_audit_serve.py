@@ -11,7 +11,7 @@ import pytest
 
 from cascade.audit.cli_report import since_time
 from cascade.cli import main
-from cascade.completers.fake import FakeCompleter, FakeReply
+from cascade.completers.fake import FakeReply
 from cascade.engine import Cascade
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
@@ -57,7 +57,8 @@ def test_served_answers_are_audited_and_the_promise_shows_in_metrics_and_the_rep
     yaml_path.write_text(config(rate=1.0, min_agreement=0.5).model_dump_json(exclude_none=True))
     assert main(["report", "--config", str(yaml_path), "--store", path, "--json"]) == 0
     (variant,) = json.loads(capsys.readouterr().out)["variants"]
-    assert (variant["runs"], variant["answers"], variant["audits"]["agree"], variant["audits"]["disagree"]) == (8, 8, 6, 1)
+    audits = variant["audits"]
+    assert (variant["runs"], variant["answers"], audits["agree"], audits["disagree"]) == (8, 8, 6, 1)
     assert variant["agreement"]["estimate"] == pytest.approx(7 / 8) and variant["promise_holds"] is True
     assert variant["runs_usd"] == pytest.approx(runs_usd) and variant["audits_usd"] > 0
     assert variant["tiers"]["small"] == {"audited": 7, "audited_agree": 6, "escalated": 1, "escalated_agree": 0}
