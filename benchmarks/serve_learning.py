@@ -100,7 +100,7 @@ def start_server(path: Path, store: str, args: argparse.Namespace) -> tuple[subp
     port = free_port()
     command = [sys.executable, "-m", "cascade", "serve", "--config", str(path), "--store", store,
                "--port", str(port), "--learn-interval-s", str(args.interval), "--workers", str(args.workers),
-               "--log-level", "warning"]  # fmt: skip
+               "--feedback-per-minute", "1000000", "--log-level", "warning"]  # fmt: skip
     env = {**os.environ, "CASCADE_API_KEYS": "", "PYTHONPATH": str(HERE.parent)}
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
     base = f"http://127.0.0.1:{port}"

@@ -62,6 +62,14 @@ class RunNotFoundError(UserError):
     """A run id that the store does not hold; feedback needs the id of a recorded run."""
 
 
+class RateLimitError(UserError):
+    """A caller over a rate limit (e.g. one API key's feedback); `retry_after_s` says when it may try again."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class RunError(CascadeError):
     """A failure while answering a query."""
 

@@ -47,7 +47,7 @@ from cascade.serve.responses import cascade_info, completion, failure_message, h
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
 from cascade.serve.streaming import SseStream
-from cascade.store import Store, open_store
+from cascade.store import FeedbackRate, Store, open_store
 from cascade.types import Attempt, CascadeResult, TextDelta, TierStart
 
 log = logging.getLogger("cascade.serve")
@@ -76,7 +76,13 @@ class Server:
         self.metrics = ServeMetrics(self.cascades)
         self.metrics.registry.register(AuditCollector(self.cascades))
         self.metrics.track_admission(lambda: self.admission.running, lambda: self.admission.waiting)
-        self.feedback = Feedback(store, self.keys, self.metrics, max_body_bytes=settings.max_body_bytes)
+        self.feedback = Feedback(
+            store,
+            self.keys,
+            self.metrics,
+            max_body_bytes=settings.max_body_bytes,
+            rate=FeedbackRate(settings.feedback_per_minute, 60.0),
+        )
         self.learning, self._learning_stores = self._background_learning(store, store_dsn)
         self.closing: list[Store] = []
 

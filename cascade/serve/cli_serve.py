@@ -58,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--cooldown-s", type=positive_float, default=30.0, help="how long a failing model is skipped")
     add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
+    add(
+        "--feedback-per-minute",
+        type=positive_int,
+        default=60,
+        help="feedback events one API key may post in any 60 s; more get 429 (default: 60)",
+    )
     add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add("--keep-alive", type=positive_int, default=KEEP_ALIVE_S, help="seconds an idle connection is kept open")
     add("--workers", type=positive_int, default=1, help="serving processes sharing the port and the store")
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         key_max_tokens=args.key_max_tokens,
         key_max_cost_usd=args.key_max_cost_usd,
         key_budget_wait_s=args.key_budget_wait_s,
+        feedback_per_minute=args.feedback_per_minute,
         learn=args.learn,
         learn_interval_s=args.learn_interval_s,
     )

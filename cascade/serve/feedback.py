@@ -9,13 +9,18 @@ that fails does not cost the client its answer: the error is logged and counted.
                        "value": "the right answer (correction, label)", "user": "optional"}
 
 Run ids are random 128-bit hex, so any valid API key may give feedback on a run it knows of.
-The store keeps no API key: runs are recorded under their cascade's name only.
+The store keeps no API key: runs are recorded under their cascade's name only, and feedback under
+the key's id (`key-` and 8 hex digits), so learners weigh each key's feedback apart
+(`cascade.learning.trust`). Each key may give at most `feedback_per_minute` events in any 60 s
+(checked in the store, so it holds across workers and restarts); beyond that it gets a 429
+`rate_limit_exceeded` with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Literal
 
 from fastapi import Request
@@ -23,12 +28,12 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cascade.errors import RunNotFoundError, UserError
+from cascade.errors import RateLimitError, RunNotFoundError, UserError
 from cascade.serve.api_errors import ApiError
 from cascade.serve.auth import ApiKeys
 from cascade.serve.limits import read_body
 from cascade.serve.metrics import ServeMetrics
-from cascade.store import Store
+from cascade.store import FeedbackRate, Store
 from cascade.types import CascadeResult
 
 log = logging.getLogger("cascade.serve")
@@ -59,14 +64,26 @@ class FeedbackResponse(BaseModel):
 class Feedback:
     """Records runs and takes feedback on them; without a store, feedback answers 501."""
 
-    def __init__(self, store: Store | None, keys: ApiKeys, metrics: ServeMetrics, *, max_body_bytes: int):
+    def __init__(
+        self,
+        store: Store | None,
+        keys: ApiKeys,
+        metrics: ServeMetrics,
+        *,
+        max_body_bytes: int,
+        rate: FeedbackRate | None = None,
+    ):
         self.store = store
         self.keys = keys
         self.max_body_bytes = max_body_bytes
+        self.rate = rate
         self.errors = Counter(
             "cascade_store_errors", "Store writes that failed", ["operation"], registry=metrics.registry
         )
         self.received = Counter("cascade_feedback", "Feedback events recorded", ["kind"], registry=metrics.registry)
+        self.limited = Counter(
+            "cascade_feedback_rate_limited", "Feedback refused by the per-key rate limit", registry=metrics.registry
+        )
 
     async def record(self, result: CascadeResult, config_name: str) -> None:
         if self.store is None:
@@ -78,17 +95,28 @@ class Feedback:
             log.error("could not record run %s: %s: %s", result.run_id, type(exc).__name__, exc)
 
     async def post(self, request: Request) -> Response:
-        """`POST /v1/feedback`: 200 with the feedback id, 400/404 naming the problem, 501 without a store."""
-        self.keys.authenticate(request.headers.get("authorization"))
+        """`POST /v1/feedback`: 200 with the feedback id, 400/404 naming the problem, 429 over the key's
+        rate, 501 without a store."""
+        key = self.keys.authenticate(request.headers.get("authorization"))
         body = _parse(await read_body(request, self.max_body_bytes))
         if self.store is None:
             raise ApiError(501, "feedback needs a store: start the server with --store DSN", code="no_store")
         try:
             ident = await asyncio.to_thread(
-                self.store.add_feedback, body.run_id, kind=body.kind, value=body.value, user=body.user
+                self.store.add_feedback,
+                body.run_id,
+                kind=body.kind,
+                value=body.value,
+                user=body.user,
+                key=key,
+                rate=self.rate,
             )
         except RunNotFoundError as exc:
             raise ApiError(404, str(exc), code="run_not_found", param="run_id") from None
+        except RateLimitError as exc:
+            self.limited.inc()
+            retry = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+            raise ApiError(429, str(exc), code="rate_limit_exceeded", headers=retry) from None
         except UserError as exc:
             raise ApiError(400, str(exc)) from None
         self.received.labels(body.kind).inc()

@@ -28,6 +28,7 @@ class ServeSettings(BaseModel):
     key_max_tokens: int | None = Field(default=None, gt=0)
     key_max_cost_usd: float | None = Field(default=None, gt=0)
     key_budget_wait_s: float = Field(default=30.0, ge=0)
+    feedback_per_minute: int = Field(default=60, ge=1)  # per API key, in any 60 s (cascade.serve.feedback)
     learn: bool = True  # learners keep learning from the store while serving (cascade.serve.learning)
     learn_interval_s: float = Field(default=5.0, gt=0)
     learn_limit: int = Field(default=500, ge=1)

@@ -21,6 +21,7 @@ from cascade.errors import UserError
 from cascade.store.base import (
     FEEDBACK_KINDS,
     FeedbackKind,
+    FeedbackRate,
     FeedbackRecord,
     LabelledRun,
     ReferencePair,
@@ -40,6 +41,7 @@ __all__ = [
     "FEEDBACK_KINDS",
     "LATEST_VERSION",
     "FeedbackKind",
+    "FeedbackRate",
     "FeedbackRecord",
     "LabelledRun",
     "ReferencePair",
@@ -101,11 +103,21 @@ def default_store_path() -> Path:
 
 
 def feedback(
-    run_id: str, kind: FeedbackKind, value: str | None = None, *, user: str | None = None, dsn: str | None = None
+    run_id: str,
+    kind: FeedbackKind,
+    value: str | None = None,
+    *,
+    user: str | None = None,
+    key: str | None = None,
+    dsn: str | None = None,
 ) -> int:
-    """Record a user's verdict on a run (`cascade.feedback(result.run_id, "thumbs_up")`); returns its id."""
+    """Record a verdict on a run (`cascade.feedback(result.run_id, "thumbs_up")`); returns its id.
+
+    Without `key` it is the operator's, trusted fully by learners; an app relaying its users'
+    verdicts names who gave each (`key="user-17"`), and learners weigh each such key separately
+    (`cascade.learning.trust`)."""
     store = open_store(dsn)
     try:
-        return store.add_feedback(run_id, kind=kind, value=value, user=user)
+        return store.add_feedback(run_id, kind=kind, value=value, user=user, key=key)
     finally:
         store.close()

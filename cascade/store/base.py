@@ -64,7 +64,11 @@ class RunRecord:
 
 @dataclass(frozen=True, slots=True)
 class FeedbackRecord:
-    """One feedback event on a run: a thumb, a user's correction, or a gold label."""
+    """One feedback event on a run: a thumb, a user's correction, or a gold label.
+
+    `key` is the id of the API key that posted it (`key-…`, or `anonymous` on a server without
+    keys); None when it was recorded without one (the Python API, `cascade feedback`): the operator's.
+    """
 
     id: int
     run_id: str
@@ -72,6 +76,15 @@ class FeedbackRecord:
     value: str | None
     user: str | None
     created_at: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRate:
+    """At most `count` feedback events per key in any `window_s` seconds."""
+
+    count: int
+    window_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +171,21 @@ class Store(Protocol):
     ) -> str: ...
 
     def add_feedback(
-        self, run_id: str, *, kind: FeedbackKind, value: str | None = None, user: str | None = None
+        self,
+        run_id: str,
+        *,
+        kind: FeedbackKind,
+        value: str | None = None,
+        user: str | None = None,
+        key: str | None = None,
+        rate: FeedbackRate | None = None,
     ) -> int: ...
 
     def get_run(self, run_id: str) -> RunRecord | None: ...
 
     def feedback_for(self, run_id: str) -> list[FeedbackRecord]: ...
+
+    def feedback_on(self, run_ids: Sequence[str]) -> list[FeedbackRecord]: ...
 
     def runs(
         self, *, since_id: int = 0, limit: int = 1000, config_name: str | None = None, since: str | None = None

@@ -27,7 +27,7 @@ ATTEMPT_COLUMNS = (
     "run_id", "idx", "tier", "model", "answer", "prompt_tokens", "completion_tokens", "cost_usd", "latency_s",
     "confidence", "threshold", "decision", "reason", "samples", "samples_saved", "error", "details", "members",
 )  # fmt: skip
-FEEDBACK_COLUMNS = ("id", "run_id", "kind", "value", "user_name", "created_at")
+FEEDBACK_COLUMNS = ("id", "run_id", "kind", "value", "user_name", "created_at", "key_id")
 REFERENCE_COLUMNS = (
     "seq", "created_at", "run_id", "config_name", "variant", "source", "tier", "answer", "reference_tier",
     "reference", "agree", "weight", "served", "confidence", "threshold", "answer_format", "cost_usd", "tokens", "note",
@@ -132,8 +132,8 @@ def run_record(row: Row, attempts: list[Attempt]) -> RunRecord:
 
 
 def feedback_record(row: Row) -> FeedbackRecord:
-    fid, run_id, kind, value, user, created_at = row
-    return FeedbackRecord(int(fid), run_id, cast(FeedbackKind, kind), value, user, created_at)
+    fid, run_id, kind, value, user, created_at, key = row
+    return FeedbackRecord(int(fid), run_id, cast(FeedbackKind, kind), value, user, created_at, key)
 
 
 def reference_values(pair: ReferencePair) -> tuple[Any, ...]:

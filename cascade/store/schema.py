@@ -170,6 +170,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX reference_pairs_by_run ON reference_pairs (run_id)",
         ),
     ),
+    Migration(
+        8,
+        "feedback keeps the id of the API key that gave it: learners weigh each key, and serve rate-limits it",
+        (
+            "ALTER TABLE feedback ADD COLUMN key_id TEXT",
+            "CREATE INDEX feedback_by_key ON feedback (key_id, created_at)",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -7,20 +7,23 @@ placeholders; PostgreSQL's backend rewrites them to `%s`.
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from cascade.errors import RunNotFoundError, UserError
+from cascade.errors import RateLimitError, RunNotFoundError, UserError
 from cascade.metering import Ask
 from cascade.store import budgets, rows
 from cascade.store.base import (
     FEEDBACK_KINDS,
     VALUED_KINDS,
     FeedbackKind,
+    FeedbackRate,
     FeedbackRecord,
     LabelledRun,
     ReferencePair,
@@ -54,7 +57,11 @@ _INSERT_RUN = (
 _INSERT_ATTEMPT = (
     f"INSERT INTO attempts ({_columns(rows.ATTEMPT_COLUMNS)}) VALUES ({_marks(len(rows.ATTEMPT_COLUMNS))})"
 )
-_INSERT_FEEDBACK = f"INSERT INTO feedback ({_columns(rows.FEEDBACK_COLUMNS[1:])}) VALUES ({_marks(5)}) RETURNING id"
+_INSERT_FEEDBACK = (
+    f"INSERT INTO feedback ({_columns(rows.FEEDBACK_COLUMNS[1:])}) "
+    f"VALUES ({_marks(len(rows.FEEDBACK_COLUMNS) - 1)}) RETURNING id"
+)
+_KEY_RECENT = "SELECT created_at FROM feedback WHERE key_id = ? AND created_at > ? ORDER BY created_at LIMIT ?"
 _SELECT_RUNS = f"SELECT {_columns(rows.RUN_COLUMNS)} FROM runs"
 _INSERT_REFERENCE = (
     f"INSERT INTO reference_pairs ({_columns(rows.REFERENCE_COLUMNS[1:])}) "
@@ -157,14 +164,28 @@ class SqlStore(ABC):
         return run_id
 
     def add_feedback(
-        self, run_id: str, *, kind: FeedbackKind, value: str | None = None, user: str | None = None
+        self,
+        run_id: str,
+        *,
+        kind: FeedbackKind,
+        value: str | None = None,
+        user: str | None = None,
+        key: str | None = None,
+        rate: FeedbackRate | None = None,
     ) -> int:
-        """Record one feedback event on a stored run; returns its id (a cursor for learners)."""
+        """Record one feedback event on a stored run; returns its id (a cursor for learners).
+
+        `key` names the API key that gave it (None: the operator). With a `rate`, a key that already
+        gave `rate.count` events in the last `rate.window_s` seconds is refused (`RateLimitError`),
+        checked in the same transaction as the insert, so every process sharing the store agrees."""
         _check_feedback(kind, value)
         with self._transaction("feedback") as run:
             if not run("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
                 raise RunNotFoundError(f"no run {run_id!r} in the store; feedback needs the run_id of a recorded run")
-            created = run(_INSERT_FEEDBACK, (run_id, kind, rows.clean(value), rows.clean(user), rows.now()))
+            stamp = rows.now()
+            if rate is not None and key is not None:
+                _within_rate(run, key, rate, stamp)
+            created = run(_INSERT_FEEDBACK, (run_id, kind, rows.clean(value), rows.clean(user), stamp, key))
         return int(created[0][0])
 
     def add_reference_pairs(self, pairs: Sequence[ReferencePair]) -> list[int]:
@@ -304,8 +325,16 @@ class SqlStore(ABC):
         return [rows.reference_record(r) for r in self._query(sql, (*params, _limit(limit)))]
 
     def feedback_for(self, run_id: str) -> list[FeedbackRecord]:
-        found = self._query(f"{_SELECT_FEEDBACK} WHERE run_id = ? ORDER BY id", (run_id,))
-        return [rows.feedback_record(r) for r in found]
+        return self.feedback_on([run_id])
+
+    def feedback_on(self, run_ids: Sequence[str]) -> list[FeedbackRecord]:
+        """Every feedback event on these runs, in id order."""
+        found = [
+            row
+            for chunk in _chunks(list(dict.fromkeys(run_ids)))
+            for row in self._query(f"{_SELECT_FEEDBACK} WHERE run_id IN ({_marks(len(chunk))})", chunk)
+        ]
+        return sorted((rows.feedback_record(r) for r in found), key=lambda f: f.id)
 
     def labelled_runs(
         self, *, since_seq: int = 0, limit: int = 1000, config_name: str | None = None, variant: str | None = None
@@ -369,6 +398,21 @@ def _state_text(key: str, value: Mapping[str, Any]) -> str:
             "lower the learner's window or max_contexts"
         )
     return text
+
+
+def _within_rate(run: Execute, key: str, rate: FeedbackRate, stamp: str) -> None:
+    """Raise `RateLimitError` when `key` gave `rate.count` events in the window ending at `stamp`."""
+    now = datetime.fromisoformat(stamp)
+    start = (now - timedelta(seconds=rate.window_s)).isoformat(timespec="microseconds")
+    recent = run(_KEY_RECENT, (key, start, rate.count))
+    if len(recent) >= rate.count:
+        free_at = datetime.fromisoformat(str(recent[0][0])) + timedelta(seconds=rate.window_s)
+        wait = max(0.0, (free_at - now).total_seconds())
+        raise RateLimitError(
+            f"feedback rate limit: this API key gave {rate.count} feedback events in the last "
+            f"{rate.window_s:g} s (the limit); retry in {math.ceil(wait)} s",
+            wait,
+        )
 
 
 def _check_feedback(kind: str, value: str | None) -> None:

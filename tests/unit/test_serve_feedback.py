@@ -11,6 +11,7 @@ import pytest
 
 from cascade import FakeReply
 from cascade.serve import ServeSettings, create_app
+from cascade.serve.auth import key_id
 from cascade.store import Store, open_store
 from tests.unit.test_serve_app import ask, demo
 
@@ -124,3 +125,29 @@ async def test_feedback_on_a_streamed_run_by_its_header_or_chunk_id(store: Store
     assert chunk_ids == {f"chatcmpl-{run_id}"} and down.status_code == 200
     run = store.get_run(run_id)
     assert run is not None and run.answer == "Paris" and [f.kind for f in store.feedback_for(run_id)] == ["thumbs_down"]
+
+
+async def test_a_feedback_flood_from_one_key_gets_429s_and_other_keys_go_on(store: Store) -> None:
+    """1,000 posts from key A: its first 60 in the minute are recorded, the rest refused with a 429 in
+    OpenAI's shape and a Retry-After; key B is not held up; the store names each key."""
+    other = "sk-feedback-other-9876543210"
+    cascade, _ = demo()
+    app = create_app({"demo": cascade}, ServeSettings(api_keys=(KEY, other)), store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", headers=AUTH) as http:
+        run_id = (await http.post("/v1/chat/completions", json=ask())).headers["x-cascade-run-id"]
+        verdict = {"run_id": run_id, "kind": "thumbs_down"}
+        flood = [await http.post("/v1/feedback", json=verdict) for _ in range(1_000)]
+        b = await http.post("/v1/feedback", json=verdict, headers={"authorization": f"Bearer {other}"})
+        metrics = (await http.get("/metrics")).text
+    statuses = [r.status_code for r in flood]
+    assert statuses.count(200) == 60 and statuses.count(429) == 940 and statuses[:60] == [200] * 60
+    refused = flood[-1]
+    error = refused.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+    assert "gave 60 feedback events in the last 60 s" in error["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert b.status_code == 200
+    keys = [f.key for f in store.feedback_for(run_id)]
+    assert len(keys) == 61 and set(keys) == {key_id(KEY), key_id(other)}
+    assert "cascade_feedback_rate_limited_total 940.0" in metrics

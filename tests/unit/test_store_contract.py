@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cascade.errors import UserError
+from cascade.errors import RateLimitError, UserError
 from cascade.store import (
     LATEST_VERSION,
     FeedbackKind,
+    FeedbackRate,
     FeedbackRecord,
     ReferencePair,
     Store,
@@ -125,6 +126,35 @@ class StoreContract:
         ]
         assert all(isinstance(e, FeedbackRecord) and e.run_id == "r1" for e in events)
         assert store.feedback_for("other") == []
+
+    def test_feedback_keeps_the_key_that_gave_it(self, store: Store) -> None:
+        for run_id in ("r1", "r2"):
+            store.record_run(make_result(run_id), config_name="local")
+        store.add_feedback("r1", kind="thumbs_down", key="key-aaaa0001")
+        store.add_feedback("r2", kind="thumbs_up")
+        store.add_feedback("r1", kind="thumbs_up", key="key-bbbb0002")
+        events = store.feedback_on(["r2", "r1", "r1"])
+        assert [(e.run_id, e.kind, e.key) for e in events] == [
+            ("r1", "thumbs_down", "key-aaaa0001"),
+            ("r2", "thumbs_up", None),
+            ("r1", "thumbs_up", "key-bbbb0002"),
+        ]
+        assert [item.feedback.key for item in store.labelled_runs()] == [None, "key-bbbb0002"]
+
+    def test_a_key_over_its_feedback_rate_is_refused_with_the_wait(self, store: Store) -> None:
+        store.record_run(make_result("r1"), config_name="local")
+        rate = FeedbackRate(3, window_s=60.0)
+        for _ in range(3):
+            store.add_feedback("r1", kind="thumbs_down", key="key-a", rate=rate)
+        with pytest.raises(RateLimitError, match="gave 3 feedback events in the last 60 s") as refused:
+            store.add_feedback("r1", kind="thumbs_down", key="key-a", rate=rate)
+        assert 55.0 < refused.value.retry_after_s <= 60.0
+        store.add_feedback("r1", kind="thumbs_up", key="key-b", rate=rate)  # another key has its own
+        store.add_feedback("r1", kind="thumbs_up", rate=rate)  # the operator has no limit
+        assert len(store.feedback_for("r1")) == 5
+        brief = FeedbackRate(3, window_s=0.2)
+        time.sleep(0.25)
+        store.add_feedback("r1", kind="thumbs_down", key="key-a", rate=brief)  # the window moved on
 
     def test_feedback_on_an_unknown_run_is_a_user_error(self, store: Store) -> None:
         with pytest.raises(UserError, match="no run 'nope'"):

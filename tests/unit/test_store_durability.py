@@ -172,7 +172,7 @@ class DurabilityContract:
             run_v1 = store.get_run("v1")
             assert run_v1 is not None and run_v1.features == {"n": 1} and run_v1.stop_reason == ""
             assert run_v1.attempts[0].confidence == 0.95 and run_v1.attempts[0].verifier_details == {}
-            assert [(i.run.run_id, i.correct) for i in store.labelled_runs()] == [("v1", True)]
+            assert [(i.run.run_id, i.correct, i.feedback.key) for i in store.labelled_runs()] == [("v1", True, None)]
             store.record_run(make_result("v3"), config_name="local")
             assert [r.run_id for r in store.runs()] == ["v1", "v3"]
             store.put_state("k", {"ok": True})
