@@ -46,12 +46,12 @@ import numpy as np
 
 from cascade import Cascade
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.config import CascadeConfig
+from cascade.config.schema import CascadeConfig
 from cascade.eval.analysis.metrics import bootstrap_ci, samples_saved
-from cascade.eval.analysis.scoring import exact_match
 from cascade.eval.data.formats import load_dataset
 from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
+from cascade.io.exact_match import exact_match
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

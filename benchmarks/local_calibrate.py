@@ -39,10 +39,10 @@ from local_scoring import Example, cross_fitted, examples, fit, leave_one_family
 from scipy.stats import beta
 
 from cascade import load_config
-from cascade.answers import final
-from cascade.config import EarlyExitConfig
-from cascade.eval.analysis.scoring import exact_match
-from cascade.features import task_of
+from cascade.config.schema import EarlyExitConfig
+from cascade.io.answers import final
+from cascade.io.exact_match import exact_match
+from cascade.io.features import task_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SCORER_PATH = ROOT / "cascade" / "local" / "data" / "default_scorer.json"

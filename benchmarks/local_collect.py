@@ -19,10 +19,10 @@ from local_families import FAMILIES, splits
 
 from cascade import load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.eval.analysis.scoring import exact_match
 from cascade.eval.live.cache import CachingCompleter
+from cascade.io.exact_match import exact_match
 from cascade.protocols import Completer
-from cascade.tiers import TierRuntime
+from cascade.run.tiers import TierRuntime
 from cascade.types import Completion
 
 ROOT = Path(__file__).resolve().parents[1]

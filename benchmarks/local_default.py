@@ -49,12 +49,12 @@ from local_outputs import (
 from local_scoring import examples, full_chain
 
 from cascade import Cascade, load_config
-from cascade.answers import final
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.config import CascadeConfig, EarlyExitConfig
-from cascade.eval.analysis.scoring import exact_match
+from cascade.config.schema import CascadeConfig, EarlyExitConfig
 from cascade.eval.analysis.stats import bootstrap_ci, mean_difference, ratio_of_sums
 from cascade.eval.live.cache import CachingCompleter
+from cascade.io.answers import final
+from cascade.io.exact_match import exact_match
 from cascade.scoring import Scorer, calibration_report
 from cascade.types import CascadeResult
 from verifiers.scorer import resolve

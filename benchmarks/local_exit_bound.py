@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 from local_outputs import THINK, ItemOutputs, load, without_probes
 
-from cascade.eval.analysis.scoring import exact_match
 from cascade.eval.analysis.stats import bootstrap_ci, ratio_of_sums
+from cascade.io.exact_match import exact_match
 
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 

@@ -21,13 +21,13 @@ from pathlib import Path
 from local_collect import DEFAULT_CACHE, tier_runtime
 from local_families import FAMILIES, splits
 
-from cascade.config import EarlyExitConfig
-from cascade.eval.analysis.scoring import exact_match
+from cascade.config.schema import EarlyExitConfig
 from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
+from cascade.io.exact_match import exact_match
 from cascade.local.decoding import converged
 from cascade.protocols import Completer
-from cascade.tiers import TierRuntime
+from cascade.run.tiers import TierRuntime
 from cascade.types import Completion, CompletionRequest, Probe
 
 ROOT = Path(__file__).resolve().parents[1]

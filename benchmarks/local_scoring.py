@@ -15,7 +15,7 @@ from itertools import combinations
 import numpy as np
 from local_outputs import QUICK, TIERS, ItemOutputs
 
-from cascade.config import TierConfig
+from cascade.config.schema import TierConfig
 from cascade.protocols import VerifyContext
 from cascade.scoring import Scorer, ScoringInput, calibration_report
 from cascade.scoring.train import FitOptions, cross_fit, fit_scorer

@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from cascade.answers import extractor
-from cascade.config import AnswerConfig, load_config
+from cascade.cli.tune_logs import task_of, validate
+from cascade.config.schema import AnswerConfig, load_config
 from cascade.eval.analysis.config_replay import run_config
 from cascade.eval.analysis.config_report import config_report, vs_strongest
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
+from cascade.io.answers import extractor
 from cascade.optimize.candidates import Gate, Structure
-from cascade.optimize.cli import task_of, validate
 from cascade.optimize.select import Objective
 from cascade.optimize.tuner import Settings, single, tune, tune_structure
 from cascade.optimize.writer import answer_format, write

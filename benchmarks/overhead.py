@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
-from cascade.tiers import build_messages
+from cascade.run.tiers import build_messages
 from cascade.types import CompletionRequest
 
 CONFIG = {

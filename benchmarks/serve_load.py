@@ -192,8 +192,8 @@ async def one(http: httpx.AsyncClient, path: str, query: tuple[str, str], phase:
 async def direct(n: int, concurrency: int) -> Phase:
     """The same number of bare FakeCompleter calls the server's small tier makes, at the same concurrency."""
     from cascade.completers.plugins import make_completer
-    from cascade.config import load_config
-    from cascade.tiers import build_messages
+    from cascade.config.schema import load_config
+    from cascade.run.tiers import build_messages
     from cascade.types import CompletionRequest
 
     config = load_config(CONFIG)

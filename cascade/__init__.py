@@ -5,17 +5,19 @@ to a stronger tier with a bigger token budget. Every step records tokens, cost a
 """
 
 # First: litellm's offline price map is set before any module can import litellm.
-from cascade import litellm_setup as _litellm_setup  # noqa: F401
+from cascade.completers import litellm_setup as _litellm_setup  # noqa: F401
 
 # isort: split
 
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from cascade._version import __version__
+
 if TYPE_CHECKING:
-    from cascade.completers import FakeCompleter, FakeReply, RetryingCompleter
-    from cascade.config import CascadeConfig, TierConfig, load_config
-    from cascade.engine import Cascade
+    from cascade.completers.fake import FakeCompleter, FakeReply
+    from cascade.completers.retrying import RetryingCompleter
+    from cascade.config.schema import CascadeConfig, TierConfig, load_config
     from cascade.errors import (
         AllTiersFailedError,
         BudgetExceededError,
@@ -33,15 +35,17 @@ if TYPE_CHECKING:
     )
     from cascade.protocols import Completer, DecideContext, PreRouter, Router, Verifier, VerifyContext
     from cascade.registry import register
+    from cascade.run.engine import Cascade
     from cascade.store import feedback, open_store
     from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest, Decision, RoutePlan, Verdict
 
 # Public names are loaded on first use, so `cascade --help` or `import cascade.errors` does not pay
 # for LangGraph and litellm (about 2 s) before anything needs them.
 _HOMES = {
-    "cascade.completers": ("FakeCompleter", "FakeReply", "RetryingCompleter"),
-    "cascade.config": ("CascadeConfig", "TierConfig", "load_config"),
-    "cascade.engine": ("Cascade",),
+    "cascade.completers.fake": ("FakeCompleter", "FakeReply"),
+    "cascade.completers.retrying": ("RetryingCompleter",),
+    "cascade.config.schema": ("CascadeConfig", "TierConfig", "load_config"),
+    "cascade.run.engine": ("Cascade",),
     "cascade.errors": (
         "AllTiersFailedError",
         "BudgetExceededError",
@@ -119,9 +123,9 @@ __all__ = [
     "Verdict",
     "Verifier",
     "VerifyContext",
+    "__version__",
     "feedback",
     "load_config",
     "open_store",
     "register",
 ]
-__version__ = "0.1.0"

@@ -1,5 +1,5 @@
 """`python -m cascade ...`: the `cascade` command."""
 
-from cascade.cli import main
+from cascade.cli.main import main
 
 raise SystemExit(main())

@@ -7,15 +7,17 @@ Plugins implement these protocols and register a factory under a `type:` name
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from cascade.types import Attempt, Completion, CompletionRequest, Decision, MemberOutput, Message, RoutePlan, Verdict
 
 if TYPE_CHECKING:
-    from cascade.config import TierConfig
-    from cascade.conversation import Conversation
-    from cascade.structured import OutputSpec
+    from cascade.config.schema import TierConfig
+    from cascade.io.conversation import Conversation
+    from cascade.io.structured import OutputSpec
+    from cascade.store.base import Store
 
 
 @runtime_checkable
@@ -23,6 +25,14 @@ class Completer(Protocol):
     """The one I/O boundary: turn a request into a completion, or raise a ProviderError."""
 
     async def complete(self, request: CompletionRequest) -> Completion: ...
+
+
+class Stores(Protocol):
+    """Where the plugins of one cascade find their store while it is built (`cascade.store.access`):
+    the plugin's own `store:` when its config names one, else the cascade's."""
+
+    def address(self, own: str | None = None) -> str | None: ...
+    def open(self, own: str | None = None) -> AbstractContextManager[Store]: ...
 
 
 @runtime_checkable

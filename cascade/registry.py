@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Literal, TypeVar, cast, overload
 
 from pydantic import BaseModel, ValidationError
 
-from cascade.config import CascadeConfig, PluginSpec, config_error
+from cascade.config.schema import CascadeConfig, PluginSpec, config_error
 from cascade.errors import PluginError, UnknownPluginError
-from cascade.protocols import Completer, PreRouter, Router, Verifier
-from cascade.store.access import StoreAccess
+from cascade.protocols import Completer, PreRouter, Router, Stores, Verifier
 
 Kind = Literal["verifier", "router", "pre_router", "completer"]
 ENTRY_POINT_GROUP = "cascade.plugins"
@@ -114,15 +113,25 @@ class BuildContext:
 
     A factory receives the context located at its own spec (`loc`), so a plugin that builds
     nested plugins (an ensemble's members) reports their errors where they sit in the file.
-    Learning plugins read `variant`, `stores` and `learn_on_build` (see `cascade.learning.online`);
-    they never open a store themselves (`cascade.store.access`).
+    Learning plugins read `variant`, `store_access()` and `learn_on_build` (see `cascade.learning.online`);
+    they never open a store themselves: whoever builds the cascade passes `stores`
+    (`cascade.store.access.StoreAccess`), so the registry knows nothing of storage.
     """
 
     config: CascadeConfig
     loc: Loc = ()
     variant: str | None = None  # the experiment variant being built (learners keep their state apart)
-    stores: StoreAccess = field(default_factory=StoreAccess)  # the cascade's store, for plugins that learn
+    stores: Stores | None = None  # the cascade's store, for plugins that learn
     learn_on_build: bool = True  # False: learners load their saved state but learn nothing new at build
+
+    def store_access(self) -> Stores:
+        """The stores of a plugin that learns; a `PluginError` when the cascade was built without any."""
+        if self.stores is None:
+            raise PluginError(
+                f"{self.config.where(self.loc)}: this plugin learns from a store, but the cascade was built "
+                "without store access (pass stores=cascade.store.access.StoreAccess(...) to BuildContext)"
+            )
+        return self.stores
 
     def verifier(self, spec: PluginSpec, loc: Loc) -> Verifier:
         return self.build("verifier", spec, loc)

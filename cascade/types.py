@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
-    from cascade.config import EarlyExitConfig
+    from cascade.config.schema import EarlyExitConfig
 
 Message = dict[str, Any]
 """An OpenAI-style chat message: `role`, `content`, and for tool use `tool_calls` / `tool_call_id`."""

@@ -97,13 +97,13 @@ def placement(config: StoreConfig, ctx: BuildContext, kind: str) -> Placement:
     """The state key, store and scope of a learning router built in `ctx` (see `StoreConfig`)."""
     scope = Scope(ctx.config.name, ctx.variant)
     key = scope.key(config.state_key or f"router/{kind}/{ctx.config.name}")
-    return Placement(key, ctx.stores.address(config.store), scope)
+    return Placement(key, ctx.store_access().address(config.store), scope)
 
 
 def start(router: Learner[Any], config: StoreConfig, ctx: BuildContext) -> None:
     """Resume the router from its saved state and, unless told not to, learn what is new since (from the
     store the build context gives it)."""
-    with ctx.stores.open(config.store) as store:
+    with ctx.store_access().open(config.store) as store:
         state = store.get_state(router.state_key)
         if state is not None:
             router.adopt(state)

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from cascade.acceptance import Unit
+from cascade.config.thresholds import Unit
 from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, query_unit
 from cascade.learning.online import State
 from cascade.protocols import DecideContext

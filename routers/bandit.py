@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cascade.acceptance import Unit, accepts
-from cascade.features import query_features
+from cascade.config.thresholds import Unit
+from cascade.decision.acceptance import accepts
+from cascade.io.features import query_features
 from cascade.learning.online import State
 from cascade.learning.thompson import MAX_CONTEXTS, ThompsonBandit, reward
 from cascade.protocols import DecideContext

@@ -1,6 +1,6 @@
 """A rule-based pre-router that picks the starting tier and token budgets from query features.
 
-The features themselves (`query_features`, `task_of`, ...) live in the core, `cascade.features`, so a
+The features themselves (`query_features`, `task_of`, ...) live in the core, `cascade.io.features`, so a
 learned pre-router and the correctness scorer train on exactly what these rules match on; they are
 re-exported here for the routers' users.
 """
@@ -13,9 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cascade.config import Regex, TierConfig
+from cascade.config.schema import Regex, TierConfig
 from cascade.errors import ConfigError
-from cascade.features import LONG_WORDS, TASKS, Feature, length_scale, query_features, question_word, task_of
+from cascade.io.features import LONG_WORDS, TASKS, Feature, length_scale, query_features, question_word, task_of
 from cascade.registry import BuildContext, register
 from cascade.types import RoutePlan
 from routers._tiers import Loc, check_tier_names

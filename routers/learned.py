@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.config import TierConfig
-from cascade.features import query_features
+from cascade.config.schema import TierConfig
+from cascade.io.features import query_features
 from cascade.learning.online import Advance, Scope, State, catch_up
 from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets
 from cascade.registry import BuildContext, register
@@ -185,8 +185,8 @@ def _unit(key: str) -> float:
 def build_learned(config: LearnedConfig, ctx: BuildContext) -> LearnedPreRouter:
     scope = Scope(ctx.config.name, ctx.variant)
     key = scope.key(config.state_key or f"pre_router/learned/{ctx.config.name}")
-    store_dsn = ctx.stores.address(config.store)
+    store_dsn = ctx.store_access().address(config.store)
     router = LearnedPreRouter(config, ctx.config.tiers[0].name, state_key=key, store_dsn=store_dsn, scope=scope)
-    with ctx.stores.open(config.store) as store:
+    with ctx.store_access().open(config.store) as store:
         router.sync(store) if config.learn_on_build and ctx.learn_on_build else router.load(store)
     return router

@@ -1,6 +1,6 @@
 """The static threshold router: accept an answer once its confidence reaches the tier's threshold.
 
-The rule and its default are the core's (`cascade.acceptance`), shared with offline replays.
+The rule and its default are the core's (`cascade.decision.acceptance`), shared with offline replays.
 Adaptive and learned routers reuse `decide` and only override `threshold_for`.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cascade.acceptance import DEFAULT_THRESHOLD, ThresholdSettings, Unit, accepts
+from cascade.config.thresholds import DEFAULT_THRESHOLD, ThresholdSettings, Unit
+from cascade.decision.acceptance import accepts
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
 from cascade.types import Decision

@@ -6,7 +6,7 @@ schema, agreement, ensemble, scorer, vote (an ensemble tier's own vote share). T
 for sampling live in `verifiers.stopping`.
 """
 
-from cascade.answers import normalise
+from cascade.io.answers import normalise
 from verifiers.agreement import AgreementConfig, AgreementVerifier
 from verifiers.ensemble import EnsembleConfig, EnsembleVerifier, Member, MemberConfig, VotedContext, with_answer
 from verifiers.format import FormatConfig, FormatVerifier

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.answers import normalise
+from cascade.io.answers import normalise
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
 from cascade.types import Verdict

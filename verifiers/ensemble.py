@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cascade.config import PluginSpec, TierConfig
+from cascade.config.schema import PluginSpec, TierConfig
 from cascade.protocols import ChecksTier, Verifier, VerifyContext
 from cascade.registry import BuildContext, register
 from cascade.types import Usage, Verdict

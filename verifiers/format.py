@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cascade.config import Regex
+from cascade.config.schema import Regex
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
 from cascade.types import Verdict

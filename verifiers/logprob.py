@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.ensemble import agrees
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
+from cascade.run.ensemble import agrees
 from cascade.types import Completion, Verdict
 
 Aggregate = Literal["min", "mean", "geometric_mean"]

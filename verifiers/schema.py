@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cascade.io.schema_refs import schema_validator
+from cascade.io.structured import checked_schema, find_json, schema_problem
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
-from cascade.schema_refs import schema_validator
-from cascade.structured import checked_schema, find_json, schema_problem
 from cascade.types import Verdict
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.config import TierConfig
+from cascade.config.schema import TierConfig
 from cascade.errors import ConfigError
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register

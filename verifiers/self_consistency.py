@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cascade.config import TierConfig
+from cascade.config.schema import TierConfig
 from cascade.errors import RunError
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register

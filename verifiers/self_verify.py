@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cascade.answers import yesno
-from cascade.config import ModelSpec, TierConfig
-from cascade.ensemble import agrees
+from cascade.config.schema import ModelSpec, TierConfig
 from cascade.errors import ProviderError
+from cascade.io.answers import yesno
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
+from cascade.run.ensemble import agrees
 from cascade.types import Completion, CompletionRequest, Usage, Verdict
 
 DEFAULT_PROMPT = "Question: {query}\nProposed answer: {answer}\n\nIs the answer correct? Answer yes or no."

@@ -3,17 +3,17 @@
 The default verifier of an ensemble tier (`models: [...]`). Three members of weight 1 where two
 agree give 2/3; a member that failed or gave no answer abstains but still counts in the total,
 so a vote that only one of three members could cast is weak evidence (1/3), not certainty.
-The vote itself is `cascade.ensemble.vote`, the function offline replay uses too.
+The vote itself is `cascade.run.ensemble.vote`, the function offline replay uses too.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from cascade.config import TierConfig
-from cascade.ensemble import vote_members
+from cascade.config.schema import TierConfig
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
+from cascade.run.ensemble import vote_members
 from cascade.types import Verdict
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cascade.config import TierConfig
-from cascade.eval.analysis.scoring import exact_match
+from cascade.config.schema import TierConfig
+from cascade.io.exact_match import exact_match
 
 STRUCTURED = frozenset({"json_object", "json_schema", "tools"})
 _EM_TASK = {"number": "number", "yesno": "yesno", "choice": "choice", "first_line": "first_line"}

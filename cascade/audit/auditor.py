@@ -28,15 +28,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from cascade.audit.agreement import answer_format, same_answer
-from cascade.audit.config import AuditConfig
 from cascade.audit.monitor import Monitor
 from cascade.audit.pairs import escalation_pairs
 from cascade.audit.selection import is_audited
-from cascade.conversation import Conversation
+from cascade.config.audit import AuditConfig
 from cascade.errors import ProviderError
+from cascade.io.conversation import Conversation
+from cascade.run.tiers import TierRuntime
 from cascade.store import Store, open_store
 from cascade.store.base import ReferencePair
-from cascade.tiers import TierRuntime
 from cascade.types import CascadeResult, Usage
 
 log = logging.getLogger("cascade.audit")

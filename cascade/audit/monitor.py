@@ -30,9 +30,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from cascade.audit.agreement import answer_format, same_answer
-from cascade.audit.config import AuditConfig
 from cascade.audit.tally import Interval, Tally
-from cascade.config import TierConfig
+from cascade.config.audit import AuditConfig
+from cascade.config.schema import TierConfig
 from cascade.types import Attempt, CascadeResult
 
 log = logging.getLogger("cascade.audit")

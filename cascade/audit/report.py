@@ -16,7 +16,7 @@ from typing import Any
 
 from cascade.audit.monitor import Monitor
 from cascade.audit.tally import Interval
-from cascade.config import CascadeConfig
+from cascade.config.schema import CascadeConfig
 from cascade.errors import UserError
 from cascade.store import ReferenceRecord, RunRecord, Store
 

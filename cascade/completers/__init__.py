@@ -1,6 +1,8 @@
-"""Completers: the one I/O boundary between the cascade and model providers."""
+"""Completers: the one I/O boundary between the cascade and model providers.
 
-from cascade.completers.fake import FakeCompleter, FakeReply
-from cascade.completers.retrying import RetryingCompleter
-
-__all__ = ["FakeCompleter", "FakeReply", "RetryingCompleter"]
+`fake` (the shipped test double), `litellm_completer` (every provider litellm reaches, and the
+in-process `local/` models), `retrying` (tenacity around any completer), `plugins` (their config
+types), `litellm_setup` (the one place litellm is configured) and `routable` (refusing model
+strings no provider serves). Nothing is imported here: `import cascade` loads this package first
+(for `litellm_setup`) and must stay cheap.
+"""

@@ -1,7 +1,7 @@
 """The real completer: any provider litellm reaches (OpenAI, Anthropic, vLLM, Ollama, llama.cpp, local).
 
 litellm is imported lazily (it is slow to import) and configured in one place,
-`cascade.litellm_setup`. Errors are mapped onto our transient/permanent
+`cascade.completers.litellm_setup`. Errors are mapped onto our transient/permanent
 split and scrubbed of API keys before they travel anywhere.
 """
 
@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cascade.completers.litellm_setup import import_litellm
 from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
-from cascade.litellm_setup import import_litellm
 from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN
 from cascade.types import Completion, CompletionRequest, Probe, ToolCall, TopLogprobs
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from cascade.completers.fake import FakeCompleter, FakeReply
-from cascade.config import CascadeConfig, Regex, Strict
+from cascade.config.schema import CascadeConfig, Regex, Strict
 from cascade.protocols import Completer
 from cascade.registry import BuildContext, register
 

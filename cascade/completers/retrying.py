@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from cascade.config import RetryConfig
+from cascade.config.schema import RetryConfig
 from cascade.errors import TransientProviderError
 from cascade.protocols import Completer
 from cascade.types import Completion, CompletionRequest

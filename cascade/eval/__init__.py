@@ -4,18 +4,20 @@
   and logs of per-model outputs as `LogTable`s (ours, RouterBench, RouteLLM).
 - `cascade.eval.live`: running a cascade and each tier alone on items through one output cache
   (`cascade eval`, `cascade tune`), optionally on Ray.
-- `cascade.eval.analysis`: offline, no model called: EM scoring, policies replayed on a log, the
-  cost–EM curves and the field's metrics (APGR, CPT, AIQ, ΔIBC, ...), bootstrap statistics, the
+- `cascade.eval.analysis`: offline, no model called: tiers and configs replayed on a log, policies,
+  the cost–EM curves and the field's metrics (APGR, CPT, AIQ, ΔIBC, ...), bootstrap statistics, the
   typed replay report, tables and plots.
-- `cascade.eval.cli`: the command lines over them (`eval`, `tune`, `replay`).
+
+EM itself (normalising and comparing answers) is `cascade.io.exact_match`, shared with the store;
+the commands over these parts (`eval`, `tune`, `replay`) are in `cascade.cli`.
 """
 
 from cascade.eval.analysis.policies import CascadePolicy, Outcome, oracle, random_mix, single
 from cascade.eval.analysis.replay import replay, replay_file
-from cascade.eval.analysis.scoring import exact_match, extract, normalize_answer
 from cascade.eval.data.formats import FORMATS, load_dataset, read_log
 from cascade.eval.data.items import Item, split
 from cascade.eval.data.logs import LogItem, LogTable, TierLog, write_log
+from cascade.io.exact_match import exact_match, extract, normalize_answer
 
 __all__ = [
     "FORMATS",

@@ -27,8 +27,8 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict
 
-from cascade.engine import Cascade
 from cascade.errors import UserError
+from cascade.run.engine import Cascade
 from cascade.types import CascadeResult, TextDelta
 
 ToolLike = dict[str, Any] | type | Callable[..., Any] | BaseTool

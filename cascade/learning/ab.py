@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cascade.experiment import assign, unit_hash
+from cascade.config.variants import assign, unit_hash
 from cascade.learning import fixed_horizon
 from cascade.learning.sequential import TIGHT_AT, ab_increments, compare
 from cascade.store import Store

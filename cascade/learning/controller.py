@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from cascade.acceptance import accepts
+from cascade.decision.acceptance import accepts
 
 _MAX_CANDIDATES = 100  # thresholds evaluated per label: distinct confidences, thinned to quantiles
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cascade.features import query_features
+from cascade.io.features import query_features
 
 SparseVector = dict[int, float]
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")

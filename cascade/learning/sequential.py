@@ -19,7 +19,7 @@ asymptotic confidence sequences", Ann. Statist. 2024; the A/B form of their Sect
   running intersection of the intervals is itself a valid sequence: once 0 has left it, it stays out.
 
 Validity is asymptotic (the plug-in variance), so the report waits for `min_labelled` runs per arm;
-`tests/unit/test_learning_ab.py` checks the false-positive rate under continuous monitoring.
+`tests/unit/learning/test_ab.py` checks the false-positive rate under continuous monitoring.
 """
 
 from __future__ import annotations

@@ -20,15 +20,27 @@ import math
 import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cascade.types import Probe, probe_answer
 
 if TYPE_CHECKING:
-    from cascade.config import EarlyExitConfig
-    from cascade.local.engine import GenerateParams, LocalModel, TokenLogprob
+    from cascade.config.schema import EarlyExitConfig
+    from cascade.local.params import GenerateParams, TokenLogprob
 
 OnText = Callable[[str], bool]  # gets each new text piece; returns False to stop generating
+
+
+class LoadedModel(Protocol):
+    """What decoding needs of a loaded model (`cascade.local.engine.LocalModel`): llama.cpp itself,
+    and its token-level helpers."""
+
+    llama: Any
+
+    def is_end(self, token: int) -> bool: ...
+    def token_logprob(self, token: int, top_n: int) -> TokenLogprob: ...
+    def decode(self, tokens: list[int], prompt: list[int]) -> str: ...
+    def tokens_covering(self, tokens: list[int], prompt: list[int], length: int) -> int: ...
 _NOISE = re.compile(r"[\s,$*`'\"]+")
 
 
@@ -67,7 +79,7 @@ def same_probe_answer(a: str, b: str) -> bool:
 class Decoder:
     """The state of one generation (tokens, logprobs, text, probes) and the loop that grows it."""
 
-    model: LocalModel
+    model: LoadedModel
     prompt: list[int]
     budget: int
     params: GenerateParams
@@ -204,7 +216,7 @@ def converged(probes: list[Probe], rule: EarlyExitConfig) -> bool:
 
 
 def probe(
-    model: LocalModel, context: list[int], rule: EarlyExitConfig, at_line_start: bool = True
+    model: LoadedModel, context: list[int], rule: EarlyExitConfig, at_line_start: bool = True
 ) -> tuple[Probe, list[TokenLogprob]]:
     """Ask for the answer after `context` (greedy, at most `rule.max_tokens` tokens).
 

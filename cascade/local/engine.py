@@ -15,50 +15,22 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT
 from cascade.local.decoding import Decoder, Generation, OnText
+from cascade.local.params import GenerateParams, TokenLogprob
 from cascade.local.structured import prepare_messages
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from cascade.config import EarlyExitConfig
 
-__all__ = ["DEFAULT_N_CTX", "GenerateParams", "Generation", "LocalModel", "OnText", "TokenLogprob", "load_model"]
+__all__ = ["DEFAULT_N_CTX", "LocalModel", "load_model"]
 
 DEFAULT_N_CTX = 2048
-
-
-@dataclass(frozen=True, slots=True)
-class GenerateParams:
-    """The sampling knobs the provider maps from OpenAI-style optional params."""
-
-    max_tokens: int | None = None
-    temperature: float = 1.0
-    top_p: float = 0.95
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    logprobs: bool = False
-    top_logprobs: int = 0
-    json_schema: str | None = None  # constrains the output to this schema (a llama.cpp grammar)
-    tools: tuple[dict[str, Any], ...] = ()  # shown to the model (see cascade.local.structured)
-    stop_pattern: str | None = None  # a regex: stop once the text matches it (cut after the match)
-    early_exit: EarlyExitConfig | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenLogprob:
-    """One generated token in OpenAI's shape: text, log-probability, bytes, best alternatives."""
-
-    token: str
-    logprob: float
-    bytes: list[int]
-    top: list[tuple[str, float, list[int]]] = field(default_factory=list)
 
 
 def import_llama_cpp() -> Any:

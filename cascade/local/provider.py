@@ -33,11 +33,12 @@ from litellm.types.utils import (
 )
 from pydantic import ValidationError
 
-from cascade.config import EarlyExitConfig
+from cascade.config.schema import EarlyExitConfig
 from cascade.errors import CascadeError, ModelNotFoundError, PermanentProviderError
 from cascade.local.catalog import resolve_model
-from cascade.local.engine import DEFAULT_N_CTX, GenerateParams, Generation, LocalModel, OnText, TokenLogprob, load_model
-from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN
+from cascade.local.decoding import Generation, OnText
+from cascade.local.engine import DEFAULT_N_CTX, LocalModel, load_model
+from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN, GenerateParams, TokenLogprob
 from cascade.local.structured import constraint_schema, parse_tool_calls
 
 PROVIDER = "local"

@@ -17,9 +17,9 @@ from typing import Literal
 
 import numpy as np
 
-from cascade.acceptance import stopping_tier
+from cascade.decision.acceptance import stopping_tier
+from cascade.eval.analysis.offline_tiers import TierRun, TierSpec, agreement, chain_inputs
 from cascade.eval.data.logs import LogTable
-from cascade.optimize.chains import TierRun, TierSpec, agreement, chain_inputs
 from cascade.scoring.train import FitOptions, cross_fit
 
 VerifierKind = Literal["vote", "agreement", "scorer"]
@@ -87,7 +87,7 @@ class Workbench:
 
     def run(self, spec: TierSpec) -> TierRun:
         if spec not in self._runs:
-            from cascade.optimize.chains import run_tier
+            from cascade.eval.analysis.offline_tiers import run_tier
 
             self._runs[spec] = run_tier(self.log, spec, self.extract)
         return self._runs[spec]

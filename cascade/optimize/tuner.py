@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from cascade.errors import UserError
+from cascade.eval.analysis.offline_tiers import TierSpec, chain_inputs
 from cascade.eval.data.logs import LogTable
 from cascade.optimize.candidates import Gate, Structure, VerifierKind, Workbench
-from cascade.optimize.chains import TierSpec, chain_inputs
 from cascade.optimize.select import (
     Objective,
     Reference,

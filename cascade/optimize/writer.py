@@ -1,6 +1,6 @@
 """The tuned cascade as a runnable YAML config (and its scorer file beside it).
 
-Model strings are litellm's (`cascade.optimize.models`), prices are fitted to the log's costs
+Model strings are litellm's (`cascade.eval.data.models`), prices are fitted to the log's costs
 where it has them, the answer format is the log's task, and each gate tier carries the verifier
 and threshold the search chose. A header says where the choice came from and what it did on the
 tuning items, so the file explains itself.
@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from cascade.config import AnswerFormat
-from cascade.optimize.chains import TierSpec
-from cascade.optimize.models import fitted_prices, litellm_name
+from cascade.config.schema import AnswerFormat
+from cascade.eval.analysis.offline_tiers import TierSpec
+from cascade.eval.data.models import fitted_prices, litellm_name
 from cascade.optimize.tuner import TuneResult
 
 FORMATS: dict[str, AnswerFormat] = {

@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from cascade.answers import normalise
-from cascade.features import answer_form, query_features
+from cascade.io.answers import normalise
+from cascade.io.features import answer_form, query_features
 from cascade.scoring.inputs import ScoringInput
 from cascade.scoring.reasoning import arithmetic_checks, hedged, marks_answer
 
@@ -26,7 +26,7 @@ _normal = lru_cache(maxsize=65536)(normalise)
 
 
 def agrees(answer: str | None, other: str | None) -> bool:
-    """`cascade.ensemble.agrees` with normal forms cached: features compare the same answers many times."""
+    """`cascade.run.ensemble.agrees` with normal forms cached: features compare the same answers many times."""
     return answer is not None and other is not None and _normal(answer) == _normal(other) != ""
 
 

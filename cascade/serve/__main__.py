@@ -1,3 +1,3 @@
-from cascade.serve.cli_serve import main
+from cascade.cli.serve import main
 
 raise SystemExit(main())

@@ -29,10 +29,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
-from cascade.conversation import Conversation
-from cascade.engine import Cascade, Event
+from cascade.budget.metering import Account, charge_to
 from cascade.errors import ToolsUnsupportedError, UserError
-from cascade.metering import Account, charge_to
+from cascade.io.conversation import Conversation
+from cascade.run.engine import Cascade, Event
 from cascade.serve.api_errors import ApiError, install_handlers
 from cascade.serve.audit_metrics import AuditCollector
 from cascade.serve.auth import ApiKeys

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 from cascade.audit.auditor import Auditor
 from cascade.audit.monitor import LEVELS
-from cascade.engine import Cascade
+from cascade.run.engine import Cascade
 
 
 class AuditCollector(Collector):

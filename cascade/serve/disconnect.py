@@ -4,7 +4,7 @@ While a request waits for a slot or its run is in progress, `until_disconnected`
 connection (the ASGI `http.disconnect` message). When the client leaves first, the work is
 cancelled: a request still queued leaves the queue without ever starting; a running cascade
 stops at once, its calls in flight are cancelled and charged their reservation (the provider may
-have generated all of it, `cascade.metering`). `Progress` keeps what the run did so far, so the
+have generated all of it, `cascade.budget.metering`). `Progress` keeps what the run did so far, so the
 server can record it as a cancelled run with every token it was charged.
 """
 
@@ -19,10 +19,10 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from cascade.budget import spent_by
-from cascade.config import CascadeConfig
-from cascade.conversation import Conversation
-from cascade.metering import Tab
+from cascade.budget.metering import Tab
+from cascade.config.schema import CascadeConfig
+from cascade.io.conversation import Conversation
+from cascade.run.budget_plan import spent_by
 from cascade.types import Attempt, CascadeResult, Usage
 
 CANCELLED = "cancelled: the client disconnected"

@@ -1,4 +1,4 @@
-"""Per-key budgets that hold: each API key is a metering account (`cascade.metering`).
+"""Per-key budgets that hold: each API key is a metering account (`cascade.budget.metering`).
 
 `--key-max-tokens` / `--key-max-cost-usd` limit what each key's runs may spend over the server's
 lifetime, failed runs included. With `--store`, a key's account lives in the store
@@ -21,14 +21,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from cascade.budget.metering import NOTHING, Account, Hold, MemoryAccount
 from cascade.errors import CallOverBudgetError
-from cascade.metering import NOTHING, Account, Hold, MemoryAccount
 from cascade.serve.api_errors import ApiError
 from cascade.store.budgets import BudgetStore
 
 if TYPE_CHECKING:
-    from cascade.conversation import Conversation
-    from cascade.engine import Cascade
+    from cascade.io.conversation import Conversation
+    from cascade.run.engine import Cascade
     from cascade.types import CascadeResult
 
 

@@ -2,7 +2,7 @@
 
 A request carries a conversation (system, user, assistant and tool messages); the cascade answers
 its last user turn in the context of the rest, each tier wrapping it in its own prompt (see
-`cascade.conversation` for how the two compose). `response_format` (JSON object or JSON schema),
+`cascade.io.conversation` for how the two compose). `response_format` (JSON object or JSON schema),
 `tools` and `tool_choice` are honoured and every answer is checked against them. `temperature` is
 accepted and checked but the tiers' configured temperatures apply; `max_tokens` is checked against
 the server's limit, and each tier's own `max_tokens` bounds its generation.

@@ -25,7 +25,7 @@ from cascade.errors import UserError
 from cascade.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
-    from cascade.engine import Cascade
+    from cascade.run.engine import Cascade
 
 SPEC_ENV = "CASCADE_SERVE_SPEC"
 
@@ -75,11 +75,11 @@ def load_cascades(
 
     Learning routers learn from `learning_store` (the server's store) unless their config names one.
     """
+    from cascade.completers.litellm_setup import import_litellm
     from cascade.completers.plugins import make_completer
-    from cascade.config import load_config
-    from cascade.engine import Cascade
-    from cascade.litellm_setup import import_litellm
-    from cascade.routable import check_routable, unset_keys
+    from cascade.completers.routable import check_routable, unset_keys
+    from cascade.config.schema import load_config
+    from cascade.run.engine import Cascade
     from cascade.serve.cooldown import CooldownCompleter
 
     cascades: dict[str, Cascade] = {}
@@ -94,8 +94,9 @@ def load_cascades(
         if cooldown_failures > 0:
             completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
         cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
-        check_routable(cascade)  # an unknown model refuses to start, not a 502 on every request
-        for unset in unset_keys(cascade):
+        # an unknown model refuses to start, not a 502 on every request
+        check_routable(cascade.runnable_configs.values())
+        for unset in unset_keys(cascade.runnable_configs.values()):
             logging.getLogger("cascade.serve").warning("%s", unset)
         cascades[config.name], sources[config.name] = cascade, path
     return cascades

@@ -231,7 +231,7 @@ class Store(Protocol):
 
 def is_correct(kind: str, value: str | None, answer: str | None) -> bool:
     """Thumbs are the verdict; a correction or label is correct iff it matches the answer under EM."""
-    from cascade.eval.analysis.scoring import normalize_answer
+    from cascade.io.exact_match import normalize_answer
 
     if kind == "thumbs_up":
         return True

@@ -8,7 +8,7 @@ processes can never both take the last tokens; a settlement deletes the hold and
 call really spent, also in one transaction. A hold whose process died (a crash, a kill) stops
 counting once it expires (`hold_ttl_s`, longer than any call may run).
 
-`StoreAccount` is such an account as `cascade.metering` uses it: `cascade serve --store DSN
+`StoreAccount` is such an account as `cascade.budget.metering` uses it: `cascade serve --store DSN
 --key-max-tokens N` charges each API key's calls to one, so a restart or a second worker does
 not forget what a key spent.
 """
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from cascade.metering import Ask, Hold, Left, over_budget
+from cascade.budget.metering import Ask, Hold, Left, over_budget
 from cascade.types import Usage
 
 HOLD_TTL_S = 3600.0

@@ -13,8 +13,8 @@ from typing import Any, cast
 
 from cascade.completers.litellm_completer import scrub
 from cascade.errors import UserError
+from cascade.io.text import utf8_safe
 from cascade.store.base import FeedbackKind, FeedbackRecord, ReferencePair, ReferenceRecord, RunRecord
-from cascade.text import utf8_safe
 from cascade.types import Attempt, CascadeResult
 
 Row = Sequence[Any]

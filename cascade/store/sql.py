@@ -16,8 +16,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from cascade.budget.metering import Ask
 from cascade.errors import RateLimitError, RunNotFoundError, UserError
-from cascade.metering import Ask
 from cascade.store import budgets, rows
 from cascade.store.base import (
     FEEDBACK_KINDS,

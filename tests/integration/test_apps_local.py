@@ -11,7 +11,7 @@ import pytest
 
 from cascade import Cascade, CascadeConfig
 from cascade.types import CascadeResult, TextDelta, TierStart
-from tests.unit.test_structured import WEATHER
+from tests.unit.io.test_structured import WEATHER
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cascade import Cascade, load_config
-from cascade.metering import MemoryAccount, charge_to
+from cascade.budget.metering import MemoryAccount, charge_to
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_arithmetic_skips_the_small_models_and_may_reason(default_cascade: Casca
 def test_cli_json_on_default_config_has_real_token_counts() -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run(
-        [sys.executable, "-m", "cascade.cli", "run", "--json", "What is the capital of France?"],
+        [sys.executable, "-m", "cascade", "run", "--json", "What is the capital of France?"],
         capture_output=True,
         text=True,
         timeout=600,

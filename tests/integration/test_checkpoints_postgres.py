@@ -11,8 +11,8 @@ import pytest
 from cascade import Cascade
 from cascade.types import CascadeResult
 from tests.integration.test_store_postgres import dsn, pg_server  # noqa: F401  (fixtures)
+from tests.unit.run.test_checkpoints import ESCALATES_TWICE, crash_once, with_approval
 from tests.unit.scripted import make_cascade
-from tests.unit.test_checkpoints import ESCALATES_TWICE, crash_once, with_approval
 
 pytestmark = pytest.mark.integration
 postgres_saver = pytest.importorskip(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cascade import Cascade, CascadeConfig
-from cascade.ensemble import vote
+from cascade.run.ensemble import vote
 from cascade.types import Attempt
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from cascade.answers import completion_pattern
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.config import AnswerConfig, EarlyExitConfig
+from cascade.config.schema import AnswerConfig, EarlyExitConfig
+from cascade.io.answers import completion_pattern
 from cascade.types import Completion, CompletionRequest
 
 pytestmark = pytest.mark.integration

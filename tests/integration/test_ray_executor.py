@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cascade.eval.cli.evaluate import run_eval
+from cascade.cli.eval import run_eval
 
 pytestmark = pytest.mark.integration
 

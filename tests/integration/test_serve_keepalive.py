@@ -39,7 +39,7 @@ async def _second_request_after(base: str, idle_s: float, outcomes: Counter[str]
 def test_requests_at_the_clients_idle_expiry_are_not_lost() -> None:
     """`cascade serve` in its own process, as deployed; 100 clients each wait 4.95-5.05 s between requests."""
     port = free_port()
-    command = [sys.executable, "-m", "cascade.cli", "serve", "--config", str(FAKE), "--port", str(port)]
+    command = [sys.executable, "-m", "cascade", "serve", "--config", str(FAKE), "--port", str(port)]
     command += ["--max-queue", "256", "--log-level", "warning"]
     env = {**os.environ, "CASCADE_API_KEYS": ""}
     process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)

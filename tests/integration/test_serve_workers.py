@@ -21,7 +21,7 @@ import yaml
 from cascade.serve.background import free_port, stop_process, wait_until_up
 from cascade.store import open_store
 from tests.integration.test_store_postgres import dsn, pg_server  # noqa: F401  (fixtures)
-from tests.unit.test_serve_learning import QUESTION, config
+from tests.unit.serve.test_learning import QUESTION, config
 
 pytestmark = pytest.mark.integration
 KEY = "learning_state"

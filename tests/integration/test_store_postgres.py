@@ -23,9 +23,9 @@ import pytest
 
 from cascade.store import open_store
 from cascade.store.postgres import PostgresStore
-from tests.unit.test_store_budgets import BudgetContract
-from tests.unit.test_store_contract import StoreContract, make_result
-from tests.unit.test_store_durability import DurabilityContract
+from tests.unit.store.test_budgets import BudgetContract
+from tests.unit.store.test_contract import StoreContract, make_result
+from tests.unit.store.test_durability import DurabilityContract
 
 pytestmark = pytest.mark.integration
 psycopg = pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')")
@@ -102,7 +102,7 @@ def dsn(pg_server: str) -> Iterator[str]:
 
 
 class TestPostgresStore(StoreContract):
-    """Same behaviour as SQLite's (tests/unit/test_store_contract.py)."""
+    """Same behaviour as SQLite's (tests/unit/store/test_contract.py)."""
 
 
 class TestPostgresDurability(DurabilityContract):

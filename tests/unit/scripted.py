@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from cascade import CascadeConfig, FakeCompleter, FakeReply, VerifyContext, register
-from cascade.engine import Cascade
+from cascade.run.engine import Cascade
 from cascade.types import Verdict
 
 

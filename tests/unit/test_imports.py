@@ -1,8 +1,7 @@
-"""The house rules on imports, read from the source: the core never imports a plugin package, and
-the project's modules import each other without circles (imports inside functions included).
-
-Imports under `if TYPE_CHECKING:` are left out of the circles (they are never executed, only read by
-type checkers) but not out of the core's rule: the core does not name a plugin even for types.
+"""The house rules on imports, read from the source: the core never imports a plugin package, the
+project's modules import each other without circles, and no module imports a layer above its own
+(imports inside functions and under `if TYPE_CHECKING:` included: a circle or an arrow up that only
+type checkers read is still one a reader has to follow).
 """
 
 from __future__ import annotations
@@ -69,10 +68,10 @@ def resolve(name: str, modules: dict[str, Path] = MODULES) -> str | None:
 
 
 def import_graph(modules: dict[str, Path] = MODULES) -> dict[str, set[str]]:
-    """Which of `modules` each one imports."""
+    """Which of `modules` each one imports (for type checking too)."""
     graph: dict[str, set[str]] = {module: set() for module in modules}
     for module, path in modules.items():
-        for name, _ in imported_names(module, path):
+        for name, _ in imported_names(module, path, type_checking=True):
             target = resolve(name, modules)
             if target is not None and target != module:
                 graph[module].add(target)
@@ -138,7 +137,7 @@ def test_one_module_configures_litellm() -> None:
     setters = [
         module for module, path in MODULES.items() if "LITELLM_LOCAL_MODEL_COST_MAP" in path.read_text(encoding="utf-8")
     ]
-    assert setters == ["cascade.litellm_setup"]
+    assert setters == ["cascade.completers.litellm_setup"]
     first = ast.parse(MODULES["cascade"].read_text(encoding="utf-8")).body[1]  # after the docstring
     assert isinstance(first, ast.ImportFrom) and [a.name for a in first.names] == ["litellm_setup"]
 
@@ -148,3 +147,58 @@ def test_importing_cascade_sets_the_offline_price_map_without_importing_litellm(
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"} | {"PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("cascade._version", "cascade.errors"),
+    ("cascade.config",),
+    ("cascade.types", "cascade.io"),
+    ("cascade.protocols", "cascade.registry", "cascade.decision", "cascade.store.base"),
+    ("cascade.budget", "cascade.completers", "cascade.local", "cascade.scoring"),
+    ("cascade.store",),
+    ("cascade.learning",),
+    ("cascade.run", "cascade.audit", "routers", "verifiers"),
+    ("cascade.eval",),
+    ("cascade.optimize",),
+    ("cascade.serve", "cascade.integrations"),
+    ("cascade.cli", "cascade.__main__", "cascade.serve.__main__"),
+    ("cascade",),
+)
+"""The architecture, bottom up (README's architecture section draws it): a module may import its own
+layer and the layers below, never one above. The store's interface (`store.base`) sits below the
+plugin seam that hands stores to plugins; the stores themselves above the completers they record."""
+
+
+def layer_of(module: str) -> int:
+    """The layer of the longest prefix in LAYERS that names `module` or a package holding it."""
+    matches = [
+        (len(prefix), index)
+        for index, prefixes in enumerate(LAYERS)
+        for prefix in prefixes
+        if module == prefix or module.startswith(prefix + ".")
+    ]
+    assert matches, f"{module} is in no layer: add it to LAYERS"
+    return max(matches)[1]
+
+
+def test_every_module_has_a_layer() -> None:
+    for module in MODULES:
+        layer_of(module)
+
+
+def test_no_import_runs_up_the_layers() -> None:
+    """Type-checking imports included: a lower layer does not even name a higher one."""
+    upward = [
+        f"{MODULES[module].relative_to(ROOT)}:{line}: {module} (layer {layer_of(module)}) imports "
+        f"{target} (layer {layer_of(target)})"
+        for module, path in MODULES.items()
+        for name, line in imported_names(module, path, type_checking=True)
+        if (target := resolve(name)) is not None and layer_of(target) > layer_of(module)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_the_layer_rule_sees_an_arrow_up() -> None:
+    assert layer_of("cascade.store.sql") > layer_of("cascade.store.base")
+    assert layer_of("cascade.run.engine") > layer_of("cascade.learning.online") > layer_of("cascade.store")
+    assert layer_of("cascade.cli.main") > layer_of("cascade.serve.app") > layer_of("cascade.optimize.tuner")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cascade.config import CascadeConfig, PluginSpec, TierConfig
+from cascade.config.schema import CascadeConfig, PluginSpec, TierConfig
 from cascade.protocols import Verifier, VerifyContext
 from cascade.registry import BuildContext
 from cascade.types import Completion, CompletionRequest, Verdict

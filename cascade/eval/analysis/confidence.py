@@ -16,8 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
-from cascade.eval.analysis.scoring import extract
 from cascade.eval.data.logs import LogItem, LogTable
+from cascade.io.exact_match import extract
 from cascade.scoring.reasoning import arithmetic_checks, hedged
 
 

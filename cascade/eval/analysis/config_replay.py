@@ -17,15 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from cascade.answers import extractor
-from cascade.config import CascadeConfig
+from cascade.config.schema import CascadeConfig
 from cascade.errors import UserError
+from cascade.eval.analysis.offline_tiers import TierRun, TierSpec, run_tier
 from cascade.eval.data.logs import LogTable
-from cascade.optimize.chains import TierRun, TierSpec, run_tier
-from cascade.optimize.models import log_column
+from cascade.eval.data.models import log_column
+from cascade.io.answers import extractor
 from cascade.protocols import DecideContext, Verifier, VerifyContext
 from cascade.registry import BuildContext
-from cascade.tier_verifiers import tier_verifiers
+from cascade.run.tier_verifiers import tier_verifiers
+from cascade.store.access import StoreAccess
 from cascade.types import Attempt, Completion, MemberOutput, MemberResult, Verdict
 
 NEVER = -1.0
@@ -71,7 +72,7 @@ def run_config(config: CascadeConfig, log: LogTable, model_map: Mapping[str, str
     if not len(log):
         raise UserError("no items to replay (correctness unknown for every item)")
     runs = [run_tier(log, spec, extractor(tier.answer)) for spec, tier in zip(specs, config.tiers, strict=True)]
-    build = BuildContext(config, learn_on_build=False)
+    build = BuildContext(config, stores=StoreAccess(), learn_on_build=False)
     verifiers = tier_verifiers(config, build)
     router = build.build("router", config.router, ("router",))
     pre_router = build.build("pre_router", config.pre_router, ("pre_router",)) if config.pre_router else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cascade.acceptance import stopping_tier
+from cascade.decision.acceptance import stopping_tier
 from cascade.errors import UserError
 from cascade.eval.analysis.confidence import (
     AgreementConfidence,

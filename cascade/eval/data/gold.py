@@ -1,6 +1,6 @@
 """Readers for the gold-answer sets in shared/data, each in its original format (see SOURCES.md).
 
-Each returns `Item`s with canonical gold answers (numbers as `cascade.answers.number` writes them,
+Each returns `Item`s with canonical gold answers (numbers as `cascade.io.answers.number` writes them,
 choice letters, yes/no), so scoring compares like with like.
 """
 
@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cascade.answers import number
 from cascade.errors import UserError
 from cascade.eval.data.items import Item, read_records
+from cascade.io.answers import number
 
 LETTERS = "ABCDEFGHIJ"
 _ARC_OPTION = re.compile(r"Answer(\d+):\s*(.*?)(?=\s*Answer\d+:|\Z)", re.DOTALL)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from cascade.completers.plugins import make_completer
-from cascade.config import CascadeConfig
-from cascade.engine import Cascade
+from cascade.config.schema import CascadeConfig
 from cascade.errors import UserError
 from cascade.eval.data.items import Item
 from cascade.eval.data.logs import LogTable
 from cascade.eval.live.cache import CachingCompleter
 from cascade.eval.live.runner import EvalRun, evaluate
+from cascade.run.engine import Cascade
 
 
 def _evaluate_chunk(config: CascadeConfig, cache: str | None, items: list[Item], template: str | None) -> EvalRun:

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cascade.engine import Cascade
 from cascade.errors import ProviderError
-from cascade.eval.analysis.scoring import exact_match
 from cascade.eval.data.items import Item
 from cascade.eval.data.logs import LogItem, LogTable, TierLog
-from cascade.tiers import TierRuntime
+from cascade.io.exact_match import exact_match
+from cascade.run.engine import Cascade
+from cascade.run.tiers import TierRuntime
 from cascade.types import CascadeResult
 
 Progress = Callable[[str, int], None]

@@ -1,1 +1,0 @@
-"""The evaluation command lines: `cascade eval`, `cascade tune`, `cascade replay`."""

@@ -1,0 +1,317 @@
+"""The cascade as a LangGraph workflow: one node per step, the decision as a typed edge.
+
+    START ─→ [route] ─→ generate ─→ verify ─┬─ accept ───────────────────→ END
+                           ↑                ├─ stop (last tier, budget) ─→ END
+                           ├──── escalate ──┤
+                           └── [approve] ←──┘ approval (next tier has `approve: true`)
+
+- `route` (only with a pre-router) picks the starting tier and the token budgets.
+- `generate` calls the current tier, its token cap set by the budget: the one place a tier is called.
+- `verify` runs the tier's verifier (an ensemble, self-consistency sampling included), asks the
+  router, and records the attempt; an escalation that cannot happen (last tier reached, budget
+  spent) is recorded as `stop` with the reason. The attempt also goes to the custom stream.
+- `decide`, the conditional edge after `verify`, reads that decision: accept → END, escalate →
+  `generate` of the next tier (through `approve` when that tier asks for it), stop → END.
+- `approve` (only when a tier has `approve: true`) asks a person with `interrupt()`; resumed with
+  `Command(resume=True)` it goes on to `generate`, with `False` it ends with the best answer so far
+  and the refusal in `stop_reason` and in its step.
+
+Every node appends a `NodeStep` (tokens, cost, latency) to `steps`, and every tier's turn an
+`Attempt` to `attempts`. With a checkpointer, a run that crashes resumes from the last finished
+node: the tiers that already answered are not called again.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, Overwrite, StreamWriter, interrupt
+
+from cascade.errors import BudgetExceededError, CallOverBudgetError, ProviderError, UserError
+from cascade.io.conversation import Conversation, conversation_of
+from cascade.io.structured import OutputSpec
+from cascade.protocols import DecideContext, PreRouter, Router
+from cascade.run.approval import approval_request, read_reply
+from cascade.run.budget_plan import Budget
+from cascade.run.tiers import TierRuntime
+from cascade.types import (
+    Attempt,
+    Completion,
+    EnsembleCompletion,
+    MemberOutput,
+    NodeStep,
+    RoutePlan,
+    TextDelta,
+    TierStart,
+    ToolCall,
+    Usage,
+)
+
+NO_PLAN = RoutePlan()
+MAX_TAG_CHARS = 512  # OpenAI's limit on a metadata value; learners key state by tag, so it must stay small
+Branch = Literal["accept", "escalate", "approval", "stop"]
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What `generate` hands to `verify`: the tier's first sample, or the attempt of a failed call."""
+
+    tier: int
+    max_tokens: int
+    latency_s: float
+    completion: Completion | None = None
+    failed: Attempt | None = None
+    over_budget: str = ""  # why the budget refused the call (the run stops there)
+
+
+STATE_TYPES: tuple[type, ...] = (
+    *(Attempt, NodeStep, RoutePlan, Draft, Conversation, OutputSpec),
+    *(Completion, EnsembleCompletion, MemberOutput, ToolCall),
+)
+"""The project's types a checkpoint holds."""
+
+
+class CascadeState(TypedDict, total=False):
+    query: str  # the last user turn: what routers and verifiers judge
+    conversation: Conversation  # the whole input and its output contract (a plain query if absent)
+    tag: str | None
+    plan: RoutePlan
+    next_tier: int  # the tier `generate` calls next; len(tiers) once none is left
+    draft: Draft | None
+    attempts: Annotated[list[Attempt], operator.add]
+    steps: Annotated[list[NodeStep], operator.add]
+    stop_reason: str
+    stream_tokens: bool  # announce each tier and stream the last tier's text (Cascade.astream(tokens=True))
+
+
+class CascadeGraph:
+    """Builds the workflow of one configured cascade; `compiled` runs it without a checkpointer."""
+
+    def __init__(self, tiers: list[TierRuntime], router: Router, pre_router: PreRouter | None, budget: Budget):
+        self.tiers = tiers
+        self.router = router
+        self.pre_router = pre_router
+        self.budget = budget
+        self.needs_approval = any(t.config.approve for t in tiers)
+        self.compiled = self.compile()
+
+    def compile(self, checkpointer: BaseCheckpointSaver[Any] | None = None) -> CompiledStateGraph[CascadeState]:
+        """The workflow compiled with `checkpointer` (needed to resume runs and to ask approvals)."""
+        saver = with_state_types(checkpointer) if checkpointer is not None else None
+        return self.builder().compile(checkpointer=saver, name="cascade")
+
+    def builder(self) -> StateGraph[CascadeState]:
+        graph = StateGraph(CascadeState)
+        if self.pre_router is not None:
+            graph.add_node("route", self.route)
+        graph.add_node("generate", self.generate)
+        graph.add_node("verify", self.verify)
+        if self.needs_approval:
+            graph.add_node("approve", self.approve)
+        if self.pre_router is not None:
+            graph.add_edge(START, "route")
+            graph.add_conditional_edges("route", self.enter, ["generate", END, *(["approve"] * self.needs_approval)])
+        else:
+            graph.add_edge(START, "approve" if self.tiers[0].config.approve else "generate")
+        graph.add_edge("generate", "verify")
+        branches: dict[Branch, str] = {"accept": END, "escalate": "generate", "stop": END}
+        if self.needs_approval:
+            branches["approval"] = "approve"
+        graph.add_conditional_edges("verify", self.decide, branches)  # type: ignore[arg-type]
+        return graph
+
+    def input(self, query: str | Conversation, tag: str | None = None, *, stream_tokens: bool = False) -> CascadeState:
+        """The state a run starts from; every field is set, so a reused thread starts afresh."""
+        chat = query if isinstance(query, Conversation) else conversation_of(query)
+        if tag is not None and (not isinstance(tag, str) or not tag.strip()):
+            raise UserError("tag must be a non-empty string (or None)")
+        if tag is not None and len(tag) > MAX_TAG_CHARS:
+            raise UserError(f"tag is {len(tag):,} characters; at most {MAX_TAG_CHARS} (a label, not a document)")
+        return {
+            "query": chat.query,
+            "conversation": chat,
+            "tag": tag,
+            "plan": NO_PLAN,
+            "next_tier": 0,
+            "draft": None,
+            "attempts": Overwrite([]),  # type: ignore[typeddict-item]
+            "steps": Overwrite([]),  # type: ignore[typeddict-item]
+            "stop_reason": "",
+            "stream_tokens": stream_tokens,
+        }
+
+    async def route(self, state: CascadeState) -> CascadeState:
+        assert self.pre_router is not None, "the route node exists only with a pre-router"
+        started = time.perf_counter()
+        plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
+        start = self._called(min(max(plan.start_tier, 0), len(self.tiers) - 1), plan)
+        if start is None:  # a plan that skips every tier would leave the query unanswered
+            start = len(self.tiers) - 1
+        step = NodeStep(node="route", latency_s=time.perf_counter() - started, note=plan.reason)
+        why = self.budget.blocks(self.tiers[start], _chat(state), [], plan) or ""
+        return {"plan": plan, "next_tier": start, "stop_reason": why, "steps": [step]}
+
+    async def enter(self, state: CascadeState) -> Literal["generate", "approve", "__end__"]:
+        """After `route`: the starting tier (through `approve` if it asks), or END if unaffordable."""
+        if state.get("stop_reason"):
+            return "__end__"
+        return "approve" if self.tiers[state.get("next_tier", 0)].config.approve else "generate"
+
+    async def generate(self, state: CascadeState, writer: StreamWriter) -> CascadeState:
+        """The current tier's call under its token cap; a provider failure is handed on, not raised.
+
+        When the run streams tokens, the custom stream first says which tier is tried (`TierStart`),
+        and the last tier's text goes out as it is written (`TextDelta`): its answer is final
+        whatever it says, as there is nothing left to escalate to.
+        """
+        index, chat = state.get("next_tier", 0), _chat(state)
+        tier, started = self.tiers[index], time.perf_counter()
+        attempts, plan = state.get("attempts", []), state.get("plan", NO_PLAN)
+        max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan)
+        on_text = None
+        if state.get("stream_tokens"):
+            live = index == len(self.tiers) - 1 and tier.streams_live(chat)
+            writer(TierStart(tier.config.name, index, ", ".join(s.model for s in tier.specs), live))
+            if live:
+                on_text = lambda text: writer(TextDelta(tier.config.name, text, True))  # noqa: E731
+        completion, failed = None, None
+        over_budget = self.budget.blocks(tier, chat, attempts, plan) or ""
+        try:
+            if over_budget:
+                raise CallOverBudgetError(over_budget, model=tier.config.label)
+            completion = await tier.sample(chat, max_tokens=max_tokens, index=0, on_text=on_text)
+        except ProviderError as exc:
+            failed = tier.failed_attempt(exc, started)
+            over_budget = str(exc) if isinstance(exc, BudgetExceededError) else ""
+        latency = time.perf_counter() - started
+        usage = Usage.of([completion] if completion else [])
+        return {
+            "draft": Draft(index, max_tokens, latency, completion, failed, over_budget),
+            "steps": [_step("generate", tier, usage, latency, "" if completion else "provider failed")],
+        }
+
+    async def verify(self, state: CascadeState, writer: StreamWriter) -> CascadeState:
+        """Score the draft, let the router decide, record the attempt and what comes next."""
+        draft, chat, previous = state.get("draft"), _chat(state), state.get("attempts", [])
+        assert draft is not None, "verify runs after generate"
+        tier, started = self.tiers[draft.tier], time.perf_counter()
+        turn_started = started - draft.latency_s  # the attempt's latency is generate's plus verify's
+        usage = Usage()
+        first = draft.completion
+        invalid = tier.read(first, chat).invalid if first is not None else None
+        if first is None:
+            assert draft.failed is not None, "a draft has a completion or a failed attempt"
+            record = draft.failed
+        elif invalid is not None:  # breaks the requested format (JSON, tools): escalates unjudged
+            record = tier.invalid_attempt(first, invalid, chat, turn_started)
+        else:
+            samples, verdict, answer = await tier.verify(
+                chat,
+                first,
+                tier_index=draft.tier,
+                previous=list(previous),
+                max_tokens=draft.max_tokens,
+                before_draw=lambda drawn: self.budget.check_draw(tier, previous, drawn),
+            )
+            context = DecideContext(
+                chat.query, tier.config, draft.tier, len(self.tiers), verdict, answer, list(previous),
+                state.get("tag"), chat.history,
+            )  # fmt: skip
+            decision = self.router.decide(context)
+            tool_calls = tier.tool_calls_of(samples, answer, chat)
+            record = tier.attempt(samples, verdict, answer, decision, turn_started, tool_calls)
+            usage = Usage.of(samples[1:]) + verdict.usage
+        record, why = self._settle(record, draft.tier, state, previous)
+        why = draft.over_budget or why
+        writer(record)
+        # the attempt's clock started at generate's start: verify is the rest of it, so the two
+        # steps add up to the attempt's latency exactly (a failed call's attempt ends in generate)
+        verify_latency = max(0.0, record.latency_s - draft.latency_s) if first is not None else 0.0
+        step = _step("verify", tier, usage, verify_latency, record.decision)
+        update: CascadeState = {"attempts": [record], "steps": [step], "stop_reason": why, "draft": None}
+        following = self._called(draft.tier + 1, state.get("plan", NO_PLAN))
+        if record.decision != "accept" and following is not None:
+            update["next_tier"] = following
+        return update
+
+    async def decide(self, state: CascadeState) -> Branch:
+        """The decision edge: accept → END, stop → END, escalate → the next tier (approval first if it asks)."""
+        if state["attempts"][-1].decision == "accept":
+            return "accept"
+        if state.get("stop_reason"):
+            return "stop"
+        return "approval" if self.tiers[state["next_tier"]].config.approve else "escalate"
+
+    async def approve(self, state: CascadeState) -> Command[Literal["generate", "__end__"]]:
+        """Pause for a person's approval of the next tier; LangGraph re-runs this node on resume."""
+        tier, attempts = self.tiers[state.get("next_tier", 0)], state.get("attempts", [])
+        request = approval_request(tier, _chat(state), attempts, state.get("plan", NO_PLAN), self.budget)
+        approved, note = read_reply(interrupt(request.model_dump()))
+        outcome = "approved" if approved else "refused"
+        step = NodeStep(node="approve", tier=tier.config.name, note=f"{outcome}: {note}" if note else outcome)
+        if approved:
+            return Command(goto="generate", update={"steps": [step]})
+        why = f"tier '{tier.config.name}' not approved" + (f": {note}" if note else "")
+        return Command(goto="__end__", update={"steps": [step], "stop_reason": why})
+
+    def _called(self, index: int, plan: RoutePlan) -> int | None:
+        """The first tier from `index` on that the plan does not skip, None if there is none."""
+        return next((i for i in range(index, len(self.tiers)) if self.tiers[i].config.name not in plan.skip), None)
+
+    def _settle(
+        self, record: Attempt, index: int, state: CascadeState, previous: Sequence[Attempt]
+    ) -> tuple[Attempt, str]:
+        """Why the cascade stops after this attempt ("" if it goes on); an escalation it cannot
+        carry out (last tier reached, budget spent) becomes `stop`, with the reason."""
+        if record.decision == "accept":
+            return record, "accepted"
+        plan = state.get("plan", NO_PLAN)
+        onward = self._called(index + 1, plan)
+        if index + 1 >= len(self.tiers):
+            why = "last tier reached"
+        elif onward is None:
+            why = "the later tiers are skipped for this query"
+        else:
+            why = self.budget.blocks(self.tiers[onward], _chat(state), [*previous, record], plan) or ""
+        if why and record.decision == "escalate":
+            record = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})
+        return record, why
+
+
+def with_state_types(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:
+    """`saver` allowed to read back the cascade's state types (LangGraph warns about, and will
+    block, unregistered types): a default serializer becomes one that allows exactly LangGraph's
+    safe types and these; any other gets them added to its allowlist. The saver is not changed."""
+    if type(saver.serde) is JsonPlusSerializer:
+        clone = copy.copy(saver)
+        clone.serde = JsonPlusSerializer(
+            pickle_fallback=saver.serde.pickle_fallback, allowed_msgpack_modules=STATE_TYPES
+        )
+        return clone
+    return saver.with_allowlist([(t.__module__, t.__name__) for t in STATE_TYPES])
+
+
+def _chat(state: CascadeState) -> Conversation:
+    """The run's input; a graph embedding the cascade may give only `query`."""
+    return state.get("conversation") or conversation_of(state["query"])
+
+
+def _step(node: Literal["generate", "verify"], tier: TierRuntime, usage: Usage, latency: float, note: str) -> NodeStep:
+    return NodeStep(
+        node=node,
+        tier=tier.config.name,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost_usd=usage.cost_usd,
+        latency_s=latency,
+        note=note,
+    )

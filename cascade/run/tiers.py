@@ -1,0 +1,240 @@
+"""A configured tier at run time: how it calls its model and how it records an attempt."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from cascade.config.schema import ModelSpec, TierConfig
+from cascade.errors import BudgetExceededError, EnsembleFailedError, ProviderError
+from cascade.io.answers import completion_pattern, extractor
+from cascade.io.conversation import Conversation, conversation_of
+from cascade.io.structured import Reading
+from cascade.protocols import Completer, Verifier, VerifyContext
+from cascade.run.ensemble import generate as generate_ensemble
+from cascade.run.ensemble import member_results
+from cascade.types import (
+    Attempt,
+    Completion,
+    CompletionRequest,
+    Decision,
+    EarlyExitTrace,
+    EnsembleCompletion,
+    Message,
+    Usage,
+    Verdict,
+)
+
+
+def build_messages(tier: TierConfig, query: str | Conversation) -> list[Message]:
+    """The tier's prompt around the caller's conversation (the composition `cascade.io.conversation` documents).
+
+    One system message (the tier's `system`, the caller's system messages, the JSON format
+    instruction), the worked examples as chat turns, the history, the query in the tier's
+    template, then the turns after the query (tool calls and their results).
+    """
+    chat = conversation_of(query) if isinstance(query, str) else query
+    prompt = tier.prompt
+    system = [part for part in (prompt.system, chat.system, chat.output.instruction()) if part]
+    messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}] if system else []
+    for example in prompt.examples:
+        messages.append({"role": "user", "content": prompt.template.replace("{query}", example.question)})
+        messages.append({"role": "assistant", "content": example.answer})
+    messages.extend(dict(m) for m in chat.history)
+    messages.append({**chat.messages[chat.query_index], "content": prompt.template.replace("{query}", chat.query)})
+    messages.extend(dict(m) for m in chat.after)
+    return messages
+
+
+def sample_seed(base: int | None, query: str, index: int) -> int | None:
+    """Seed of sample `index` for `query`: the tier's own seed for the first (greedy) sample; for
+    the samples drawn for voting, one mixed with the query, so sample i of one question does not
+    share its random draws with sample i of every other question (that would correlate items and
+    invalidate intervals computed over them)."""
+    if index == 0:
+        return base
+    return ((base or 0) + zlib.crc32(query.encode("utf-8")) + index) % (1 << 31)
+
+
+@dataclass
+class TierRuntime:
+    """One tier with its completer, verifier and answer extractor bound together.
+
+    `specs` are the models the tier calls: one, or an ensemble's members (`cascade.run.ensemble`).
+    """
+
+    config: TierConfig
+    completer: Completer
+    verifier: Verifier
+    judge: Completer
+    extract: Callable[[str], str | None]
+    specs: list[ModelSpec] = field(default_factory=list)
+    verifier_type: str | None = None  # the config's `type:` of `verifier`, shown with its verdicts
+
+    def __post_init__(self) -> None:
+        self.specs = self.specs or self.config.member_specs()
+
+    @classmethod
+    def build(
+        cls, config: TierConfig, completer: Completer, verifier: Verifier, verifier_type: str | None = None
+    ) -> TierRuntime:
+        return cls(config, completer, verifier, completer, extractor(config.answer), verifier_type=verifier_type)
+
+    def request(self, spec: ModelSpec, chat: Conversation, *, max_tokens: int, index: int) -> CompletionRequest:
+        """The call of one of the tier's models (`spec`: its endpoint, key and prices) for sample `index`.
+
+        A structured request (JSON, tools) drops the tier's stop sequences and answer-format early
+        stop: they are made for short text answers and would cut a JSON object or a tool call short.
+        """
+        tier, output = self.config, chat.output
+        return CompletionRequest(
+            model=spec.model,
+            messages=build_messages(tier, chat),
+            max_tokens=max_tokens,
+            temperature=tier.temperature if index == 0 else tier.sample_temperature,
+            stop=() if output.structured else tuple(tier.stop),
+            seed=sample_seed(tier.seed, chat.query, index),
+            logprobs=tier.logprobs,
+            timeout_s=tier.timeout_s,
+            api_base=spec.resolved_api_base(),
+            api_key=spec.resolved_api_key(),
+            input_price=spec.prices.input_per_token if spec.prices else None,
+            output_price=spec.prices.output_per_token if spec.prices else None,
+            stop_pattern=None if output.structured else completion_pattern(tier.answer),
+            extra=dict(spec.extra or {}),
+            response_format=output.response_format,
+            tools=output.tools if output.may_call_tools else (),
+            tool_choice=output.tool_choice if output.may_call_tools else None,
+            top_logprobs=tier.top_logprobs if tier.logprobs else 0,
+            early_exit=tier.early_exit,
+        )
+
+    async def sample(
+        self,
+        query: str | Conversation,
+        *,
+        max_tokens: int,
+        index: int,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting.
+
+        An ensemble tier calls every member at once and returns their vote (an EnsembleCompletion).
+        `on_text` gets a single model's text as it is written (see `streams_live`).
+        """
+        chat = conversation_of(query) if isinstance(query, str) else query
+        requests = [self.request(spec, chat, max_tokens=max_tokens, index=index) for spec in self.specs]
+        if not self.config.is_ensemble:
+            return await self.completer.complete(replace(requests[0], on_text=on_text))
+        weights = [spec.weight for spec in self.specs]
+        return await generate_ensemble(self.completer, requests, weights, lambda c: self.read(c, chat).answer)
+
+    def streams_live(self, chat: Conversation) -> bool:
+        """Whether this tier's text can be streamed as written when its answer is final: one model
+        (an ensemble's answer is a vote), answering in text (JSON and tool calls are checked whole first)."""
+        return not self.config.is_ensemble and not chat.output.structured
+
+    def read(self, completion: Completion, chat: Conversation) -> Reading:
+        """The completion's answer under the caller's output contract (the tier's format for text)."""
+        return chat.output.read(completion, self.extract)
+
+    async def verify(
+        self,
+        query: str | Conversation,
+        first: Completion,
+        *,
+        tier_index: int,
+        previous: list[Attempt],
+        max_tokens: int,
+        before_draw: Callable[[list[Completion]], None] | None = None,
+    ) -> tuple[list[Completion], Verdict, str | None]:
+        """Judge the first sample with the tier's verifier, which may draw more (all returned).
+
+        `before_draw` sees the samples so far and may refuse another (e.g. BudgetExceededError).
+        Returns every sample, the verdict and the answer: the verifier's vote, else the first's.
+        """
+        chat = conversation_of(query) if isinstance(query, str) else query
+        samples, answers = [first], [self.read(first, chat).answer]
+
+        async def draw() -> tuple[Completion, str | None]:
+            if before_draw is not None:
+                before_draw(samples)
+            completion = await self.sample(chat, max_tokens=max_tokens, index=len(samples))
+            samples.append(completion)
+            answers.append(self.read(completion, chat).answer)
+            return completion, answers[-1]
+
+        extract = self.extract
+        if chat.output.structured:
+            extract = lambda text: chat.output.read_text(text, self.extract).answer  # noqa: E731
+        members = list(first.members) if isinstance(first, EnsembleCompletion) else []
+        ctx = VerifyContext(
+            chat.query, self.config, tier_index, samples, answers, previous, draw, self.judge, extract, chat, members
+        )
+        verdict = await self.verifier.verify(ctx)
+        return samples, verdict, verdict.answer if verdict.answer is not None else answers[0]
+
+    def tool_calls_of(self, samples: list[Completion], answer: str | None, chat: Conversation) -> list[Message] | None:
+        """The tool calls behind `answer` (the first sample whose calls read as it), with the provider's ids."""
+        if answer is None or not chat.output.may_call_tools:
+            return None
+        for sample in samples:
+            reading = self.read(sample, chat)
+            if reading.tool_calls and reading.answer == answer:
+                return reading.tool_calls
+        return None
+
+    def attempt(
+        self,
+        samples: list[Completion],
+        verdict: Verdict,
+        answer: str | None,
+        decision: Decision,
+        started: float,
+        tool_calls: list[Message] | None = None,
+    ) -> Attempt:
+        usage = Usage.of(samples) + verdict.usage
+        first = samples[0]
+        return Attempt(
+            tier=self.config.name,
+            model=self.config.label,
+            answer=answer,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=usage.cost_usd,
+            latency_s=time.perf_counter() - started,
+            model_latency_s=sum(s.latency_s for s in samples),
+            confidence=verdict.confidence,
+            threshold=decision.threshold,
+            decision=decision.action,
+            reason=f"{verdict.reason}; {decision.reason}" if verdict.reason else decision.reason,
+            samples=len(samples),
+            samples_saved=verdict.samples_saved or 0,
+            verifier_details=verdict.details,
+            tool_calls=tool_calls,
+            members=member_results(first.members) if isinstance(first, EnsembleCompletion) else [],
+            early_exit=EarlyExitTrace.of(samples[0], self.config.max_tokens) if self.config.early_exit else None,
+            verifier=self.verifier_type,
+        )
+
+    def invalid_attempt(self, first: Completion, why: str, chat: Conversation, started: float) -> Attempt:
+        """An output that breaks the requested format: no answer, no verifier call, escalate."""
+        decision = Decision("escalate", f"invalid {chat.output.kind} output: {why}")
+        record = self.attempt([first], Verdict(0.0, ""), None, decision, started)
+        return record.model_copy(update={"invalid": why, "verifier": None})
+
+    def failed_attempt(self, error: str | ProviderError, started: float) -> Attempt:
+        """The attempt of a tier whose call failed (after retries); an ensemble's lists each member's error."""
+        members = error.members if isinstance(error, EnsembleFailedError) else ()
+        return Attempt(
+            tier=self.config.name,
+            model=self.config.label,
+            answer=None,
+            latency_s=time.perf_counter() - started,
+            decision="failed",
+            reason=f"{'over budget' if isinstance(error, BudgetExceededError) else 'provider failed'}: {error}",
+            error=str(error),
+            members=member_results(members),
+        )
