@@ -1,8 +1,8 @@
 """A completer that remembers every model output, so re-analysis never re-runs a model.
 
-Keyed by everything that changes what a model says (model, messages, max_tokens,
-temperature, seed, stops, logprobs, endpoint, extra params) and nothing that doesn't (the API
-key, prices). Cost is recomputed from the request's prices on a hit, so re-pricing a tier
+Keyed by every request field that can change what a model says (model, messages, sampling,
+stops, logprobs, endpoint, extra params, response format, tools, ...) and nothing that doesn't (the
+API key, prices, time limit). Cost is recomputed from the request's prices on a hit, so re-pricing a tier
 needs no new calls. Stored in SQLite: one file, safe to share between runs and processes.
 """
 
@@ -14,10 +14,11 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import MISSING, Field, asdict, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from cascade.protocols import Completer
@@ -29,25 +30,31 @@ _T = TypeVar("_T")
 log = logging.getLogger("cascade.eval")
 
 
+NOT_IN_KEY = frozenset({"api_key", "input_price", "output_price", "timeout_s", "on_text"})
+"""The request fields that do not change what a model says: the key, the prices (cost is recomputed on a
+hit), the time limit and the live-text callback. Every other field is in the key, new ones included."""
+
+KEYED_SINCE_THE_FIRST_CACHE = ("model", "messages", "max_tokens", "temperature", "stop", "seed", "logprobs")
+KEYED_SINCE_THE_FIRST_CACHE += ("api_base", "stop_pattern", "extra")
+"""Always in the key. A field added later is keyed only when it differs from its default, so the keys of
+requests made before it existed stay valid (and a cache filled then still answers)."""
+
+
 def request_key(request: CompletionRequest) -> str:
-    material: dict[str, Any] = {
-        "model": request.model,
-        "messages": request.messages,
-        "max_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "stop": list(request.stop),
-        "seed": request.seed,
-        "logprobs": request.logprobs,
-        "api_base": request.api_base,
-        "stop_pattern": request.stop_pattern,
-        "extra": request.extra,
-    }
-    # Only when set, so the keys of requests made before these fields existed stay valid.
-    if request.top_logprobs:
-        material["top_logprobs"] = request.top_logprobs
-    if request.early_exit is not None:
-        material["early_exit"] = request.early_exit.model_dump()
+    """The cache key: every request field that can change the model's output (all but `NOT_IN_KEY`)."""
+    material: dict[str, Any] = {}
+    for spec in fields(CompletionRequest):
+        if spec.name in NOT_IN_KEY:
+            continue
+        value = getattr(request, spec.name)
+        if spec.name not in KEYED_SINCE_THE_FIRST_CACHE and value == _default(spec):
+            continue
+        material[spec.name] = value.model_dump() if isinstance(value, BaseModel) else value
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _default(spec: Field[Any]) -> Any:
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
 
 
 class CachingCompleter:
