@@ -34,8 +34,9 @@ NOT_IN_KEY = frozenset({"api_key", "input_price", "output_price", "timeout_s", "
 """The request fields that do not change what a model says: the key, the prices (cost is recomputed on a
 hit), the time limit and the live-text callback. Every other field is in the key, new ones included."""
 
-KEYED_SINCE_THE_FIRST_CACHE = ("model", "messages", "max_tokens", "temperature", "stop", "seed", "logprobs")
-KEYED_SINCE_THE_FIRST_CACHE += ("api_base", "stop_pattern", "extra")
+KEYED_SINCE_THE_FIRST_CACHE = frozenset(
+    {"model", "messages", "max_tokens", "temperature", "stop", "seed", "logprobs", "api_base", "stop_pattern", "extra"}
+)
 """Always in the key. A field added later is keyed only when it differs from its default, so the keys of
 requests made before it existed stay valid (and a cache filled then still answers)."""
 
