@@ -13,12 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cascade.cli.types import float_range, int_range, non_negative_int, port, positive_float, positive_int
 from cascade.errors import UserError
 from cascade.serve.background import KEEP_ALIVE_S
 from cascade.serve.http import MAX_HEADER_BYTES, uvicorn_options
+
+if TYPE_CHECKING:
+    from cascade.serve.settings import ServeSettings
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -82,6 +85,15 @@ def check_exposure(host: str, has_keys: bool) -> None:
         raise UserError(f"refusing to serve on {host} without API keys: set CASCADE_API_KEYS or bind to 127.0.0.1")
 
 
+def check_shared_budgets(workers: int, store: str | None, settings: ServeSettings) -> None:
+    """Key budgets kept in memory would be one per worker: N workers could spend N times the limit."""
+    if workers > 1 and store is None and (settings.key_max_tokens or settings.key_max_cost_usd):
+        raise UserError(
+            f"--workers {workers} with --key-max-tokens/--key-max-cost-usd needs --store DSN: without a store "
+            "each worker keeps its own budget, so the workers together could spend the limit once each"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -103,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         learn_interval_s=args.learn_interval_s,
     )
     check_exposure(args.host, bool(settings.api_keys))
+    check_shared_budgets(args.workers, args.store, settings)
     spec = ServeSpec(
         configs=[Path(p).resolve() for p in (args.config or [default_config_path()])],
         settings=settings.model_dump(),

@@ -121,3 +121,14 @@ def test_bad_worker_and_learning_options_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         parse(*argv)
     assert exited.value.code == 2
+
+
+def test_workers_with_key_budgets_in_memory_are_refused_naming_store(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22.2: two workers with --key-max-tokens 20 and no store spent up to 40 tokens."""
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the server started"))
+    for budget in (["--key-max-tokens", "20"], ["--key-max-cost-usd", "0.02"]):
+        assert main(["--config", str(FAKE), "--workers", "2", *budget]) == 2
+        err = capsys.readouterr().err
+        assert "--workers 2" in err and "needs --store" in err
