@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from fastapi import FastAPI, Request
@@ -185,15 +185,8 @@ class Server:
             admitted = await anext(events)  # refusals (a full queue, a key that cannot pay) stay statuses
             run_header = {"x-cascade-run-id": sse.run_id}
             return StreamingResponse(_after(admitted, events), media_type="text/event-stream", headers=run_header)
-        progress = Progress()
-        try:
-            run = self._run(cascade, chat, body, ident, account, progress)
-            result = await unless_disconnected(request, run)
-        except ClientDisconnected:
-            if progress.started:  # a queued request just leaves; a started run is kept and charged
-                await self._finish(body.model, ident, cancelled_result(chat, progress, cascade.config, body.tag))
-            raise
-        await self._finish(body.model, ident, result)
+        run = self._recorded_run(cascade, chat, body, ident, account, Progress())
+        result = await unless_disconnected(request, run)
         why = refused_by(account, result)
         if why is not None:
             raise quota_error(why)
@@ -210,11 +203,11 @@ class Server:
         sse: SseStream,
     ) -> AsyncIterator[str]:
         """The run as server-sent events (`cascade.serve.streaming`). The run is a task of its own
-        (its slot and charges live in its context); this generator relays its events. Its first
-        piece comes once the run is admitted; a client that leaves cancels the run, kept and charged."""
-        progress, events = Progress(), asyncio.Queue[Event | None]()
+        (its slot and charges live in its context, and it records itself); this generator relays its
+        events. Its first piece comes once the run is admitted; a client that leaves cancels the run."""
+        events = asyncio.Queue[Event | None]()
         run = asyncio.ensure_future(
-            self._run(cascade, chat, body, ident, account, progress, events.put_nowait, run_id=sse.run_id)
+            self._recorded_run(cascade, chat, body, ident, account, Progress(), events.put_nowait, run_id=sse.run_id)
         )
         try:
             await unless_disconnected(request, next_event(events, run))  # None: admitted
@@ -230,17 +223,37 @@ class Server:
             yield sse.error("internal server error", "internal_error")
             return
         finally:
-            if not run.done():  # the client left: stop the run, keep what it did
-                run.cancel()
-                with suppress(asyncio.CancelledError):
-                    await run
-                if progress.started:
-                    cancelled = cancelled_result(chat, progress, cascade.config, body.tag)
-                    await self._finish(body.model, ident, cancelled.model_copy(update={"run_id": sse.run_id}))
-        await self._finish(body.model, ident, result)
+            # The client left: stop the run, which records what it did. Not awaited: the framework
+            # cancels this generator on every await from now on (anyio's cancel scope).
+            run.cancel()
         why = refused_by(account, result)
         for piece in [sse.error(quota_error(why).message, "insufficient_quota")] if why else sse.end(result):
             yield piece
+
+    async def _recorded_run(
+        self,
+        cascade: Cascade,
+        chat: Conversation,
+        body: ChatCompletionRequest,
+        ident: str,
+        account: Account | None,
+        progress: Progress,
+        on_event: Callable[[Event | None], None] | None = None,
+        *,
+        run_id: str | None = None,
+    ) -> CascadeResult:
+        """`_run`, recorded and counted however it ends. Cancelled (its client left), it is recorded
+        as far as it got, with what it was charged, once its calls in flight have settled; a request
+        cancelled before it left the queue never started and is not recorded."""
+        try:
+            result = await self._run(cascade, chat, body, ident, account, progress, on_event, run_id=run_id)
+        except asyncio.CancelledError:
+            if progress.started:
+                cancelled = cancelled_result(chat, progress, cascade.config, body.tag, run_id=run_id)
+                await asyncio.shield(self._finish(body.model, ident, cancelled))
+            raise
+        await asyncio.shield(self._finish(body.model, ident, result))
+        return result
 
     async def _run(
         self,

@@ -67,7 +67,9 @@ async def unless_disconnected(request: Request, work: Awaitable[_T]) -> _T:
     raise ClientDisconnected()
 
 
-def cancelled_result(chat: Conversation, progress: Progress, config: CascadeConfig, tag: str | None) -> CascadeResult:
+def cancelled_result(
+    chat: Conversation, progress: Progress, config: CascadeConfig, tag: str | None, *, run_id: str | None = None
+) -> CascadeResult:
     """The run as far as it got: its finished attempts, plus one for the calls in flight with what
     they were charged, so the run's totals equal what its budgets were charged."""
     attempts = list(progress.attempts)
@@ -94,7 +96,7 @@ def cancelled_result(chat: Conversation, progress: Progress, config: CascadeConf
         final_tier=None,
         attempts=attempts,
         stop_reason=CANCELLED,
-        run_id=uuid.uuid4().hex,
+        run_id=run_id or uuid.uuid4().hex,
         error=CANCELLED,
         tag=tag,
         messages=None if chat.is_single_turn else [dict(m) for m in chat.messages],

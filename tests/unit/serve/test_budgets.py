@@ -175,3 +175,30 @@ def test_a_queued_request_whose_client_leaves_never_starts(store: Store) -> None
     assert [r.query for r in runs] == [ask()["messages"][0]["content"]]  # only the first run started
     assert all("Peru" not in c.messages[-1]["content"] for c in fake.calls)
     assert health["running"] == 0 and health["waiting"] == 0
+
+
+@pytest.mark.parametrize("trial", range(2))
+def test_a_streaming_client_that_disconnects_cancels_its_run_which_is_recorded_and_charged(
+    store: Store, trial: int
+) -> None:
+    """Issue 22.1: a streamed request dropped after 1 s ran on, the key was charged in full (25
+    tokens), and the store kept 11 tokens or no run at all (2 of 4 trials)."""
+    cascade, _ = slow_large_cascade()
+    app = app_for(cascade, store, key_max_tokens=10_000)
+    with serve_in_thread(app) as url:
+        with (
+            pytest.raises(httpx.ReadTimeout),
+            httpx.stream(
+                "POST", f"{url}/v1/chat/completions", json=ask(stream=True), headers=AUTH, timeout=1.0
+            ) as streamed,
+        ):
+            assert streamed.status_code == 200
+            for _ in streamed.iter_bytes():
+                pass
+        run = wait_for(lambda: store.runs(limit=10), timeout_s=3.0)  # well before the 5 s call would end
+    spend = store.budget_spend(key_id(KEY))  # type: ignore[attr-defined]  # settled before the run is recorded
+    assert run and len(run) == 1
+    stored = run[0]
+    assert stored.error == "cancelled: the client disconnected" and stored.answer is None
+    assert [a.tier for a in stored.attempts] == ["small", "large"]
+    assert stored.total_tokens == 11 + 12 + 64 and spend.tokens == stored.total_tokens and spend.held_tokens == 0
