@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from cascade.cli.types import float_range, int_range, non_negative_int, port, positive_float, positive_int
 from cascade.errors import UserError
 from cascade.serve.background import KEEP_ALIVE_S
-from cascade.serve.http import MAX_HEADER_BYTES, uvicorn_options
+from cascade.serve.http import HEADER_TIMEOUT_ENV, HEADER_TIMEOUT_S, MAX_HEADER_BYTES, uvicorn_options
+from cascade.serve.limits import BODY_TIMEOUT_S
 
 if TYPE_CHECKING:
     from cascade.serve.settings import ServeSettings
@@ -44,6 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-queue", type=non_negative_int, default=64, help="requests waiting for a slot before 429s")
     add("--max-body-bytes", type=positive_int, default=1_000_000, help="larger request bodies get 413")
     add("--max-header-bytes", type=int_range(1024), default=MAX_HEADER_BYTES, help="larger request heads get 431")
+    add(
+        "--header-timeout-s",
+        type=positive_float,
+        default=HEADER_TIMEOUT_S,
+        help="a request head must arrive within it (408)",
+    )
+    add(
+        "--body-timeout-s",
+        type=positive_float,
+        default=BODY_TIMEOUT_S,
+        help="a request body must arrive within it (408)",
+    )
     add("--max-tokens", type=positive_int, default=4096, help="largest max_tokens a request may ask for")
     add("--key-max-tokens", type=positive_int, default=None, help="token budget per API key")
     add("--key-max-cost-usd", type=positive_float, default=None, help="dollar budget per API key")
@@ -106,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,
         max_header_bytes=args.max_header_bytes,
+        header_timeout_s=args.header_timeout_s,
+        body_timeout_s=args.body_timeout_s,
         max_tokens=args.max_tokens,
         key_max_tokens=args.key_max_tokens,
         key_max_cost_usd=args.key_max_cost_usd,
@@ -129,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if not settings.api_keys:
         logging.getLogger("cascade.serve").warning("no API keys set (CASCADE_API_KEYS): anyone on loopback may call")
     app = build_app(spec)  # in the parent too: a bad config or store fails here, once, with exit 2
+    os.environ[HEADER_TIMEOUT_ENV] = str(settings.header_timeout_s)  # read by the protocol, in each worker too
     options: dict[str, Any] = {"host": args.host, "port": args.port, "timeout_keep_alive": args.keep_alive}
     options |= uvicorn_options(max_header_bytes=settings.max_header_bytes, log_level=args.log_level)
     if args.workers == 1:

@@ -14,13 +14,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cascade.serve.disconnect import ClientDisconnected
 from cascade.serve.schemas import CascadeInfo, ErrorBody, ErrorDetail
+
+CLIENT_CLOSED = 499
+"""nginx's status for a request whose client closed the connection before the answer."""
 
 log = logging.getLogger("cascade.serve")
 
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    408: "invalid_request_error",
     404: "not_found_error",
     413: "invalid_request_error",
     431: "invalid_request_error",
@@ -80,6 +85,10 @@ def install_handlers(app: FastAPI) -> None:
         log.error("internal error: %s: %s", type(exc).__name__, exc)
         return ApiError(500, "internal server error", code="internal_error").response()
 
+    async def client_left(_request: Request, _exc: Exception) -> Response:
+        return Response(status_code=CLIENT_CLOSED)  # nobody reads it; logged as nginx's 499
+
+    app.add_exception_handler(ClientDisconnected, client_left)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -33,7 +33,7 @@ from cascade.budget.metering import Account, charge_to
 from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.io.conversation import Conversation
 from cascade.run.engine import Cascade, Event
-from cascade.serve.api_errors import ApiError, install_handlers
+from cascade.serve.api_errors import CLIENT_CLOSED, ApiError, install_handlers
 from cascade.serve.audit_metrics import AuditCollector
 from cascade.serve.auth import ApiKeys
 from cascade.serve.disconnect import ClientDisconnected, Progress, cancelled_result, unless_disconnected
@@ -52,7 +52,6 @@ from cascade.types import Attempt, CascadeResult, TextDelta, TierStart
 
 log = logging.getLogger("cascade.serve")
 JSON = "application/json"
-CLIENT_CLOSED = 499
 
 
 class Server:
@@ -82,6 +81,7 @@ class Server:
             self.metrics,
             max_body_bytes=settings.max_body_bytes,
             rate=FeedbackRate(settings.feedback_per_minute, 60.0),
+            body_timeout_s=settings.body_timeout_s,
         )
         self.learning, self._learning_stores = self._background_learning(store, store_dsn)
         self.closing: list[Store] = []
@@ -151,7 +151,7 @@ class Server:
         model = ""
         try:
             ident = self.keys.authenticate(request.headers.get("authorization"))
-            body = parse_request(await read_body(request, self.settings.max_body_bytes))
+            body = parse_request(await read_body(request, self.settings.max_body_bytes, self.settings.body_timeout_s))
             model = body.model
             response = await self._answer(request, body, ident)
         except ClientDisconnected:

@@ -41,10 +41,13 @@ def serve_in_thread(
     start_timeout_s: float = 20.0,
     max_header_bytes: int = MAX_HEADER_BYTES,
     log_level: str = "warning",
+    http: str | None = None,
 ) -> Iterator[str]:
-    """Yields `http://127.0.0.1:PORT` once the server accepts connections; stops it on exit."""
+    """Yields `http://127.0.0.1:PORT` once the server accepts connections; stops it on exit.
+    `http` overrides the protocol (`cascade.serve.http.BOUNDED_H11`: the one used without httptools)."""
     import uvicorn
 
+    options = uvicorn_options(max_header_bytes=max_header_bytes, log_level=log_level)
     config = uvicorn.Config(
         app,
         host=LOOPBACK,
@@ -52,7 +55,7 @@ def serve_in_thread(
         lifespan="on",
         timeout_graceful_shutdown=2,
         timeout_keep_alive=KEEP_ALIVE_S,
-        **uvicorn_options(max_header_bytes=max_header_bytes, log_level=log_level),
+        **(options | ({"http": http} if http else {})),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="cascade-serve", daemon=True)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cascade.errors import RateLimitError, RunNotFoundError, UserError
 from cascade.serve.api_errors import ApiError
 from cascade.serve.auth import ApiKeys
-from cascade.serve.limits import read_body
+from cascade.serve.limits import BODY_TIMEOUT_S, read_body
 from cascade.serve.metrics import ServeMetrics
 from cascade.store import FeedbackRate, Store
 from cascade.types import CascadeResult
@@ -72,11 +72,13 @@ class Feedback:
         *,
         max_body_bytes: int,
         rate: FeedbackRate | None = None,
+        body_timeout_s: float = BODY_TIMEOUT_S,
     ):
         self.store = store
         self.keys = keys
         self.max_body_bytes = max_body_bytes
         self.rate = rate
+        self.body_timeout_s = body_timeout_s
         self.errors = Counter(
             "cascade_store_errors", "Store writes that failed", ["operation"], registry=metrics.registry
         )
@@ -98,7 +100,7 @@ class Feedback:
         """`POST /v1/feedback`: 200 with the feedback id, 400/404 naming the problem, 429 over the key's
         rate, 501 without a store."""
         key = self.keys.authenticate(request.headers.get("authorization"))
-        body = _parse(await read_body(request, self.max_body_bytes))
+        body = _parse(await read_body(request, self.max_body_bytes, self.body_timeout_s))
         if self.store is None:
             raise ApiError(501, "feedback needs a store: start the server with --store DSN", code="no_store")
         try:

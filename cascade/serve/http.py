@@ -1,6 +1,7 @@
 """The HTTP layer around the app: bounded request heads and an access log that keeps no secrets.
 
-A request head (request line plus headers) is limited to `max_header_bytes`. uvicorn's h11
+A request head (request line plus headers) is limited to `max_header_bytes` and must arrive within
+the header timeout (408 after it, `cascade.serve.bounded_http`). uvicorn's h11
 parser has such a limit, but its default parser, httptools, buffers a header until it ends, so a
 client sending a 10 MB `Authorization` header has it read into memory and handed to the app.
 `cascade.serve.bounded_http` counts a head's bytes as they arrive and answers 431 once it passes
@@ -29,7 +30,11 @@ LINGER_S = 1.0
 (closing with unread input makes the kernel reset the connection, which can discard it)."""
 
 BOUNDED_HTTPTOOLS = "cascade.serve.bounded_http:BoundedHttpToolsProtocol"
-"""uvicorn's httptools protocol with the head limit, by the name uvicorn imports it from."""
+BOUNDED_H11 = "cascade.serve.bounded_http:BoundedH11Protocol"
+"""uvicorn's protocols with the head limits (size and time), by the names uvicorn imports them from."""
+HEADER_TIMEOUT_S = 10.0
+HEADER_TIMEOUT_ENV = "CASCADE_HEADER_TIMEOUT_S"
+"""Seconds a request head may take (`cascade.serve.bounded_http`); worker processes inherit it."""
 
 ROUTES = ("/v1/chat/completions", "/v1/models", "/v1/feedback", "/health", "/metrics")
 """Every path the app serves (`cascade.serve.app.create_app`); the access log shows no other."""
@@ -113,7 +118,7 @@ def log_config(level: str) -> dict[str, Any]:
 def uvicorn_options(*, max_header_bytes: int = MAX_HEADER_BYTES, log_level: str = "info") -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run`/`uvicorn.Config` that apply the head limit and redaction."""
     options: dict[str, Any] = {"log_level": log_level, "log_config": log_config(log_level)}
-    # uvicorn imports the protocol by name (in each worker too); without httptools, h11 keeps the limit itself.
-    options["http"] = BOUNDED_HTTPTOOLS if importlib.util.find_spec("httptools") is not None else "h11"
+    # uvicorn imports the protocol by name (in each worker too); without httptools, h11 keeps the size limit itself.
+    options["http"] = BOUNDED_HTTPTOOLS if importlib.util.find_spec("httptools") is not None else BOUNDED_H11
     options["h11_max_incomplete_event_size"] = max_header_bytes  # both protocols read the limit here
     return options

@@ -3,7 +3,8 @@
 At most `max_concurrency` runs proceed at once; up to `max_queue` more wait for a slot, and any
 request beyond that gets a 429 with `Retry-After` at once, so a burst costs the server nothing
 but the refusal. Bodies larger than `max_body_bytes` get a 413 before they are parsed, even when
-sent chunked without a Content-Length.
+sent chunked without a Content-Length, and bodies still incomplete after `body_timeout_s` a 408
+(a client sending a byte a second holds no connection for long).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from cascade.serve.api_errors import ApiError
+from cascade.serve.disconnect import ClientDisconnected
+
+BODY_TIMEOUT_S = 30.0
+"""How long a request body may take to arrive: a megabyte at 35 KB/s."""
 
 
 class Admission:
@@ -53,17 +58,26 @@ class Admission:
             self._slots.release()
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is known to exceed `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    """The request body; a 413 as soon as it is known to exceed `limit` bytes, a 408 (closing the
+    connection) when it has not all arrived within `timeout_s`, and ClientDisconnected when the
+    client hangs up before its end."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        message = f"request body not received within {timeout_s:g} seconds"
+        raise ApiError(408, message, code="request_timeout", headers={"connection": "close"}) from None
+    except ClientDisconnect:
+        raise ClientDisconnected() from None
     return b"".join(chunks)
 
 

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cascade.errors import UserError
 from cascade.serve.auth import keys_from_env
-from cascade.serve.http import MAX_HEADER_BYTES
+from cascade.serve.http import HEADER_TIMEOUT_S, MAX_HEADER_BYTES
+from cascade.serve.limits import BODY_TIMEOUT_S
 
 
 class ServeSettings(BaseModel):
@@ -25,6 +26,8 @@ class ServeSettings(BaseModel):
     max_header_bytes: int = Field(default=MAX_HEADER_BYTES, ge=1024)
     max_tokens: int = Field(default=4096, ge=1)
     max_query_tokens: int = Field(default=8192, ge=1)
+    header_timeout_s: float = Field(default=HEADER_TIMEOUT_S, gt=0)  # a request head must arrive within it
+    body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)  # and its body within this after
     key_max_tokens: int | None = Field(default=None, gt=0)
     key_max_cost_usd: float | None = Field(default=None, gt=0)
     key_budget_wait_s: float = Field(default=30.0, ge=0)
