@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import operator
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -36,6 +35,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Overwrite, StreamWriter, interrupt
 
+from cascade.decision.stopping import first_called, settle
 from cascade.errors import BudgetExceededError, CallOverBudgetError, ProviderError, UserError
 from cascade.io.conversation import Conversation, conversation_of
 from cascade.io.structured import OutputSpec
@@ -98,6 +98,7 @@ class CascadeGraph:
 
     def __init__(self, tiers: list[TierRuntime], router: Router, pre_router: PreRouter | None, budget: Budget):
         self.tiers = tiers
+        self.names = [t.config.name for t in tiers]
         self.router = router
         self.pre_router = pre_router
         self.budget = budget
@@ -153,9 +154,7 @@ class CascadeGraph:
         assert self.pre_router is not None, "the route node exists only with a pre-router"
         started = time.perf_counter()
         plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
-        start = self._called(min(max(plan.start_tier, 0), len(self.tiers) - 1), plan)
-        if start is None:  # a plan that skips every tier would leave the query unanswered
-            start = len(self.tiers) - 1
+        start = first_called(plan.start_tier, self.names, plan.skip)
         step = NodeStep(node="route", latency_s=time.perf_counter() - started, note=plan.reason)
         why = self.budget.blocks(self.tiers[start], _chat(state), [], plan) or ""
         return {"plan": plan, "next_tier": start, "stop_reason": why, "steps": [step]}
@@ -230,17 +229,26 @@ class CascadeGraph:
             tool_calls = tier.tool_calls_of(samples, answer, chat)
             record = tier.attempt(samples, verdict, answer, decision, turn_started, tool_calls)
             usage = Usage.of(samples[1:]) + verdict.usage
-        record, why = self._settle(record, draft.tier, state, previous)
-        why = draft.over_budget or why
+        plan = state.get("plan", NO_PLAN)
+        settled = settle(
+            record.decision,
+            draft.tier,
+            self.names,
+            plan.skip,
+            lambda onward: self.budget.blocks(self.tiers[onward], chat, [*previous, record], plan) or "",
+        )
+        if settled.decision != record.decision:  # an escalation that cannot happen: a stop, and why
+            reason = f"{record.reason}; {settled.why}"
+            record = record.model_copy(update={"decision": settled.decision, "reason": reason})
+        why = draft.over_budget or settled.why
         writer(record)
         # the attempt's clock started at generate's start: verify is the rest of it, so the two
         # steps add up to the attempt's latency exactly (a failed call's attempt ends in generate)
         verify_latency = max(0.0, record.latency_s - draft.latency_s) if first is not None else 0.0
         step = _step("verify", tier, usage, verify_latency, record.decision)
         update: CascadeState = {"attempts": [record], "steps": [step], "stop_reason": why, "draft": None}
-        following = self._called(draft.tier + 1, state.get("plan", NO_PLAN))
-        if record.decision != "accept" and following is not None:
-            update["next_tier"] = following
+        if settled.next_tier is not None:
+            update["next_tier"] = settled.next_tier
         return update
 
     async def decide(self, state: CascadeState) -> Branch:
@@ -262,29 +270,6 @@ class CascadeGraph:
             return Command(goto="generate", update={"steps": [step]})
         why = f"tier '{tier.config.name}' not approved" + (f": {note}" if note else "")
         return Command(goto="__end__", update={"steps": [step], "stop_reason": why})
-
-    def _called(self, index: int, plan: RoutePlan) -> int | None:
-        """The first tier from `index` on that the plan does not skip, None if there is none."""
-        return next((i for i in range(index, len(self.tiers)) if self.tiers[i].config.name not in plan.skip), None)
-
-    def _settle(
-        self, record: Attempt, index: int, state: CascadeState, previous: Sequence[Attempt]
-    ) -> tuple[Attempt, str]:
-        """Why the cascade stops after this attempt ("" if it goes on); an escalation it cannot
-        carry out (last tier reached, budget spent) becomes `stop`, with the reason."""
-        if record.decision == "accept":
-            return record, "accepted"
-        plan = state.get("plan", NO_PLAN)
-        onward = self._called(index + 1, plan)
-        if index + 1 >= len(self.tiers):
-            why = "last tier reached"
-        elif onward is None:
-            why = "the later tiers are skipped for this query"
-        else:
-            why = self.budget.blocks(self.tiers[onward], _chat(state), [*previous, record], plan) or ""
-        if why and record.decision == "escalate":
-            record = record.model_copy(update={"decision": "stop", "reason": f"{record.reason}; {why}"})
-        return record, why
 
 
 def with_state_types(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cascade.config.schema import CascadeConfig
+from cascade.decision.stopping import called_from, first_called, settle
 from cascade.errors import UserError
 from cascade.eval.analysis.offline_tiers import TierRun, TierSpec, run_tier
 from cascade.eval.data.logs import LogTable
@@ -27,7 +28,7 @@ from cascade.protocols import DecideContext, Verifier, VerifyContext
 from cascade.registry import BuildContext
 from cascade.run.tier_verifiers import tier_verifiers
 from cascade.store.access import StoreAccess
-from cascade.types import Attempt, Completion, MemberOutput, MemberResult, Verdict
+from cascade.types import Attempt, Completion, MemberOutput, MemberResult, RoutePlan, Verdict
 
 NEVER = -1.0
 
@@ -79,12 +80,13 @@ def run_config(config: CascadeConfig, log: LogTable, model_map: Mapping[str, str
     decided = asyncio.run(_decide_all(config, log, runs, verifiers, router, pre_router))
     n, rows = len(log), np.arange(len(log))
     stop = np.array([d[0] for d in decided], dtype=int)
-    start = np.array([d[1] for d in decided], dtype=int)
     confidence = np.array([d[2] for d in decided], dtype=float).reshape(n, len(runs))
     correct = np.stack([r.correct for r in runs], axis=1)[rows, stop]
     spent = np.stack([r.cost for r in runs], axis=1)
     used = np.stack([r.tokens for r in runs], axis=1)
-    called = (np.arange(len(runs))[None, :] >= start[:, None]) & (np.arange(len(runs))[None, :] <= stop[:, None])
+    called = np.zeros((n, len(runs)), dtype=bool)
+    for i, (_, path, _) in enumerate(decided):
+        called[i, path] = True
     thresholds = [_threshold(router, t.name) for t in config.tiers]
     return ConfigRun(
         config, log, runs, stop, correct, (spent * called).sum(1), (used * called).sum(1), confidence, thresholds
@@ -93,22 +95,27 @@ def run_config(config: CascadeConfig, log: LogTable, model_map: Mapping[str, str
 
 async def _decide_all(
     config: CascadeConfig, log: LogTable, runs: list[TierRun], verifiers: list[Verifier], router: Any, pre_router: Any
-) -> list[tuple[int, int, list[float]]]:
+) -> list[tuple[int, list[int], list[float]]]:
+    """Per item: the tier that answers, the tiers called on the way (the stop rule of live runs,
+    `cascade.decision.stopping`), and the confidence of every tier from the start that the route does
+    not skip, past the stop too (the report's threshold sweeps read them)."""
+    names = [tier.name for tier in config.tiers]
     out = []
     for i, item in enumerate(log.items):
-        start = 0
-        if pre_router is not None:
-            start = min(max(pre_router.plan(item.prompt, config.tiers).start_tier, 0), len(runs) - 1)
+        plan = pre_router.plan(item.prompt, config.tiers) if pre_router is not None else RoutePlan()
         attempts: list[Attempt] = []
-        confidences, stop = [NEVER] * len(runs), None
-        for j in range(start, len(runs)):
+        confidences, stop, called = [NEVER] * len(runs), None, []
+        j: int | None = first_called(plan.start_tier, names, plan.skip)
+        while j is not None:
             verdict, members = await _verify(config, item.prompt, runs, j, i, verifiers[j], attempts)
             answer = runs[j].answers[i]
             confidences[j] = verdict.confidence if answer is not None else NEVER
             ctx = DecideContext(item.prompt, config.tiers[j], j, len(runs), verdict, answer, attempts[:])
-            decision = router.decide(ctx)
-            if stop is None and (decision.action == "accept" or j == len(runs) - 1):
-                stop = j
+            settled = settle(router.decide(ctx).action, j, names, plan.skip)
+            if stop is None:
+                called.append(j)
+                if settled.decision == "accept" or settled.why:
+                    stop = j
             attempts.append(
                 Attempt(
                     tier=config.tiers[j].name,
@@ -119,7 +126,8 @@ async def _decide_all(
                     members=members,
                 )
             )
-        out.append((stop if stop is not None else len(runs) - 1, start, confidences))
+            j = called_from(j + 1, names, plan.skip)
+        out.append((stop if stop is not None else len(runs) - 1, called, confidences))
     return out
 
 

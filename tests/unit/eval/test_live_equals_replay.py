@@ -68,8 +68,9 @@ def assert_same_decisions(log: LogTable, config_path: Path) -> ConfigRun:
         assert result.final_tier == names[replayed.stop[i]], f"item {i}: live {result.final_tier}"
         assert result.answer == replayed.runs[replayed.stop[i]].answers[i]
         assert result.total_cost_usd == pytest.approx(replayed.cost[i], rel=1e-9, abs=1e-15)
-        for j, attempt in enumerate(result.attempts):
+        for attempt in result.attempts:
             if attempt.answer is not None:
+                j = names.index(attempt.tier)
                 assert attempt.confidence == pytest.approx(replayed.confidence[i, j], abs=1e-9)
     return replayed
 
@@ -124,3 +125,20 @@ def test_a_scorer_agreement_and_vote_cascade_decides_live_as_replayed(arc: LogTa
 def test_the_shipped_tuned_arc_config_decides_live_as_replayed(arc: LogTable) -> None:
     replayed = assert_same_decisions(arc, TUNED)
     assert replayed.stop.min() == 0 < replayed.stop.max()  # the cascade both accepts and escalates
+
+
+@needs_data
+def test_a_pre_router_that_skips_a_tier_decides_live_as_replayed(arc: LogTable, tmp_path: Path) -> None:
+    """Replay follows the route plan as live runs do (`cascade.decision.stopping`): the skipped tier is
+    neither called nor paid for, on the items whose rule skips it."""
+    path = write_scored_config(arc.subset(range(200)), tmp_path)
+    held = arc.subset(range(200, 400))
+    long = int(np.median([len(item.prompt.split()) for item in held.items]))
+    config = yaml.safe_load(path.read_text())
+    config["pre_router"] = {"type": "features", "rules": [{"when": {"min_words": long}, "skip": ["second"]}]}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    replayed = assert_same_decisions(held, path)
+    skipped = np.array([len(item.prompt.split()) >= long for item in held.items])
+    assert skipped.any() and (~skipped).any()
+    assert not (replayed.stop[skipped] == 1).any()  # "second" never answers where it is skipped
+    assert (replayed.stop[~skipped] == 1).any()
