@@ -31,8 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--store", metavar="DSN", help="record the run (SQLite path or postgresql:// DSN) for feedback")
     run.add_argument("--tag", help="the query's context label (e.g. an app feature); learning routers learn per tag")
     run.add_argument("--user", help="who asks: an experiment that assigns by user keeps each user on one variant")
-    validate = sub.add_parser("validate", help="check a cascade config and its plugins")
-    validate.add_argument("config", type=Path)
+    validate = sub.add_parser(
+        "validate", help="check a cascade config: fields, plugins, model names and the key variables they need"
+    )
+    validate.add_argument("config", type=Path, nargs="?", help="cascade YAML (or give it as --config)")
+    validate.add_argument("--config", "-c", type=Path, dest="config_option", metavar="CONFIG", help="cascade YAML")
+    validate.add_argument(
+        "--skip-keys", action="store_true", help="do not require the API key variables (e.g. CI without secrets)"
+    )
     sub.add_parser("models", help="list the local models and whether they are installed")
     from cascade.cli import ab as cli_ab
     from cascade.cli import budget as cli_budget
@@ -63,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "validate":
-            return _validate(args.config)
+            return _validate(_validate_path(args), skip_keys=args.skip_keys)
         if args.command in ("eval", "tune", "replay"):
             return _evaluation(args)
         if args.command == "serve":
@@ -96,17 +102,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cli_budget.run(args)
         return _models()
     except UserError as exc:
-        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         return 2
     except CascadeError as exc:
-        err.print(Text.assemble(("failed: ", "bold red"), str(exc)), highlight=False)
+        err.print(Text.assemble(("failed: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
         return 1
 
 
 def _run(args: argparse.Namespace) -> int:
     """Everything that can be refused (question, config, store) is checked before a model is paid;
     the answer is printed before it is recorded, so a store that fails afterwards loses nothing."""
-    from cascade.completers.routable import check_routable, unset_keys
+    from cascade.completers.routable import check_routable
     from cascade.config.schema import load_config
     from cascade.io.text import check_utf8
     from cascade.run.engine import Cascade
@@ -116,9 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     store = _open_store(args.store) if args.store else None
     try:
         cascade = Cascade(config, learning_store=args.store)
-        check_routable(cascade.runnable_configs.values())
-        for unset in unset_keys(cascade.runnable_configs.values()):
-            Console(stderr=True).print(Text.assemble(("warning: ", "yellow"), unset), highlight=False)
+        for problem in check_routable(cascade.runnable_configs.values()):
+            Console(stderr=True).print(Text.assemble(("warning: ", "yellow"), str(problem)), highlight=False)
         result = cascade.run(args.question, tag=args.tag, user=args.user)
         result = _answer_approvals(cascade, result, ask=sys.stdin.isatty())
         _print_result(result, cascade.config.name, as_json=args.json)
@@ -172,12 +177,30 @@ def _print_result(result: CascadeResult, title: str, *, as_json: bool) -> None:
         Console().print(Trace(result, title=title))
 
 
-def _validate(path: Path) -> int:
+def _validate_path(args: argparse.Namespace) -> Path:
+    if (args.config is None) == (args.config_option is None):
+        raise UserError("cascade validate needs one config: cascade validate FILE (or --config FILE)")
+    return Path(args.config or args.config_option)
+
+
+def _validate(path: Path, *, skip_keys: bool = False) -> int:
+    """Everything `cascade run` would refuse, refused here, without calling a model. Unset key
+    variables of hosted providers are errors (the calls cannot succeed) unless `skip_keys`."""
     from cascade.completers.routable import check_routable
     from cascade.run.engine import Cascade
 
     cascade = Cascade.from_yaml(path)
-    check_routable(cascade.runnable_configs.values())
+    problems = check_routable(cascade.runnable_configs.values())
+    errors = [p for p in problems if p.severity == "error" and not (skip_keys and p.kind == "key")]
+    err = Console(stderr=True)
+    for problem in problems:
+        if problem not in errors:
+            err.print(Text.assemble(("warning: ", "yellow"), str(problem)), highlight=False)
+    if errors:
+        lines = "\n  ".join(str(p) for p in errors)
+        keys = any(p.kind == "key" for p in errors)
+        hint = "\n(set them, or check the rest without them: cascade validate --skip-keys)" if keys else ""
+        raise UserError(f"{path}: not ready to run:\n  {lines}{hint}")
     for name, config in cascade.runnable_configs.items():
         tiers = " → ".join(f"{t.name} ({t.label})" for t in config.tiers)
         variant = f" [variant {name}]" if name else ""

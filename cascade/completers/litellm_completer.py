@@ -299,11 +299,33 @@ def classify(exc: BaseException, request: CompletionRequest) -> ProviderError:
         "BadGatewayError",
         "TimeoutError",
     }
-    transient = name in transient_names or (isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500))
     detail = str(inner) if inner is not None else str(exc)
+    if _refused_credentials(name, status, detail):
+        # litellm reports OpenAI's missing key as a 500 InternalServerError: no retry will find a key
+        detail = _LITELLM_PREFIX.sub("", detail)
+        message = f"{request.model}: AuthenticationError (no retry): {scrub(detail, request.api_key)}"
+        return PermanentProviderError(message[:500], model=request.model, status=status if status == 403 else 401)
+    transient = name in transient_names or (isinstance(status, int) and (status in _TRANSIENT_STATUS or status >= 500))
     message = f"{request.model}: {name}: {scrub(detail, request.api_key)}"
     kind = TransientProviderError if transient else PermanentProviderError
     return kind(message[:500], model=request.model, status=status if isinstance(status, int) else None)
+
+
+_MISSING_KEY = re.compile(
+    r"missing credentials|api_key client option must be set|no (api )?key is set|missing \w+ api key"
+    r"|(invalid|incorrect) api key|api key not (set|found|valid)",
+    re.IGNORECASE,
+)
+_LITELLM_PREFIX = re.compile(r"^(litellm\.\w+: )?(\w+Error: )?")
+
+
+def _refused_credentials(name: str, status: object, detail: str) -> bool:
+    """A key that is missing or refused, however the provider's SDK and litellm label it."""
+    return (
+        name in {"AuthenticationError", "PermissionDeniedError"}
+        or status in (401, 403)
+        or bool(_MISSING_KEY.search(detail))
+    )
 
 
 def _cascade_cause(exc: BaseException) -> BaseException | None:
@@ -325,14 +347,19 @@ def scrub(text: str, *secrets: str | None) -> str:
 
 
 def model_problem(model: str, api_base: str | None = None) -> str | None:
-    """Why litellm cannot route `model` (unknown provider prefix), or None when it can."""
+    """Why litellm cannot route `model` (unknown provider prefix), or None when it can. A prefix or
+    name in litellm's model map is routable without importing litellm (seconds: validate stays quick)."""
+    from cascade.completers.model_names import split_model, suggestion
+
     if model.startswith("local/"):
         return _local_model_problem(model.removeprefix("local/"))
+    if split_model(model) is not None:
+        return None
     litellm = import_litellm()
     try:
         litellm.get_llm_provider(model=model, api_base=api_base)
     except Exception as exc:
-        return f"litellm cannot route model {model!r}: {str(exc).splitlines()[0][:200]}"
+        return f"litellm cannot route model {model!r}: {str(exc).splitlines()[0][:200]}{suggestion(model)}"
     return None
 
 

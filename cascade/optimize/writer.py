@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from cascade.completers.model_names import key_variable
 from cascade.config.schema import AnswerFormat
 from cascade.eval.analysis.offline_tiers import TierSpec
 from cascade.eval.data.models import fitted_prices, litellm_name
@@ -62,6 +63,9 @@ def _tier(spec: TierSpec, result: TuneResult, fmt: str, model_map: Mapping[str, 
     members = []
     for model, weight in zip(spec.models, spec.member_weights, strict=True):
         member: dict[str, Any] = {"model": litellm_name(model, model_map)}
+        key = key_variable(member["model"])
+        if key:  # named, so `cascade validate` says which variables to set before a run
+            member["api_key_env"] = key
         prices = fitted_prices(result.log, model)
         if prices is not None:
             member["prices"] = prices.model_dump()

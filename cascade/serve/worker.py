@@ -77,7 +77,7 @@ def load_cascades(
     """
     from cascade.completers.litellm_setup import import_litellm
     from cascade.completers.plugins import make_completer
-    from cascade.completers.routable import check_routable, unset_keys
+    from cascade.completers.routable import check_routable
     from cascade.config.schema import load_config
     from cascade.run.engine import Cascade
     from cascade.serve.cooldown import CooldownCompleter
@@ -94,10 +94,9 @@ def load_cascades(
         if cooldown_failures > 0:
             completer = CooldownCompleter(completer, failures=cooldown_failures, cooldown_s=cooldown_s)
         cascade = Cascade(config, completer=completer, learning_store=learning_store, learn_on_build=learn_on_build)
-        # an unknown model refuses to start, not a 502 on every request
-        check_routable(cascade.runnable_configs.values())
-        for unset in unset_keys(cascade.runnable_configs.values()):
-            logging.getLogger("cascade.serve").warning("%s", unset)
+        # an unknown model refuses to start, not a 502 on every request; an unset key is a warning
+        for problem in check_routable(cascade.runnable_configs.values()):
+            logging.getLogger("cascade.serve").warning("%s", problem)
         cascades[config.name], sources[config.name] = cascade, path
     return cascades
 

@@ -84,7 +84,7 @@ def test_mock_exception_is_classified_and_scrubbed() -> None:
 
 def test_model_problem_flags_unknown_provider() -> None:
     assert model_problem("openai/gpt-4o-mini") is None
-    assert model_problem("anthropic/claude-3-5-haiku-20241022") is None
+    assert model_problem("anthropic/claude-haiku-4-5") is None
     problem = model_problem("nosuchprovider/some-model")
     assert problem is not None and "nosuchprovider/some-model" in problem
     local = model_problem("local/no-such-model")
@@ -127,3 +127,38 @@ def test_tools_problem_asks_litellm_which_providers_take_tools() -> None:
     assert completer.tools_problem("local/qwen2.5-0.5b", None) is None
     assert "does not take tools" in (completer.tools_problem("ollama/llama3", None) or "")
     assert "cannot tell" in (completer.tools_problem("nonsense-provider/x", None) or "")
+
+
+def test_a_missing_key_is_an_authentication_error_and_never_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """litellm reports OpenAI's missing key as a 500 InternalServerError, which was retried; it is
+    refused credentials, whatever the label: permanent, named as such, with the variable to set."""
+    from cascade.completers.retrying import RetryingCompleter
+    from cascade.config.schema import RetryConfig
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    async def no_wait(_: float) -> None:
+        raise AssertionError("an authentication error was retried")
+
+    retrying = RetryingCompleter(LiteLLMCompleter(), RetryConfig(attempts=4), sleep=no_wait)
+    with pytest.raises(PermanentProviderError) as info:
+        asyncio.run(retrying.complete(request()))
+    message = str(info.value)
+    assert info.value.status == 401 and retrying.retries == 0
+    assert "AuthenticationError" in message and "OPENAI_API_KEY" in message
+    assert "InternalServerError" not in message
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "litellm.InternalServerError: InternalServerError: OpenAIException - Missing credentials. Please pass an "
+        "`api_key`, or set the `OPENAI_API_KEY` environment variable.",
+        "litellm.AuthenticationError: Missing Anthropic API Key - A call is being made to anthropic but no key is set",
+    ],
+)
+def test_refused_credentials_are_permanent_whatever_the_label(detail: str) -> None:
+    error = classify(_Status(detail, 500), request())
+    assert isinstance(error, PermanentProviderError) and error.status == 401
+    assert str(error).startswith("openai/gpt-4o-mini: AuthenticationError (no retry): ")
+    assert "litellm." not in str(error)
