@@ -18,6 +18,15 @@ finished run (`served`) and the auditor every verdict (`resolved`); it keeps
   will see it (the conditional interval), is proven at or above the target. Each change is logged
   and shown in the metrics.
 
+Audits sample, so at a low rate they see a sudden break late (at 5%, a tier that starts getting a
+third of its answers wrong shows a few disagreeing audits only after ~200 answers). A silent model
+swap that fools the verifier usually shows at once in a label-free signal: far more answers are
+accepted below the strongest tier than before. So a rise of that share over the last
+`SUSPECT_WINDOW` answers (one-sided binomial test against the long-run share, p < `SUSPECT_P`) makes
+the guard escalate everything for a probe of at most `PROBE_RUNS` runs: every run then judges the
+lower tiers for free, and the probe either proves the promise broken (the alarm, as above) or is
+lifted, costing a few escalations.
+
 Heavy arithmetic (the intervals) runs only when a disagreement is seen or every `CHECK_EVERY` runs
 while tightened, never per request otherwise.
 """
@@ -25,9 +34,12 @@ while tightened, never per request otherwise.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+
+from scipy.stats import binom
 
 from cascade.audit.agreement import answer_format, same_answer
 from cascade.audit.tally import Interval, Tally
@@ -42,6 +54,10 @@ LEVELS = 4
 WINDOW = 50
 WINDOWS = 8
 CHECK_EVERY = 10
+SUSPECT_WINDOW = 30
+SUSPECT_BASE = 100  # answers of long-run share needed before a rise can be told
+SUSPECT_P = 0.005
+PROBE_RUNS = 50
 
 
 def tightened(threshold: float, level: int) -> float:
@@ -76,6 +92,7 @@ class Snapshot:
     target: float | None
     level: int
     alarms: int
+    probes: int  # probes started by a sudden rise of answers accepted below the strongest tier
     spend: Spend
     pending: int
 
@@ -96,6 +113,10 @@ class Monitor:
         self._pending: dict[str, tuple[int, float]] = {}
         self._spend = Spend()
         self._would_be: list[Tally] = []  # per level below the current one, since the alarm
+        self._recent: deque[bool] = deque(maxlen=SUSPECT_WINDOW)  # served below, last answers
+        self._base = [0, 0]  # answers before the recent ones, and how many of them were served below
+        self.probes = 0
+        self._probe = 0  # runs left in a probe (0: none)
 
     def served(self, result: CascadeResult, audit_rate: float | None, audited: bool, output_kind: str) -> None:
         """Count a finished run; `audit_rate` is set for answers served below the strongest tier."""
@@ -120,6 +141,8 @@ class Monitor:
                 self._pending[result.run_id] = (index, audit_rate)
             if self.level > 0 and top is not None:
                 self._count_would_be(result, top, output_kind)
+            elif self.level == 0 and self.config.min_agreement is not None:
+                self._watch_share(below)
 
     def resolved(self, run_id: str, agree: bool | None, cost_usd: float, outcome: str) -> None:
         """An audit's verdict (None: dropped or failed; it keeps counting against the promise)."""
@@ -145,7 +168,7 @@ class Monitor:
             promise = self._promise.interval(self.config.alpha)
             spend = Spend(**{**self._spend.__dict__, "audits": dict(self._spend.audits)})
             below, target = self._promise.below, self.config.min_agreement
-            return Snapshot(promise, below, target, self.level, self.alarms, spend, len(self._pending))
+            return Snapshot(promise, below, target, self.level, self.alarms, self.probes, spend, len(self._pending))
 
     # -- the guard -----------------------------------------------------------------------------
     def _tallies(self, index: int) -> list[Tally]:
@@ -160,6 +183,7 @@ class Monitor:
             interval = tally.interval(alpha, conditional=True)
             if interval.high < target:
                 self.alarms += 1
+                self._probe = 0
                 self._tighten(LEVELS)
                 log.warning(
                     "%s: drift alarm: agreement with %r over the last %d answers is %.3f [%.3f, %.3f], below the "
@@ -172,6 +196,31 @@ class Monitor:
     def _tighten(self, level: int) -> None:
         self.level = level
         self._would_be = [Tally() for _ in range(level)]
+        self._recent.clear()
+        self._base = [0, 0]
+
+    def _watch_share(self, below: bool) -> None:
+        """Start a probe when the share of answers served below jumped (see the module docstring)."""
+        if len(self._recent) == SUSPECT_WINDOW:
+            self._base[0] += 1
+            self._base[1] += self._recent[0]
+        self._recent.append(below)
+        answers, was_below = self._base
+        if answers < SUSPECT_BASE or len(self._recent) < SUSPECT_WINDOW:
+            return
+        share = was_below / answers
+        ceiling = min(1.0, share + 2 * math.sqrt(share * (1 - share) / answers))  # the long-run share, generously
+        now = sum(self._recent)
+        if binom.sf(now - 1, SUSPECT_WINDOW, ceiling) >= SUSPECT_P:
+            return
+        self.probes += 1
+        log.warning(
+            "%s: %d of the last %d answers were accepted below %r, against %.0f%% before; escalating every "
+            "query for up to %d runs to check the lower tiers against it",
+            self.name, now, SUSPECT_WINDOW, self.reference.name, 100 * share, PROBE_RUNS,
+        )  # fmt: skip
+        self._tighten(LEVELS)
+        self._probe = PROBE_RUNS
 
     def _count_would_be(self, result: CascadeResult, top: Attempt, output_kind: str) -> None:
         """What each looser level would have served on this run, judged against the strongest tier's answer."""
@@ -183,8 +232,34 @@ class Monitor:
             if served is not None and not same_answer(served.answer, top.answer, form):
                 tally.seen += 1
                 tally.known += 1
-        if self._runs % CHECK_EVERY == 0:
+        if self._probe > 0:
+            self._settle_probe()
+        elif self._runs % CHECK_EVERY == 0:
             self._maybe_relax()
+
+    def _settle_probe(self) -> None:
+        """During a probe: the alarm once the configured thresholds are proven to break the promise,
+        else, after `PROBE_RUNS` runs, back to them."""
+        target = self.config.min_agreement
+        assert target is not None, "probes run only with a target"
+        self._probe -= 1
+        interval = self._would_be[0].interval(self.config.alpha, conditional=True)
+        if interval.high < target:
+            self.alarms += 1
+            self._probe = 0
+            log.warning(
+                "%s: drift alarm: as configured, %d probed runs would agree with %r at %.3f [%.3f, %.3f], below "
+                "the promised %.3f; escalating every query until the evidence says the promise holds again",
+                self.name, interval.answers, self.reference.name, interval.estimate, interval.low, interval.high,
+                target,
+            )  # fmt: skip
+        elif self._probe == 0:
+            log.warning(
+                "%s: probe lifted: %d runs gave no proof of a broken promise (agreement as configured %.3f "
+                "[%.3f, %.3f])", self.name, interval.answers, interval.estimate, interval.low, interval.high,
+            )  # fmt: skip
+            self._tighten(0)
+            self._windows.clear()
 
     def _maybe_relax(self) -> None:
         target = self.config.min_agreement

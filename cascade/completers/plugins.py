@@ -6,12 +6,15 @@ the registry loads this module by name. litellm is only imported when a litellm 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from cascade.completers.fake import FakeCompleter, FakeReply
 from cascade.config.schema import CascadeConfig, Regex, Strict
+from cascade.errors import ConfigError
 from cascade.protocols import Completer
 from cascade.registry import BuildContext, register
 
@@ -24,7 +27,7 @@ class LiteLLMCompleterConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _no_script(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ({"replies", "by_prompt"} & set(data)):
+        if isinstance(data, dict) and ({"replies", "by_prompt", "by_prompt_file"} & set(data)):
             raise ValueError("'replies' and 'by_prompt' script the fake completer; type is 'litellm'")
         return data
 
@@ -72,11 +75,13 @@ class FakeCompleterConfig(Strict):
 
     A fake's `replies` are tried in order per model (regex `match`, `times`); `by_prompt` maps a model
     to a table from the exact prompt (the last user message as sent) to its reply. A model may have
-    both: its table is looked up first.
+    both: its table is looked up first. `by_prompt_file` names a JSON file (relative to the config)
+    holding more such tables, for replaying a whole log (a config file is capped at 8 MB).
     """
 
     replies: dict[str, list[FakeReplyConfig]] = Field(default_factory=dict)
     by_prompt: dict[str, dict[str, FakePromptReplyConfig]] = Field(default_factory=dict)
+    by_prompt_file: str | None = None
 
     @field_validator("by_prompt", mode="before")
     @classmethod
@@ -107,8 +112,23 @@ def build_litellm(config: LiteLLMCompleterConfig, ctx: BuildContext) -> Complete
 @register("completer", "fake", FakeCompleterConfig)
 def build_fake(config: FakeCompleterConfig, ctx: BuildContext) -> FakeCompleter:
     script = {model: [_reply(reply) for reply in replies] for model, replies in config.replies.items()}
-    tables = {model: {p: _reply(r) for p, r in table.items()} for model, table in config.by_prompt.items()}
+    by_prompt = dict(config.by_prompt)
+    if config.by_prompt_file is not None:
+        by_prompt = {**_tables_file(config.by_prompt_file, ctx.config._source), **by_prompt}
+    tables = {model: {p: _reply(r) for p, r in table.items()} for model, table in by_prompt.items()}
     return FakeCompleter(script, by_prompt=tables)
+
+
+def _tables_file(name: str, source: str | None) -> dict[str, dict[str, FakePromptReplyConfig]]:
+    """The `by_prompt` tables of a JSON file, resolved beside the config; a ConfigError naming it otherwise."""
+    path = Path(name)
+    if not path.is_absolute() and source and not source.startswith("<"):
+        path = Path(source).resolve().parent / path
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return FakeCompleterConfig.model_validate({"by_prompt": raw}).by_prompt
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"completer.by_prompt_file {path}: {exc}", source=source) from None
 
 
 def make_completer(config: CascadeConfig) -> Completer:

@@ -25,7 +25,7 @@ def test_served_answers_are_audited_and_the_promise_shows_in_metrics_and_the_rep
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = str(tmp_path / "store.sqlite")
-    slow = [FakeReply("4", match=r"2\+2", logprobs=[-0.01], delay_s=0.3)]  # the audits' reference calls
+    slow = [FakeReply("Paris", match="France", logprobs=[-0.01], delay_s=3.0)]  # that answer's audit takes 3 s
     cascade = Cascade(config(rate=1.0, min_agreement=0.5), completer=fake(slow), learning_store=path)
     store = open_store(path)
     settings = ServeSettings(api_keys=(KEY,), key_max_cost_usd=1.0)
@@ -36,7 +36,8 @@ def test_served_answers_are_audited_and_the_promise_shows_in_metrics_and_the_rep
             http.post("/v1/chat/completions", json={"model": "audited", "messages": [{"role": "user", "content": q}]})
             for q in questions
         ]
-        assert all(r.status_code == 200 and r.elapsed.total_seconds() < 0.25 for r in replies)  # audits take 0.3 s
+        assert all(r.status_code == 200 for r in replies)
+        assert replies[6].elapsed.total_seconds() < 3.0  # served without waiting for its audit
         metrics = http.get("/metrics").text
     # leaving the block shut the server down: its audits in flight were drained into the store
     assert 'cascade_agreement{bound="estimate",model="audited",variant=""}' in metrics

@@ -88,3 +88,22 @@ def test_store_keeps_every_members_record(tmp_path: Path) -> None:
     again = record.result().attempts[0]
     assert again.members == result.attempts[0].members
     assert again.members[1].error and "authentication failed" in again.members[1].error
+
+
+def test_a_fake_reads_its_tables_from_a_json_file_beside_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tables = {
+        "fake/a": {"Capital of France?": {"text": "Rome", "cost_usd": 0.01}},
+        "fake/b": {"Capital of France?": "Rome"},
+    }
+    (tmp_path / "tables.json").write_text(json.dumps(tables))
+    yaml_text = YAML.replace("  by_prompt:\n", "  by_prompt_file: tables.json\n  by_prompt:\n")
+    yaml_text = "\n".join(line for line in yaml_text.splitlines() if not line.startswith("    fake/b:"))
+    (tmp_path / "ens.yaml").write_text(yaml_text)  # fake/b from the file; fake/a's table in the config wins
+    assert main(["run", "--config", str(tmp_path / "ens.yaml"), "--json", "Capital of France?"]) == 0
+    members = json.loads(capsys.readouterr().out)["attempts"][0]["members"]
+    assert [m["answer"] for m in members] == ["Paris", "Rome", "paris"]
+    (tmp_path / "tables.json").write_text('{"fake/a": {"q": {"txt": 1}}}')
+    assert main(["run", "--config", str(tmp_path / "ens.yaml"), "Capital of France?"]) == 2
+    assert "by_prompt_file" in capsys.readouterr().err

@@ -1,0 +1,74 @@
+"""The monitor's drift guard on its own: a jump of answers accepted below starts a probe, which the free
+labels of escalations then confirm as an alarm or lift."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from cascade.audit.monitor import LEVELS, PROBE_RUNS, Monitor
+from cascade.config.audit import AuditConfig
+from cascade.config.schema import TierConfig
+from cascade.types import Attempt, CascadeResult
+
+LARGE = TierConfig.model_validate({"name": "large", "model": "fake/large"})
+_ids = itertools.count()
+
+
+def run(small: str, large: str | None) -> CascadeResult:
+    """A run the small tier answered (accepted unless `large` answered after it)."""
+    decision = "accept" if large is None else "escalate"
+    attempts = [Attempt(tier="small", model="s", answer=small, confidence=0.9, threshold=0.5, decision=decision)]
+    if large is not None:
+        attempts.append(Attempt(tier="large", model="l", answer=large, cost_usd=1.0, decision="accept"))
+    final = "small" if large is None else "large"
+    return CascadeResult(query="q", answer=large or small, accepted=True, final_tier=final, attempts=attempts,
+                         run_id=f"r{next(_ids)}")  # fmt: skip
+
+
+def serve(monitor: Monitor, result: CascadeResult) -> None:
+    below = result.final_tier == "small"
+    monitor.served(result, 0.05 if below else None, False, "text")
+
+
+@pytest.fixture
+def monitor() -> Monitor:
+    guarded = Monitor(AuditConfig(rate=0.05, min_agreement=0.9), LARGE, "t")
+    for i in range(200):  # half the answers accepted below, as usual
+        serve(guarded, run("Paris", None if i % 2 else "Paris"))
+    assert guarded.level == 0 and guarded.probes == 0
+    return guarded
+
+
+def test_a_jump_in_accepting_starts_a_probe_that_disagreeing_escalations_turn_into_an_alarm(monitor: Monitor) -> None:
+    for _ in range(30):
+        serve(monitor, run("Lyon", None))  # suddenly every answer is accepted below
+        if monitor.level:
+            break
+    assert monitor.level == LEVELS and monitor.probes == 1 and monitor.alarms == 0
+    for _ in range(PROBE_RUNS):
+        serve(monitor, run("Lyon", "Paris"))  # escalated now: the small tier's answers are judged for free
+        if monitor.alarms:
+            break
+    assert monitor.alarms == 1 and monitor.level == LEVELS
+    for _ in range(PROBE_RUNS):
+        serve(monitor, run("Lyon", "Paris"))
+    assert monitor.level == LEVELS  # a proven break is not lifted by the probe's end
+
+
+def test_a_probe_finding_nothing_is_lifted(monitor: Monitor) -> None:
+    while not monitor.level:
+        serve(monitor, run("Paris", None))
+    for _ in range(PROBE_RUNS):
+        serve(monitor, run("Paris", "Paris"))
+    assert monitor.level == 0 and monitor.alarms == 0 and monitor.probes == 1
+    snap = monitor.snapshot()
+    assert snap.promise.estimate == 1.0 and snap.spend.escalated == 100 + PROBE_RUNS
+
+
+def test_no_target_no_guard() -> None:
+    unguarded = Monitor(AuditConfig(rate=0.05), LARGE, "t")
+    for i in range(300):
+        serve(unguarded, run("Lyon", None if i > 150 or i % 2 else "Paris"))
+    assert unguarded.level == 0 and unguarded.probes == 0
