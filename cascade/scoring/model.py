@@ -13,6 +13,8 @@ tier with what was learned about that very tier.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,7 @@ class Calibration:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Calibration:
+        data = _mapping(data, "a calibration")
         kind = str(data.get("kind", "identity"))
         if kind not in ("sigmoid", "isotonic", "identity"):
             raise ValueError(f"unknown calibration kind {kind!r}")
@@ -100,6 +103,7 @@ class Head:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], width: int) -> Head:
+        data = _mapping(data, "a head")
         mean, scale, coef = (np.asarray(data[key], dtype=float) for key in ("mean", "scale", "coef"))
         if any(a.shape != (width,) for a in (mean, scale, coef)):
             raise ValueError(f"a head needs {width} mean, scale and coef values (one per feature)")
@@ -170,21 +174,49 @@ class Scorer:
             raise ValueError(f'not a scorer file (expected "format": "{FORMAT}")')
         if data.get("version") != VERSION:
             raise ValueError(f"scorer file version {data.get('version')!r}; this cascade reads version {VERSION}")
+        if not isinstance(data["features"], list):
+            raise ValueError("features must be a list of names")
         names = tuple(str(n) for n in data["features"])
-        heads = {str(t): Head.from_json(h, len(names)) for t, h in dict(data["heads"]).items()}
+        heads = {str(t): Head.from_json(h, len(names)) for t, h in _mapping(data["heads"], "heads").items()}
         if not heads:
             raise ValueError("the scorer has no heads")
-        return cls(names, heads, dict(data.get("training") or {}), dict(data.get("report") or {}))
+        training, report = (dict(_mapping(data.get(k) or {}, k)) for k in ("training", "report"))
+        return cls(names, heads, training, report)
 
     @classmethod
     def load(cls, path: str | Path) -> Scorer:
-        """Read a scorer file; any problem is a ConfigError naming the file."""
+        """Read a scorer file; any problem is a ConfigError naming the file. Only a regular file of at
+        most MAX_FILE_BYTES is read (not a device such as /dev/zero, not a 300 MB file)."""
         try:
-            return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+            text = _read_bounded(Path(path), MAX_FILE_BYTES)
+            return cls.from_json(json.loads(text))
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read scorer file: {exc.strerror or exc}", source=str(path)) from exc
+        except RecursionError:
+            raise ConfigError(f"{path}: invalid scorer file: JSON nested too deeply", source=str(path)) from None
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: invalid scorer file: {exc}", source=str(path)) from exc
+
+
+MAX_FILE_BYTES = 20_000_000
+"""A scorer file is kilobytes (coefficients and calibration points); a bigger one is not a scorer."""
+
+
+def _read_bounded(path: Path, limit: int) -> str:
+    """A regular file's UTF-8 text; ValueError for anything else or anything past `limit` bytes."""
+    with path.open("rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit:,} bytes")
+    return data.decode("utf-8")
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _sigmoid(z: np.ndarray | float) -> np.ndarray:

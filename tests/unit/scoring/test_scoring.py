@@ -272,4 +272,61 @@ def test_a_package_path_names_a_file_shipped_in_the_package() -> None:
 
     shipped = resolve("package://cascade/local/data/default_scorer.json", "/elsewhere/cascade.yaml")
     assert shipped.parent == ROOT / "cascade" / "local" / "data"
-    assert resolve("package://no_such_package/x.json", None) == Path("package://no_such_package/x.json")
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("package://no_such_package/x.json", "'no_such_package' is not an installed package"),
+        ("package://os/x", "'os' is not an installed package"),
+        ("package:///x", "a package path is package://PACKAGE/FILE"),
+        ("package://cascade/", "a package path is package://PACKAGE/FILE"),
+        ("package://cascade/../../../etc/passwd", "leads out of the package 'cascade'"),
+    ],
+)
+def test_a_package_path_stays_inside_an_installed_package(path: str, message: str) -> None:
+    """Issue 22.12: `package://os/x` and `package:///x` were tracebacks; `package://cascade/../..`
+    read outside the package."""
+    from verifiers.scorer import resolve
+
+    with pytest.raises(ConfigError, match=message):
+        resolve(path, None)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"format": "cascade-scorer", "version": 1, "features": ["a"], "heads": {"*": 5}}', "a head must be"),
+        ('{"format": "cascade-scorer", "version": 1, "features": 5, "heads": {}}', "features must be a list"),
+        (None, "not a regular file"),
+        ("x" * 600_000, "larger than 500,000 bytes"),
+    ],
+    ids=["deep", "head", "features", "device", "large"],
+)
+def test_a_hostile_scorer_file_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None, message: str
+) -> None:
+    """Issue 22.12: deep JSON, `calibration: 5`, a 300 MB file or /dev/zero were tracebacks (or 1.6 GB of RSS)."""
+    from cascade.scoring import model
+
+    monkeypatch.setattr(model, "MAX_FILE_BYTES", 500_000)
+    path = Path("/dev/zero") if content is None else tmp_path / "s.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        Scorer.load(path)
+    data = fit_scorer(*synthetic(50)).to_json()
+    data["heads"]["*"]["calibration"] = 5
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="a calibration must be a JSON object"):
+        Scorer.load(tmp_path / "c.json")
+
+
+def test_cascade_validate_exits_2_on_a_scorer_path_out_of_its_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cascade.cli.main import main
+
+    assert main(["validate", str(_yaml(tmp_path, "package://os/x"))]) == 2
+    assert "'os' is not an installed package" in capsys.readouterr().err
