@@ -7,8 +7,10 @@ CascadeError
  │    ├── PluginError           a plugin that breaks its contract (its factory built the wrong kind)
  │    ├── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
  │    ├── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
- │    └── RunNotFoundError      a run id the store does not hold (e.g. feedback on it)
+ │    ├── RunNotFoundError      a run id the store does not hold (e.g. feedback on it)
+ │    └── StoreError            a store that cannot be used as it is: damaged, read-only
  └── RunError                   something failed while answering a query
+      ├── StoreUnavailableError the store cannot be reached now (down, frozen, locked, too slow)
       ├── ProviderError         a model call failed (after retries)
       │    ├── TransientProviderError   timeouts, 429, 5xx: worth retrying
       │    ├── PermanentProviderError   auth, bad request: never retried
@@ -70,8 +72,18 @@ class RateLimitError(UserError):
         self.retry_after_s = retry_after_s
 
 
+class StoreError(UserError):
+    """A store that cannot be used as it is (a damaged file, a read-only one); the message names it and
+    what to do. The operator's to fix: retrying does not help."""
+
+
 class RunError(CascadeError):
     """A failure while answering a query."""
+
+
+class StoreUnavailableError(RunError):
+    """The store cannot be reached now: its server is down or frozen, a call timed out, a lock was held
+    too long. Worth retrying later; the message never carries the store's password."""
 
 
 class ProviderError(RunError):

@@ -153,9 +153,16 @@ def _answer_approvals(cascade: Cascade, result: CascadeResult, *, ask: bool) -> 
 
 
 def _open_store(dsn: str) -> Store:
+    """The store, checked writable: a run it cannot record must not be paid for."""
     from cascade.store import open_store
 
-    return open_store(dsn)
+    store = open_store(dsn)
+    try:
+        store.check_writable()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def _record(store: Store, result: CascadeResult, config_name: str) -> None:

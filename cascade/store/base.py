@@ -226,6 +226,10 @@ class Store(Protocol):
 
     def lease_holder(self, name: str) -> str | None: ...
 
+    def check_writable(self) -> None:
+        """StoreError unless this store can be written (check before paying for what it will record)."""
+        ...
+
     def close(self) -> None: ...
 
 

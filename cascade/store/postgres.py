@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from cascade.errors import UserError
+from cascade.errors import StoreError, UserError
 from cascade.store.sql import Execute, LockName, SqlStore
 
 if TYPE_CHECKING:
@@ -80,6 +80,11 @@ class PostgresStore(SqlStore):
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock, self._live().cursor() as cur:
             return _run(cur, sql, params)
+
+    def check_writable(self) -> None:
+        """StoreError when the server only reads (a standby, or `default_transaction_read_only`)."""
+        if str(self._query("SHOW transaction_read_only")[0][0]) == "on":
+            raise StoreError(f"the PostgreSQL store {redact(self._dsn)} is read-only: name its primary server")
 
     def close(self) -> None:
         with self._lock:

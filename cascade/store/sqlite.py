@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cascade.errors import UserError
+from cascade.errors import StoreError, StoreUnavailableError, UserError
 from cascade.store.sql import Execute, LockName, SqlStore
 
 MEMORY = ":memory:"
@@ -37,7 +37,7 @@ class SQLiteStore(SqlStore):
     @contextmanager
     def _transaction(self, lock: LockName | None = None) -> Iterator[Execute]:
         """One write transaction; SQLite's single writer lock already orders ids by commit."""
-        with self._lock:
+        with self._lock, self._errors():
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._execute
@@ -51,8 +51,43 @@ class SQLiteStore(SqlStore):
         return self._conn.execute(sql, tuple(params)).fetchall()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._errors():
             return self._execute(sql, params)
+
+    def check_writable(self) -> None:
+        """StoreError unless a write would succeed: a write in a transaction that is rolled back
+        (the file or its folder may be read-only, or the file immutable, even to root)."""
+        if self.path == MEMORY:
+            return
+        with self._lock, self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+                self._conn.execute(f"PRAGMA user_version = {version}")
+            finally:
+                self._conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """sqlite3's errors as the store's: damaged or read-only (StoreError), locked or failing
+        (StoreUnavailableError)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "readonly" in text:
+                raise StoreError(
+                    f"the store {self.path} is read-only ({text}): make the file and its folder "
+                    "writable, or name another store"
+                ) from exc
+            raise StoreUnavailableError(f"the store {self.path} failed: {text}") from exc
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:
+                raise  # integrity and programming errors are bugs, not the file's state
+            raise StoreError(
+                f"the store {self.path} is damaged ({exc}): restore it from a backup, or rescue what is "
+                f"readable with `sqlite3 {self.path} .recover`"
+            ) from exc
 
     def close(self) -> None:
         with self._lock:
