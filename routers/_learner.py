@@ -1,19 +1,26 @@
 """The learning side shared by the `adaptive` and `bandit` routers: where state lives, and the
-`OnlineLearner` steps (`cascade.learning.online`) on a copy of the model."""
+`OnlineLearner` steps (`cascade.learning.online`) on a copy of the model.
+
+Each step reads runs judged by the reference (audits, escalations) and by feedback
+(`cascade.learning.judged`), updates the record of how far each API key's feedback can be trusted
+(`cascade.learning.trust`), and learns every judged run. The saved state holds both cursors, that
+record and the model."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from cascade.learning.judged import Cursors, EvidenceConfig, Judged, read_step
 from cascade.learning.online import Advance, Scope, State, catch_up
+from cascade.learning.run_evidence import RunEvidence
+from cascade.learning.trust import KeyTrust
 from cascade.registry import BuildContext
-from cascade.store import LabelledRun, Store
-from cascade.store.base import is_correct
+from cascade.store import Store
 from cascade.types import Attempt
 from routers.threshold import ThresholdRouter
 
@@ -21,10 +28,9 @@ PAGE = 200
 M = TypeVar("M")
 
 
-class StoreConfig(BaseModel):
-    """`state_key` defaults to `router/<type>/<config name>`; an experiment variant appends `@<variant>`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class StoreConfig(EvidenceConfig):
+    """`state_key` defaults to `router/<type>/<config name>`; an experiment variant appends `@<variant>`.
+    `learn_from`, `key_share` and `trust_keys`: see `cascade.learning.judged` and `cascade.learning.trust`."""
 
     store: str | None = None
     state_key: str | None = Field(default=None, min_length=1)
@@ -34,16 +40,17 @@ class StoreConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a learning router keeps its state and which runs it learns from."""
+    """Where a learning router keeps its state, which runs it learns from and how it weighs them."""
 
     state_key: str
     store_dsn: str | None = None
     scope: Scope = field(default_factory=Scope)
+    evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
 
 class Learner(ThresholdRouter, ABC, Generic[M]):
     """The `OnlineLearner` side shared by both routers; subclasses say how a model is (de)serialised,
-    learns one labelled run, and is swapped in for serving."""
+    learns one judged run, and is swapped in for serving."""
 
     cursor: int = 0
 
@@ -60,11 +67,12 @@ class Learner(ThresholdRouter, ABC, Generic[M]):
         return self.placement.store_dsn
 
     @abstractmethod
-    def load_model(self, state: State | None) -> M:
-        """A fresh model from saved state (None: the untrained model)."""
+    def load_model(self, state: State | None, trust: KeyTrust | None = None) -> M:
+        """A fresh model from saved state (None: the untrained model), weighing keys by `trust`."""
 
     @abstractmethod
-    def learn_one(self, model: M, item: LabelledRun) -> None: ...
+    def learn_one(self, model: M, item: Judged, trust: KeyTrust) -> None:
+        """Learn one judged run (`item.judge` None: the reference's verdicts, else a key's)."""
 
     @abstractmethod
     def dump_model(self, model: M) -> dict[str, Any]: ...
@@ -74,18 +82,27 @@ class Learner(ThresholdRouter, ABC, Generic[M]):
         """Make `model` the one `decide` reads."""
 
     def advance(self, state: State | None, store: Store, limit: int) -> Advance:
-        """Learn the labelled runs after the state's cursor (at most `limit`) on a copy of its model."""
-        model = self.load_model(state["model"] if state else None)
-        cursor = int(state["cursor"]) if state else 0
-        scope = self.placement.scope
-        items = store.labelled_runs(since_seq=cursor, limit=limit, config_name=scope.config_name, variant=scope.variant)
-        for item in items:
-            self.learn_one(model, item)
-            cursor = item.seq
-        return Advance({"cursor": cursor, "model": self.dump_model(model)}, len(items), len(items) < limit)
+        """Learn the runs judged after the state's cursors (at most `limit` of each kind) on a copy of its model."""
+        trust = self.trust(state)
+        model = self.load_model(state["model"] if state else None, trust)
+        cursors = Cursors(int(state["cursor"]), int(state.get("references", 0))) if state else Cursors()
+        step = read_step(store, self.placement.scope, cursors, limit, self.placement.evidence.learn_from)
+        for key, agreed in step.checks:
+            trust.check(key, agreed)
+        for item in step.references:
+            trust.add_reference()
+            self.learn_one(model, item, trust)
+        for item in step.feedback:
+            self.learn_one(model, item, trust)
+        saved = {"cursor": step.cursors.feedback, "references": step.cursors.references, "trust": trust.to_state()}
+        return Advance({**saved, "model": self.dump_model(model)}, step.consumed, step.caught_up)
+
+    def trust(self, state: State | None) -> KeyTrust:
+        """The record of keys saved with `state`, weighed by this router's settings."""
+        return KeyTrust.from_state(state.get("trust") if state else None, self.placement.evidence)
 
     def adopt(self, state: State) -> None:
-        self.serve(self.load_model(state["model"]))
+        self.serve(self.load_model(state["model"], self.trust(state)))
         self.cursor = int(state["cursor"])
 
     def learn(self, store: Store, page: int = PAGE) -> int:
@@ -97,7 +114,7 @@ def placement(config: StoreConfig, ctx: BuildContext, kind: str) -> Placement:
     """The state key, store and scope of a learning router built in `ctx` (see `StoreConfig`)."""
     scope = Scope(ctx.config.name, ctx.variant)
     key = scope.key(config.state_key or f"router/{kind}/{ctx.config.name}")
-    return Placement(key, ctx.store_access().address(config.store), scope)
+    return Placement(key, ctx.store_access().address(config.store), scope, config)
 
 
 def start(router: Learner[Any], config: StoreConfig, ctx: BuildContext) -> None:
@@ -120,12 +137,22 @@ def cumulative_tokens(attempts: Iterable[Attempt]) -> list[float]:
     return out
 
 
-def attempt_correct(item: LabelledRun, attempt: Attempt) -> bool | None:
-    """A gold label or correction judges any attempt; a thumb only the attempt that gave the final answer."""
-    kind, value = item.feedback.kind, item.feedback.value
-    if kind in ("label", "correction") and value is not None:
-        return is_correct(kind, value, attempt.answer)
-    return item.correct if attempt.answer == item.run.answer else None
+def run_evidence(item: Judged, tiers: Sequence[str]) -> RunEvidence | None:
+    """A judged run as evidence about other thresholds (`cascade.learning.controller`); None without attempts.
+
+    An audited answer served one tier below the strongest also says what escalating it would have
+    done: the strongest tier's answer (the reference, right by definition) for the audit's tokens.
+    """
+    attempts = item.attempts
+    if not attempts:
+        return None
+    confidence = tuple(answered_confidence(a) for a in attempts)
+    correct, tokens = item.correct, tuple(cumulative_tokens(attempts))
+    reached_end = attempts[-1].tier == tiers[-1]
+    if item.escalation_tokens is not None and len(tiers) > 1 and attempts[-1].tier == tiers[-2]:
+        confidence, correct = (*confidence, None), (*correct, 1.0)
+        tokens, reached_end = (*tokens, tokens[-1] + item.escalation_tokens), True
+    return RunEvidence(confidence, correct, tokens, reached_end, weight=item.weight)
 
 
 def answered_confidence(attempt: Attempt) -> float | None:

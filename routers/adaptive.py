@@ -1,8 +1,9 @@
-"""The `adaptive` router: per-tier thresholds moved to keep the rolling EM (from feedback and labels in
-the run store) at a target.
+"""The `adaptive` router: per-tier thresholds moved to keep EM at a target, judged by the strongest
+tier's answer (audits and escalations in the run store) and by feedback, each API key's weighed by
+its trust and capped (`cascade.learning.judged`, `cascade.learning.trust`).
 
 It is a `ThresholdRouter` whose `threshold_for` reads learned state, and an `OnlineLearner`
-(`cascade.learning.online`): `advance` learns the labelled runs after a saved cursor on a copy of the
+(`cascade.learning.online`): `advance` learns the runs judged after saved cursors on a copy of the
 model, `adopt` swaps a learned state in. `cascade serve` runs it in the background while serving;
 `learn(store)` catches up at once, saving state and cursor together after each page, so a process
 killed mid-stream resumes where its last save left off. It learns only from runs of its own config
@@ -18,22 +19,14 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from cascade.config.thresholds import Unit
-from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, query_unit
+from cascade.learning.controller import ControllerSettings, ThresholdController, query_unit
+from cascade.learning.judged import Judged
 from cascade.learning.online import State
+from cascade.learning.trust import KeyTrust, TrustPolicy
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
-from cascade.store import LabelledRun
 from cascade.types import Decision
-from routers._learner import (
-    Learner,
-    Placement,
-    StoreConfig,
-    answered_confidence,
-    attempt_correct,
-    cumulative_tokens,
-    placement,
-    start,
-)
+from routers._learner import Learner, Placement, StoreConfig, placement, run_evidence, start
 
 
 class AdaptiveConfig(StoreConfig):
@@ -57,9 +50,10 @@ class AdaptiveConfig(StoreConfig):
 
     def settings(self) -> ControllerSettings:
         low, high = self.bounds
+        trust = TrustPolicy(key_share=self.key_share, trust_keys=self.trust_keys)
         return ControllerSettings(
             self.target_em, self.window, self.margin, self.step, self.min_evidence, low, high, self.initial,
-            self.impute_neighbours,
+            self.impute_neighbours, trust, {"escalations", "audits"} <= set(self.learn_from),
         )  # fmt: skip
 
 
@@ -74,7 +68,7 @@ class AdaptiveRouter(Learner[ThresholdController]):
         state: dict[str, Any] | None = None,
         placement: Placement | None = None,
     ) -> None:
-        super().__init__(config.settings().start, placement or Placement("router/adaptive"))
+        super().__init__(config.settings().start, placement or Placement("router/adaptive", evidence=config))
         self.final_tier, self.settings, self.gates = final_tier, config.settings(), list(gates)
         self.explore = config.explore
         self.controller = self.load_model(None)
@@ -94,30 +88,25 @@ class AdaptiveRouter(Learner[ThresholdController]):
     def threshold_for(self, tier_name: str) -> float:
         return self.controller.threshold(tier_name, self._unit)
 
-    def load_model(self, state: State | None) -> ThresholdController:
+    def load_model(self, state: State | None, trust: KeyTrust | None = None) -> ThresholdController:
         if state is None:
-            return ThresholdController(self.settings, self.gates)
-        return ThresholdController.from_state(self.settings, state)
+            return ThresholdController(self.settings, self.gates, trust)
+        return ThresholdController.from_state(self.settings, state, trust)
 
-    def learn_one(self, model: ThresholdController, item: LabelledRun) -> None:
-        model.observe(run_evidence(item, self.final_tier))
+    def learn_one(self, model: ThresholdController, item: Judged, trust: KeyTrust) -> None:
+        evidence = run_evidence(item, [*self.gates, self.final_tier])
+        if evidence is None:
+            return
+        if item.judge is None:
+            model.observe_reference(evidence, run_id=item.run.run_id)
+        else:
+            model.observe(evidence, run_id=item.run.run_id, judge=item.judge)
 
     def dump_model(self, model: ThresholdController) -> dict[str, Any]:
         return model.to_state()
 
     def serve(self, model: ThresholdController) -> None:
         self.controller = model
-
-
-def run_evidence(item: LabelledRun, final_tier: str) -> RunEvidence:
-    """A labelled run as the controller's counterfactual evidence (see `cascade.learning.controller`)."""
-    attempts = item.run.attempts
-    if not attempts:
-        return RunEvidence((None,), (item.correct,), (float(item.run.total_tokens),), reached_end=True)
-    confidence = tuple(answered_confidence(a) for a in attempts)
-    correct = (*(attempt_correct(item, a) for a in attempts[:-1]), item.correct)
-    reached_end = attempts[-1].tier == final_tier
-    return RunEvidence(confidence, correct, tuple(cumulative_tokens(attempts)), reached_end)
 
 
 @register("router", "adaptive", AdaptiveConfig)

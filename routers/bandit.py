@@ -14,22 +14,15 @@ from pydantic import Field
 from cascade.config.thresholds import Unit
 from cascade.decision.acceptance import accepts
 from cascade.io.features import query_features
+from cascade.learning.judged import Judged
 from cascade.learning.online import State
+from cascade.learning.run_evidence import RunEvidence
 from cascade.learning.thompson import MAX_CONTEXTS, ThompsonBandit, reward
+from cascade.learning.trust import KeyTrust
 from cascade.protocols import DecideContext
 from cascade.registry import BuildContext, register
-from cascade.store import LabelledRun
 from cascade.types import Decision
-from routers._learner import (
-    Learner,
-    Placement,
-    StoreConfig,
-    answered_confidence,
-    attempt_correct,
-    cumulative_tokens,
-    placement,
-    start,
-)
+from routers._learner import Learner, Placement, StoreConfig, answered_confidence, placement, run_evidence, start
 
 _REMEMBERED = 1024  # queries whose arm the bandit router remembers across tiers
 _LENGTH_BUCKETS = (50, 100, 200, 400)
@@ -59,9 +52,11 @@ class BanditRouter(Learner[ThompsonBandit]):
         final_tier: str,
         state: dict[str, Any] | None = None,
         placement: Placement | None = None,
+        tiers: Sequence[str] = (),
     ) -> None:
-        super().__init__(config.arms[0], placement or Placement("router/bandit"))
+        super().__init__(config.arms[0], placement or Placement("router/bandit", evidence=config))
         self.config, self.final_tier = config, final_tier
+        self.tiers = [*tiers] if tiers else [final_tier]
         self.bandit = self.load_model(None)
         if state is not None:
             self.adopt(state)
@@ -87,7 +82,7 @@ class BanditRouter(Learner[ThompsonBandit]):
                 self._arms.popitem(last=False)
         return self._arms[key]
 
-    def load_model(self, state: State | None) -> ThompsonBandit:
+    def load_model(self, state: State | None, trust: KeyTrust | None = None) -> ThompsonBandit:
         c = self.config
         opts: dict[str, Any] = {
             "prior_n": c.prior_n, "max_explore": c.max_explore, "seed": c.seed, "max_contexts": c.max_contexts,
@@ -96,12 +91,18 @@ class BanditRouter(Learner[ThompsonBandit]):
             return ThompsonBandit(len(self.config.arms), **opts)
         return ThompsonBandit.from_state(state, **opts)
 
-    def learn_one(self, model: ThompsonBandit, item: LabelledRun) -> None:
-        confidence = answered_confidence(item.run.attempts[0]) if item.run.attempts else None
+    def learn_one(self, model: ThompsonBandit, item: Judged, trust: KeyTrust) -> None:
+        """The rewards the run determines, at full weight from the reference, at the admitted weight of
+        a key's feedback (`KeyTrust.admit`: its trust, within its share of the reference seen)."""
+        evidence = run_evidence(item, self.tiers)
+        weight = 1.0 if item.judge is None else trust.admit(item.judge)
+        if evidence is None or weight <= 0.0:
+            return
+        confidence = answered_confidence(item.run.attempts[0])
         tag = item.run.features.get("tag")
         context = bandit_context(item.run.query, confidence, self.config.arms, self.config.context, tag)
-        for arm, value in arm_rewards(item, self.config.arms, self.config.lam, self.final_tier).items():
-            model.update(context, arm, value)
+        for arm, value in arm_rewards(evidence, self.config.arms, self.config.lam).items():
+            model.update(context, arm, value, weight)
 
     def dump_model(self, model: ThompsonBandit) -> dict[str, Any]:
         """The learned statistics, with the decision counters of the bandit now serving (they move as it plays)."""
@@ -160,35 +161,30 @@ def tag_key(tag: str) -> str:
     return f"{tag[:_TAG_CHARS - 17]}~{hashlib.sha256(tag.encode()).hexdigest()[:16]}"
 
 
-def arm_rewards(item: LabelledRun, arms: Sequence[float], lam: float, final_tier: str) -> dict[int, float]:
-    """Every arm's reward that this labelled run determines, not only the arm played.
+def arm_rewards(run: RunEvidence, arms: Sequence[float], lam: float) -> dict[int, float]:
+    """Every arm's reward that this judged run determines, not only the arm played.
 
     An arm stops at the first attempt it would accept (an answer with confidence >= its level): that
-    answer and the tokens spent up to it give its reward when the label says whether that answer was
-    right. An arm that accepts no attempt shares the run's outcome if the run reached the final tier,
-    and is unknown otherwise (it would have gone further than the run did).
+    answer and the tokens spent up to it give its reward when a judge said whether that answer was
+    right. An arm that accepts no attempt shares the run's outcome if the run reached the final tier
+    (an audited one did, by its audit), and is unknown otherwise (it would have gone further).
     """
-    attempts = item.run.attempts
-    if not attempts:
-        return {}
-    spent = cumulative_tokens(attempts)
-    reached_end = attempts[-1].tier == final_tier
-    gates = attempts[:-1] if reached_end else attempts
     out: dict[int, float] = {}
+    gates = len(run.tokens) - 1 if run.reached_end else len(run.tokens)
     for arm, level in enumerate(arms):
-        stop = next((i for i, attempt in enumerate(gates) if accepts(answered_confidence(attempt), level)), None)
-        if stop is None:
-            if reached_end:
-                out[arm] = reward(item.correct, spent[-1], lam)
+        stop = next((i for i in range(gates) if accepts(run.confidence[i], level)), None)
+        if stop is None and not run.reached_end:
             continue
-        correct = attempt_correct(item, attempts[stop])
+        at = len(run.tokens) - 1 if stop is None else stop
+        correct = run.correct[at]
         if correct is not None:
-            out[arm] = reward(correct, spent[stop], lam)
+            out[arm] = reward(correct, run.tokens[at], lam)
     return out
 
 
 @register("router", "bandit", BanditConfig)
 def build_bandit(config: BanditConfig, ctx: BuildContext) -> BanditRouter:
-    router = BanditRouter(config, ctx.config.tiers[-1].name, placement=placement(config, ctx, "bandit"))
+    tiers = [tier.name for tier in ctx.config.tiers]
+    router = BanditRouter(config, tiers[-1], placement=placement(config, ctx, "bandit"), tiers=tiers)
     start(router, config, ctx)
     return router

@@ -2,10 +2,15 @@
 
 It starts at tier 0 unless the online predictor says P(tier 0 correct) < `skip_below`, then at
 tier 1; each tier's token budget comes from the budget model once it has seen enough answers.
-It is an `OnlineLearner` (`cascade.learning.online`): `advance` learns the labelled runs and answers
+It is an `OnlineLearner` (`cascade.learning.online`): `advance` learns the judged runs and answers
 stored since the saved cursors on a copy of the model, `adopt` swaps a learned state in, so
 `cascade serve` keeps it learning while serving; `learn(store)` / `sync(store)` catch up at once.
 Like the learning routers, it learns only from runs of its own config (and experiment variant).
+
+Its labels are whether the cheap tier's answer was right: by the strongest tier's answer (an
+escalation's or an audit's, an audited run counting as the runs it stands for, at most
+`MAX_WEIGHT`) and by feedback, each API key's at the weight it has earned within its share
+(`cascade.learning.judged`, `cascade.learning.trust`).
 """
 
 from __future__ import annotations
@@ -13,23 +18,25 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cascade.config.schema import TierConfig
 from cascade.io.features import query_features
+from cascade.learning.judged import Cursors, EvidenceConfig, Judged, read_step
 from cascade.learning.online import Advance, Scope, State, catch_up
 from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets
+from cascade.learning.trust import KeyTrust
 from cascade.registry import BuildContext, register
-from cascade.store import LabelledRun, RunRecord, Store
-from cascade.store.base import is_correct
+from cascade.store import RunRecord, Store
 from cascade.types import RoutePlan
 
+MAX_WEIGHT = 10.0  # an audited run's weight is trimmed here: one SGD step should not be worth more
 
-class LearnedConfig(BaseModel):
+
+class LearnedConfig(EvidenceConfig):
     """`explore` starts that share of would-be-skipped queries at tier 0 anyway (chosen by a stable
-    hash of the query), so the cheap tier keeps producing labels where the model says it fails."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    hash of the query), so the cheap tier keeps producing labels where the model says it fails.
+    `learn_from`, `key_share`, `trust_keys`: see `cascade.learning.judged` and `cascade.learning.trust`."""
 
     store: str | None = None
     state_key: str | None = Field(default=None, min_length=1)  # default: pre_router/learned/<config name>
@@ -59,7 +66,9 @@ class LearnedPreRouter:
         self.config = config
         self.cheap_tier = cheap_tier
         self.predictor = predictor or self.fresh_predictor()
+        self.trust = KeyTrust(config)
         self.labels_seq = 0
+        self.references_seq = 0
         self.runs_seq = 0
         self._state_key, self._store_dsn, self.scope = state_key, store_dsn, scope or Scope()
 
@@ -103,15 +112,21 @@ class LearnedPreRouter:
         return tier.max_tokens if learned is None else max(1, min(learned, cap))
 
     def advance(self, state: State | None, store: Store, limit: int) -> Advance:
-        """Learn at most `limit` labels and `limit` answers stored after the state's cursors, on a copy."""
+        """Learn at most `limit` of each kind of judgement and `limit` answers stored after the state's
+        cursors, on a copy."""
         learner = LearnedPreRouter(self.config, self.cheap_tier, state_key=self.state_key, scope=self.scope)
         if state is not None:
             learner.adopt(state)
-        labels = store.labelled_runs(
-            since_seq=learner.labels_seq, limit=limit, config_name=self.scope.config_name, variant=self.scope.variant
-        )
-        for item in labels:
-            learner._learn_label(item)
+        cursors = Cursors(learner.labels_seq, learner.references_seq)
+        step = read_step(store, self.scope, cursors, limit, self.config.learn_from)
+        for key, agreed in step.checks:
+            learner.trust.check(key, agreed)
+        for item in step.references:
+            learner.trust.add_reference()
+            learner._learn_label(item, min(item.weight, MAX_WEIGHT))
+        for item in step.feedback:
+            learner._learn_label(item, learner.trust.admit(item.judge or ""))
+        learner.labels_seq, learner.references_seq = step.cursors.feedback, step.cursors.references
         runs = [
             run
             for run in store.runs(since_id=learner.runs_seq, limit=limit, config_name=self.scope.config_name)
@@ -120,22 +135,23 @@ class LearnedPreRouter:
         for run in runs:
             learner._observe_tokens(run)
             learner.runs_seq = run.seq
-        caught_up = len(labels) < limit and len(runs) < limit
-        return Advance(learner.to_state(), len(labels) + len(runs), caught_up)
+        caught_up = step.caught_up and len(runs) < limit
+        return Advance(learner.to_state(), step.consumed + len(runs), caught_up)
 
     def adopt(self, state: State) -> None:
         self.predictor = CheapTierPredictor.from_state(state["predictor"])
+        self.trust = KeyTrust.from_state(state.get("trust"), self.config)
         self.labels_seq, self.runs_seq = int(state["labels_seq"]), int(state["runs_seq"])
+        self.references_seq = int(state.get("references_seq", 0))
 
     def learn(self, store: Store) -> int:
         """Learn from labelled runs and answers stored since the saved cursors; returns how many it read."""
         return catch_up(self, store)
 
-    def _learn_label(self, item: LabelledRun) -> None:
-        self.labels_seq = item.seq
+    def _learn_label(self, item: Judged, weight: float) -> None:
         label = cheap_label(item, self.cheap_tier)
-        if label is not None:
-            self.predictor.update(item.run.query, label)
+        if label is not None and weight > 0.0:
+            self.predictor.update(item.run.query, label, weight)
 
     def _observe_tokens(self, run: RunRecord) -> None:
         for attempt in run.attempts:
@@ -143,7 +159,13 @@ class LearnedPreRouter:
                 self.predictor.observe_tokens(attempt.tier, run.query, attempt.completion_tokens)
 
     def to_state(self) -> dict[str, Any]:
-        return {"predictor": self.predictor.to_state(), "labels_seq": self.labels_seq, "runs_seq": self.runs_seq}
+        return {
+            "predictor": self.predictor.to_state(),
+            "trust": self.trust.to_state(),
+            "labels_seq": self.labels_seq,
+            "references_seq": self.references_seq,
+            "runs_seq": self.runs_seq,
+        }
 
     def load(self, store: Store) -> bool:
         """Restore the model and cursors saved under `state_key`; False when nothing was saved yet."""
@@ -161,19 +183,13 @@ class LearnedPreRouter:
         return self.learn(store)
 
 
-def cheap_label(item: LabelledRun, cheap_tier: str) -> bool | None:
-    """Whether the cheap tier's answer was right, or None when this feedback cannot tell.
-
-    A gold label or correction is checked against the cheap attempt's own answer; a thumb only
-    speaks for the final answer, so it counts when the cheap tier gave that same answer.
-    """
-    attempt = next((a for a in item.run.attempts if a.tier == cheap_tier), None)
-    if attempt is None or attempt.answer is None:
+def cheap_label(item: Judged, cheap_tier: str) -> float | None:
+    """Whether the cheap tier's answer was right (a judge's belief in between), or None when no judge
+    could tell: a thumb speaks only for the final answer, so it counts when the cheap tier gave it."""
+    index = next((i for i, a in enumerate(item.attempts) if a.tier == cheap_tier), None)
+    if index is None or item.attempts[index].answer is None:
         return None
-    kind, value = item.feedback.kind, item.feedback.value
-    if kind in ("label", "correction") and value is not None:
-        return is_correct(kind, value, attempt.answer)
-    return item.correct if attempt.answer == item.run.answer else None
+    return item.correct[index]
 
 
 def _unit(key: str) -> float:

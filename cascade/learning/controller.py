@@ -26,12 +26,15 @@ import hashlib
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cascade.decision.acceptance import accepts
+from cascade.learning.pools import EvidencePools, mixed
+from cascade.learning.run_evidence import RunEvidence as RunEvidence
+from cascade.learning.trust import OPERATOR, KeyTrust, TrustPolicy
 
 _MAX_CANDIDATES = 100  # thresholds evaluated per label: distinct confidences, thinned to quantiles
 
@@ -49,6 +52,8 @@ class ControllerSettings:
     high: float = 1.0
     initial: float | None = None  # None: start at `high`, the safe end (escalate the most)
     impute_neighbours: int = 0  # unjudged attempts: mean of this many judged ones nearest in confidence (0: all)
+    trust: TrustPolicy = field(default_factory=TrustPolicy)  # how much API keys' feedback counts
+    representative: bool = True  # references (escalations and audits together) stand for the traffic
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high:
@@ -59,42 +64,6 @@ class ControllerSettings:
     @property
     def start(self) -> float:
         return self.high if self.initial is None else min(self.high, max(self.low, self.initial))
-
-
-@dataclass(frozen=True)
-class RunEvidence:
-    """What one labelled run tells about other thresholds, attempt by attempt in cascade order.
-
-    `confidence[i]` is None for an attempt no gate judged (no answer, or the final tier's);
-    `correct[i]` None where the feedback cannot judge that attempt; `tokens[i]` is cumulative.
-    `reached_end`: the run got to the final tier, so no threshold could have sent it further.
-    """
-
-    confidence: tuple[float | None, ...]
-    correct: tuple[bool | None, ...]
-    tokens: tuple[float, ...]
-    reached_end: bool
-
-    def __post_init__(self) -> None:
-        if not len(self.confidence) == len(self.correct) == len(self.tokens) >= 1:
-            raise ValueError("need one confidence, correctness and token count per attempt, at least one")
-
-    @property
-    def final_correct(self) -> bool | None:
-        return self.correct[-1]
-
-    def to_json(self) -> list[Any]:
-        return [list(self.confidence), list(self.correct), list(self.tokens), self.reached_end]
-
-    @classmethod
-    def from_json(cls, data: Sequence[Any]) -> RunEvidence:
-        conf, correct, tokens, end = data
-        return cls(
-            tuple(None if c is None else float(c) for c in conf),
-            tuple(None if c is None else bool(c) for c in correct),
-            tuple(float(t) for t in tokens),
-            bool(end),
-        )
 
 
 @dataclass(frozen=True)
@@ -118,10 +87,11 @@ class Plan:
 def estimate(runs: Sequence[RunEvidence], candidates: Sequence[float], neighbours: int = 0) -> Estimate:
     """Counterfactual EM and tokens of `runs` had each candidate threshold gated every attempt."""
     thresholds = np.asarray(candidates, dtype=float)
+    weights = np.array([r.weight for r in runs], dtype=float)
     width = max(len(r.tokens) for r in runs)
     last = np.array([len(r.tokens) - 1 for r in runs])
     conf = _padded([r.confidence[: len(r.tokens) - r.reached_end] for r in runs], width, -np.inf)
-    correct = _fill_unknown(_padded([r.correct for r in runs], width, np.nan), last)
+    correct = _fill_unknown(_padded([r.correct for r in runs], width, np.nan), last, weights)
     if neighbours > 0:
         raw = _padded([r.correct for r in runs], width, np.nan)
         correct = _fill_by_confidence(raw, correct, _padded([r.confidence for r in runs], width, np.nan), neighbours)
@@ -133,10 +103,11 @@ def estimate(runs: Sequence[RunEvidence], candidates: Sequence[float], neighbour
     em, spent = correct[rows, stop_at], tokens[rows, stop_at]
     past_end = ~stops & ~np.array([r.reached_end for r in runs])[:, None]
     if past_end.any():
-        extra_em, extra_tokens = _escalation_outcomes(correct, tokens, last, runs)
+        extra_em, extra_tokens = _escalation_outcomes(correct, tokens, last, weights)
         em = np.where(past_end, extra_em[:, None], em)
         spent = np.where(past_end, spent + extra_tokens[:, None], spent)
-    return Estimate(thresholds, em.mean(axis=0), spent.mean(axis=0))
+    total, w = weights.sum(), weights[:, None]  # weights of 1: exactly the plain means
+    return Estimate(thresholds, (em * w).sum(axis=0) / total, (spent * w).sum(axis=0) / total)
 
 
 def _padded(rows: Sequence[Sequence[float | bool | None]], width: int, fill: float) -> np.ndarray:
@@ -144,12 +115,13 @@ def _padded(rows: Sequence[Sequence[float | bool | None]], width: int, fill: flo
     return np.array([[fill if v is None else float(v) for v in row] + [fill] * (width - len(row)) for row in rows])
 
 
-def _fill_unknown(correct: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Attempts the feedback cannot judge take the mean known accuracy at their position (0.5 if none)."""
+def _fill_unknown(correct: np.ndarray, last: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Attempts no judge could tell take the (weighted) mean known accuracy at their position (0.5 if none)."""
     used = np.arange(correct.shape[1])[None, :] <= last[:, None]
     known = used & ~np.isnan(correct)
-    counts = known.sum(axis=0)
-    means = np.where(counts > 0, np.nansum(np.where(known, correct, 0.0), axis=0) / np.maximum(counts, 1), 0.5)
+    counts = (known * weights[:, None]).sum(axis=0)
+    sums = np.where(known, correct, 0.0) * weights[:, None]
+    means = np.where(counts > 0, sums.sum(axis=0) / np.where(counts > 0, counts, 1.0), 0.5)
     return np.where(used & np.isnan(correct), means[None, :], correct)
 
 
@@ -169,7 +141,7 @@ def _fill_by_confidence(raw: np.ndarray, filled: np.ndarray, conf: np.ndarray, k
 
 
 def _escalation_outcomes(
-    correct: np.ndarray, tokens: np.ndarray, last: np.ndarray, runs: Sequence[RunEvidence]
+    correct: np.ndarray, tokens: np.ndarray, last: np.ndarray, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each run, the final accuracy and extra tokens had it escalated past its last attempt.
 
@@ -177,19 +149,19 @@ def _escalation_outcomes(
     whether the attempt they left was right (one optimistic pseudo-count: escalation is tried before
     it is judged), tokens as their mean extra spend.
     """
-    em, extra = np.ones(len(runs)), np.zeros(len(runs))
+    n = len(last)
+    em, extra = np.ones(n), np.zeros(n)
     for position in np.unique(last):
         went_past = last > position
-        finals = correct[went_past, last[went_past]]
+        finals, w = correct[went_past, last[went_past]], weights[went_past]
         left = correct[went_past, position] >= 0.5
-        cost = (
-            float((tokens[went_past, last[went_past]] - tokens[went_past, position]).mean()) if went_past.any() else 0.0
-        )
+        paid = tokens[went_past, last[went_past]] - tokens[went_past, position]
+        cost = float((paid * w).sum() / w.sum()) if went_past.any() else 0.0
         here = last == position
         for was_right in (True, False):
-            judged = finals[left == was_right]
-            rate = (judged.sum() + 1.0) / (judged.size + 1.0)
-            em[here & ((correct[np.arange(len(runs)), last] >= 0.5) == was_right)] = rate
+            same = left == was_right
+            rate = ((finals[same] * w[same]).sum() + 1.0) / (w[same].sum() + 1.0)
+            em[here & ((correct[np.arange(n), last] >= 0.5) == was_right)] = rate
         extra[here] = cost
     return em, extra
 
@@ -220,15 +192,27 @@ def query_unit(query: str) -> float:
 
 
 class ThresholdController:
-    """Per-tier thresholds driven by labelled runs; `threshold(tier, unit)` is what a router uses."""
+    """Per-tier thresholds driven by judged runs; `threshold(tier, unit)` is what a router uses.
 
-    def __init__(self, settings: ControllerSettings, tiers: Sequence[str]) -> None:
+    Runs arrive judged by the reference (`observe_reference`) or by feedback (`observe`, naming the
+    judge: an API key's id, or `OPERATOR`); they are kept in `EvidencePools` and mixed by how much
+    each judge may count (`cascade.learning.trust`, whose record of keys is `self.trust`).
+    """
+
+    def __init__(self, settings: ControllerSettings, tiers: Sequence[str], trust: KeyTrust | None = None) -> None:
         self.settings = settings
         self.thresholds = dict.fromkeys(tiers, settings.start)
-        self.runs: deque[RunEvidence] = deque(maxlen=settings.window)
-        self.outcomes: deque[int] = deque(maxlen=settings.window)
+        self.trust = trust or KeyTrust(settings.trust)
+        self.evidence = EvidencePools(settings.window, self.trust, settings.representative)
+        self.outcomes: deque[float] = deque(maxlen=settings.window)
         self.mix = Plan(settings.start, settings.start, 1.0)
         self.n_observed = 0
+        self._serial = 0  # names runs observed without an id
+
+    @property
+    def runs(self) -> list[RunEvidence]:
+        """Every run in the pools, reference first."""
+        return list(self.evidence)
 
     def threshold(self, tier: str, unit: float = 0.0) -> float:
         """The tier's threshold for a query whose `query_unit` is `unit` (0: the higher, safe side)."""
@@ -238,57 +222,94 @@ class ThresholdController:
 
     @property
     def rolling_em(self) -> float | None:
-        """EM over the last `window` labelled outcomes; None before any."""
+        """Mean final correctness over the last `window` judged runs; None before any."""
         return sum(self.outcomes) / len(self.outcomes) if self.outcomes else None
 
-    def observe(self, run: RunEvidence) -> None:
-        """One labelled run; a run whose final answer the feedback cannot judge changes nothing."""
+    def observe(self, run: RunEvidence, *, run_id: str | None = None, judge: str = OPERATOR) -> None:
+        """One run judged by feedback; a run whose final answer the feedback cannot judge changes nothing."""
         if run.final_correct is None:
             return
-        self.n_observed += 1
-        self.outcomes.append(int(run.final_correct))
-        self.runs.append(run)
-        if self.n_observed >= self.settings.min_evidence:
-            self._move()
+        self.evidence.add_feedback(judge, run_id or f"run-{self._serial}", run)
+        self._serial += 1
+        self._observed(run, self.evidence.item_weight(judge))
 
-    def candidates(self) -> list[float]:
-        """Thresholds with distinct outcomes on the window, inside the bounds (quantiles if too many)."""
+    def observe_reference(self, run: RunEvidence, *, run_id: str) -> None:
+        """One run judged against the strongest tier's answer (an escalation, or an audit)."""
+        self.evidence.add_reference(run_id, run)
+        self._observed(run, self.evidence.item_weight(None))
+
+    def _observed(self, run: RunEvidence, weight: float) -> None:
+        """A run that counts moves the thresholds by at most `step` times its weight; one that does not
+        yet (a key with no trust, references before any audit) is kept and changes nothing."""
+        if weight <= 0.0:
+            return
+        self.n_observed += 1
+        if run.final_correct is not None:
+            self.outcomes.append(float(run.final_correct))
+        if self.n_observed >= self.settings.min_evidence:
+            self._move(weight)
+
+    def candidates(self, pools: Sequence[tuple[float, list[RunEvidence]]] | None = None) -> list[float]:
+        """Thresholds with distinct outcomes on the pools that count, inside the bounds (quantiles if too many)."""
         s = self.settings
-        seen = np.unique([c for run in self.runs for c in run.confidence if c is not None and s.low <= c <= s.high])
+        runs = [run for _, pool in (self.evidence.weighted() if pools is None else pools) for run in pool]
+        seen = np.unique([c for run in runs for c in run.confidence if c is not None and s.low <= c <= s.high])
         if seen.size > _MAX_CANDIDATES:
             seen = np.unique(np.quantile(seen, np.linspace(0.0, 1.0, _MAX_CANDIDATES), method="lower"))
         return sorted({float(c) for c in seen} | {s.low, s.high})
 
-    def _move(self) -> None:
+    def estimate(self) -> Estimate | None:
+        """The pools' estimates mixed by their weights; None while no pool counts."""
+        pools = self.evidence.weighted()
+        if not pools:
+            return None
+        candidates, k = self.candidates(pools), self.settings.impute_neighbours
+        found = [(weight, estimate(runs, candidates, k)) for weight, runs in pools]
+        if len(found) == 1:
+            return found[0][1]
+        em = mixed([(weight, e.em) for weight, e in found])
+        return Estimate(found[0][1].thresholds, em, mixed([(weight, e.tokens) for weight, e in found]))
+
+    def _move(self, weight: float = 1.0) -> None:
         s = self.settings
-        goal = plan(estimate(list(self.runs), self.candidates(), s.impute_neighbours), s.target_em + s.margin)
+        found = self.estimate()
+        if found is None:
+            return
+        goal, step = plan(found, s.target_em + s.margin), s.step * min(1.0, weight)
         for tier, value in self.thresholds.items():
-            self.thresholds[tier] = max(s.low, min(s.high, value + max(-s.step, min(s.step, goal.high - value))))
+            self.thresholds[tier] = max(s.low, min(s.high, value + max(-step, min(step, goal.high - value))))
         self.mix = goal
 
     def to_state(self) -> dict[str, Any]:
         return {
             "thresholds": dict(self.thresholds),
-            "runs": [run.to_json() for run in self.runs],
+            **self.evidence.to_state(),
             "outcomes": list(self.outcomes),
             "mix": [self.mix.high, self.mix.low, self.mix.share],
             "n_observed": self.n_observed,
+            "serial": self._serial,
         }
 
     @classmethod
-    def from_state(cls, settings: ControllerSettings, state: Mapping[str, Any]) -> ThresholdController:
-        """Restore thresholds and evidence; `settings` come from config so they may change.
+    def from_state(
+        cls, settings: ControllerSettings, state: Mapping[str, Any], trust: KeyTrust | None = None
+    ) -> ThresholdController:
+        """Restore thresholds and evidence (`trust`, the record of keys, is saved by its owner);
+        `settings` come from config so they may change.
 
         A state saved by the earlier feedback controller (no `runs`) keeps its thresholds and
-        gathers evidence afresh.
+        gathers evidence afresh; one saved before pools (`runs`) keeps them as the operator's.
         """
-        controller = cls(settings, list(state["thresholds"]))
+        controller = cls(settings, list(state["thresholds"]), trust)
         controller.thresholds = {
             k: min(settings.high, max(settings.low, float(v))) for k, v in state["thresholds"].items()
         }
-        controller.runs.extend(RunEvidence.from_json(run) for run in state.get("runs", []))
-        controller.outcomes.extend(int(v) for v in state["outcomes"])
+        controller.evidence = EvidencePools.from_state(
+            settings.window, controller.trust, state, settings.representative
+        )
+        controller.outcomes.extend(float(v) for v in state["outcomes"])
         high, low, share = state.get("mix", [settings.start, settings.start, 1.0])
         controller.mix = Plan(float(high), float(low), float(share))
         controller.n_observed = int(state["n_observed"])
+        controller._serial = int(state.get("serial", 0))
         return controller

@@ -85,15 +85,16 @@ class OnlineLogistic:
         idx, val = _arrays(x)
         return _sigmoid(float(self.weights[idx] @ val))
 
-    def update_vector(self, x: SparseVector, label: bool) -> float:
-        """One AdaGrad step on the log-loss; returns the prediction made *before* the step."""
+    def update_vector(self, x: SparseVector, label: float, weight: float = 1.0) -> float:
+        """One AdaGrad step on the log-loss of a label in [0, 1], its gradient scaled by `weight` (how
+        many examples it stands for); returns the prediction made *before* the step."""
         idx, val = _arrays(x)
         p = _sigmoid(float(self.weights[idx] @ val))
-        grad = (p - float(label)) * val + self.l2 * self.weights[idx]
+        grad = weight * (p - float(label)) * val + self.l2 * self.weights[idx]
         self.grad_sq[idx] += grad * grad
         self.weights[idx] -= self.lr * grad / np.sqrt(self.grad_sq[idx])
         self.n += 1
-        self.positives += int(label)
+        self.positives += int(label >= 0.5)
         return p
 
     def to_state(self) -> dict[str, Any]:
@@ -170,9 +171,9 @@ class CheapTierPredictor:
     def predict_proba(self, query: str) -> float:
         return self.model.predict_vector(featurize(query, self.model.dim))
 
-    def update(self, query: str, correct: bool) -> float:
+    def update(self, query: str, correct: float, weight: float = 1.0) -> float:
         """Learn one labelled query (partial_fit of one); returns the prediction made before learning."""
-        return self.model.update_vector(featurize(query, self.model.dim), correct)
+        return self.model.update_vector(featurize(query, self.model.dim), correct, weight)
 
     def observe_tokens(self, tier: str, query: str, completion_tokens: int) -> None:
         self.budgets.update(tier, task_key(query), completion_tokens)

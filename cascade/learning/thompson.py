@@ -24,17 +24,17 @@ MAX_CONTEXTS = 1000  # contexts kept (tags × query kinds × confidence buckets)
 
 @dataclass
 class Stats:
-    """Running count, mean and sum of squared deviations (Welford) of one arm's rewards."""
+    """Running weight, mean and sum of squared deviations (Welford; West's weighted form) of one arm's rewards."""
 
     n: float = 0.0
     mean: float = 0.0
     m2: float = 0.0
 
-    def add(self, reward: float) -> None:
-        self.n += 1
+    def add(self, reward: float, weight: float = 1.0) -> None:
+        self.n += weight
         delta = reward - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (reward - self.mean)
+        self.mean += delta * weight / self.n
+        self.m2 += weight * delta * (reward - self.mean)
 
     @property
     def sigma(self) -> float:
@@ -96,12 +96,15 @@ class ThompsonBandit:
             return drawn
         return best
 
-    def update(self, context: str, arm: int, reward: float) -> None:
-        self.overall[arm].add(reward)
+    def update(self, context: str, arm: int, reward: float, weight: float = 1.0) -> None:
+        """One observation; `weight` < 1 counts it as part of one (feedback from a key only partly trusted)."""
+        if weight <= 0.0:
+            return
+        self.overall[arm].add(reward, weight)
         if context not in self.by_context:
             self._make_room()
             self.by_context[context] = [Stats() for _ in range(self.n_arms)]
-        self.by_context[context][arm].add(reward)
+        self.by_context[context][arm].add(reward, weight)
 
     def _make_room(self) -> None:
         """Keep at most `max_contexts` contexts: a new one evicts the least observed (the oldest of
@@ -151,6 +154,6 @@ def _load(values: Sequence[float]) -> Stats:
     return Stats(float(values[0]), float(values[1]), float(values[2]))
 
 
-def reward(correct: bool, tokens: float, lam: float) -> float:
-    """The bandit's reward: 1 for a right answer, minus λ per token spent on the query."""
+def reward(correct: float, tokens: float, lam: float) -> float:
+    """The bandit's reward: 1 for a right answer (a judge's belief in between), minus λ per token spent."""
     return float(correct) - lam * tokens

@@ -324,6 +324,15 @@ class SqlStore(ABC):
         sql = f"{_SELECT_REFERENCES} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
         return [rows.reference_record(r) for r in self._query(sql, (*params, _limit(limit)))]
 
+    def reference_pairs_of(self, run_ids: Sequence[str], *, until_seq: int | None = None) -> list[ReferenceRecord]:
+        """Every pair judging these runs (with `seq <= until_seq`, if given), in commit order."""
+        found = [
+            rows.reference_record(row)
+            for chunk in _chunks(list(dict.fromkeys(run_ids)))
+            for row in self._query(f"{_SELECT_REFERENCES} WHERE run_id IN ({_marks(len(chunk))})", chunk)
+        ]
+        return sorted((r for r in found if until_seq is None or r.seq <= until_seq), key=lambda r: r.seq)
+
     def feedback_for(self, run_id: str) -> list[FeedbackRecord]:
         return self.feedback_on([run_id])
 

@@ -13,6 +13,7 @@ import pytest
 
 from cascade.errors import UserError
 from cascade.learning.thompson import ThompsonBandit
+from cascade.learning.trust import KeyTrust
 from cascade.run.graph import MAX_TAG_CHARS
 from cascade.serve import ServeSettings, create_app
 from cascade.store import open_store
@@ -52,7 +53,7 @@ def test_many_long_tags_leave_the_bandits_state_small() -> None:
     for i in range(2_000):
         item = labelled(i, f"q{i}", [attempt("small", "4", 0.9, "accept", 10)])
         tag = f"{i:04d}" + "x" * (MAX_TAG_CHARS - 4)
-        router.learn_one(router.bandit, replace(item, run=replace(item.run, features={"tag": tag})))
+        router.learn_one(router.bandit, replace(item, run=replace(item.run, features={"tag": tag})), KeyTrust())
     state = router.dump_model(router.bandit)
     size = len(json.dumps(state))
     assert len(state["by_context"]) == 500 and size < 200_000, size

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from cascade.config.schema import CascadeConfig, PluginSpec
+from cascade.learning.judged import Judged, by_feedback
 from cascade.learning.predictor import CheapTierPredictor, OnlineLogistic, TokenBudgets, featurize
 from cascade.protocols import PreRouter
 from cascade.registry import BuildContext
-from cascade.store import LabelledRun, Store, open_store
+from cascade.store import Store, open_store
 from cascade.store.access import StoreAccess
 from cascade.types import Attempt, CascadeResult, RoutePlan
 from routers.learned import LearnedPreRouter, cheap_label
@@ -187,19 +188,19 @@ class TestLearnedPreRouter:
 
 
 class TestCheapLabel:
-    def labelled(self, store: Store, run: CascadeResult, kind: Any, value: str | None = None) -> LabelledRun:
+    def labelled(self, store: Store, run: CascadeResult, kind: Any, value: str | None = None) -> Judged:
         store.add_feedback(store.record_run(run, config_name="cascade"), kind=kind, value=value)
-        return store.labelled_runs()[-1]
+        return by_feedback(store.labelled_runs()[-1])
 
     def test_a_gold_label_is_checked_against_the_cheap_answer(self, store: Store) -> None:
         item = self.labelled(store, result("q", small="3", large="4"), "label", "4")
-        assert item.correct is True and cheap_label(item, "small") is False
+        assert item.correct[-1] == 1.0 and cheap_label(item, "small") == 0.0
 
     def test_a_thumb_on_a_different_final_answer_says_nothing_about_the_cheap_tier(self, store: Store) -> None:
         assert cheap_label(self.labelled(store, result("q", small="3", large="4"), "thumbs_up"), "small") is None
 
     def test_a_thumb_on_the_cheap_answer_labels_it(self, store: Store) -> None:
-        assert cheap_label(self.labelled(store, result("q", small="4"), "thumbs_down"), "small") is False
+        assert cheap_label(self.labelled(store, result("q", small="4"), "thumbs_down"), "small") == 0.0
 
     def test_runs_that_skipped_the_cheap_tier_are_not_labels(self, store: Store) -> None:
         assert cheap_label(self.labelled(store, result("q", small="4"), "thumbs_up"), "large") is None

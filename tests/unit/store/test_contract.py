@@ -278,6 +278,8 @@ class StoreContract:
         assert [r.pair.run_id for r in store.reference_pairs(since_seq=seqs[0], limit=1)] == ["r2"]
         assert store.reference_pairs(since=stored[-1].created_at)[-1].pair == dropped
         assert store.reference_pairs(since="9999") == []
+        assert [r.pair for r in store.reference_pairs_of(["r3", "r1", "nope"])] == [audit, dropped]
+        assert [r.pair for r in store.reference_pairs_of(["r3", "r1"], until_seq=seqs[1])] == [audit]
         with pytest.raises(UserError, match="weight"):
             store.add_reference_pairs([replace(audit, weight=0.0)])
 
