@@ -47,7 +47,17 @@ def scoring_input(row: ItemOutputs, tier: TierConfig, index: int, earlier: Subse
         Attempt(tier=name, model=name, answer=row.outputs[name].answer, decision="escalate") for name in earlier
     ]
     answer = row.outputs[tier.name].answer
-    ctx = VerifyContext(row.query, tier, index, [sample], [answer], previous, _no_draw, _NoJudge(), _no_extract)
+    ctx = VerifyContext(
+        query=row.query,
+        tier=tier,
+        tier_index=index,
+        samples=[sample],
+        answers=[answer],
+        previous=previous,
+        draw=_no_draw,
+        judge=_NoJudge(),
+        extract=_no_extract,
+    )
     return ScoringInput.from_verify_context(ctx)
 
 

@@ -42,7 +42,23 @@ class ToolAwareCompleter(Protocol):
     def tools_problem(self, model: str, api_base: str | None) -> str | None: ...
 
 
-@dataclass(slots=True)
+@runtime_checkable
+class PromptCounter(Protocol):
+    """A completer that knows, before the call, how many prompt tokens a request will report
+    (budgets reserve that instead of an upper bound); None when it cannot tell."""
+
+    def count_prompt_tokens(self, request: CompletionRequest) -> int | None: ...
+
+
+@runtime_checkable
+class PricedCompleter(Protocol):
+    """A completer that knows a model's USD per prompt and per completion token (budgets reserve with
+    them when a tier sets no `prices`); None for a model it does not price."""
+
+    def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None: ...
+
+
+@dataclass(slots=True, kw_only=True)
 class VerifyContext:
     """Everything a verifier may look at for one tier's attempt.
 
@@ -103,7 +119,7 @@ class ChecksTier(Protocol):
     def tier_problem(self, tier: TierConfig) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DecideContext:
     """What a router sees when it decides to accept or escalate."""
 

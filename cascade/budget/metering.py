@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from cascade.budget.prompt_bound import PromptBounds
+from cascade.completers.wrapper import WrapperCompleter, prices_known, prompt_tokens_known
 from cascade.errors import CallOverBudgetError
 from cascade.protocols import Completer
 from cascade.types import Completion, CompletionRequest, Usage
@@ -301,14 +302,14 @@ def run_ledger(query_account: Account | None) -> Iterator[Ledger | None]:
             _LEDGER.reset(token)
 
 
-class MeteredCompleter:
+class MeteredCompleter(WrapperCompleter):
     """Wraps the provider-facing completer: reserve, call with the granted cap, settle.
 
     Without a run ledger (no budget anywhere) calls pass straight through.
     """
 
     def __init__(self, inner: Completer):
-        self.inner = inner
+        super().__init__(inner)
         self.bounds = PromptBounds()
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -335,27 +336,14 @@ class MeteredCompleter:
 
     def ask(self, request: CompletionRequest) -> Ask:
         """The call's worst case: its prompt bound (the completer's own count if it has one) and prices."""
-        counted = wrapped_method(self.inner, "count_prompt_tokens")
-        bound = counted(request) if counted is not None else None
+        bound = prompt_tokens_known(self.inner, request)
         prices = _prices(self.inner, request)
         prompt = bound if bound is not None else self.bounds.bound(request)
         return Ask(request.model, prompt, request.max_tokens, *prices)
 
 
-def wrapped_method(completer: Any, method: str) -> Any:
-    """`method` of the completer or of the first completer it wraps (`.inner`) that has it."""
-    seen = 0
-    while completer is not None and seen < 16:
-        found = getattr(completer, method, None)
-        if callable(found):
-            return found
-        completer, seen = getattr(completer, "inner", None), seen + 1
-    return None
-
-
-def _prices(completer: Any, request: CompletionRequest) -> tuple[float, float]:
+def _prices(completer: Completer, request: CompletionRequest) -> tuple[float, float]:
     if request.input_price is not None and request.output_price is not None:
         return request.input_price, request.output_price
-    lookup = wrapped_method(completer, "unit_prices")
-    found = lookup(request) if lookup is not None else None
+    found = prices_known(completer, request)
     return found if found is not None else (request.input_price or 0.0, request.output_price or 0.0)

@@ -13,13 +13,14 @@ from dataclasses import replace
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from cascade.completers.wrapper import WrapperCompleter
 from cascade.config.schema import RetryConfig
 from cascade.errors import TransientProviderError
 from cascade.protocols import Completer
 from cascade.types import Completion, CompletionRequest
 
 
-class RetryingCompleter:
+class RetryingCompleter(WrapperCompleter):
     """Wraps a completer: per-call timeout, then tenacity retries on TransientProviderError."""
 
     def __init__(
@@ -29,7 +30,7 @@ class RetryingCompleter:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy
         self._sleep = sleep
         self.retries = 0

@@ -15,8 +15,9 @@ from langgraph.types import Command, Durability, Interrupt, StreamMode
 
 from cascade.audit.auditor import Auditor, StoreSink
 from cascade.audit.guard import GuardedRouter
-from cascade.budget.metering import MeteredCompleter, run_ledger, wrapped_method
+from cascade.budget.metering import MeteredCompleter, run_ledger
 from cascade.completers.retrying import RetryingCompleter
+from cascade.completers.wrapper import tools_problem
 from cascade.config.schema import CascadeConfig, load_config
 from cascade.config.variants import building, variant_configs, variant_for
 from cascade.errors import ToolsUnsupportedError, UserError
@@ -342,14 +343,11 @@ class Cascade:
         return chat
 
     def _check_tools(self) -> None:
-        tools_problem = wrapped_method(self.completer, "tools_problem")
-        if tools_problem is None:
-            return
         problems = [
             f"tier {tier.name!r}: {problem}"
             for tier in self.config.tiers
             for spec in tier.member_specs()
-            if (problem := tools_problem(spec.model, spec.resolved_api_base()))
+            if (problem := tools_problem(self.completer, spec.model, spec.resolved_api_base()))
         ]
         if problems:
             raise ToolsUnsupportedError("this cascade cannot call tools: " + "; ".join(problems))

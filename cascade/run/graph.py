@@ -222,9 +222,16 @@ class CascadeGraph:
                 before_draw=lambda drawn: self.budget.check_draw(tier, previous, drawn),
             )
             context = DecideContext(
-                chat.query, tier.config, draft.tier, len(self.tiers), verdict, answer, list(previous),
-                state.get("tag"), chat.history,
-            )  # fmt: skip
+                query=chat.query,
+                tier=tier.config,
+                tier_index=draft.tier,
+                n_tiers=len(self.tiers),
+                verdict=verdict,
+                answer=answer,
+                previous=list(previous),
+                tag=state.get("tag"),
+                history=chat.history,
+            )
             decision = self.router.decide(context)
             tool_calls = tier.tool_calls_of(samples, answer, chat)
             record = tier.attempt(samples, verdict, answer, decision, turn_started, tool_calls)

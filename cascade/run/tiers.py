@@ -171,7 +171,17 @@ class TierRuntime:
             extract = lambda text: chat.output.read_text(text, self.extract).answer  # noqa: E731
         members = list(first.members) if isinstance(first, EnsembleCompletion) else []
         ctx = VerifyContext(
-            chat.query, self.config, tier_index, samples, answers, previous, draw, self.judge, extract, chat, members
+            query=chat.query,
+            tier=self.config,
+            tier_index=tier_index,
+            samples=samples,
+            answers=answers,
+            previous=previous,
+            draw=draw,
+            judge=self.judge,
+            extract=extract,
+            conversation=chat,
+            members=members,
         )
         verdict = await self.verifier.verify(ctx)
         return samples, verdict, verdict.answer if verdict.answer is not None else answers[0]

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cascade.completers.wrapper import WrapperCompleter
 from cascade.errors import PermanentProviderError, TransientProviderError
 from cascade.protocols import Completer
 from cascade.types import Completion, CompletionRequest
@@ -39,7 +40,7 @@ class _ModelState:
     probing: bool = False
 
 
-class CooldownCompleter:
+class CooldownCompleter(WrapperCompleter):
     """Wraps a completer with a per-model failure record and cooldown."""
 
     def __init__(
@@ -53,7 +54,7 @@ class CooldownCompleter:
     ):
         if failures < 1 or window_s <= 0 or cooldown_s <= 0:
             raise ValueError("failures must be >= 1, window_s and cooldown_s > 0")
-        self.inner = inner
+        super().__init__(inner)
         self.failures = failures
         self.window_s = window_s
         self.cooldown_s = cooldown_s

@@ -110,7 +110,15 @@ async def _decide_all(
             verdict, members = await _verify(config, item.prompt, runs, j, i, verifiers[j], attempts)
             answer = runs[j].answers[i]
             confidences[j] = verdict.confidence if answer is not None else NEVER
-            ctx = DecideContext(item.prompt, config.tiers[j], j, len(runs), verdict, answer, attempts[:])
+            ctx = DecideContext(
+                query=item.prompt,
+                tier=config.tiers[j],
+                tier_index=j,
+                n_tiers=len(runs),
+                verdict=verdict,
+                answer=answer,
+                previous=attempts[:],
+            )
             settled = settle(router.decide(ctx).action, j, names, plan.skip)
             if stop is None:
                 called.append(j)
@@ -151,7 +159,16 @@ async def _verify(
 
     extract = extractor(tier.answer)
     ctx = VerifyContext(
-        query, tier, j, [sample], [run.answers[i]], previous[:], no_draw, _NoJudge(tier.name), extract, members=members
+        query=query,
+        tier=tier,
+        tier_index=j,
+        samples=[sample],
+        answers=[run.answers[i]],
+        previous=previous[:],
+        draw=no_draw,
+        judge=_NoJudge(tier.name),
+        extract=extract,
+        members=members,
     )
     verdict = await verifier.verify(ctx)
     results = [MemberResult(model=m.model, weight=m.weight, answer=m.answer) for m in members]

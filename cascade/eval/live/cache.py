@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from cascade.completers.wrapper import WrapperCompleter
 from cascade.protocols import Completer
 from cascade.types import Completion, CompletionRequest, Probe, ToolCall
 
@@ -58,7 +59,7 @@ def _default(spec: Field[Any]) -> Any:
     return spec.default_factory() if spec.default_factory is not MISSING else spec.default
 
 
-class CachingCompleter:
+class CachingCompleter(WrapperCompleter):
     """Serves repeated requests from SQLite; `hits` and `misses` say how much was reused.
 
     Many processes may share one file (Ray workers, parallel evaluations): the database is in WAL
@@ -69,7 +70,7 @@ class CachingCompleter:
     """
 
     def __init__(self, inner: Completer, path: str | Path, *, busy_timeout_s: float = 30.0, retry_s: float = 120.0):
-        self.inner = inner
+        super().__init__(inner)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()

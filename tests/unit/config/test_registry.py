@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from cascade import Cascade, FakeCompleter
 from cascade.completers.plugins import make_completer
+from cascade.completers.wrapper import WrapperCompleter
 from cascade.config.schema import CascadeConfig, PluginSpec, parse_config
 from cascade.errors import PluginError, UnknownPluginError
 from cascade.protocols import DecideContext, VerifyContext
@@ -58,7 +59,7 @@ def test_completers_are_built_by_type() -> None:
     config = parse_config("tiers: [{name: a, model: m}]\ncompleter: {type: fake, replies: {m: [{text: hi}]}}\n")
     assert isinstance(make_completer(config), FakeCompleter)
     completer: object = Cascade(config).completer
-    while hasattr(completer, "inner"):  # under the retrying and metering wrappers
+    while isinstance(completer, WrapperCompleter):  # under the retrying and metering wrappers
         completer = completer.inner
     assert isinstance(completer, FakeCompleter)
     with pytest.raises(UnknownPluginError, match=r"completer.type: unknown completer type 'nope'; known: fake, lite"):

@@ -37,7 +37,9 @@ def test_the_live_router_decides_as_the_replay_rule_on_every_confidence() -> Non
     confidences = [*rng.random(200), 0.73, 0.7299999, 0.0, 1.0]
     for confidence in confidences:
         for answer in ("Paris", None):
-            ctx = DecideContext("q", tier, 0, 2, Verdict(float(confidence), ""), answer)
+            ctx = DecideContext(
+                query="q", tier=tier, tier_index=0, n_tiers=2, verdict=Verdict(float(confidence), ""), answer=answer
+            )
             live = router.decide(ctx).action == "accept"
             offline = bool(accepts(np.array([confidence if answer is not None else math.nan]), 0.73)[0])
             assert live == offline == accepts(confidence if answer is not None else None, 0.73)

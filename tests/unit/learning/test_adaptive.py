@@ -77,7 +77,14 @@ def build(kind: str, **fields: Any) -> Any:
 
 def decide_ctx(router_query: str, confidence: float) -> DecideContext:
     tier = CascadeConfig.from_dict({"tiers": TIERS}).tiers[0]
-    return DecideContext(router_query, tier, 0, 2, Verdict(confidence=confidence, reason="test"), "4")
+    return DecideContext(
+        query=router_query,
+        tier=tier,
+        tier_index=0,
+        n_tiers=2,
+        verdict=Verdict(confidence=confidence, reason="test"),
+        answer="4",
+    )
 
 
 @pytest.fixture

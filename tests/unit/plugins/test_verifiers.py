@@ -31,7 +31,17 @@ def make_ctx(
         Completion(a or "", TIER.model, 5, 2, token_logprobs=lps if i == 0 else None) for i, a in enumerate(answers)
     ]
     attempts = [Attempt(tier=f"t{i}", model="m", answer=a, decision="escalate") for i, a in enumerate(previous)]
-    return VerifyContext("q", TIER, len(attempts), samples, list(answers), attempts, _no_draw, NoJudge(), str)
+    return VerifyContext(
+        query="q",
+        tier=TIER,
+        tier_index=len(attempts),
+        samples=samples,
+        answers=list(answers),
+        previous=attempts,
+        draw=_no_draw,
+        judge=NoJudge(),
+        extract=str,
+    )
 
 
 # logprob

@@ -30,7 +30,15 @@ def judge_run(
     judge = FakeCompleter({model: script})
     samples = [Completion(answer or "", TIER.model, 5, 1)]
     ctx = VerifyContext(
-        "What is the capital of France?", TIER, 0, samples, [answer], [], _no_draw, judge, lambda text: text
+        query="What is the capital of France?",
+        tier=TIER,
+        tier_index=0,
+        samples=samples,
+        answers=[answer],
+        previous=[],
+        draw=_no_draw,
+        judge=judge,
+        extract=lambda text: text,
     )
     return asyncio.run(verifier.verify(ctx)), judge
 

@@ -23,7 +23,17 @@ class Scripted:
         self.script = list(draws)
         self.calls = 0
         samples = [Completion(a or "", TIER.model, 5, 1) for a in first]
-        self.ctx = VerifyContext("q", TIER, 0, samples, list(first), [], self.draw, NoJudge(), str)
+        self.ctx = VerifyContext(
+            query="q",
+            tier=TIER,
+            tier_index=0,
+            samples=samples,
+            answers=list(first),
+            previous=[],
+            draw=self.draw,
+            judge=NoJudge(),
+            extract=str,
+        )
 
     async def draw(self) -> tuple[Completion, str | None]:
         self.calls += 1

@@ -82,7 +82,17 @@ def test_record_from_a_live_verify_context() -> None:
         Attempt(tier="b", model="m", answer=None, decision="failed", error="timeout"),
     ]
     sample = Completion("Lima.", TIER.model, 5, 2, token_logprobs=(-0.1, -0.2))
-    ctx = VerifyContext("Capital of Peru?", TIER, 2, [sample], ["Lima"], previous, no_draw, NoJudge(), str)
+    ctx = VerifyContext(
+        query="Capital of Peru?",
+        tier=TIER,
+        tier_index=2,
+        samples=[sample],
+        answers=["Lima"],
+        previous=previous,
+        draw=no_draw,
+        judge=NoJudge(),
+        extract=str,
+    )
     inp = ScoringInput.from_verify_context(ctx)
     assert (inp.tier, inp.tier_index, inp.answer, inp.raw) == ("small", 2, "Lima", "Lima.")
     assert inp.earlier == ("Lima",) and inp.earlier_members == ((),)  # a failed attempt is no evidence
@@ -229,7 +239,17 @@ def test_verifier_confidence_is_the_scorers_prediction() -> None:
     async def no_draw() -> tuple[Completion, str | None]:
         raise AssertionError
 
-    ctx = VerifyContext("q?", TIER, 0, [sample], ["B"], [], no_draw, NoJudge(), str)
+    ctx = VerifyContext(
+        query="q?",
+        tier=TIER,
+        tier_index=0,
+        samples=[sample],
+        answers=["B"],
+        previous=[],
+        draw=no_draw,
+        judge=NoJudge(),
+        extract=str,
+    )
     verdict = run(ScorerVerifier(scorer), ctx)
     assert verdict.confidence == pytest.approx(scorer.predict(ScoringInput.from_verify_context(ctx)))
 
