@@ -206,6 +206,26 @@ def model_params(name: str) -> int | None:
     return spec.params if spec else None
 
 
+USD_PER_MILLION_OUTPUT_TOKENS_PER_BILLION_PARAMS = 0.10
+PROMPT_TOKEN_SHARE = 0.25
+
+
+def default_prices(model: str) -> tuple[float, float] | None:
+    """USD per prompt token and per completion token of a catalog model (`local/<name>`), by its size;
+    None for anything else (a bare .gguf path has no known size).
+
+    Local models cost electricity and CPU time, roughly in proportion to their size: $0.10 per
+    million output tokens per billion parameters, and a quarter of that per prompt token (llama.cpp
+    reads the prompt in batches, about 4x cheaper per token than generating). So a 1.5B token costs
+    11x a 135M token, and a local cascade's costs compare like a hosted one's (a tier's `prices:`
+    overrides them). Without them every local tier cost $0, and an evaluation had no cost to compare."""
+    params = model_params(model.removeprefix("local/")) if model.startswith("local/") else None
+    if params is None:
+        return None
+    output = USD_PER_MILLION_OUTPUT_TOKENS_PER_BILLION_PARAMS * (params / 1e9) / 1e6
+    return output * PROMPT_TOKEN_SHARE, output
+
+
 def _human_size(size: int) -> str:
     return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
 

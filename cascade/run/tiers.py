@@ -12,6 +12,7 @@ from cascade.errors import BudgetExceededError, EnsembleFailedError, ProviderErr
 from cascade.io.answers import completion_pattern, extractor
 from cascade.io.conversation import Conversation, conversation_of
 from cascade.io.structured import Reading
+from cascade.local.catalog import default_prices
 from cascade.protocols import Completer, Verifier, VerifyContext
 from cascade.run.ensemble import generate as generate_ensemble
 from cascade.run.ensemble import member_results
@@ -89,6 +90,8 @@ class TierRuntime:
         stop: they are made for short text answers and would cut a JSON object or a tool call short.
         """
         tier, output = self.config, chat.output
+        given = spec.prices
+        prices = (given.input_per_token, given.output_per_token) if given else default_prices(spec.model)
         return CompletionRequest(
             model=spec.model,
             messages=build_messages(tier, chat),
@@ -100,8 +103,8 @@ class TierRuntime:
             timeout_s=tier.timeout_s,
             api_base=spec.resolved_api_base(),
             api_key=spec.resolved_api_key(),
-            input_price=spec.prices.input_per_token if spec.prices else None,
-            output_price=spec.prices.output_per_token if spec.prices else None,
+            input_price=prices[0] if prices else None,
+            output_price=prices[1] if prices else None,
             stop_pattern=None if output.structured else completion_pattern(tier.answer),
             extra=dict(spec.extra or {}),
             response_format=output.response_format,

@@ -32,7 +32,9 @@ def plot_report(report: ReplayReport, path: str | Path, title: str | None = None
     costs = [b["cost_usd"] for b in report["baselines"].values() if b["cost_usd"] > 0]
     if costs and max(costs) / min(costs) > 20:
         ax.set_xscale("log")
-    ax.set_xlabel("cost (USD, all items)" + (" — tokens estimated" if report["source"]["tokens_estimated"] else ""))
+    unit = report["source"].get("cost_unit", "USD")
+    estimated = " — tokens estimated" if report["source"]["tokens_estimated"] else ""
+    ax.set_xlabel(f"cost ({unit}, all items){estimated}" + (": a tier had no price" if unit != "USD" else ""))
     ax.set_ylabel("exact match")
     ax.set_title(title or f"{Path(report['source']['path']).name}: {report['n_items']} items")
     ax.grid(True, alpha=0.3)

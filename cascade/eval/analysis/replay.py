@@ -17,6 +17,7 @@ import numpy as np
 from cascade.errors import UserError
 from cascade.eval.analysis import metrics as m
 from cascade.eval.analysis.anchors import routellm_metrics, routerbench_aiq, routerbench_cost_end
+from cascade.eval.analysis.cost_axis import cost_axis
 from cascade.eval.analysis.definitions import METRIC_DEFINITIONS
 from cascade.eval.analysis.policies import (
     CascadePolicy,
@@ -84,6 +85,7 @@ def replay(
     """
     if not len(log):
         raise UserError("no items to replay (all excluded?)")
+    log, unit = cost_axis(log)
     models = list(models or log.models)
     singles = {model: single(log, model) for model in log.models}
     weak, strong = _pair(models, singles, policies, weak, strong)
@@ -110,7 +112,13 @@ def replay(
     baselines["random"] = _baseline(_random_at(log, weak, strong, singles, cost), ci)
     baselines["oracle"] = _baseline(best, ci)
     return {
-        "source": {"path": log.source, "format": log.fmt, "notes": log.notes, "tokens_estimated": log.tokens_estimated},
+        "source": {
+            "path": log.source,
+            "format": log.fmt,
+            "notes": log.notes,
+            "tokens_estimated": log.tokens_estimated,
+            "cost_unit": unit,
+        },
         "n_items": len(log),
         "excluded_items": log.excluded,
         "models": models,

@@ -168,6 +168,7 @@ class Source(TypedDict):
     format: str
     notes: list[str]
     tokens_estimated: bool
+    cost_unit: str  # "USD", or "tokens" when a model that used tokens had no price (cost_axis.py)
 
 
 class Settings(TypedDict):

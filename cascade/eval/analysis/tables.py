@@ -41,7 +41,7 @@ def header(report: ReplayReport) -> Text:
 def points_table(report: ReplayReport) -> Table:
     """The cascade at its operating point next to every baseline, on the same items."""
     table = Table(title="Operating points", title_justify="left")
-    for column in ("policy", "EM", "95% CI", "tokens", "cost USD", "escalated"):
+    for column in ("policy", "EM", "95% CI", "tokens", f"cost {report['source'].get('cost_unit', 'USD')}", "escalated"):
         table.add_column(column, justify="left" if column == "policy" else "right")
     rows: list[tuple[str, Baseline | CascadeEntry | ConfigCascade | MeasuredCascade, str]] = []
     cascade = report["cascade"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cascade.eval.analysis.confidence import LoggedConfidence
+from cascade.eval.analysis.cost_axis import TOKENS
 from cascade.eval.analysis.metrics import bootstrap_ci
 from cascade.eval.analysis.policies import CascadePolicy
 from cascade.eval.analysis.replay import replay
@@ -23,7 +24,10 @@ def live_report(run: EvalRun, *, seed: int = 0) -> ReplayReport:
     policy = CascadePolicy(tuple(run.log.models), LoggedConfidence(), name="cascade (replayed)")
     report = replay(run.log, [policy], seed=seed, n_resamples=N_RESAMPLES)
     report["replayed_cascade"] = report.get("cascade")
-    report["cascade"] = cascade_entry(run, seed)
+    entry = cascade_entry(run, seed)
+    if report["source"]["cost_unit"] == TOKENS:  # a tier had no price: every cost is in tokens
+        entry["cost_usd"] = float(entry["total_tokens"])
+    report["cascade"] = entry
     return report
 
 
