@@ -29,6 +29,16 @@ _NO = {"no", "false", "n", "incorrect"}
 _CHOICE = re.compile(r"\b([A-J])\b")
 _NOISE = re.compile(r"(?!(?<=\d)\.(?=\d))(?!-(?=\d))[\W_]")
 _LEAD_IN = re.compile(r"^(?:the\s+)?(?:final\s+)?answer\s*(?:is)?\s*[:\-]?\s*", re.IGNORECASE)
+# A closing sentence that names what was asked and states it: "Therefore, the sentiment of this
+# review is negative." The subject must be a definite description (the/this/its ... or "it"), so
+# "Paris is the capital of France." is not read as "the capital of France".
+_CLOSING = re.compile(
+    r"^(?:(?:so|thus|therefore|hence|overall|finally|in (?:conclusion|summary))\b[\s,]*)?"
+    r"(?:the|this|that|these|its|their|his|her|our|your|my|it)\b[^.!?:;]*?"
+    r"\b(?:is|are|was|were|would be|will be)\s*:?\s+(?P<value>.+)$",
+    re.IGNORECASE,
+)
+_CLAUSE_END = re.compile(r",\s|;|\s(?:because|since|as|which)\s", re.IGNORECASE)
 
 
 def normalise(answer: str) -> str:
@@ -69,7 +79,8 @@ def number(text: str) -> str | None:
 
 def final(text: str) -> str | None:
     """The conclusion of a reasoning text: what follows its last "answer is" / "Answer:" up to the
-    end of that sentence, else its last `\\boxed{}`, else its last line.
+    end of that sentence, else its last `\\boxed{}`, else its last line, or what that line's closing
+    sentence states ("Thus the sentiment is negative." gives "negative").
 
     For tiers that think before answering; LaTeX wrappers and emphasis are removed, so
     "The answer is \\(\\boxed{18}\\)." gives "18" and "**Answer:** Paris" gives "Paris".
@@ -85,7 +96,15 @@ def final(text: str) -> str | None:
     if boxed_all:
         return _unwrap(boxed_all[-1])
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return _unwrap(lines[-1]) if lines else None
+    return _unwrap(closing_value(lines[-1]) or lines[-1]) if lines else None
+
+
+def closing_value(line: str) -> str | None:
+    """What a closing sentence states ("The sentiment of this review is negative." gives
+    "negative"), up to the end of its clause; None when the line's last sentence is not one."""
+    sentences = [s for s in _SENTENCE_END.split(_WRAPPERS.sub("", line).strip()) if s.strip()]
+    match = _CLOSING.match(sentences[-1].strip()) if sentences else None
+    return _CLAUSE_END.split(match.group("value"), maxsplit=1)[0] if match else None
 
 
 def _unwrap(answer: str) -> str | None:

@@ -36,6 +36,21 @@ _MATH_OP = re.compile(
 _QUANTITY = re.compile(
     r"\b(?:how (?:many|much)|total|sum|product|difference|average|percent|each|per)\b", re.IGNORECASE
 )
+# A word problem: at least two quantities (numerals or number words) and a question that asks for a
+# quantity. Checked before length, so a long word problem is arithmetic, not `reasoning_long`.
+_NUMBER_WORD = re.compile(
+    r"\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred"
+    r"|thousand|million|dozen|twice|thrice|half|double|triple)\b",
+    re.IGNORECASE,
+)
+_ASKS_QUANTITY = re.compile(
+    r"\bhow (?:many|much|long|far|tall|old|often|fast|big|heavy|high|wide|deep|early|late)\b"
+    r"|\b(?:calculate|compute|determine)\b"
+    r"|\bwhat (?:amount|percent|percentage|fraction|number)\b"
+    r"|\bwhat (?:is|was|will be|are|were) the (?:total|sum|difference|product|average|percentage|cost|price"
+    r"|amount|number|value|area|perimeter|speed|rate|share|ratio)\b",
+    re.IGNORECASE,
+)
 _WH = re.compile(r"\b(what|who|whom|whose|when|where|which|why|how)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
@@ -72,6 +87,8 @@ def task_of(query: str, words: int | None = None) -> str:
         return "multiple_choice"
     if _YESNO_QUESTION.search(query) or _YESNO_CUE.search(query):
         return "yesno"
+    if is_word_problem(query):
+        return "arithmetic"
     if words >= LONG_WORDS or _REASONING.search(query):
         return "reasoning_long"
     if _MATH_OP.search(query) or (_QUANTITY.search(query) and any(ch.isdigit() for ch in query)):
@@ -79,6 +96,12 @@ def task_of(query: str, words: int | None = None) -> str:
     if _WH.search(query) or "?" in query:
         return "factoid"
     return "other"
+
+
+def is_word_problem(query: str) -> bool:
+    """Two or more quantities and a question asking for a quantity ("how many", "calculate", ...)."""
+    quantities = len(_NUMBER.findall(query)) + len(_NUMBER_WORD.findall(query))
+    return quantities >= 2 and _ASKS_QUANTITY.search(query) is not None
 
 
 def _choice_label(letter: str) -> re.Pattern[str]:

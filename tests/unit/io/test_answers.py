@@ -21,6 +21,13 @@ from cascade.io.answers import extractor, final
         ("The answer is: December 1972.", "December 1972"),
         ("", None),
         ("The answer is **.", None),
+        # no marker, no box: what a closing sentence about the question states
+        ("The review praises the cast.\nThe sentiment of this review is negative.", "negative"),
+        ("Therefore, the overall sentiment of the review is **positive**, as it praises the cast.", "positive"),
+        ("So the total cost is $1,250.50.", "1,250.50"),
+        ("Thus, it is 3.12 pounds heavier.", "3.12 pounds heavier"),
+        ("Paris is the capital of France.", "Paris is the capital of France"),  # a claim, not a closing
+        ("The capital is Lima; Peru borders Chile.", "Lima"),
     ],
 )
 def test_final_reads_the_conclusion(text: str, expected: str | None) -> None:

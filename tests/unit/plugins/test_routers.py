@@ -132,6 +132,11 @@ def test_subclass_overrides_threshold_for_only() -> None:
     [
         ("What is 12+30?", "arithmetic"),
         ("Tom has 3 apples and buys 4 more. How many apples does he have?", "arithmetic"),
+        # word problems: long, or without a quantity word or operator, are still arithmetic
+        ("Bill pays $8 a month for 6 months, then $12 a month. " * 6 + "How much do 2 years cost?", "arithmetic"),
+        ("Three people divided $1920. The second took $80 more. Calculate the share of the first.", "arithmetic"),
+        ("A plague infects ten people. Each infects six others a day. How many after three days?", "arithmetic"),
+        ("Who won the 2014 World Cup final in 2014?", "factoid"),  # two numbers, but no quantity asked
         ("Is the sky blue?", "yesno"),
         ("The sky scatters blue light most. " * 12 + "\n\nQuestion: is the sky blue?", "yesno"),
         ("True or false: water boils at 100 C at sea level.", "yesno"),
