@@ -50,14 +50,13 @@ from local_scoring import examples, full_chain
 
 from cascade import Cascade, load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.config.schema import CascadeConfig, EarlyExitConfig
+from cascade.config.schema import CascadeConfig, EarlyExitConfig, resolve_data_path
 from cascade.eval.analysis.stats import bootstrap_ci, mean_difference, ratio_of_sums
 from cascade.eval.live.cache import CachingCompleter
 from cascade.io.answers import final
 from cascade.io.exact_match import exact_match
 from cascade.scoring import Scorer, calibration_report
 from cascade.types import CascadeResult
-from verifiers.scorer import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT = f"{THINK} (early exit)"
@@ -235,7 +234,7 @@ def scorer_calibration(config: CascadeConfig, families: Sequence[str], cache_pat
     path = (config.verifier.model_extra or {}).get("path") if config.verifier else None
     if not path:
         return {}
-    scorer = Scorer.load(resolve(path, config._source))
+    scorer = Scorer.load(resolve_data_path(path, config._source))
     tiers = load_config(COLLECT_CONFIG).tiers
     out: dict[str, Any] = {}
     for family in families:

@@ -11,7 +11,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from cascade.types import Attempt, Completion, CompletionRequest, Decision, MemberOutput, Message, RoutePlan, Verdict
+from cascade.types import (
+    Allotment,
+    Attempt,
+    Completion,
+    CompletionRequest,
+    Decision,
+    MemberOutput,
+    Message,
+    RoutePlan,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from cascade.config.schema import TierConfig
@@ -146,3 +156,21 @@ class PreRouter(Protocol):
     """Chooses the starting tier and per-tier token budgets before any model is called."""
 
     def plan(self, query: str, tiers: list[TierConfig]) -> RoutePlan: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetContext:
+    """What a budget policy sees before a tier is called: the query, the tier, and the attempts of
+    the tiers called before it (their answers, confidences, tokens; empty for the first)."""
+
+    query: str
+    tier: TierConfig
+    tier_index: int
+    previous: tuple[Attempt, ...] = ()
+
+
+@runtime_checkable
+class BudgetPolicy(Protocol):
+    """Sets a tier's token budget per query: its `max_tokens`, a budget sentence, the provider's knob."""
+
+    def allot(self, ctx: BudgetContext) -> Allotment: ...

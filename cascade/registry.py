@@ -5,7 +5,8 @@ their plugin modules under the `cascade.plugins` entry-point group (this project
 `verifiers` do so in pyproject.toml), which the registry loads once, lazily, together with the
 core's own completers. The core never imports a plugin by name.
 
-Each kind has a typed builder on `BuildContext` (`verifier`, `router`, `pre_router`, `completer`)
+Each kind has a typed builder on `BuildContext` (`verifier`, `router`, `pre_router`, `completer`,
+`budget_policy`)
 that checks what the factory returned against the kind's protocol, so a factory returning the
 wrong kind of object is a `PluginError` naming the plugin when the cascade is built, not an
 AttributeError in the middle of a run.
@@ -24,12 +25,12 @@ from pydantic import BaseModel, ValidationError
 
 from cascade.config.schema import CascadeConfig, PluginSpec, config_error
 from cascade.errors import PluginError, UnknownPluginError
-from cascade.protocols import Completer, PreRouter, Router, Stores, Verifier
+from cascade.protocols import BudgetPolicy, Completer, PreRouter, Router, Stores, Verifier
 
-Kind = Literal["verifier", "router", "pre_router", "completer"]
+Kind = Literal["verifier", "router", "pre_router", "completer", "budget_policy"]
 ENTRY_POINT_GROUP = "cascade.plugins"
-CORE_PLUGINS = ("cascade.completers.plugins",)
-"""The core's own plugin modules (the completers), loaded by name like any plugin package."""
+CORE_PLUGINS = ("cascade.completers.plugins", "cascade.token_budget.plugins")
+"""The core's own plugin modules (the completers, the budget policies), loaded by name like any plugin package."""
 
 C = TypeVar("C", bound=BaseModel)
 P = TypeVar("P")
@@ -51,6 +52,7 @@ CONTRACTS: dict[Kind, Contract] = {
     "router": Contract(Router, "decide", False),
     "pre_router": Contract(PreRouter, "plan", False),
     "completer": Contract(Completer, "complete", True),
+    "budget_policy": Contract(BudgetPolicy, "allot", False),
 }
 
 
@@ -145,6 +147,9 @@ class BuildContext:
     def completer(self, spec: PluginSpec, loc: Loc = ("completer",)) -> Completer:
         return self.build("completer", spec, loc)
 
+    def budget_policy(self, spec: PluginSpec, loc: Loc) -> BudgetPolicy:
+        return self.build("budget_policy", spec, loc)
+
     @overload
     def build(self, kind: Literal["verifier"], spec: PluginSpec, loc: Loc) -> Verifier: ...
     @overload
@@ -153,8 +158,10 @@ class BuildContext:
     def build(self, kind: Literal["pre_router"], spec: PluginSpec, loc: Loc) -> PreRouter: ...
     @overload
     def build(self, kind: Literal["completer"], spec: PluginSpec, loc: Loc) -> Completer: ...
+    @overload
+    def build(self, kind: Literal["budget_policy"], spec: PluginSpec, loc: Loc) -> BudgetPolicy: ...
 
-    def build(self, kind: Kind, spec: PluginSpec, loc: Loc) -> Verifier | Router | PreRouter | Completer:
+    def build(self, kind: Kind, spec: PluginSpec, loc: Loc) -> Verifier | Router | PreRouter | Completer | BudgetPolicy:
         """The `kind` plugin `spec` names, its fields validated and what it built checked against the kind."""
         plugin = self._plugin(kind, spec, loc)
         try:
@@ -169,7 +176,7 @@ class BuildContext:
                 f"{self.config.where(loc)}: {kind} plugin {spec.type!r} ({origin}) returned "
                 f"{type(built).__name__}, which is not a {CONTRACTS[kind].protocol.__name__}: {problem}"
             )
-        return cast(Verifier | Router | PreRouter | Completer, built)  # checked against the kind's contract above
+        return cast(Verifier | Router | PreRouter | Completer | BudgetPolicy, built)  # checked above
 
     def _plugin(self, kind: Kind, spec: PluginSpec, loc: Loc) -> Plugin:
         _load_plugins()

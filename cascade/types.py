@@ -50,6 +50,22 @@ class CompletionRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class Allotment:
+    """A tier's token budget for one query, and how the model is told about it (`cascade.token_budget`).
+
+    `max_tokens` caps the completion; `sentence` ("Use at most 160 tokens.") is added to the query's
+    turn for models that take a budget in the prompt; `extra` holds the provider's reasoning knob
+    (`reasoning_effort`, `thinking`), merged into the request; `reason` says why, for the trace.
+    """
+
+    max_tokens: int
+    sentence: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    policy: str = ""  # the budget policy's `type:` ("" when the tier has none)
+
+
+@dataclass(frozen=True, slots=True)
 class TierStart:
     """A tier's turn begins (`Cascade.astream(..., tokens=True)`); `live`: its text streams as written."""
 
@@ -291,6 +307,39 @@ class EarlyExitTrace(BaseModel):
         )
 
 
+class BudgetTrace(BaseModel):
+    """The token budget an attempt ran under: what its budget policy chose and why, and whether the
+    answer hit the cap (`truncated`: the provider stopped at `max_tokens`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str
+    max_tokens: int
+    sentence: str | None = None
+    knobs: dict[str, Any] = Field(default_factory=dict)
+    reason: str = ""
+    truncated: bool = False
+
+    @classmethod
+    def of(cls, allotment: Allotment, max_tokens: int, truncated: bool) -> BudgetTrace:
+        """The budget as called: `max_tokens` is the allotment's cap after the run's budget cut it."""
+        return cls(
+            policy=allotment.policy or "fixed",
+            max_tokens=max_tokens,
+            sentence=allotment.sentence,
+            knobs=dict(allotment.extra),
+            reason=allotment.reason,
+            truncated=truncated,
+        )
+
+    def describe(self) -> str:
+        told = [f"prompt {self.sentence!r}"] if self.sentence else []
+        told += [f"{key}={value}" for key, value in self.knobs.items()]
+        head = f"{self.max_tokens} tokens ({self.policy}{'; ' + ', '.join(told) if told else ''})"
+        tail = "; hit the cap (finish_reason length)" if self.truncated else ""
+        return f"{head}{': ' + self.reason if self.reason else ''}{tail}"
+
+
 class MemberResult(BaseModel):
     """One ensemble member's part in an attempt: its answer (None: it abstained), usage and error."""
 
@@ -343,6 +392,7 @@ class Attempt(BaseModel):
     members: list[MemberResult] = Field(default_factory=list)
     early_exit: EarlyExitTrace | None = None
     verifier: str | None = None  # the `type:` of the verifier that scored the answer (None: none ran)
+    budget: BudgetTrace | None = None  # the token budget chosen for this attempt (tiers with a budget policy)
 
     @property
     def total_tokens(self) -> int:

@@ -10,12 +10,9 @@ the same record from logs, so a replayed cascade decides as the live one does.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from cascade.config.schema import TierConfig
+from cascade.config.schema import TierConfig, resolve_data_path
 from cascade.errors import ConfigError
 from cascade.protocols import VerifyContext
 from cascade.registry import BuildContext, register
@@ -44,39 +41,10 @@ class ScorerVerifier:
         return Verdict(p, reason, details={"scorer": self.name, "head": head, "p_correct": p})
 
 
-PACKAGE = "package://"
-
-
-def resolve(path: str, config_source: str | None) -> Path:
-    """`path` as written, relative to the folder of the YAML file that names it, or a file shipped
-    inside an installed package: `package://cascade/local/data/default_scorer.json` (ConfigError
-    for a name that is no package, or a path that leads out of it)."""
-    if path.startswith(PACKAGE):
-        return _in_package(path)
-    candidate = Path(path).expanduser()
-    if candidate.is_absolute() or not config_source or config_source.startswith("<"):
-        return candidate
-    return Path(config_source).resolve().parent / candidate
-
-
-def _in_package(path: str) -> Path:
-    package, _, inner = path.removeprefix(PACKAGE).partition("/")
-    if not package or not inner.strip("/"):
-        raise ConfigError(f"{path}: a package path is package://PACKAGE/FILE")
-    try:
-        root = Path(str(resources.files(package))).resolve()
-    except (ImportError, TypeError, ValueError) as exc:  # no such module, or a module that is no package
-        raise ConfigError(f"{path}: {package!r} is not an installed package ({exc})") from None
-    target = (root / inner).resolve()
-    if not target.is_relative_to(root):
-        raise ConfigError(f"{path}: the path leads out of the package {package!r}")
-    return target
-
-
 @register("verifier", "scorer", ScorerConfig)
 def build_scorer(config: ScorerConfig, ctx: BuildContext) -> ScorerVerifier:
     try:
-        path = resolve(config.path, ctx.config._source)
+        path = resolve_data_path(config.path, ctx.config._source)
         scorer = Scorer.load(path)
     except ConfigError as exc:
         where = ctx.config.where((*ctx.loc, "path"))

@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     from cascade.cli import report as cli_report
     from cascade.cli import scorer as cli_scorer
     from cascade.cli import serve as cli_serve
+    from cascade.cli import token_budget as cli_token_budget
 
     cli_serve.add_parser(sub)
     cli_args.add_parsers(sub)
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_learn.add_parser(sub)
     cli_scorer.add_parser(sub)
     cli_report.add_parser(sub)
+    cli_token_budget.add_parser(sub)
     return parser
 
 
@@ -88,6 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cascade.cli import scorer as cli_scorer
 
             return cli_scorer.run(args)
+        if args.command == "token-budget":
+            from cascade.cli import token_budget as cli_token_budget
+
+            return cli_token_budget.run(args)
         if args.command == "feedback":
             from cascade.cli import feedback as cli_feedback
 

@@ -180,6 +180,8 @@ class TierConfig(Reach):
     timeout_s: float | None = Field(default=None, gt=0)
     verifier: PluginSpec | None = None
     early_exit: EarlyExitConfig | None = None
+    budget_policy: PluginSpec | None = None  # sets max_tokens per query (`cascade.token_budget`)
+    on_truncation: Literal["escalate", "judge"] = "escalate"  # an answer cut at max_tokens
     approve: bool = False  # pause for a person's approval before calling this tier (see cascade.run.graph)
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -308,6 +310,36 @@ def default_config_path() -> Path:
     if checkout.exists():
         return checkout
     return Path(str(resources.files("cascade") / "configs" / DEFAULT_CONFIG))
+
+
+PACKAGE = "package://"
+
+
+def resolve_data_path(path: str, config_source: str | None) -> Path:
+    """A data file a config names (a scorer, a token-budget model): `path` as written, relative to
+    the folder of the YAML file that names it, or a file shipped inside an installed package:
+    `package://cascade/local/data/default_scorer.json` (ConfigError for a name that is no package,
+    or a path that leads out of it)."""
+    if path.startswith(PACKAGE):
+        return _in_package(path)
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute() or not config_source or config_source.startswith("<"):
+        return candidate
+    return Path(config_source).resolve().parent / candidate
+
+
+def _in_package(path: str) -> Path:
+    package, _, inner = path.removeprefix(PACKAGE).partition("/")
+    if not package or not inner.strip("/"):
+        raise ConfigError(f"{path}: a package path is package://PACKAGE/FILE")
+    try:
+        root = Path(str(resources.files(package))).resolve()
+    except (ImportError, TypeError, ValueError) as exc:  # no such module, or a module that is no package
+        raise ConfigError(f"{path}: {package!r} is not an installed package ({exc})") from None
+    target = (root / inner).resolve()
+    if not target.is_relative_to(root):
+        raise ConfigError(f"{path}: the path leads out of the package {package!r}")
+    return target
 
 
 def load_config(path: str | os.PathLike[str]) -> CascadeConfig:

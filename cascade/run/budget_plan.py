@@ -26,7 +26,7 @@ from cascade.budget.metering import (
 from cascade.config.schema import BudgetConfig
 from cascade.errors import BudgetExceededError
 from cascade.io.conversation import Conversation, conversation_of
-from cascade.types import Attempt, Completion, RoutePlan, Usage
+from cascade.types import Allotment, Attempt, Completion, RoutePlan, Usage
 
 if TYPE_CHECKING:
     from cascade.run.tiers import TierRuntime
@@ -49,14 +49,22 @@ class Budget:
         return MemoryAccount(QUERY_ACCOUNT, max_tokens=tokens, max_cost_usd=usd, spent=spent)
 
     def max_tokens_for(
-        self, tier: TierRuntime, query: str | Conversation, attempts: Sequence[Attempt], plan: RoutePlan
+        self,
+        tier: TierRuntime,
+        query: str | Conversation,
+        attempts: Sequence[Attempt],
+        plan: RoutePlan,
+        allotment: Allotment | None = None,
     ) -> int:
-        """Each of the tier's calls' completion cap, so that all of them together fit what is left."""
+        """Each of the tier's calls' completion cap, so that all of them together fit what is left:
+        the tier's budget for this query (its budget policy's `allotment`) under the pre-router's."""
         cap = plan.max_tokens.get(tier.config.name, tier.config.max_tokens)
+        if allotment is not None:
+            cap = min(cap, allotment.max_tokens)
         ledger = current_ledger()
         if ledger is None:
             return cap
-        asks = self.asks(tier, query, cap)
+        asks = self.asks(tier, query, cap, allotment)
         left = ledger.left()
         if left.tokens is not None:
             cap = min(cap, (left.tokens - sum(a.prompt_tokens for a in asks)) // len(asks))
@@ -92,10 +100,14 @@ class Budget:
         """The most the tier's calls can cost at completion cap `cap`: what is reserved for them."""
         return sum((a.usage(cap) for a in self.asks(tier, query, cap)), Usage())
 
-    def asks(self, tier: TierRuntime, query: str | Conversation, cap: int) -> list[Ask]:
+    def asks(
+        self, tier: TierRuntime, query: str | Conversation, cap: int, allotment: Allotment | None = None
+    ) -> list[Ask]:
         chat = conversation_of(query) if isinstance(query, str) else query
         meter = self.meter or MeteredCompleter(tier.completer)
-        return [meter.ask(tier.request(spec, chat, max_tokens=cap, index=0)) for spec in tier.specs]
+        return [
+            meter.ask(tier.request(spec, chat, max_tokens=cap, index=0, allotment=allotment)) for spec in tier.specs
+        ]
 
 
 def spent_by(attempts: Sequence[Attempt]) -> Usage:

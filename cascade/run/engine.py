@@ -18,13 +18,13 @@ from cascade.audit.guard import GuardedRouter
 from cascade.budget.metering import MeteredCompleter, run_ledger
 from cascade.completers.retrying import RetryingCompleter
 from cascade.completers.wrapper import tools_problem
-from cascade.config.schema import CascadeConfig, load_config
+from cascade.config.schema import CascadeConfig, TierConfig, load_config
 from cascade.config.variants import building, variant_configs, variant_for
 from cascade.errors import ToolsUnsupportedError, UserError
 from cascade.io.conversation import Conversation, conversation_of
 from cascade.io.structured import OutputSpec
 from cascade.learning.online import OnlineLearner, learners_of
-from cascade.protocols import Completer
+from cascade.protocols import BudgetPolicy, Completer
 from cascade.registry import BuildContext
 from cascade.run.budget_plan import Budget, spent_by
 from cascade.run.graph import CascadeGraph, CascadeState
@@ -97,7 +97,9 @@ class Cascade:
             self.completer = RetryingCompleter(self.meter, config.retry, sleep=sleep)
             verifiers = tier_verifiers(config, build)
             tiers = [
-                TierRuntime.build(tier, self.completer, verifier, verifier_spec(config, i)[0].type)
+                TierRuntime.build(
+                    tier, self.completer, verifier, verifier_spec(config, i)[0].type, budget_policy(build, tier, i)
+                )
                 for i, (tier, verifier) in enumerate(zip(config.tiers, verifiers, strict=True))
             ]
             self.router = build.router(config.router)
@@ -376,6 +378,13 @@ def _auditor(
         return None
     sink = StoreSink(store) if store is not None else None
     return Auditor(config.audit, tiers[-1], len(tiers) - 1, config_name=config.name, variant=variant, sink=sink)
+
+
+def budget_policy(build: BuildContext, tier: TierConfig, index: int) -> BudgetPolicy | None:
+    """The tier's budget policy, built from its `budget_policy:` spec (None: the tier's `max_tokens`)."""
+    if tier.budget_policy is None:
+        return None
+    return build.budget_policy(tier.budget_policy, ("tiers", index, "budget_policy"))
 
 
 def assemble(

@@ -35,7 +35,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Overwrite, StreamWriter, interrupt
 
-from cascade.decision.stopping import first_called, settle
+from cascade.decision.stopping import called_from, first_called, settle
 from cascade.errors import BudgetExceededError, CallOverBudgetError, ProviderError, UserError
 from cascade.io.conversation import Conversation, conversation_of
 from cascade.io.structured import OutputSpec
@@ -44,7 +44,9 @@ from cascade.run.approval import approval_request, read_reply
 from cascade.run.budget_plan import Budget
 from cascade.run.tiers import TierRuntime
 from cascade.types import (
+    Allotment,
     Attempt,
+    BudgetTrace,
     Completion,
     EnsembleCompletion,
     MemberOutput,
@@ -71,10 +73,11 @@ class Draft:
     completion: Completion | None = None
     failed: Attempt | None = None
     over_budget: str = ""  # why the budget refused the call (the run stops there)
+    allotment: Allotment | None = None  # the tier's token budget for this query (its budget policy's)
 
 
 STATE_TYPES: tuple[type, ...] = (
-    *(Attempt, NodeStep, RoutePlan, Draft, Conversation, OutputSpec),
+    *(Attempt, NodeStep, RoutePlan, Draft, Allotment, Conversation, OutputSpec),
     *(Completion, EnsembleCompletion, MemberOutput, ToolCall),
 )
 """The project's types a checkpoint holds."""
@@ -175,7 +178,8 @@ class CascadeGraph:
         index, chat = state.get("next_tier", 0), _chat(state)
         tier, started = self.tiers[index], time.perf_counter()
         attempts, plan = state.get("attempts", []), state.get("plan", NO_PLAN)
-        max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan)
+        allotment = tier.allot(chat.query, index, attempts)
+        max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan, allotment)
         on_text = None
         if state.get("stream_tokens"):
             live = index == len(self.tiers) - 1 and tier.streams_live(chat)
@@ -187,14 +191,14 @@ class CascadeGraph:
         try:
             if over_budget:
                 raise CallOverBudgetError(over_budget, model=tier.config.label)
-            completion = await tier.sample(chat, max_tokens=max_tokens, index=0, on_text=on_text)
+            completion = await tier.sample(chat, max_tokens=max_tokens, index=0, on_text=on_text, allotment=allotment)
         except ProviderError as exc:
             failed = tier.failed_attempt(exc, started)
             over_budget = str(exc) if isinstance(exc, BudgetExceededError) else ""
         latency = time.perf_counter() - started
         usage = Usage.of([completion] if completion else [])
         return {
-            "draft": Draft(index, max_tokens, latency, completion, failed, over_budget),
+            "draft": Draft(index, max_tokens, latency, completion, failed, over_budget, allotment),
             "steps": [_step("generate", tier, usage, latency, "" if completion else "provider failed")],
         }
 
@@ -212,6 +216,8 @@ class CascadeGraph:
             record = draft.failed
         elif invalid is not None:  # breaks the requested format (JSON, tools): escalates unjudged
             record = tier.invalid_attempt(first, invalid, chat, turn_started)
+        elif self._cut_short(draft, first, state):  # hit the token cap: a bigger budget may finish it
+            record = tier.truncated_attempt(first, chat, turn_started, draft.max_tokens)
         else:
             samples, verdict, answer = await tier.verify(
                 chat,
@@ -220,6 +226,7 @@ class CascadeGraph:
                 previous=list(previous),
                 max_tokens=draft.max_tokens,
                 before_draw=lambda drawn: self.budget.check_draw(tier, previous, drawn),
+                allotment=draft.allotment,
             )
             context = DecideContext(
                 query=chat.query,
@@ -236,6 +243,9 @@ class CascadeGraph:
             tool_calls = tier.tool_calls_of(samples, answer, chat)
             record = tier.attempt(samples, verdict, answer, decision, turn_started, tool_calls)
             usage = Usage.of(samples[1:]) + verdict.usage
+        if first is not None and draft.allotment is not None and (tier.budget_policy or _truncated(first)):
+            trace = BudgetTrace.of(draft.allotment, draft.max_tokens, _truncated(first))
+            record = record.model_copy(update={"budget": trace})
         plan = state.get("plan", NO_PLAN)
         settled = settle(
             record.decision,
@@ -277,6 +287,18 @@ class CascadeGraph:
             return Command(goto="generate", update={"steps": [step]})
         why = f"tier '{tier.config.name}' not approved" + (f": {note}" if note else "")
         return Command(goto="__end__", update={"steps": [step], "stop_reason": why})
+
+    def _cut_short(self, draft: Draft, first: Completion, state: CascadeState) -> bool:
+        """An answer that hit the token cap escalates unjudged when its tier says so
+        (`on_truncation: escalate`, the default) and a tier is left to take it."""
+        tier = self.tiers[draft.tier]
+        if not _truncated(first) or tier.config.on_truncation != "escalate" or tier.config.is_ensemble:
+            return False
+        return called_from(draft.tier + 1, self.names, state.get("plan", NO_PLAN).skip) is not None
+
+
+def _truncated(completion: Completion) -> bool:
+    return completion.finish_reason == "length"
 
 
 def with_state_types(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:

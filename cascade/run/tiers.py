@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from cascade.config.schema import ModelSpec, TierConfig
@@ -13,10 +13,11 @@ from cascade.io.answers import completion_pattern, extractor
 from cascade.io.conversation import Conversation, conversation_of
 from cascade.io.structured import Reading
 from cascade.local.catalog import default_prices
-from cascade.protocols import Completer, Verifier, VerifyContext
+from cascade.protocols import BudgetContext, BudgetPolicy, Completer, Verifier, VerifyContext
 from cascade.run.ensemble import generate as generate_ensemble
 from cascade.run.ensemble import member_results
 from cascade.types import (
+    Allotment,
     Attempt,
     Completion,
     CompletionRequest,
@@ -29,12 +30,14 @@ from cascade.types import (
 )
 
 
-def build_messages(tier: TierConfig, query: str | Conversation) -> list[Message]:
+def build_messages(tier: TierConfig, query: str | Conversation, budget_sentence: str | None = None) -> list[Message]:
     """The tier's prompt around the caller's conversation (the composition `cascade.io.conversation` documents).
 
     One system message (the tier's `system`, the caller's system messages, the JSON format
     instruction), the worked examples as chat turns, the history, the query in the tier's
-    template, then the turns after the query (tool calls and their results).
+    template (then the budget policy's sentence, after a blank line: the part that varies per
+    query comes last, so a provider's prompt cache keeps the rest), then the turns after the query
+    (tool calls and their results).
     """
     chat = conversation_of(query) if isinstance(query, str) else query
     prompt = tier.prompt
@@ -44,7 +47,8 @@ def build_messages(tier: TierConfig, query: str | Conversation) -> list[Message]
         messages.append({"role": "user", "content": prompt.template.replace("{query}", example.question)})
         messages.append({"role": "assistant", "content": example.answer})
     messages.extend(dict(m) for m in chat.history)
-    messages.append({**chat.messages[chat.query_index], "content": prompt.template.replace("{query}", chat.query)})
+    turn = prompt.template.replace("{query}", chat.query) + (f"\n\n{budget_sentence}" if budget_sentence else "")
+    messages.append({**chat.messages[chat.query_index], "content": turn})
     messages.extend(dict(m) for m in chat.after)
     return messages
 
@@ -73,18 +77,36 @@ class TierRuntime:
     extract: Callable[[str], str | None]
     specs: list[ModelSpec] = field(default_factory=list)
     verifier_type: str | None = None  # the config's `type:` of `verifier`, shown with its verdicts
+    budget_policy: BudgetPolicy | None = None  # sets max_tokens (and how the model is told) per query
 
     def __post_init__(self) -> None:
         self.specs = self.specs or self.config.member_specs()
 
     @classmethod
     def build(
-        cls, config: TierConfig, completer: Completer, verifier: Verifier, verifier_type: str | None = None
+        cls,
+        config: TierConfig,
+        completer: Completer,
+        verifier: Verifier,
+        verifier_type: str | None = None,
+        budget_policy: BudgetPolicy | None = None,
     ) -> TierRuntime:
-        return cls(config, completer, verifier, completer, extractor(config.answer), verifier_type=verifier_type)
+        read = extractor(config.answer)
+        return cls(
+            config, completer, verifier, completer, read, verifier_type=verifier_type, budget_policy=budget_policy
+        )
 
-    def request(self, spec: ModelSpec, chat: Conversation, *, max_tokens: int, index: int) -> CompletionRequest:
-        """The call of one of the tier's models (`spec`: its endpoint, key and prices) for sample `index`.
+    def allot(self, query: str, tier_index: int, previous: Sequence[Attempt]) -> Allotment:
+        """This query's token budget: the budget policy's, else the tier's `max_tokens`."""
+        if self.budget_policy is None:
+            return Allotment(self.config.max_tokens)
+        return self.budget_policy.allot(BudgetContext(query, self.config, tier_index, tuple(previous)))
+
+    def request(
+        self, spec: ModelSpec, chat: Conversation, *, max_tokens: int, index: int, allotment: Allotment | None = None
+    ) -> CompletionRequest:
+        """The call of one of the tier's models (`spec`: its endpoint, key and prices) for sample `index`,
+        under `allotment` (its budget sentence and reasoning knob; the cap is `max_tokens`).
 
         A structured request (JSON, tools) drops the tier's stop sequences and answer-format early
         stop: they are made for short text answers and would cut a JSON object or a tool call short.
@@ -92,9 +114,10 @@ class TierRuntime:
         tier, output = self.config, chat.output
         given = spec.prices
         prices = (given.input_per_token, given.output_per_token) if given else default_prices(spec.model)
+        sentence, knobs = (allotment.sentence, allotment.extra) if allotment is not None else (None, {})
         return CompletionRequest(
             model=spec.model,
-            messages=build_messages(tier, chat),
+            messages=build_messages(tier, chat, sentence),
             max_tokens=max_tokens,
             temperature=tier.temperature if index == 0 else tier.sample_temperature,
             stop=() if output.structured else tuple(tier.stop),
@@ -106,7 +129,7 @@ class TierRuntime:
             input_price=prices[0] if prices else None,
             output_price=prices[1] if prices else None,
             stop_pattern=None if output.structured else completion_pattern(tier.answer),
-            extra=dict(spec.extra or {}),
+            extra={**(spec.extra or {}), **knobs},
             response_format=output.response_format,
             tools=output.tools if output.may_call_tools else (),
             tool_choice=output.tool_choice if output.may_call_tools else None,
@@ -121,6 +144,7 @@ class TierRuntime:
         max_tokens: int,
         index: int,
         on_text: Callable[[str], None] | None = None,
+        allotment: Allotment | None = None,
     ) -> Completion:
         """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting.
 
@@ -128,7 +152,9 @@ class TierRuntime:
         `on_text` gets a single model's text as it is written (see `streams_live`).
         """
         chat = conversation_of(query) if isinstance(query, str) else query
-        requests = [self.request(spec, chat, max_tokens=max_tokens, index=index) for spec in self.specs]
+        requests = [
+            self.request(spec, chat, max_tokens=max_tokens, index=index, allotment=allotment) for spec in self.specs
+        ]
         if not self.config.is_ensemble:
             return await self.completer.complete(replace(requests[0], on_text=on_text))
         weights = [spec.weight for spec in self.specs]
@@ -152,6 +178,7 @@ class TierRuntime:
         previous: list[Attempt],
         max_tokens: int,
         before_draw: Callable[[list[Completion]], None] | None = None,
+        allotment: Allotment | None = None,
     ) -> tuple[list[Completion], Verdict, str | None]:
         """Judge the first sample with the tier's verifier, which may draw more (all returned).
 
@@ -164,7 +191,7 @@ class TierRuntime:
         async def draw() -> tuple[Completion, str | None]:
             if before_draw is not None:
                 before_draw(samples)
-            completion = await self.sample(chat, max_tokens=max_tokens, index=len(samples))
+            completion = await self.sample(chat, max_tokens=max_tokens, index=len(samples), allotment=allotment)
             samples.append(completion)
             answers.append(self.read(completion, chat).answer)
             return completion, answers[-1]
@@ -237,6 +264,14 @@ class TierRuntime:
         decision = Decision("escalate", f"invalid {chat.output.kind} output: {why}")
         record = self.attempt([first], Verdict(0.0, ""), None, decision, started)
         return record.model_copy(update={"invalid": why, "verifier": None})
+
+    def truncated_attempt(self, first: Completion, chat: Conversation, started: float, max_tokens: int) -> Attempt:
+        """An answer cut off at the token cap (`finish_reason: length`): it is kept, but not judged,
+        and the query escalates to a tier with a bigger budget."""
+        why = f"truncated: the answer hit max_tokens={max_tokens} (finish_reason length); a bigger budget next"
+        answer = self.read(first, chat).answer
+        record = self.attempt([first], Verdict(0.0, ""), answer, Decision("escalate", why), started)
+        return record.model_copy(update={"confidence": None, "verifier": None})
 
     def failed_attempt(self, error: str | ProviderError, started: float) -> Attempt:
         """The attempt of a tier whose call failed (after retries); an ensemble's lists each member's error."""

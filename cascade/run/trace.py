@@ -75,6 +75,8 @@ def _attempt_node(tree: Tree, attempt: Attempt, steps: list[NodeStep]) -> None:
         node.add(Text(" │ ".join(_step_metrics(s) for s in steps if s.node != "approve"), style="dim"))
     if attempt.members:
         _members_node(node, attempt)
+    if attempt.budget is not None:
+        node.add(Text.assemble(("budget: ", "dim"), escape(attempt.budget.describe())))
     if attempt.early_exit is not None:
         node.add(Text.assemble(("reasoning: ", "dim"), escape(attempt.early_exit.describe())))
     if attempt.reason:

@@ -13,8 +13,6 @@ tier with what was learned about that very tier.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from cascade.errors import ConfigError
+from cascade.io.files import read_bounded
 from cascade.scoring.features import features, matrix
 from cascade.scoring.inputs import ScoringInput
 
@@ -188,7 +187,7 @@ class Scorer:
         """Read a scorer file; any problem is a ConfigError naming the file. Only a regular file of at
         most MAX_FILE_BYTES is read (not a device such as /dev/zero, not a 300 MB file)."""
         try:
-            text = _read_bounded(Path(path), MAX_FILE_BYTES)
+            text = read_bounded(Path(path), MAX_FILE_BYTES)
             return cls.from_json(json.loads(text))
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read scorer file: {exc.strerror or exc}", source=str(path)) from exc
@@ -200,17 +199,6 @@ class Scorer:
 
 MAX_FILE_BYTES = 20_000_000
 """A scorer file is kilobytes (coefficients and calibration points); a bigger one is not a scorer."""
-
-
-def _read_bounded(path: Path, limit: int) -> str:
-    """A regular file's UTF-8 text; ValueError for anything else or anything past `limit` bytes."""
-    with path.open("rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise ValueError("not a regular file")
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit:,} bytes")
-    return data.decode("utf-8")
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:

@@ -154,7 +154,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cascade.config",),
     ("cascade.types", "cascade.io"),
     ("cascade.protocols", "cascade.registry", "cascade.decision", "cascade.store.base"),
-    ("cascade.budget", "cascade.completers", "cascade.local", "cascade.scoring"),
+    ("cascade.budget", "cascade.completers", "cascade.local", "cascade.scoring", "cascade.token_budget"),
     ("cascade.store",),
     ("cascade.learning",),
     ("cascade.run", "cascade.audit", "routers", "verifiers"),

@@ -24,13 +24,15 @@ from cascade.types import Attempt
 
 @dataclass(frozen=True, slots=True)
 class TierLog:
-    """One model's logged turn on one item. `answer` is the raw response text."""
+    """One model's logged turn on one item. `answer` is the raw response text; `completion_tokens`
+    (when known) what the answer itself took, which token budgets are learned from."""
 
     correct: bool | None
     cost_usd: float
     tokens: int | None = None
     answer: str | None = None
     confidence: float | None = None
+    completion_tokens: int | None = None
 
     @classmethod
     def from_attempt(cls, attempt: Attempt, correct: bool | None) -> TierLog:
@@ -38,7 +40,14 @@ class TierLog:
 
         The attempt's cost already includes its verifiers' usage (judge calls, extra samples).
         """
-        return cls(correct, attempt.cost_usd, attempt.total_tokens, attempt.answer, attempt.confidence)
+        return cls(
+            correct,
+            attempt.cost_usd,
+            attempt.total_tokens,
+            attempt.answer,
+            attempt.confidence,
+            attempt.completion_tokens,
+        )
 
 
 @dataclass

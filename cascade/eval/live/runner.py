@@ -40,18 +40,21 @@ def query_of(item: Item, template: str | None) -> str:
 
 
 async def run_tier_alone(tier: TierRuntime, item: Item, query: str) -> TierLog:
-    """One tier's greedy answer to one item, scored and judged by the tier's own verifier."""
+    """One tier's greedy answer to one item, scored and judged by the tier's own verifier, under
+    the budget its budget policy gives the query when the tier answers first."""
+    allotment = tier.allot(query, 0, [])
     try:
-        first = await tier.sample(query, max_tokens=tier.config.max_tokens, index=0)
+        first = await tier.sample(query, max_tokens=allotment.max_tokens, index=0, allotment=allotment)
     except ProviderError:
         # A failed call answers nothing: scored wrong, costing what the provider billed (nothing).
         return TierLog(correct=False, cost_usd=0.0, tokens=0, answer=None, confidence=0.0)
     samples, verdict, answer = await tier.verify(
-        query, first, tier_index=0, previous=[], max_tokens=tier.config.max_tokens
+        query, first, tier_index=0, previous=[], max_tokens=allotment.max_tokens, allotment=allotment
     )
     tokens = sum(s.total_tokens for s in samples) + verdict.usage.prompt_tokens + verdict.usage.completion_tokens
     cost = sum(s.cost_usd for s in samples) + verdict.usage.cost_usd
-    return TierLog(exact_match(answer, item.answers, item.task), cost, tokens, answer, verdict.confidence)
+    correct = exact_match(answer, item.answers, item.task)
+    return TierLog(correct, cost, tokens, answer, verdict.confidence, first.completion_tokens)
 
 
 async def evaluate(

@@ -167,4 +167,4 @@ def test_tier_log_from_a_live_attempt() -> None:
         confidence=0.8,
         decision="accept",
     )
-    assert TierLog.from_attempt(attempt, True) == TierLog(True, 0.01, 10, "4", 0.8)
+    assert TierLog.from_attempt(attempt, True) == TierLog(True, 0.01, 10, "4", 0.8, completion_tokens=3)

@@ -288,7 +288,7 @@ def test_training_examples_run_in_an_event_loop_free_context() -> None:
 
 
 def test_a_package_path_names_a_file_shipped_in_the_package() -> None:
-    from verifiers.scorer import resolve
+    from cascade.config.schema import resolve_data_path as resolve
 
     shipped = resolve("package://cascade/local/data/default_scorer.json", "/elsewhere/cascade.yaml")
     assert shipped.parent == ROOT / "cascade" / "local" / "data"
@@ -307,7 +307,7 @@ def test_a_package_path_names_a_file_shipped_in_the_package() -> None:
 def test_a_package_path_stays_inside_an_installed_package(path: str, message: str) -> None:
     """Issue 22.12: `package://os/x` and `package:///x` were tracebacks; `package://cascade/../..`
     read outside the package."""
-    from verifiers.scorer import resolve
+    from cascade.config.schema import resolve_data_path as resolve
 
     with pytest.raises(ConfigError, match=message):
         resolve(path, None)
