@@ -77,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
         **counts,
     }
     console = Console()
-    print_report(report, console)
+    print_report(report, console, explain=args.explain)
     _write(report, args.out, console)
     if args.log:
         write_log(run.log, args.log)
@@ -137,7 +137,7 @@ def run_tune(args: argparse.Namespace) -> int:
     _tuning_table(report, console)
     from cascade.eval.analysis.tables import print_report
 
-    print_report(report, console)
+    print_report(report, console, explain=args.explain)
     _write(report, args.out, console)
     if args.write:
         held_out_em = report["cascade"]["em"] if report["cascade"] else 0.0

@@ -26,6 +26,7 @@ def _common(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument("--concurrency", type=positive_int, default=1)
     parser.add_argument("--cache", type=Path, help="SQLite cache of model outputs (default: .cascade-cache/)")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--explain", action="store_true", help="also print what each metric means")
 
 
 def add_parsers(subparsers: Any) -> None:

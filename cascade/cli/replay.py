@@ -13,7 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from cascade.errors import UserError
-from cascade.eval.analysis.replay_report import PairedEstimate, ReplayReport
+from cascade.eval.analysis.replay_report import ReplayReport
 from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import LOG_FORMATS
 
@@ -76,6 +76,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--plot", type=Path, help="write the Pareto-frontier PNG here")
     parser.add_argument("--seed", type=int, default=0, help="seed for the cross-fitting split and bootstrap")
+    parser.add_argument("--explain", action="store_true", help="also print what each metric means")
     return parser
 
 
@@ -101,9 +102,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     console = Console()
-    print_report(report, console)
-    if args.config is not None:
-        console.print(vs_strongest_line(report))
+    print_report(report, console, explain=args.explain)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -138,23 +137,6 @@ def _replay_config(args: argparse.Namespace, log_options: LogOptions) -> ReplayR
     log = read_log(args.dataset, args.format, **log_options)
     run = run_config(config, log, model_map(args.model_map))
     return config_report(run, seed=args.seed)
-
-
-def vs_strongest_line(report: ReplayReport) -> str:
-    """One line: the config's cost and EM against the strongest model alone, with paired 95% intervals."""
-    metrics = report["metrics"]
-    compared = "aiq_cost_range" in metrics and "strongest" in metrics
-    if not (compared and "cost_ratio_vs_strongest" in metrics and "em_delta_vs_strongest" in metrics):
-        return "no comparison with the strongest model alone (not a replay of a config)"
-    ratio, delta = metrics["cost_ratio_vs_strongest"], metrics["em_delta_vs_strongest"]
-
-    def ci(entry: PairedEstimate, pattern: str) -> str:
-        return "" if entry["ci"] is None else f" [{pattern.format(entry['ci'][0])}, {pattern.format(entry['ci'][1])}]"
-
-    return (
-        f"vs {metrics['strongest']} alone on {ratio['n']} items: cost {ratio['value']:.3f}x{ci(ratio, '{:.3f}')}, "
-        f"EM {delta['value']:+.4f}{ci(delta, '{:+.4f}')} (paired bootstrap 95%)"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cascade.eval.analysis import metrics as m
-from cascade.eval.analysis import stats
 from cascade.eval.analysis.confidence import Scored
 from cascade.eval.analysis.config_replay import ConfigRun
 from cascade.eval.analysis.policies import CascadePolicy, PreparedCascade, single
 from cascade.eval.analysis.replay import replay
-from cascade.eval.analysis.replay_report import ConfigCascade, ReplayReport, VsStrongest
+from cascade.eval.analysis.replay_report import ConfigCascade, ReplayReport
+from cascade.eval.analysis.verdict import verdict, vs_strongest
 from cascade.eval.data.logs import LogTable
 
 
@@ -62,6 +62,7 @@ def config_report(run: ConfigRun, *, seed: int = 0, n_resamples: int = 2000, sou
     report["cascade"] = _operating_point(run, seed, n_resamples)
     paired = vs_strongest(run.correct, run.cost, reference.correct, reference.cost, seed, n_resamples)
     report["metrics"] = {**report["policies"][0]["metrics"], **paired, "strongest": strong}
+    report["verdict"] = verdict(report, paired, strong)
     report["config"] = {
         "path": config._source,
         "name": config.name,
@@ -88,29 +89,4 @@ def _operating_point(run: ConfigRun, seed: int, n_resamples: int) -> ConfigCasca
         "escalation_rate": float((run.stop > 0).mean()),
         "answered_by": answered,
         "selection": "the config as written: its own verifiers, thresholds and router, no re-tuning",
-    }
-
-
-def vs_strongest(
-    correct: np.ndarray,
-    cost: np.ndarray,
-    strong_correct: np.ndarray,
-    strong_cost: np.ndarray,
-    seed: int = 0,
-    n_resamples: int = 2000,
-) -> VsStrongest:
-    """Cost ratio and EM difference against the strongest model on the same items, with percentile
-    95% intervals over items resampled in pairs (`cascade.eval.analysis.stats`; none under 2 items)."""
-    n = len(correct)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_value = float(np.sum(cost) / np.sum(strong_cost))
-    ratio = stats.ratio_of_sums(cost, strong_cost, n_resamples, seed=seed)
-    delta = stats.mean_difference(correct, strong_correct, n_resamples, seed=seed)
-
-    def interval(estimate: stats.Estimate | None) -> list[float] | None:
-        return list(estimate.ci) if n >= 2 and estimate is not None and estimate.ci is not None else None
-
-    return {
-        "cost_ratio_vs_strongest": {"value": ratio_value, "ci": interval(ratio), "n": n},
-        "em_delta_vs_strongest": {"value": delta.value if delta else float("nan"), "ci": interval(delta), "n": n},
     }

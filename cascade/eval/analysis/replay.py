@@ -41,6 +41,7 @@ from cascade.eval.analysis.replay_report import (
     RandomPoint,
     ReplayReport,
 )
+from cascade.eval.analysis.verdict import verdict, vs_strongest
 from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.items import split
@@ -111,7 +112,7 @@ def replay(
     cost = operating.cost_usd if operating else None
     baselines["random"] = _baseline(_random_at(log, weak, strong, singles, cost), ci)
     baselines["oracle"] = _baseline(best, ci)
-    return {
+    report: ReplayReport = {
         "source": {
             "path": log.source,
             "format": log.fmt,
@@ -133,6 +134,11 @@ def replay(
         "policies": entries,
         "random": random_entry,
     }
+    if operating:
+        reference = singles[strong]
+        paired = vs_strongest(operating.correct, operating.cost, reference.correct, reference.cost, seed, n_resamples)
+        report["verdict"] = verdict(report, paired, strong)
+    return report
 
 
 @dataclass(frozen=True)

@@ -221,6 +221,15 @@ class Tuning(TypedDict):
     candidates_tried: int
 
 
+class Verdict(VsStrongest):
+    """The report's first line: the operating point against the strongest model alone, paired on the
+    same items, and the notes that explain figures which would otherwise mislead (verdict.py)."""
+
+    strongest: str
+    line: str
+    notes: list[str]
+
+
 class ReplayReport(TypedDict):
     """Everything `replay` measured on one log: the cascade at its operating point, every baseline on the
     same items, each policy's curve and metrics, random mixing, and what each metric means."""
@@ -242,3 +251,4 @@ class ReplayReport(TypedDict):
     replayed_cascade: NotRequired[CascadeEntry | ConfigCascade | MeasuredCascade | None]
     config: NotRequired[ConfigEntry]
     tuning: NotRequired[Tuning]
+    verdict: NotRequired[Verdict]

@@ -1,4 +1,5 @@
-"""Rich tables for a replay/eval report: operating points side by side, then the curve metrics."""
+"""Rich tables for a replay/eval report: the verdict first, operating points side by side, then the
+curve metrics, in 100 columns with model names whole; the metrics' definitions with `explain`."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ from cascade.eval.analysis.replay_report import Baseline, CascadeEntry, ConfigCa
 
 _METRICS = (
     ("apgr", "APGR", "{:.3f}"),
-    ("cpt50", "CPT(50%)", "{:.3f}"),
-    ("cpt80", "CPT(80%)", "{:.3f}"),
+    ("cpt50", "CPT50", "{:.3f}"),
+    ("cpt80", "CPT80", "{:.3f}"),
     ("aiq", "AIQ", "{:.4f}"),
-    ("delta_ibc", "ΔIBC %", "{:+.1f}"),
-    ("cost_reduction_at_matched_em", "cost cut @ strong EM", "{:+.1%}"),
-    ("oracle_saving_captured", "oracle saving captured", "{:+.1%}"),
+    ("delta_ibc", "ΔIBC%", "{:+.1f}"),
+    ("cost_reduction_at_matched_em", "cut@EM", "{:+.1%}"),
+    ("oracle_saving_captured", "oracle", "{:+.1%}"),
+)
+WIDTH = 100
+"""Reports are laid out for a terminal this wide (narrower ones wrap; wider ones are not filled)."""
+_LEGEND = (
+    "cut@EM: cost cut at the strongest model's EM, on the swept curve; oracle: share of the oracle's "
+    "saving captured there; definitions: --explain"
 )
 
 
@@ -41,8 +48,9 @@ def header(report: ReplayReport) -> Text:
 def points_table(report: ReplayReport) -> Table:
     """The cascade at its operating point next to every baseline, on the same items."""
     table = Table(title="Operating points", title_justify="left")
-    for column in ("policy", "EM", "95% CI", "tokens", f"cost {report['source'].get('cost_unit', 'USD')}", "escalated"):
-        table.add_column(column, justify="left" if column == "policy" else "right")
+    table.add_column("policy", overflow="fold", ratio=1)
+    for column in ("EM", "95% CI", "tokens", f"cost {report['source'].get('cost_unit', 'USD')}", "escalated"):
+        table.add_column(column, justify="right", no_wrap=True)
     rows: list[tuple[str, Baseline | CascadeEntry | ConfigCascade | MeasuredCascade, str]] = []
     cascade = report["cascade"]
     if cascade:
@@ -65,12 +73,15 @@ def points_table(report: ReplayReport) -> Table:
 def metrics_table(report: ReplayReport) -> Table:
     """Every policy's curve metrics, with random mixing as the yardstick (APGR 0.5, ΔIBC 0)."""
     table = Table(
-        title="Curve metrics, our definitions (normalised cost: 0 = weak alone, 1 = strong alone)", title_justify="left"
+        title="Curve metrics, ours (normalised cost: 0 = weak alone, 1 = strong alone)",
+        title_justify="left",
+        caption=_LEGEND,
+        caption_justify="left",
     )
-    table.add_column("policy")
-    table.add_column("confidence")
+    table.add_column("policy", overflow="fold", ratio=1)
+    table.add_column("confidence", overflow="fold", max_width=12)
     for _, label, _ in _METRICS:
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
     entries = [(p["name"], p["confidence"], p["metrics"]) for p in report["policies"]]
     entries.append(("random mixing", "—", report["random"]["metrics"]))
     for name, confidence, values in entries:
@@ -79,10 +90,10 @@ def metrics_table(report: ReplayReport) -> Table:
 
 
 _ANCHOR_METRICS = (
-    ("routellm", "apgr", "RouteLLM APGR", "{:.3f}"),
-    ("routellm", "cpt50", "RouteLLM CPT(50%)", "{:.1%}"),
-    ("routellm", "cpt80", "RouteLLM CPT(80%)", "{:.1%}"),
-    ("routerbench", "aiq", "RouterBench AIQ", "{:.4f}"),
+    ("routellm", "apgr", "APGR", "{:.3f}"),
+    ("routellm", "cpt50", "CPT50", "{:.1%}"),
+    ("routellm", "cpt80", "CPT80", "{:.1%}"),
+    ("routerbench", "aiq", "AIQ", "{:.4f}"),
 )
 
 
@@ -99,13 +110,13 @@ def _anchor_cell(block: Mapping[str, Any], key: str, pattern: str) -> str:
 def anchors_table(report: ReplayReport) -> Table:
     """The same curves under the anchors' exact definitions, comparable with their published numbers."""
     table = Table(
-        title="The anchors' definitions (RouteLLM: x = share of queries calling the strong model; "
-        "RouterBench: EM averaged over [0, cost end])",
+        title="The anchors' definitions: RouteLLM's APGR and CPT (x = share of queries calling the strong "
+        "model), RouterBench's AIQ (EM averaged over [0, cost end])",
         title_justify="left",
     )
-    table.add_column("policy")
-    for _, _, label, _ in _ANCHOR_METRICS:
-        table.add_column(label, justify="right")
+    table.add_column("policy", overflow="fold", ratio=1)
+    for anchor, _, label, _ in _ANCHOR_METRICS:
+        table.add_column(f"{'RouteLLM' if anchor == 'routellm' else 'RouterBench'} {label}", justify="right")
     entries = [(p["name"], p["metrics"]) for p in report["policies"]]
     entries.append(("random mixing", report["random"]["metrics"]))
     for name, values in entries:
@@ -125,16 +136,33 @@ def definitions(report: ReplayReport) -> Text:
     return text
 
 
-def render(report: ReplayReport) -> Group:
-    parts: list[Any] = [header(report), points_table(report), metrics_table(report), anchors_table(report)]
+def verdict(report: ReplayReport) -> Text:
+    """The first lines: the operating point against the strongest model alone, and what needs saying."""
+    found = report.get("verdict")
+    if not found:
+        return Text("no verdict: the log has no cascade to compare with the strongest model", style="yellow")
+    text = Text(found["line"], style="bold")
+    for note in found["notes"]:
+        text.append(f"\n  {note}")
+    return text
+
+
+def render(report: ReplayReport, *, explain: bool = False) -> Group:
+    parts: list[Any] = [verdict(report), header(report), points_table(report), metrics_table(report)]
+    parts.append(anchors_table(report))
     cascade = report["cascade"]
     if cascade:
         parts.append(Text(f"operating point: {cascade.get('selection', '')}", style="dim"))
     else:
         parts.append(Text("no cascade: the log has no responses or confidence to gate on", style="yellow"))
-    parts.append(definitions(report))
+    if explain:
+        parts.append(definitions(report))
     return Group(*parts)
 
 
-def print_report(report: ReplayReport, console: Console | None = None) -> None:
-    (console or Console()).print(render(report))
+def print_report(report: ReplayReport, console: Console | None = None, *, explain: bool = False) -> None:
+    """Print `report` no wider than `WIDTH` columns (on a wider terminal too: tables stay compact)."""
+    console = console or Console()
+    if not console.is_terminal:
+        console.width = WIDTH  # a file or a pipe gets the whole width (rich assumes 80)
+    console.print(render(report, explain=explain), width=min(console.width, WIDTH))

@@ -15,6 +15,7 @@ from cascade.eval.analysis.metrics import bootstrap_ci
 from cascade.eval.analysis.policies import CascadePolicy
 from cascade.eval.analysis.replay import replay
 from cascade.eval.analysis.replay_report import MeasuredCascade, ReplayReport
+from cascade.eval.analysis.verdict import verdict, vs_strongest
 from cascade.eval.live.runner import EvalRun
 
 N_RESAMPLES = 1000
@@ -25,9 +26,16 @@ def live_report(run: EvalRun, *, seed: int = 0) -> ReplayReport:
     report = replay(run.log, [policy], seed=seed, n_resamples=N_RESAMPLES)
     report["replayed_cascade"] = report.get("cascade")
     entry = cascade_entry(run, seed)
-    if report["source"]["cost_unit"] == TOKENS:  # a tier had no price: every cost is in tokens
+    in_tokens = report["source"]["cost_unit"] == TOKENS  # a tier had no price: every cost is in tokens
+    if in_tokens:
         entry["cost_usd"] = float(entry["total_tokens"])
     report["cascade"] = entry
+    strong = report["strong"]
+    cost = np.array([r.total_tokens if in_tokens else r.total_cost_usd for r in run.results], dtype=float)
+    strong_cost = run.log.tokens(strong) if in_tokens else run.log.cost(strong)
+    correct = np.array(run.correct, dtype=float)
+    paired = vs_strongest(correct, cost, run.log.correct(strong), strong_cost, seed, N_RESAMPLES)
+    report["verdict"] = verdict(report, paired, strong)
     return report
 
 

@@ -109,6 +109,7 @@ def _tune(tmp_path: Path, tiers: list[dict[str, Any]]) -> tuple[dict[str, Any], 
         min_em=None,
         min_em_of_strongest=True,
         write=tuned,
+        explain=False,
     )
     assert run_tune(args) == 0
     return json.loads(out.read_text()), tuned
