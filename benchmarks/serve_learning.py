@@ -2,7 +2,7 @@
 changes its decisions while the server runs, without a restart.
 
     python benchmarks/serve_learning.py [--delay 50] [--window 100] [--interval 0.5] [--workers 1]
-                                        [--feedback label|thumbs]
+                                        [--feedback label|thumbs|none] [--audit-rate R] [--key]
 
 The stream is RouteLLM's GSM8K log (1,319 items in file order), as in `learning_replay.py`: a two-tier
 cascade, Mixtral-8x7B → GPT-4-1106, whose logged outputs script the server's fake completer (a
@@ -11,6 +11,12 @@ token probability, the logged tokens and cost). A tier's answer is the gold numb
 says the model was right, else a wrong one. The client sends the items one by one to `cascade serve
 --store`, and posts the gold label of item i through `POST /v1/feedback` when item i + delay is
 sent (label latency). The server's background learner syncs every `--interval` seconds.
+
+`--audit-rate R` adds `audit: {rate: R}` (issue 25): the server also sends that share of the answers
+it serves from the cheap tier to GPT-4's replay, off the request path, and stores those pairs and the
+escalations' for the learners (`--feedback none`: they are all it learns from). `--key` runs the
+server with an API key and posts the feedback with it, so it is weighed as a key's (earned trust, a
+share cap) rather than as the operator's (a server without keys: trusted).
 
 The router is `adaptive` with the settings recorded in RESULTS.md (target EM 0.748 = the midpoint of
 the two tiers' EM, fixed a priori; window 100, margin 0, step 0.05, min_evidence 50; chosen on the
@@ -48,6 +54,7 @@ from cascade.serve.background import free_port, stop_process, wait_until_up  # n
 from cascade.store import open_store  # noqa: E402
 
 SMALL, LARGE = "mixtral", "gpt4"
+KEY = "sk-serve-learning-benchmark"
 ROUTER = {"type": "adaptive", "window": 100, "margin": 0.0, "step": 0.05, "min_evidence": 50}
 WARMUP = 250  # window + delay, as in learning_replay.py
 
@@ -61,6 +68,7 @@ class Served:
     tokens: int
     cost: float
     pid: int
+    agrees: bool = True  # with GPT-4's logged answer: the reference without gold
 
 
 def golds() -> list[str]:
@@ -68,7 +76,9 @@ def golds() -> list[str]:
     return [json.loads(line)["answer"].split("####")[-1].strip().replace(",", "") for line in lines]
 
 
-def config(stream: Stream, gold: Sequence[str], router: dict[str, Any] | None = None) -> dict[str, Any]:
+def config(
+    stream: Stream, gold: Sequence[str], router: dict[str, Any] | None = None, audit_rate: float = 0.0
+) -> dict[str, Any]:
     """The cascade the server runs: two scripted tiers and the adaptive router."""
     c = stream.cascade
     small: dict[str, Any] = {}
@@ -87,6 +97,7 @@ def config(stream: Stream, gold: Sequence[str], router: dict[str, Any] | None = 
         "verifier": {"type": "logprob", "aggregate": "min"},
         "router": {**ROUTER, "target_em": stream.target, **(router or {})},
         "completer": {"type": "fake", "by_prompt": {"fake/mixtral-8x7b": small, "fake/gpt-4-1106": large}},
+        **({"audit": {"rate": audit_rate}} if audit_rate else {}),
     }
 
 
@@ -101,7 +112,7 @@ def start_server(path: Path, store: str, args: argparse.Namespace) -> tuple[subp
     command = [sys.executable, "-m", "cascade", "serve", "--config", str(path), "--store", store,
                "--port", str(port), "--learn-interval-s", str(args.interval), "--workers", str(args.workers),
                "--feedback-per-minute", "1000000", "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "CASCADE_API_KEYS": "", "PYTHONPATH": str(HERE.parent)}
+    env = {**os.environ, "CASCADE_API_KEYS": KEY if args.key else "", "PYTHONPATH": str(HERE.parent)}
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=env)
     base = f"http://127.0.0.1:{port}"
     wait_until_up(base, process, timeout_s=180)
@@ -119,7 +130,8 @@ def replay(base: str, stream: Stream, gold: Sequence[str], args: argparse.Namesp
     seen: list[Served] = []
     run_ids: list[str] = []
     limits = httpx.Limits(max_keepalive_connections=0 if workers > 1 else 20)
-    with httpx.Client(base_url=base, timeout=60, limits=limits) as http:
+    auth = {"authorization": f"Bearer {KEY}"} if args.key else {}
+    with httpx.Client(base_url=base, timeout=60, limits=limits, headers=auth) as http:
         for i, query in enumerate(stream.queries):
             body = {"model": "gsm8k", "messages": [{"role": "user", "content": query}]}
             response = http.post("/v1/chat/completions", json=body)
@@ -129,13 +141,19 @@ def replay(base: str, stream: Stream, gold: Sequence[str], args: argparse.Namesp
             run_ids.append(info["run_id"])
             text = answer["choices"][0]["message"]["content"]
             cost = float(response.headers["x-cascade-cost-usd"])
-            seen.append(Served(info["final_tier"], text == gold[i], answer["usage"]["total_tokens"], cost, 0))
-            if i >= delay:
+            agrees = text == reference_answer(stream, gold, i)
+            seen.append(Served(info["final_tier"], text == gold[i], answer["usage"]["total_tokens"], cost, 0, agrees))
+            if i >= delay and args.feedback != "none":
                 http.post(
                     "/v1/feedback", json=verdict(args.feedback, run_ids, seen, gold, i - delay)
                 ).raise_for_status()
             seen[-1].pid = http.get("/health").json()["pid"] if i % 10 == 0 else 0
     return seen
+
+
+def reference_answer(stream: Stream, gold: Sequence[str], i: int) -> str:
+    """What GPT-4 answered to item i in the scripted log (the reference without gold)."""
+    return gold[i] if bool(stream.cascade.correct[i, 1]) else f"{gold[i]}1"
 
 
 def verdict(kind: str, run_ids: Sequence[str], seen: Sequence[Served], gold: Sequence[str], i: int) -> dict[str, str]:
@@ -167,6 +185,7 @@ def summary(seen: Sequence[Served], limits: Sequence[float]) -> dict[str, Any]:
         "n": n,
         "escalation_rate": round(escalated / n, 3), "escalation_ci95": interval(escalated, n),
         "em": round(right / n, 3), "em_ci95": interval(right, n),
+        "agreement": round(sum(s.agrees for s in seen) / n, 3),
         "tokens_per_query": round(float(np.mean([s.tokens for s in seen])), 1),
         "cost_per_query_usd": round(float(np.mean([s.cost for s in seen])), 6),
         "mean_threshold": round(float(np.mean(limits)), 3),
@@ -189,7 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=100, help="items per reported window")
     parser.add_argument("--interval", type=float, default=0.5, help="the server's --learn-interval-s")
     parser.add_argument("--workers", type=int, default=1, help="the server's --workers")
-    parser.add_argument("--feedback", choices=["label", "thumbs"], default="label", help="gold labels or thumbs")
+    parser.add_argument(
+        "--feedback", choices=["label", "thumbs", "none"], default="label", help="gold labels, thumbs, or none"
+    )
+    parser.add_argument("--audit-rate", type=float, default=0.0, help="audit this share of cheap answers (0: off)")
+    parser.add_argument("--key", action="store_true", help="serve with an API key and give feedback with it")
     parser.add_argument(
         "--router", type=json.loads, default={}, help="adaptive router fields, e.g. '{\"explore\": 0.05}'"
     )
@@ -198,7 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="serve-learning-") as tmp:
         path, store = Path(tmp) / "gsm8k.yaml", str(Path(tmp) / "store.sqlite")
-        path.write_text(json.dumps(config(stream, gold, args.router)))  # JSON is YAML, and far faster to write
+        scripted = config(stream, gold, args.router, args.audit_rate)
+        path.write_text(json.dumps(scripted))  # JSON is YAML, and far faster to write
         process, base = start_server(path, store, args)
         try:
             seen = replay(base, stream, gold, args)
@@ -226,6 +250,7 @@ def result(
     return {
         "stream": "routellm/gsm8k_responses.csv (Mixtral-8x7B -> GPT-4-1106)", "items": n, "delay": args.delay,
         "learn_interval_s": args.interval, "workers": args.workers, "feedback": args.feedback, "router": args.router,
+        "audit_rate": args.audit_rate, "key": args.key,
         "target_em": stream.target,
         "server_pids": sorted({s.pid for s in seen if s.pid}), "elapsed_s": round(elapsed, 1),
         "first_window": windows[0], "after_warmup": summary(seen[after], limits[after]),
@@ -233,9 +258,18 @@ def result(
         "tokens_ratio_after_warmup_vs_always_escalate": paired_ratio(served_tokens[after], always_large[after]),
         "tokens_ratio_after_warmup_vs_hindsight_static": paired_ratio(served_tokens[after], best_tokens[after]),
         "hindsight_static_threshold": round(best[0], 4),
+        "swings_after_warmup": swings(windows, WARMUP),
         "learner_state_version": _metric(metrics, "cascade_learner_state_version"),
         "labels_learned": _metric(metrics, "cascade_learned_total"),
     }  # fmt: skip
+
+
+def swings(windows: Sequence[dict[str, Any]], start: int) -> dict[str, float]:
+    """How much the learned policy moves between full windows after `start`: the s.d. of their mean
+    thresholds and the range of their escalation rates (a steady learner: both small)."""
+    later = [w for w in windows if w["items"][0] >= start and w["n"] == windows[0]["n"]]
+    thresholds, rates = [w["mean_threshold"] for w in later], [w["escalation_rate"] for w in later]
+    return {"threshold_sd": round(float(np.std(thresholds)), 3), "escalation_range": round(max(rates) - min(rates), 3)}
 
 
 def _metric(text: str, name: str) -> float | None:

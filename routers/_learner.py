@@ -66,6 +66,11 @@ class Learner(ThresholdRouter, ABC, Generic[M]):
     def store_dsn(self) -> str | None:
         return self.placement.store_dsn
 
+    @property
+    def evidence(self) -> EvidenceConfig:
+        """What it learns from and how it weighs API keys' feedback."""
+        return self.placement.evidence
+
     @abstractmethod
     def load_model(self, state: State | None, trust: KeyTrust | None = None) -> M:
         """A fresh model from saved state (None: the untrained model), weighing keys by `trust`."""

@@ -41,6 +41,7 @@ class AdaptiveConfig(StoreConfig):
     initial: float | None = None
     explore: Unit = 0.0  # share of queries (stable hash) whose cheap answer is accepted whatever its confidence
     impute_neighbours: int = Field(default=0, ge=0)
+    caution: float | None = Field(default=None, ge=0.0, le=5.0)  # see `settings`
 
     @model_validator(mode="after")
     def _ordered(self) -> AdaptiveConfig:
@@ -48,12 +49,16 @@ class AdaptiveConfig(StoreConfig):
             raise ValueError("bounds must be [low, high] with low <= high")
         return self
 
-    def settings(self) -> ControllerSettings:
+    def settings(self, audited: bool = False) -> ControllerSettings:
+        """`caution`: plan on the estimated EM lowered by this many standard errors; by default 1 in a
+        cascade with `audit:` (a few audits stand for many answers, and the cheapest threshold a noisy
+        estimate allows is the one luck flatters most), else 0."""
         low, high = self.bounds
         trust = TrustPolicy(key_share=self.key_share, trust_keys=self.trust_keys)
+        caution = self.caution if self.caution is not None else float(audited)
         return ControllerSettings(
             self.target_em, self.window, self.margin, self.step, self.min_evidence, low, high, self.initial,
-            self.impute_neighbours, trust, {"escalations", "audits"} <= set(self.learn_from),
+            self.impute_neighbours, trust, {"escalations", "audits"} <= set(self.learn_from), caution,
         )  # fmt: skip
 
 
@@ -67,9 +72,11 @@ class AdaptiveRouter(Learner[ThresholdController]):
         final_tier: str,
         state: dict[str, Any] | None = None,
         placement: Placement | None = None,
+        *,
+        audited: bool = False,
     ) -> None:
         super().__init__(config.settings().start, placement or Placement("router/adaptive", evidence=config))
-        self.final_tier, self.settings, self.gates = final_tier, config.settings(), list(gates)
+        self.final_tier, self.settings, self.gates = final_tier, config.settings(audited), list(gates)
         self.explore = config.explore
         self.controller = self.load_model(None)
         if state is not None:
@@ -112,6 +119,7 @@ class AdaptiveRouter(Learner[ThresholdController]):
 @register("router", "adaptive", AdaptiveConfig)
 def build_adaptive(config: AdaptiveConfig, ctx: BuildContext) -> AdaptiveRouter:
     gates = [tier.name for tier in ctx.config.tiers[:-1]]
-    router = AdaptiveRouter(config, gates, ctx.config.tiers[-1].name, placement=placement(config, ctx, "adaptive"))
+    where, audited = placement(config, ctx, "adaptive"), ctx.config.audit is not None
+    router = AdaptiveRouter(config, gates, ctx.config.tiers[-1].name, placement=where, audited=audited)
     start(router, config, ctx)
     return router

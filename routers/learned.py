@@ -80,6 +80,11 @@ class LearnedPreRouter:
     def store_dsn(self) -> str | None:
         return self._store_dsn
 
+    @property
+    def evidence(self) -> EvidenceConfig:
+        """What it learns from and how it weighs API keys' feedback."""
+        return self.config
+
     def fresh_predictor(self) -> CheapTierPredictor:
         budgets = TokenBudgets(
             self.config.budget_quantile, self.config.budget_margin, min_samples=self.config.budget_min_samples

@@ -26,7 +26,7 @@ import hashlib
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ class ControllerSettings:
     impute_neighbours: int = 0  # unjudged attempts: mean of this many judged ones nearest in confidence (0: all)
     trust: TrustPolicy = field(default_factory=TrustPolicy)  # how much API keys' feedback counts
     representative: bool = True  # references (escalations and audits together) stand for the traffic
+    caution: float = 0.0  # plan on EM lowered by this many standard errors (few audits: a wide error)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low <= self.high:
@@ -68,11 +69,19 @@ class ControllerSettings:
 
 @dataclass(frozen=True)
 class Estimate:
-    """Estimated EM and mean tokens of the evidence window under each candidate threshold."""
+    """Estimated EM and mean tokens of the evidence window under each candidate threshold, and the
+    EM's standard error (weighted runs: the sandwich form, so a few heavy audits show as uncertain)."""
 
     thresholds: np.ndarray
     em: np.ndarray
     tokens: np.ndarray
+    se: np.ndarray | None = None
+
+    def cautious(self, z: float) -> Estimate:
+        """The estimate with EM lowered by `z` standard errors: what `plan` should trust."""
+        if z == 0.0 or self.se is None:
+            return self
+        return replace(self, em=self.em - z * self.se)
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,9 @@ def estimate(runs: Sequence[RunEvidence], candidates: Sequence[float], neighbour
         em = np.where(past_end, extra_em[:, None], em)
         spent = np.where(past_end, spent + extra_tokens[:, None], spent)
     total, w = weights.sum(), weights[:, None]  # weights of 1: exactly the plain means
-    return Estimate(thresholds, (em * w).sum(axis=0) / total, (spent * w).sum(axis=0) / total)
+    mean = (em * w).sum(axis=0) / total
+    se = np.sqrt(((em - mean) ** 2 * w**2).sum(axis=0)) / total
+    return Estimate(thresholds, mean, (spent * w).sum(axis=0) / total, se)
 
 
 def _padded(rows: Sequence[Sequence[float | bool | None]], width: int, fill: float) -> np.ndarray:
@@ -267,15 +278,17 @@ class ThresholdController:
         found = [(weight, estimate(runs, candidates, k)) for weight, runs in pools]
         if len(found) == 1:
             return found[0][1]
-        em = mixed([(weight, e.em) for weight, e in found])
-        return Estimate(found[0][1].thresholds, em, mixed([(weight, e.tokens) for weight, e in found]))
+        em, tokens = mixed([(w, e.em) for w, e in found]), mixed([(w, e.tokens) for w, e in found])
+        total = sum(w for w, _ in found)
+        se = np.sqrt(sum((w / total * e.se) ** 2 for w, e in found if e.se is not None))
+        return Estimate(found[0][1].thresholds, em, tokens, se)
 
     def _move(self, weight: float = 1.0) -> None:
         s = self.settings
         found = self.estimate()
         if found is None:
             return
-        goal, step = plan(found, s.target_em + s.margin), s.step * min(1.0, weight)
+        goal, step = plan(found.cautious(s.caution), s.target_em + s.margin), s.step * min(1.0, weight)
         for tier, value in self.thresholds.items():
             self.thresholds[tier] = max(s.low, min(s.high, value + max(-step, min(step, goal.high - value))))
         self.mix = goal

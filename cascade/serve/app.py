@@ -40,7 +40,7 @@ from cascade.serve.disconnect import ClientDisconnected, Progress, cancelled_res
 from cascade.serve.feedback import Feedback
 from cascade.serve.http import HeadLimit
 from cascade.serve.key_budgets import KeyAccounts, quota_error, refused_by, release
-from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs
+from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs, silent_keys
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
 from cascade.serve.responses import cascade_info, completion, failure_message, headers
@@ -92,6 +92,8 @@ class Server:
         if not self.settings.learn:
             return None, []
         learners = [learner for cascade in self.cascades.values() for learner in cascade.learners()]
+        for why in silent_keys(self.cascades) if self.keys.enabled and store is not None else []:
+            log.warning("%s", why)
         syncs, opened = learner_syncs(learners, store, store_dsn, open_store)
         timing = LearningSettings(self.settings.learn_interval_s, self.settings.learn_limit)
         return BackgroundLearning(syncs, timing, self.metrics.registry), opened

@@ -20,13 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from cascade.learning.judged import EvidenceConfig
 from cascade.learning.online import DEFAULT_LIMIT, LearnerSync, OnlineLearner, holder_id
 from cascade.store import Store
+
+if TYPE_CHECKING:
+    from cascade.run.engine import Cascade
 
 log = logging.getLogger("cascade.serve")
 MAX_STEPS_PER_TICK = 20  # a learner far behind catches up over several ticks, leaving others their turn
@@ -120,6 +125,22 @@ class BackgroundLearning:
         for sync in self.syncs:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(sync.store.release_lease, sync.lease, self.holder)
+
+
+def silent_keys(cascades: Mapping[str, Cascade]) -> list[str]:
+    """Why API keys' feedback will not count for some learners: keys earn trust by agreeing with audits
+    and escalations (`trust_keys: earned`), which a cascade without `audit:` never records."""
+    found = []
+    for name, cascade in cascades.items():
+        for learner in cascade.learners() if cascade.config.audit is None else []:
+            evidence = getattr(learner, "evidence", None)
+            if isinstance(evidence, EvidenceConfig) and evidence.trust_keys == "earned":
+                found.append(
+                    f"{name}: {learner.state_key} will not learn from API keys' feedback: a key earns trust by "
+                    "agreeing with audits and escalations, and this cascade has no `audit:` block: add "
+                    "`audit: {rate: 0.05}` (recommended), or set `trust_keys: all` on it to trust every key"
+                )
+    return found
 
 
 def learner_syncs(

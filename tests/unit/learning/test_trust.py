@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController
+from cascade.learning.controller import ControllerSettings, RunEvidence, ThresholdController, estimate
 from cascade.learning.judged import Cursors, EvidenceConfig, by_feedback, by_reference, read_step
 from cascade.learning.online import Scope
 from cascade.learning.trust import MAX_KEYS, KeyTrust, TrustPolicy, earned_trust
@@ -198,3 +198,28 @@ class TestPools:
         for i in range(1000):
             c.observe(accepted(0.0), run_id=f"a{i}", judge="key-a")
         assert len(c.evidence.feedback["key-b"]) == 50 and len(c.evidence.feedback["key-a"]) == 150
+
+
+class TestCaution:
+    def test_the_standard_error_counts_heavy_runs_as_few(self) -> None:
+        light = [accepted(1.0), accepted(1.0), accepted(0.0), accepted(0.0)]
+        found = estimate(light, [0.5])
+        assert found.em[0] == pytest.approx(0.5) and found.se is not None
+        assert found.se[0] == pytest.approx(0.25)  # sqrt(4 x 0.25) / 4
+        heavy = [accepted(1.0, weight=20.0), accepted(0.0, weight=20.0)] + [accepted(1.0)] * 2
+        assert estimate(heavy, [0.5]).se[0] > found.se[0]  # type: ignore[index]
+        assert found.cautious(2.0).em[0] == pytest.approx(0.0) and found.cautious(0.0) is found
+
+    def test_a_cautious_controller_keeps_the_threshold_where_few_audits_cannot_prove_the_target(self) -> None:
+        """Five audits, all agreeing, stand for 100 accepted answers: the point estimate says accept them;
+        one standard error below it does not."""
+        runs = [accepted(1.0, weight=20.0) for _ in range(5)] + [accepted(0.0, weight=1.0) for _ in range(3)]
+        plans = {}
+        for caution in (0.0, 1.0):
+            c = ThresholdController(
+                ControllerSettings(0.96, step=1.0, min_evidence=1, initial=0.9, caution=caution), ["small"]
+            )
+            for i, run in enumerate(runs):
+                c.observe_reference(run, run_id=str(i))
+            plans[caution] = c.thresholds["small"]
+        assert plans[0.0] < 0.8 and plans[1.0] == 1.0  # estimate 0.971; one standard error below it: 0.950

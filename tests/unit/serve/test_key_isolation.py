@@ -129,3 +129,21 @@ async def test_a_keys_thumbs_down_on_answers_audits_confirm_leave_another_keys_r
 async def test_without_the_defences_the_same_flood_steers_everyone(fast_dir: Path) -> None:
     steered, _ = await b_routing(fast_dir, "open", flood=True, trust_keys="all", key_share=1.0)
     assert steered.count("large") > 10  # B's easy questions go to the dear tier too
+
+
+def test_a_server_says_when_keys_feedback_cannot_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Keys earn trust against audits and escalations: without `audit:` their feedback would be ignored."""
+    path = str(tmp_path / "s.sqlite")
+    unaudited = config().model_copy(update={"audit": None})
+    store = open_store(path)
+    try:
+        for trust_keys, keys in (("earned", (A,)), ("earned", ()), ("all", (A,))):
+            caplog.clear()
+            built = unaudited.model_copy(update={"router": config(trust_keys=trust_keys).router})
+            cascade = Cascade(built, completer=fake(), learning_store=path, learn_on_build=False)
+            create_app({"shared": cascade}, ServeSettings(api_keys=keys), store=store, store_dsn=path)
+            warned = [r.getMessage() for r in caplog.records if "will not learn from API keys' feedback" in r.message]
+            assert len(warned) == (trust_keys == "earned" and bool(keys)), (trust_keys, keys)
+            assert all("add `audit: {rate: 0.05}` (recommended), or set `trust_keys: all`" in w for w in warned)
+    finally:
+        store.close()
