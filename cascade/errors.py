@@ -6,7 +6,8 @@ CascadeError
  │    ├── UnknownPluginError    a `type:` no registered router/verifier has
  │    ├── PluginError           a plugin that breaks its contract (its factory built the wrong kind)
  │    ├── ModelNotFoundError    a model string nothing can serve (e.g. missing weights)
- │    ├── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
+ │    ├── UnsupportedParamError a request parameter (logprobs) a tier's provider cannot take
+ │    │    └── ToolsUnsupportedError tools asked of a cascade whose tier's provider cannot take them
  │    ├── RunNotFoundError      a run id the store does not hold (e.g. feedback on it)
  │    └── StoreError            a store that cannot be used as it is: damaged, read-only
  └── RunError                   something failed while answering a query
@@ -56,8 +57,20 @@ class ModelNotFoundError(UserError):
     """A model string that nothing can serve; the message says what to install."""
 
 
-class ToolsUnsupportedError(UserError):
+class UnsupportedParamError(UserError):
+    """A request parameter (`param`: tools, logprobs) that a tier's provider cannot take: refused
+    before any call, since the provider would drop it and the answer would silently lack it."""
+
+    def __init__(self, message: str, *, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+class ToolsUnsupportedError(UnsupportedParamError):
     """A request with tools to a cascade that has a tier whose provider cannot call tools."""
+
+    def __init__(self, message: str):
+        super().__init__(message, param="tools")
 
 
 class RunNotFoundError(UserError):

@@ -47,9 +47,10 @@ class Stores(Protocol):
 
 @runtime_checkable
 class ToolAwareCompleter(Protocol):
-    """A completer that can tell, before any call, that a model cannot take `tools`."""
+    """A completer that can tell, before any call, that a model cannot take an OpenAI parameter
+    (`tools`, `logprobs`): why not, or None."""
 
-    def tools_problem(self, model: str, api_base: str | None) -> str | None: ...
+    def param_problem(self, model: str, api_base: str | None, param: str) -> str | None: ...
 
 
 @runtime_checkable

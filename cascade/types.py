@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -77,12 +78,21 @@ class TierStart:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """Answer text for a stream: a live tier's text as it is written, or (`live=False`) the answer of a
-    tier that was not live, whole, once the cascade has accepted it."""
+    """Text for a stream: the answer, as a live tier writes it or (`live=False`) whole once accepted;
+    or (`reasoning=True`) the text a live tier writes when its answer format reads the answer out of
+    it (`final`, `first_line`, ...), which is followed by the answer itself, whole.
+
+    Joined, a run's answer deltas are exactly `result.answer`, as a client that does not stream gets it."""
 
     tier: str
     text: str
     live: bool
+    reasoning: bool = False
+
+
+def new_call_id() -> str:
+    """A fresh tool-call id, random as OpenAI's are (`call_` and 24 hex digits)."""
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +117,7 @@ TopLogprobs = tuple[tuple[str, float], ...]
 class Completion:
     """What one model call produced, with its usage, cost and (optional) token logprobs.
 
+    `tokens[i]` is the text of generated token i (joined, they spell `text`) when the provider says.
     `top_logprobs[i]` holds the best alternatives at generated position i (when the request asked
     for `top_logprobs` and the provider gives them): the margin between the first answer token's
     best and second-best alternative is a confidence signal that carries across question types.
@@ -124,6 +135,7 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = ()
     top_logprobs: tuple[TopLogprobs, ...] | None = None
     probes: tuple[Probe, ...] = ()
+    tokens: tuple[str, ...] | None = None  # the text of each token `token_logprobs` scores, when known
 
     @property
     def total_tokens(self) -> int:
@@ -393,6 +405,8 @@ class Attempt(BaseModel):
     early_exit: EarlyExitTrace | None = None
     verifier: str | None = None  # the `type:` of the verifier that scored the answer (None: none ran)
     budget: BudgetTrace | None = None  # the token budget chosen for this attempt (tiers with a budget policy)
+    finish_reason: str | None = None  # why the model stopped writing the answer ("length": cut at its cap)
+    logprobs: list[dict[str, Any]] | None = None  # the answer's tokens in OpenAI's shape, when the caller asked
 
     @property
     def total_tokens(self) -> int:

@@ -159,22 +159,71 @@ class FakeCompleter:
 
     @staticmethod
     def _completion(request: CompletionRequest, reply: FakeReply, latency: float) -> Completion:
-        text, finish = _apply_stops(reply.text, request)
+        out = _Output.of(reply, request)
         calls = reply.calls()
-        logprobs = tuple(reply.logprobs) if (request.logprobs and reply.logprobs is not None) else None
-        completion_tokens = reply.completion_tokens
-        if completion_tokens is None:
-            written = text + "".join(c.name + c.arguments for c in calls)
-            completion_tokens = len(reply.logprobs) if reply.logprobs is not None else approx_tokens(written)
-        if completion_tokens > request.max_tokens:
-            completion_tokens, finish = request.max_tokens, "length"
+        logprobs = out.logprobs if request.logprobs and reply.logprobs is not None else None
+        # a script has no distribution: each token's best alternative is itself
+        top = (
+            tuple(((t, lp),) for t, lp in zip(out.tokens, out.logprobs, strict=True)) if request.top_logprobs else None
+        )
         prompt_tokens = _prompt_tokens(request, reply)
         cost = reply.cost_usd
         if cost is None:
-            cost = prompt_tokens * (request.input_price or 0.0) + completion_tokens * (request.output_price or 0.0)
-        if calls:
-            finish = "tool_calls"
-        return Completion(text, request.model, prompt_tokens, completion_tokens, cost, latency, logprobs, finish, calls)
+            cost = prompt_tokens * (request.input_price or 0.0) + out.completion_tokens * (request.output_price or 0.0)
+        finish = "tool_calls" if calls else out.finish
+        tokens = out.tokens if logprobs is not None else None
+        return Completion(
+            out.text, request.model, prompt_tokens, out.completion_tokens, cost, latency, logprobs, finish, calls,
+            top_logprobs=top if logprobs is not None else None, tokens=tokens,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Output:
+    """What a scripted reply writes under a request: its text cut at the stops and at `max_tokens`
+    ("length"), the tokens (as many as the reply has logprobs) and their logprobs."""
+
+    text: str
+    completion_tokens: int
+    finish: str
+    tokens: tuple[str, ...] = ()
+    logprobs: tuple[float, ...] = ()
+
+    @classmethod
+    def of(cls, reply: FakeReply, request: CompletionRequest) -> _Output:
+        text, finish = _apply_stops(reply.text, request)
+        calls = reply.calls()
+        if reply.logprobs is not None:  # one token per logprob: the scripted text in as many pieces
+            tokens = _prefix(_pieces(reply.text, len(reply.logprobs)), len(text))
+            logprobs = tuple(reply.logprobs)[: len(tokens)]
+            count = reply.completion_tokens if reply.completion_tokens is not None else len(reply.logprobs)
+            if count > request.max_tokens:
+                tokens, logprobs, finish = tokens[: request.max_tokens], logprobs[: request.max_tokens], "length"
+            text = "".join(tokens)
+            return cls(text, min(count, request.max_tokens), finish, tokens, logprobs)
+        written = text + "".join(c.name + c.arguments for c in calls)
+        count = reply.completion_tokens if reply.completion_tokens is not None else approx_tokens(written)
+        if count > request.max_tokens:
+            text, count, finish = text[: request.max_tokens * CHARS_PER_TOKEN], request.max_tokens, "length"
+        return cls(text, count, finish)
+
+
+def _pieces(text: str, count: int) -> tuple[str, ...]:
+    """`text` in `count` pieces of about equal length (empty ones at the end when it is short)."""
+    size, extra = divmod(len(text), count)
+    bounds = [i * size + min(i, extra) for i in range(count + 1)]
+    return tuple(text[bounds[i] : bounds[i + 1]] for i in range(count))
+
+
+def _prefix(tokens: tuple[str, ...], length: int) -> tuple[str, ...]:
+    """The tokens that write the first `length` characters of their text, the last one cut to fit."""
+    kept: list[str] = []
+    for token in tokens:
+        written = sum(map(len, kept))
+        if written >= length:
+            break
+        kept.append(token[: length - written])
+    return tuple(kept)
 
 
 def _prompt_of(request: CompletionRequest) -> str:
@@ -192,7 +241,7 @@ _PIECES = re.compile(r"\s*\S+\s*|\s+")
 
 async def _write(reply: FakeReply, request: CompletionRequest, on_text: Callable[[str], None]) -> None:
     """Live streaming: the reply's text word by word, its `delay_s` spread over the words."""
-    pieces = _PIECES.findall(_apply_stops(reply.text, request)[0])
+    pieces = _PIECES.findall(_Output.of(reply, request).text)
     for piece in pieces:
         await asyncio.sleep(reply.delay_s / len(pieces))
         on_text(piece)
@@ -200,9 +249,12 @@ async def _write(reply: FakeReply, request: CompletionRequest, on_text: Callable
         await asyncio.sleep(reply.delay_s)
 
 
+CHARS_PER_TOKEN = 4
+
+
 def approx_tokens(text: str) -> int:
     """About four characters a token, at least one for non-empty text."""
-    return math.ceil(len(text) / 4) if text else 0
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
 def _apply_stops(text: str, request: CompletionRequest) -> tuple[str, str]:

@@ -65,13 +65,18 @@ class LiteLLMCompleter:
             tool_calls=read.calls,
             top_logprobs=read.top,
             probes=read.probes,
+            tokens=read.tokens,
         )
 
     def tools_problem(self, model: str, api_base: str | None) -> str | None:
-        """Why `model`'s provider cannot take `tools` (litellm would silently drop them), or None.
+        """Why `model`'s provider cannot take `tools` (litellm would silently drop them), or None."""
+        return self.param_problem(model, api_base, "tools")
+
+    def param_problem(self, model: str, api_base: str | None, param: str) -> str | None:
+        """Why `model`'s provider cannot take OpenAI's `param` (litellm would silently drop it), or None.
 
         Asked of litellm's table of each provider's OpenAI parameters; `local/` models take tools
-        (cascade.local answers them with a grammar-constrained call).
+        (cascade.local answers them with a grammar-constrained call) and logprobs.
         """
         if model.startswith("local/"):
             return None
@@ -79,8 +84,8 @@ class LiteLLMCompleter:
             _, provider, _, _ = self._litellm.get_llm_provider(model=model, api_base=api_base)
             supported = self._litellm.get_supported_openai_params(model=model, custom_llm_provider=provider) or []
         except Exception as exc:
-            return f"cannot tell whether {model!r} takes tools: {str(exc).splitlines()[0][:200]}"
-        return None if "tools" in supported else f"{model!r} ({provider}) does not take tools"
+            return f"cannot tell whether {model!r} takes {param}: {str(exc).splitlines()[0][:200]}"
+        return None if param in supported else f"{model!r} ({provider}) does not take {param}"
 
     def _register_local(self) -> None:
         from cascade.local import register_local_provider
@@ -139,11 +144,12 @@ class LiteLLMCompleter:
                 finish = "answer_complete"
                 break
         await _close(stream)
-        values, top = _values(logprobs) if request.logprobs else (None, None)
+        values, top, tokens = _values(logprobs) if request.logprobs else (None, None, None)
         if usage is not None and finish != "answer_complete":
-            return Read(writer.text, (usage.prompt_tokens, usage.completion_tokens), values, "stop", top)
+            usage_pair = (usage.prompt_tokens, usage.completion_tokens)
+            return Read(writer.text, usage_pair, values, "stop", top, tokens=tokens)
         prompt_tokens = self._litellm.token_counter(model=request.model, messages=request.messages)
-        return Read(writer.text, (prompt_tokens, max(chunks, len(logprobs))), values, finish, top)
+        return Read(writer.text, (prompt_tokens, max(chunks, len(logprobs))), values, finish, top, tokens=tokens)
 
     def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None:
         """USD per prompt and per completion token from litellm's cost map (what budgets reserve
@@ -215,6 +221,7 @@ class Read:
     top: tuple[TopLogprobs, ...] | None = None
     probes: tuple[Probe, ...] = ()
     calls: tuple[ToolCall, ...] = ()
+    tokens: tuple[str, ...] | None = None
 
 
 def is_local(model: str) -> bool:
@@ -224,7 +231,7 @@ def is_local(model: str) -> bool:
 def _read(response: Any) -> Read:
     choice = response.choices[0]
     usage = response.usage
-    values, top = _values(_content_logprobs(choice))
+    values, top, tokens = _values(_content_logprobs(choice))
     extra = (getattr(response, "_hidden_params", None) or {}).get(HIDDEN) or {}
     finish = extra.get("stopped_by") or choice.finish_reason
     return Read(
@@ -234,6 +241,7 @@ def _read(response: Any) -> Read:
         finish,
         top,
         tuple(extra.get("probes") or ()),
+        tokens=tokens,
     )
 
 
@@ -263,17 +271,21 @@ def _field(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
 
 
-def _values(content: list[Any]) -> tuple[tuple[float, ...] | None, tuple[TopLogprobs, ...] | None]:
-    """Token logprobs and, when the provider gave them, each position's best alternatives."""
+def _values(
+    content: list[Any],
+) -> tuple[tuple[float, ...] | None, tuple[TopLogprobs, ...] | None, tuple[str, ...] | None]:
+    """Token logprobs, and when the provider gave them each position's best alternatives and each token's text."""
     entries = [item for item in content if _field(item, "logprob") is not None]
     if not entries:
-        return None, None
+        return None, None, None
     values = tuple(float(_field(item, "logprob")) for item in entries)
     tops = [
         tuple((str(_field(alt, "token")), float(_field(alt, "logprob"))) for alt in _field(item, "top_logprobs") or ())
         for item in entries
     ]
-    return values, (tuple(tops) if any(tops) else None)
+    tokens = tuple(str(_field(item, "token")) for item in entries)
+    known = all(_field(item, "token") is not None for item in entries)
+    return values, (tuple(tops) if any(tops) else None), (tokens if known else None)
 
 
 async def _close(stream: Any) -> None:

@@ -1,7 +1,7 @@
 """The base of completers that wrap a completer (retries, budgets, the output cache, cool-downs).
 
 A wrapper forwards what it does not override, the optional capabilities included (counting a
-prompt's tokens, a model's prices, whether it takes tools), so a caller asks the outermost
+prompt's tokens, a model's prices, whether it takes tools or logprobs), so a caller asks the outermost
 completer and never walks a chain of wrappers looking for a method by name (as pydantic-ai's
 `WrapperModel` does for models).
 """
@@ -27,8 +27,8 @@ class WrapperCompleter:
     def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None:
         return prices_known(self.inner, request)
 
-    def tools_problem(self, model: str, api_base: str | None) -> str | None:
-        return tools_problem(self.inner, model, api_base)
+    def param_problem(self, model: str, api_base: str | None, param: str) -> str | None:
+        return param_problem(self.inner, model, api_base, param)
 
 
 def prompt_tokens_known(completer: Completer, request: CompletionRequest) -> int | None:
@@ -41,6 +41,7 @@ def prices_known(completer: Completer, request: CompletionRequest) -> tuple[floa
     return completer.unit_prices(request) if isinstance(completer, PricedCompleter) else None
 
 
-def tools_problem(completer: Completer, model: str, api_base: str | None) -> str | None:
-    """Why `model` cannot take tools through `completer` (None: it can, or the completer cannot tell)."""
-    return completer.tools_problem(model, api_base) if isinstance(completer, ToolAwareCompleter) else None
+def param_problem(completer: Completer, model: str, api_base: str | None, param: str) -> str | None:
+    """Why `model` cannot take OpenAI's `param` (tools, logprobs) through `completer` (None: it can,
+    or the completer cannot tell)."""
+    return completer.param_problem(model, api_base, param) if isinstance(completer, ToolAwareCompleter) else None

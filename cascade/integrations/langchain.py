@@ -82,7 +82,11 @@ class CascadeChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         _no_stop(stop)
         async for event in self.cascade.astream(_openai(messages), tag=self.tag, tokens=True, **_output(kwargs)):
-            if isinstance(event, TextDelta):
+            if isinstance(event, TextDelta) and event.reasoning:  # LangChain's place for it (as ChatDeepSeek's)
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(content="", additional_kwargs={"reasoning_content": event.text})
+                )
+            elif isinstance(event, TextDelta):
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=event.text))
                 if run_manager is not None:
                     await run_manager.on_llm_new_token(event.text, chunk=chunk)

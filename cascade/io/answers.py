@@ -7,8 +7,9 @@ and evaluation (what is compared with the gold answer).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import Any
 
 from cascade.config.schema import AnswerConfig
 
@@ -183,3 +184,43 @@ def completion_pattern(config: AnswerConfig) -> str | None:
     if config.format == "regex":
         return config.pattern
     return _COMPLETE.get(config.format)
+
+
+def answer_tokens(tokens: Sequence[str], answer: str, *, last: bool = False) -> range:
+    """The positions of the tokens that spell `answer` in the text they make up (its first occurrence,
+    or with `last` its last: where a reasoning states its conclusion); all of them when the answer is
+    not written there as such (a normalised number, tool calls)."""
+    text = "".join(tokens)
+    start = text.rfind(answer) if last else text.find(answer)
+    if start < 0 or not answer:
+        return range(len(tokens))
+    end, offset, first, stop = start + len(answer), 0, None, len(tokens)
+    for i, token in enumerate(tokens):
+        if first is None and offset + len(token) > start:
+            first = i
+        offset += len(token)
+        if offset >= end:
+            stop = i + 1
+            break
+    return range(first if first is not None else 0, stop)
+
+
+def openai_logprobs(
+    tokens: Sequence[str],
+    logprobs: Sequence[float],
+    top: Sequence[Sequence[tuple[str, float]]] | None,
+    positions: range,
+    alternatives: int,
+) -> list[dict[str, Any]]:
+    """OpenAI's `logprobs.content` entries of the tokens at `positions`, with `alternatives` each."""
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    return [
+        {
+            **entry(tokens[i], logprobs[i]),
+            "top_logprobs": [entry(t, lp) for t, lp in (top[i] if top and i < len(top) else ())][:alternatives],
+        }
+        for i in positions
+    ]

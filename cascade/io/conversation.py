@@ -56,6 +56,11 @@ class Conversation:
         return tuple(m for m in self.messages[self.query_index + 1 :] if m["role"] not in ("system", "developer"))
 
     @property
+    def tool_call_ids(self) -> set[str]:
+        """The ids of the tool calls made earlier in the conversation."""
+        return {str(call.get("id")) for m in self.messages for call in m.get("tool_calls") or () if call.get("id")}
+
+    @property
     def is_single_turn(self) -> bool:
         """Only the query: no system prompt, no history, nothing after it."""
         return len(self.messages) == 1

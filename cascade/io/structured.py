@@ -2,7 +2,9 @@
 
 The request fields are OpenAI's: `response_format` (`{"type": "json_object"}` or `{"type":
 "json_schema", "json_schema": {"name", "schema"}}`), `tools` (function tools with a JSON-schema
-`parameters`) and `tool_choice` (`"none"`, `"auto"`, `"required"` or one named function).
+`parameters`) and `tool_choice` (`"none"`, `"auto"`, `"required"` or one named function); and the
+request's limits on the answer: `max_tokens` (each tier's cap is cut to it), `stop` (sequences added
+to every tier's own) and `logprobs`/`top_logprobs` (the answer's token logprobs, asked of every tier).
 `OutputSpec.of` checks them once, up front (a bad schema is the caller's mistake, a UserError);
 `OutputSpec.read` turns each completion into the tier's answer or says why the completion breaks
 the contract. A broken output is never an answer: the tier escalates, and when no tier gives a
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -23,12 +25,14 @@ from jsonschema.exceptions import SchemaError, best_match
 
 from cascade.errors import UserError
 from cascade.io.schema_refs import check_patterns, check_refs, schema_depth, schema_validator
-from cascade.types import Completion, ToolCall
+from cascade.types import Completion, ToolCall, new_call_id
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 _MAX_SCHEMA_DEPTH = 64  # nested objects and arrays; OpenAI's strict schemas allow far fewer
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class OutputSpec:
     response_format: dict[str, Any] | None = None
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
+    max_tokens: int | None = None  # the caller's cap on the answer's tokens, below each tier's own
+    stop: tuple[str, ...] = ()  # the caller's stop sequences, on top of each tier's own
+    logprobs: int | None = None  # None: not asked; n: the answer's token logprobs with n alternatives each
 
     @classmethod
     def of(
@@ -58,6 +65,11 @@ class OutputSpec:
         response_format: Mapping[str, Any] | None = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
+        *,
+        max_tokens: int | None = None,
+        stop: str | Sequence[str] | None = None,
+        logprobs: bool | None = None,
+        top_logprobs: int | None = None,
     ) -> OutputSpec:
         """A checked spec; raises UserError naming what is wrong with the request's fields."""
         fmt = _check_response_format(response_format)
@@ -66,7 +78,8 @@ class OutputSpec:
         if len(set(names)) != len(names):
             raise UserError(f"tools: function names must be unique, got {names}")
         choice = _check_tool_choice(tool_choice, names)
-        return cls(fmt, checked_tools, choice)
+        limit = _check_max_tokens(max_tokens)
+        return cls(fmt, checked_tools, choice, limit, _check_stop(stop), _check_logprobs(logprobs, top_logprobs))
 
     @cached_property
     def _schema(self) -> Draft202012Validator | None:
@@ -166,6 +179,20 @@ class OutputSpec:
 PLAIN = OutputSpec()
 
 
+def unique_call_ids(calls: Sequence[Mapping[str, Any]], taken: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """`calls` with ids unique in the response and unused in the conversation (`taken`), so a tool
+    result names one call: a missing or repeated id (servers that number calls from 0 on every
+    turn) gets a fresh random one, as OpenAI's are."""
+    seen, unique = set(taken), []
+    for call in calls:
+        call_id = str(call.get("id") or "")
+        if not call_id or call_id in seen:
+            call_id = new_call_id()
+        seen.add(call_id)
+        unique.append({**call, "id": call_id})
+    return unique
+
+
 def find_json(text: str) -> Any:
     """The JSON value in a model's text: the whole text, a fenced ```json block, or the first {...}/[...]."""
     stripped = text.strip()
@@ -263,6 +290,31 @@ def _check_tool_choice(choice: str | Mapping[str, Any] | None, names: list[str])
     if not isinstance(name, str) or name not in names:
         raise UserError(f"tool_choice must be 'none', 'auto', 'required' or one of the tools {names}, got {choice!r}")
     return {"type": "function", "function": {"name": name}}
+
+
+def _check_max_tokens(max_tokens: int | None) -> int | None:
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise UserError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    return max_tokens
+
+
+def _check_stop(stop: str | Sequence[str] | None) -> tuple[str, ...]:
+    sequences = [stop] if isinstance(stop, str) else list(stop or ())
+    if len(sequences) > MAX_STOP_SEQUENCES or not all(isinstance(s, str) and s for s in sequences):
+        raise UserError(f"stop must be a non-empty string or a list of up to {MAX_STOP_SEQUENCES}, got {stop!r:.80}")
+    return tuple(dict.fromkeys(sequences))
+
+
+def _check_logprobs(logprobs: bool | None, top_logprobs: int | None) -> int | None:
+    """How many alternatives per token the caller wants with the answer's logprobs; None: no logprobs."""
+    if top_logprobs is not None:
+        if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int):
+            raise UserError(f"top_logprobs must be an integer, got {top_logprobs!r}")
+        if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
+            raise UserError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {top_logprobs}")
+        if not logprobs:
+            raise UserError("top_logprobs needs logprobs: true")
+    return (top_logprobs or 0) if logprobs else None
 
 
 def _choice_name(choice: str | dict[str, Any] | None) -> str:

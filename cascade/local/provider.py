@@ -40,6 +40,7 @@ from cascade.local.decoding import Generation, OnText
 from cascade.local.engine import DEFAULT_N_CTX, LocalModel, load_model
 from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN, GenerateParams, TokenLogprob
 from cascade.local.structured import constraint_schema, parse_tool_calls
+from cascade.types import new_call_id
 
 PROVIDER = "local"
 
@@ -109,8 +110,8 @@ def tool_calls_of(generation: Generation, optional_params: dict[str, Any]) -> li
         return []
     forced = choice == "required" or isinstance(choice, dict)
     return [
-        ChatCompletionMessageToolCall(id=f"call_{i}", type="function", function=Function(name=name, arguments=args))
-        for i, (name, args) in enumerate(parse_tool_calls(generation.text, forced=forced))
+        ChatCompletionMessageToolCall(id=new_call_id(), type="function", function=Function(name=name, arguments=args))
+        for name, args in parse_tool_calls(generation.text, forced=forced)
     ]
 
 

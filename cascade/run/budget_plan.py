@@ -57,10 +57,13 @@ class Budget:
         allotment: Allotment | None = None,
     ) -> int:
         """Each of the tier's calls' completion cap, so that all of them together fit what is left:
-        the tier's budget for this query (its budget policy's `allotment`) under the pre-router's."""
+        the tier's budget for this query (its budget policy's `allotment`) under the pre-router's,
+        and under the caller's own `max_tokens`."""
         cap = plan.max_tokens.get(tier.config.name, tier.config.max_tokens)
         if allotment is not None:
             cap = min(cap, allotment.max_tokens)
+        if not isinstance(query, str) and query.output.max_tokens is not None:
+            cap = min(cap, query.output.max_tokens)
         ledger = current_ledger()
         if ledger is None:
             return cap

@@ -17,10 +17,10 @@ from cascade.audit.auditor import Auditor, StoreSink
 from cascade.audit.guard import GuardedRouter
 from cascade.budget.metering import MeteredCompleter, run_ledger
 from cascade.completers.retrying import RetryingCompleter
-from cascade.completers.wrapper import tools_problem
+from cascade.completers.wrapper import param_problem
 from cascade.config.schema import CascadeConfig, TierConfig, load_config
 from cascade.config.variants import building, variant_configs, variant_for
-from cascade.errors import ToolsUnsupportedError, UserError
+from cascade.errors import ToolsUnsupportedError, UnsupportedParamError, UserError
 from cascade.io.conversation import Conversation, conversation_of
 from cascade.io.structured import OutputSpec
 from cascade.learning.online import OnlineLearner, learners_of
@@ -44,11 +44,15 @@ Event = TierStart | TextDelta | Attempt | CascadeResult
 
 
 class OutputOptions(TypedDict, total=False):
-    """OpenAI's request fields for the form of the answer (see `cascade.io.structured`)."""
+    """OpenAI's request fields for the form of the answer and its limits (see `cascade.io.structured`)."""
 
     response_format: Mapping[str, Any] | None
     tools: Sequence[Mapping[str, Any]] | None
     tool_choice: str | Mapping[str, Any] | None
+    max_tokens: int | None
+    stop: str | Sequence[str] | None
+    logprobs: bool | None
+    top_logprobs: int | None
 
 
 class Cascade:
@@ -257,8 +261,9 @@ class Cascade:
         With `tokens=True` the stream also says which tier is tried (`TierStart`) and carries the
         answer's text (`TextDelta`): the last tier's as it is written (its answer is final, so
         nothing shown is taken back), any other tier's whole once it is accepted. JSON and tool
-        calls are never live: they are checked whole first. Live text is the model's text; the
-        result's `answer` is what the tier's answer format reads from it (the same for `text`).
+        calls are never live: they are checked whole first. The answer deltas add up to the
+        result's `answer`; a live tier whose answer format reads the answer out of its text
+        (`final`, `first_line`, ...) streams that text as `reasoning` deltas, then the answer whole.
         `run_id` names the run before it ends (a server's stream carries it from its first chunk).
         """
         arm = self.arm(tag=tag, user=user, key=key)
@@ -301,7 +306,7 @@ class Cascade:
                 if isinstance(chunk, Attempt):
                     span.attempt(chunk, count)
                     count += 1
-                elif isinstance(chunk, TextDelta):
+                elif isinstance(chunk, TextDelta) and not chunk.reasoning:
                     streamed.add(chunk.tier)
                 yield cast(Event, chunk)
         if self._durable is not None:
@@ -338,21 +343,32 @@ class Cascade:
         ToolsUnsupportedError when tools are asked of a tier whose provider cannot take them."""
         if isinstance(query, Conversation):
             return query
-        spec = OutputSpec.of(output.get("response_format"), output.get("tools"), output.get("tool_choice"))
+        spec = OutputSpec.of(
+            output.get("response_format"),
+            output.get("tools"),
+            output.get("tool_choice"),
+            max_tokens=output.get("max_tokens"),
+            stop=output.get("stop"),
+            logprobs=output.get("logprobs"),
+            top_logprobs=output.get("top_logprobs"),
+        )
         chat = conversation_of(query, spec)
         if spec.may_call_tools:
-            self._check_tools()
+            self._check_param("tools", ToolsUnsupportedError)
+        if spec.logprobs is not None:
+            self._check_param("logprobs", lambda why: UnsupportedParamError(why, param="logprobs"))
         return chat
 
-    def _check_tools(self) -> None:
+    def _check_param(self, param: str, error: Callable[[str], UnsupportedParamError]) -> None:
+        """Refuse up front what a tier's provider would silently drop (litellm's table says which)."""
         problems = [
             f"tier {tier.name!r}: {problem}"
             for tier in self.config.tiers
             for spec in tier.member_specs()
-            if (problem := tools_problem(self.completer, spec.model, spec.resolved_api_base()))
+            if (problem := param_problem(self.completer, spec.model, spec.resolved_api_base(), param))
         ]
         if problems:
-            raise ToolsUnsupportedError("this cascade cannot call tools: " + "; ".join(problems))
+            raise error(f"this cascade cannot take {param}: " + "; ".join(problems))
 
     async def abatch(self, queries: Iterable[Query | Conversation], *, concurrency: int = 4) -> list[CascadeResult]:
         """Answer many queries (or conversations), at most `concurrency` at a time, results in input order."""

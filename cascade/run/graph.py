@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import operator
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -173,7 +174,9 @@ class CascadeGraph:
 
         When the run streams tokens, the custom stream first says which tier is tried (`TierStart`),
         and the last tier's text goes out as it is written (`TextDelta`): its answer is final
-        whatever it says, as there is nothing left to escalate to.
+        whatever it says, as there is nothing left to escalate to. It is the answer itself when the
+        tier's answer format is `text` (as the answer reads it: stripped), else the text the answer
+        will be read from (`reasoning`), and the answer follows whole.
         """
         index, chat = state.get("next_tier", 0), _chat(state)
         tier, started = self.tiers[index], time.perf_counter()
@@ -185,7 +188,7 @@ class CascadeGraph:
             live = index == len(self.tiers) - 1 and tier.streams_live(chat)
             writer(TierStart(tier.config.name, index, ", ".join(s.model for s in tier.specs), live))
             if live:
-                on_text = lambda text: writer(TextDelta(tier.config.name, text, True))  # noqa: E731
+                on_text = live_text(tier.config.name, writer, answer=tier.config.answer.format == "text")
         completion, failed = None, None
         over_budget = self.budget.blocks(tier, chat, attempts, plan) or ""
         try:
@@ -240,8 +243,8 @@ class CascadeGraph:
                 history=chat.history,
             )
             decision = self.router.decide(context)
-            tool_calls = tier.tool_calls_of(samples, answer, chat)
-            record = tier.attempt(samples, verdict, answer, decision, turn_started, tool_calls)
+            details = tier.answer_details(samples, answer, chat)
+            record = tier.attempt(samples, verdict, answer, decision, turn_started, details)
             usage = Usage.of(samples[1:]) + verdict.usage
         if first is not None and draft.allotment is not None and (tier.budget_policy or _truncated(first)):
             trace = BudgetTrace.of(draft.allotment, draft.max_tokens, _truncated(first))
@@ -299,6 +302,30 @@ class CascadeGraph:
 
 def _truncated(completion: Completion) -> bool:
     return completion.finish_reason == "length"
+
+
+def live_text(tier: str, writer: StreamWriter, *, answer: bool) -> Callable[[str], None]:
+    """What a live tier's pieces of text become: reasoning deltas, or with `answer` (a `text`-format
+    tier, whose answer is its text stripped) answer deltas that add up to exactly that answer."""
+    if answer:
+        return _AnswerPieces(tier, writer)
+    return lambda piece: writer(TextDelta(tier, piece, True, reasoning=True))
+
+
+class _AnswerPieces:
+    """Leading whitespace dropped, trailing whitespace held until more text follows it."""
+
+    def __init__(self, tier: str, writer: StreamWriter) -> None:
+        self.tier, self.writer = tier, writer
+        self.held, self.started = "", False
+
+    def __call__(self, piece: str) -> None:
+        text = self.held + piece if self.started else piece.lstrip()
+        body = text.rstrip()
+        self.held = text[len(body) :]
+        if body:
+            self.started = True
+            self.writer(TextDelta(self.tier, body, True))
 
 
 def with_state_types(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any]:

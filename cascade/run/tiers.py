@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from cascade.config.schema import ModelSpec, TierConfig
 from cascade.errors import BudgetExceededError, EnsembleFailedError, ProviderError
-from cascade.io.answers import completion_pattern, extractor
+from cascade.io.answers import answer_tokens, completion_pattern, extractor, openai_logprobs
 from cascade.io.conversation import Conversation, conversation_of
-from cascade.io.structured import Reading
+from cascade.io.structured import Reading, unique_call_ids
 from cascade.local.catalog import default_prices
 from cascade.protocols import BudgetContext, BudgetPolicy, Completer, Verifier, VerifyContext
 from cascade.run.ensemble import generate as generate_ensemble
@@ -110,19 +111,22 @@ class TierRuntime:
 
         A structured request (JSON, tools) drops the tier's stop sequences and answer-format early
         stop: they are made for short text answers and would cut a JSON object or a tool call short.
+        The caller's own stop sequences and logprobs apply to every call.
         """
         tier, output = self.config, chat.output
         given = spec.prices
         prices = (given.input_per_token, given.output_per_token) if given else default_prices(spec.model)
         sentence, knobs = (allotment.sentence, allotment.extra) if allotment is not None else (None, {})
+        stop = () if output.structured else tuple(tier.stop)
+        logprobs = tier.logprobs or output.logprobs is not None
         return CompletionRequest(
             model=spec.model,
             messages=build_messages(tier, chat, sentence),
             max_tokens=max_tokens,
             temperature=tier.temperature if index == 0 else tier.sample_temperature,
-            stop=() if output.structured else tuple(tier.stop),
+            stop=tuple(dict.fromkeys([*stop, *output.stop])),
             seed=sample_seed(tier.seed, chat.query, index),
-            logprobs=tier.logprobs,
+            logprobs=logprobs,
             timeout_s=tier.timeout_s,
             api_base=spec.resolved_api_base(),
             api_key=spec.resolved_api_key(),
@@ -133,7 +137,7 @@ class TierRuntime:
             response_format=output.response_format,
             tools=output.tools if output.may_call_tools else (),
             tool_choice=output.tool_choice if output.may_call_tools else None,
-            top_logprobs=tier.top_logprobs if tier.logprobs else 0,
+            top_logprobs=max(tier.top_logprobs if tier.logprobs else 0, output.logprobs or 0),
             early_exit=tier.early_exit,
         )
 
@@ -162,8 +166,9 @@ class TierRuntime:
 
     def streams_live(self, chat: Conversation) -> bool:
         """Whether this tier's text can be streamed as written when its answer is final: one model
-        (an ensemble's answer is a vote), answering in text (JSON and tool calls are checked whole first)."""
-        return not self.config.is_ensemble and not chat.output.structured
+        (an ensemble's answer is a vote), answering in text (JSON and tool calls are checked whole
+        first), without logprobs (they come with the whole answer)."""
+        return not self.config.is_ensemble and not chat.output.structured and chat.output.logprobs is None
 
     def read(self, completion: Completion, chat: Conversation) -> Reading:
         """The completion's answer under the caller's output contract (the tier's format for text)."""
@@ -216,15 +221,27 @@ class TierRuntime:
         verdict = await self.verifier.verify(ctx)
         return samples, verdict, verdict.answer if verdict.answer is not None else answers[0]
 
-    def tool_calls_of(self, samples: list[Completion], answer: str | None, chat: Conversation) -> list[Message] | None:
-        """The tool calls behind `answer` (the first sample whose calls read as it), with the provider's ids."""
-        if answer is None or not chat.output.may_call_tools:
-            return None
-        for sample in samples:
+    def answer_details(self, samples: list[Completion], answer: str | None, chat: Conversation) -> dict[str, Any]:
+        """What an attempt records of the sample behind `answer` (the first whose reading it is): its
+        tool calls (ids unique in the conversation), why the model stopped, and the answer's token logprobs
+        when the caller asked for them."""
+        for sample in samples if answer is not None else ():
             reading = self.read(sample, chat)
-            if reading.tool_calls and reading.answer == answer:
-                return reading.tool_calls
-        return None
+            if reading.answer != answer:
+                continue
+            details: dict[str, Any] = {"finish_reason": sample.finish_reason}
+            if chat.output.may_call_tools and reading.tool_calls:
+                details["tool_calls"] = unique_call_ids(reading.tool_calls, chat.tool_call_ids)
+            wanted = chat.output.logprobs
+            if wanted is not None and sample.tokens is not None and sample.token_logprobs is not None:
+                last = self.config.answer.format == "final"
+                spelled = "" if reading.tool_calls else reading.answer or ""  # tool calls: every token
+                positions = answer_tokens(sample.tokens, spelled, last=last)
+                details["logprobs"] = openai_logprobs(
+                    sample.tokens, sample.token_logprobs, sample.top_logprobs, positions, wanted
+                )
+            return details
+        return {}
 
     def attempt(
         self,
@@ -233,8 +250,9 @@ class TierRuntime:
         answer: str | None,
         decision: Decision,
         started: float,
-        tool_calls: list[Message] | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Attempt:
+        """The attempt's record; `details` (`answer_details`) are those of the sample behind the answer."""
         usage = Usage.of(samples) + verdict.usage
         first = samples[0]
         return Attempt(
@@ -253,10 +271,10 @@ class TierRuntime:
             samples=len(samples),
             samples_saved=verdict.samples_saved or 0,
             verifier_details=verdict.details,
-            tool_calls=tool_calls,
             members=member_results(first.members) if isinstance(first, EnsembleCompletion) else [],
             early_exit=EarlyExitTrace.of(samples[0], self.config.max_tokens) if self.config.early_exit else None,
             verifier=self.verifier_type,
+            **(details or {}),
         )
 
     def invalid_attempt(self, first: Completion, why: str, chat: Conversation, started: float) -> Attempt:

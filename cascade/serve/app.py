@@ -30,7 +30,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from cascade.budget.metering import Account, charge_to
-from cascade.errors import ToolsUnsupportedError, UserError
+from cascade.errors import UnsupportedParamError, UserError
 from cascade.io.conversation import Conversation
 from cascade.run.engine import Cascade, Event
 from cascade.serve.api_errors import CLIENT_CLOSED, ApiError, install_handlers
@@ -43,7 +43,7 @@ from cascade.serve.key_budgets import KeyAccounts, quota_error, refused_by, rele
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs, silent_keys
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
-from cascade.serve.responses import cascade_info, completion, failure_message, headers
+from cascade.serve.responses import ReplyForm, cascade_info, completion, failure_message, headers
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
 from cascade.serve.streaming import SseStream
@@ -182,7 +182,7 @@ class Server:
         chat = await asyncio.to_thread(conversation_of, cascade, body)  # schema checks: milliseconds each
         account = self.key_accounts.account(ident)
         if body.stream:
-            sse = SseStream(body.model, include_usage=body.include_usage)
+            sse = SseStream(body.model, include_usage=body.include_usage, form=reply_form(body))
             events = self._stream(request, cascade, chat, body, ident, account, sse)
             admitted = await anext(events)  # refusals (a full queue, a key that cannot pay) stay statuses
             run_header = {"x-cascade-run-id": sse.run_id}
@@ -192,7 +192,7 @@ class Server:
         why = refused_by(account, result)
         if why is not None:
             raise quota_error(why)
-        return respond(result, body.model)
+        return respond(result, body.model, reply_form(body))
 
     async def _stream(
         self,
@@ -331,25 +331,40 @@ def parse_request(raw: bytes) -> ChatCompletionRequest:
 
 
 def conversation_of(cascade: Cascade, body: ChatCompletionRequest) -> Conversation:
-    """The request's conversation and output contract, checked; a 400 naming the problem if not."""
+    """The request's conversation, output contract and limits, checked; a 400 naming the problem if not."""
     try:
-        return cascade.conversation(
-            body.conversation(), response_format=body.response_format, tools=body.tools, tool_choice=body.tool_choice
-        )
-    except ToolsUnsupportedError as exc:
-        raise ApiError(400, str(exc), code="tools_unsupported", param="tools") from None
-    except UserError as exc:
-        param = next((p for p in ("response_format", "tool_choice", "tools") if str(exc).startswith(p)), "messages")
+        return cascade.conversation(body.conversation(), **body.output_options())
+    except UnsupportedParamError as exc:
+        raise ApiError(400, str(exc), code=f"{exc.param}_unsupported", param=exc.param) from None
+    except (UserError, ValueError) as exc:
+        param = next((p for p in _PARAMS if str(exc).startswith(p)), "messages")
         raise ApiError(400, str(exc), param=param) from None
 
 
-def respond(result: CascadeResult, model: str) -> Response:
+_PARAMS = (
+    "response_format",
+    "tool_choice",
+    "tools",
+    "max_tokens",
+    "stop",
+    "top_logprobs",
+    "functions",
+    "function_call",
+)
+"""Request fields a refusal's message may start with (OpenAI's `param`); anything else is in the messages."""
+
+
+def reply_form(body: ChatCompletionRequest) -> ReplyForm:
+    return ReplyForm(legacy_functions=body.legacy_functions, logprobs=body.logprobs)
+
+
+def respond(result: CascadeResult, model: str, form: ReplyForm) -> Response:
     """200 with the answer, or 502 naming why no tier answered."""
     extra = headers(result)
     if result.error is not None:
         code = "invalid_output" if any(a.invalid for a in result.attempts) else "no_tier_answered"
         raise ApiError(502, failure_message(result), code=code, headers=extra, cascade=cascade_info(result))
-    return Response(completion(result, model).model_dump_json(), media_type=JSON, headers=extra)
+    return Response(completion(result, model, form).model_dump_json(), media_type=JSON, headers=extra)
 
 
 DONE = object()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from cascade.serve.schemas import (
     AssistantMessage,
@@ -10,10 +12,43 @@ from cascade.serve.schemas import (
     CascadeInfo,
     ChatCompletion,
     Choice,
+    ChoiceLogprobs,
     MemberInfo,
     Usage,
 )
-from cascade.types import CascadeResult
+from cascade.types import CascadeResult, answering_attempt
+
+
+@dataclass(frozen=True)
+class ReplyForm:
+    """How the request wants the answer written: legacy `function_call`s, token logprobs."""
+
+    legacy_functions: bool = False
+    logprobs: bool = False
+
+    def finish_reason(self, result: CascadeResult) -> str:
+        """`tool_calls` (`function_call`), `length` when the answering model was cut at its token cap, else `stop`."""
+        if result.tool_calls:
+            return "function_call" if self.legacy_functions else "tool_calls"
+        answered = answering_attempt(result.attempts)
+        return "length" if answered is not None and answered.finish_reason == "length" else "stop"
+
+    def calls(self, result: CascadeResult) -> dict[str, Any]:
+        """The answer's calls as the message fields that carry them (a legacy request gets the first)."""
+        if not result.tool_calls:
+            return {}
+        if self.legacy_functions:
+            return {"function_call": dict(result.tool_calls[0]["function"])}
+        return {"tool_calls": result.tool_calls}
+
+    def logprobs_of(self, result: CascadeResult) -> ChoiceLogprobs | None:
+        if not self.logprobs:
+            return None
+        answered = answering_attempt(result.attempts)
+        return ChoiceLogprobs(content=answered.logprobs if answered is not None else None)
+
+
+PLAIN_REPLY = ReplyForm()
 
 
 def usage_of(result: CascadeResult) -> Usage:
@@ -72,14 +107,14 @@ def failure_message(result: CascadeResult) -> str:
     return f"no tier answered: {result.error}{stop}" + (f"; {causes}" if causes else "")
 
 
-def completion(result: CascadeResult, model: str) -> ChatCompletion:
+def completion(result: CascadeResult, model: str, form: ReplyForm = PLAIN_REPLY) -> ChatCompletion:
     """The answer as a `chat.completion`: text, or the tool calls (content null, finish `tool_calls`)."""
-    if result.tool_calls:
-        choice = Choice(
-            message=AssistantMessage(content=None, tool_calls=result.tool_calls), finish_reason="tool_calls"
-        )
-    else:
-        choice = Choice(message=AssistantMessage(content=result.answer or ""))
+    content = None if result.tool_calls else result.answer or ""
+    choice = Choice(
+        message=AssistantMessage(content=content, **form.calls(result)),
+        finish_reason=form.finish_reason(result),
+        logprobs=form.logprobs_of(result),
+    )
     return ChatCompletion(
         id=f"chatcmpl-{result.run_id}",
         created=int(time.time()),

@@ -3,9 +3,11 @@
 A request carries a conversation (system, user, assistant and tool messages); the cascade answers
 its last user turn in the context of the rest, each tier wrapping it in its own prompt (see
 `cascade.io.conversation` for how the two compose). `response_format` (JSON object or JSON schema),
-`tools` and `tool_choice` are honoured and every answer is checked against them. `temperature` is
-accepted and checked but the tiers' configured temperatures apply; `max_tokens` is checked against
-the server's limit, and each tier's own `max_tokens` bounds its generation.
+`tools` and `tool_choice` are honoured and every answer is checked against them; so are the legacy
+`functions` and `function_call` (answered as a `function_call`). `max_tokens` (or
+`max_completion_tokens`) cuts every tier's own cap, `stop` adds to every tier's stop sequences, and
+`logprobs`/`top_logprobs` return the answer's token logprobs (a 400 if a tier's provider has none).
+`temperature` is accepted and checked but the tiers' configured temperatures apply.
 
 Responses are standard `chat.completion` objects plus a top-level `cascade` field (run id, the
 tier that answered, every attempt); clients that do not know it ignore it.
@@ -33,6 +35,7 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+    function_call: dict[str, Any] | None = None  # legacy: an assistant's call of `functions`
 
 
 def _null_is_default(data: Any) -> Any:
@@ -70,6 +73,11 @@ class ChatCompletionRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_TOOLS)
     tool_choice: str | dict[str, Any] | None = None
+    stop: str | list[str] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    functions: list[dict[str, Any]] | None = None  # legacy form of `tools`
+    function_call: str | dict[str, Any] | None = None  # legacy form of `tool_choice`
 
     @model_validator(mode="before")
     @classmethod
@@ -106,8 +114,34 @@ class ChatCompletionRequest(BaseModel):
         return (self.metadata or {}).get("tag")
 
     def conversation(self) -> list[dict[str, Any]]:
-        """The messages as plain dicts, for `Cascade.conversation` to check."""
-        return [m.model_dump(exclude_none=True) for m in self.messages]
+        """The messages as plain dicts, for `Cascade.conversation` to check (legacy function calls
+        and results as tool calls and tool messages)."""
+        return tool_messages([m.model_dump(exclude_none=True) for m in self.messages])
+
+    @property
+    def legacy_functions(self) -> bool:
+        """Whether the request uses `functions` (so the answer is a `function_call`)."""
+        return self.functions is not None
+
+    def output_options(self) -> dict[str, Any]:
+        """The request's output contract and limits, as `Cascade.conversation` takes them."""
+        tools, choice = self.tools, self.tool_choice
+        if self.functions is not None:
+            if tools is not None:
+                raise ValueError("functions: send either tools or the legacy functions, not both")
+            tools = [{"type": "function", "function": f} for f in self.functions]
+            choice = _tool_choice_of(self.function_call)
+        elif self.function_call is not None:
+            raise ValueError("function_call: needs functions")
+        return {
+            "response_format": self.response_format,
+            "tools": tools,
+            "tool_choice": choice,
+            "max_tokens": self.requested_tokens,
+            "stop": self.stop,
+            "logprobs": self.logprobs,
+            "top_logprobs": self.top_logprobs,
+        }
 
     def prompt_text(self) -> str:
         """Everything the request puts before a model: the messages' text and tool calls, and the
@@ -123,6 +157,29 @@ class ChatCompletionRequest(BaseModel):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def _tool_choice_of(function_call: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    """Legacy `function_call` ("none", "auto" or {"name": ...}) as a `tool_choice`."""
+    if isinstance(function_call, dict):
+        return {"type": "function", "function": {"name": function_call.get("name")}}
+    return function_call
+
+
+def tool_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Legacy function turns as tool turns: an assistant's `function_call` becomes a tool call with
+    an id, and the `function` message after it the `tool` message answering that id."""
+    converted, pending = [], ""
+    for index, message in enumerate(messages):
+        call = message.pop("function_call", None)
+        if message.get("role") == "assistant" and isinstance(call, dict):
+            pending = f"call_legacy_{index}"
+            function = {"name": call.get("name"), "arguments": call.get("arguments") or "{}"}
+            message = {**message, "tool_calls": [{"id": pending, "type": "function", "function": function}]}
+        elif message.get("role") == "function":
+            message = {"role": "tool", "tool_call_id": pending, "content": message.get("content")}
+        converted.append(message)
+    return converted
 
 
 class Usage(BaseModel):
@@ -166,18 +223,25 @@ class CascadeInfo(BaseModel):
 
 
 class AssistantMessage(BaseModel):
-    """`content` is null when the answer is tool calls; `tool_calls` is left out when there are none."""
+    """`content` is null when the answer is tool calls; `tool_calls` (or the legacy `function_call`)
+    is left out when there are none."""
 
     role: Literal["assistant"] = "assistant"
     content: str | None
     tool_calls: list[dict[str, Any]] | None = Field(default=None, exclude_if=lambda calls: calls is None)
+    function_call: dict[str, Any] | None = Field(default=None, exclude_if=lambda call: call is None)
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[dict[str, Any]] | None
+    refusal: None = None
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: str = "stop"
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -193,13 +257,16 @@ class ChatCompletion(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    reasoning_content: str | None = None  # the text the answer is read from (DeepSeek's, vLLM's, llama.cpp's field)
     tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, Any] | None = None
 
 
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
     finish_reason: str | None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):

@@ -2,12 +2,18 @@
 
 The policy (`Cascade.astream(tokens=True)`): the last tier's text streams as the model writes it,
 since nothing can take it back; a tier that may still escalate is not shown until it is accepted,
-so a client never sees text that is not the answer. What the stream carries:
+so a client never sees text that is not the answer. The content is the same streamed or not: where
+the tier's answer format reads the answer out of the model's text (a reasoning, a first line), the
+text streams as `reasoning_content`, the convention of DeepSeek, vLLM and llama.cpp that chat UIs
+show as the model's thinking and other clients skip. What the stream carries:
 
     : cascade tier=small model=fake/small live=false          SSE comments, which OpenAI clients
     : cascade tier=small decision=escalate confidence=0.22    skip: which tier is tried, and how
     : cascade tier=large model=fake/large live=true           its turn ended
     data: {"object": "chat.completion.chunk", ... "delta": {"content": "Par"}}    the answer's text
+    data: {... "delta": {"reasoning_content": "Tom has"}}     or, when the tier's answer format reads
+    data: {... "delta": {"content": "39"}}                    the answer out of its text, that text,
+                                                              then the answer whole
     data: {... "finish_reason": "stop", "cascade": {...}}     run id, tiers, decisions
     data: {... "usage": {...}}                                with stream_options.include_usage
     data: [DONE]
@@ -18,10 +24,11 @@ in the stream as OpenAI does, `data: {"error": {...}}` (the openai client raises
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
-from cascade.serve.responses import cascade_info, failure_message, usage_of
+from cascade.serve.responses import PLAIN_REPLY, ReplyForm, cascade_info, failure_message, usage_of
 from cascade.serve.schemas import (
     CascadeInfo,
     ChatCompletionChunk,
@@ -37,13 +44,16 @@ from cascade.types import Attempt, CascadeResult, TextDelta, TierStart
 class SseStream:
     """Formats one response's events; every chunk shares the stream's id."""
 
-    def __init__(self, model: str, *, include_usage: bool) -> None:
+    def __init__(self, model: str, *, include_usage: bool, form: ReplyForm = PLAIN_REPLY) -> None:
         self.run_id = uuid.uuid4().hex  # the run's, as a plain response's id is chatcmpl-<run id>
         self.id = f"chatcmpl-{self.run_id}"
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self.form = form
         self.text_from: str | None = None  # the tier whose text has been sent
+        self.held = ""  # with logprobs, the answer is sent whole at the end, with them
+        self.opened = False
 
     @staticmethod
     def comment(text: str) -> str:
@@ -55,35 +65,58 @@ class SseStream:
         if isinstance(event, Attempt):
             confidence = f" confidence={event.confidence:.3f}" if event.confidence is not None else ""
             return [self.comment(f"cascade tier={event.tier} decision={event.decision}{confidence}")]
+        if event.reasoning:
+            return [*self.opening(), self.chunk([ChunkChoice(delta=Delta(reasoning_content=event.text))])]
         if self.text_from is not None and self.text_from != event.tier:
             # the live tier failed after part of its text; another tier's answer cannot be appended to it
             return [self.error(f"tier '{self.text_from}' failed while streaming its answer", "stream_broken")]
-        chunks = [] if self.text_from is not None else [self.chunk([ChunkChoice(delta=Delta(role="assistant"))])]
+        chunks = self.opening()
         self.text_from = event.tier
+        if self.form.logprobs:
+            self.held += event.text
+            return chunks
         return [*chunks, self.chunk([ChunkChoice(delta=Delta(content=event.text))])]
+
+    def opening(self) -> list[str]:
+        """The first chunk (the role, content null) if it has not been sent."""
+        if self.opened:
+            return []
+        self.opened = True
+        return [self.chunk([ChunkChoice(delta=Delta(role="assistant"))])]
 
     def end(self, result: CascadeResult) -> list[str]:
         """The closing chunks: tool calls, the finish reason with the cascade's account, usage, [DONE]."""
         if result.error is not None:
             code = "invalid_output" if any(a.invalid for a in result.attempts) else "no_tier_answered"
             return [self.error(failure_message(result), code, cascade_info(result)), "data: [DONE]\n\n"]
-        out = []
-        if self.text_from is None:
-            out.append(self.chunk([ChunkChoice(delta=Delta(role="assistant", content=""))]))
-        if result.tool_calls:
-            calls = [{"index": i, **call} for i, call in enumerate(result.tool_calls)]
-            out.append(self.chunk([ChunkChoice(delta=Delta(tool_calls=calls))]))
-        finish = "tool_calls" if result.tool_calls else "stop"
+        out = self.opening()
+        if self.held or (self.form.logprobs and not result.tool_calls):
+            logprobs = self.form.logprobs_of(result)
+            out.append(self.chunk([ChunkChoice(delta=Delta(content=self.held), logprobs=logprobs)]))
+        calls = self.form.calls(result)
+        if "tool_calls" in calls:
+            calls["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls["tool_calls"])]
+        if calls:
+            out.append(self.chunk([ChunkChoice(delta=Delta(**calls))]))
+        finish = self.form.finish_reason(result)
         out.append(self.chunk([ChunkChoice(delta=Delta(), finish_reason=finish)], info=cascade_info(result)))
         if self.include_usage:
             out.append(self.chunk([], usage=usage_of(result)))
         return [*out, "data: [DONE]\n\n"]
 
     def chunk(self, choices: list[ChunkChoice], usage: Usage | None = None, info: CascadeInfo | None = None) -> str:
+        """One chunk as OpenAI writes it: `finish_reason` and `logprobs` always there (null until
+        known), the delta with only what it carries (the first one's `content` is null)."""
         body = ChatCompletionChunk(
             id=self.id, created=self.created, model=self.model, choices=choices, usage=usage, cascade=info
-        )
-        return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
+        ).model_dump(mode="json", exclude_none=True)
+        for raw, choice in zip(body["choices"], choices, strict=True):
+            raw["delta"] = choice.delta.model_dump(mode="json", exclude_none=True)
+            if choice.delta.role is not None:
+                raw["delta"].setdefault("content", None)
+            raw["finish_reason"] = choice.finish_reason
+            raw["logprobs"] = choice.logprobs.model_dump(mode="json") if choice.logprobs else None
+        return f"data: {json.dumps(body, separators=(',', ':'), ensure_ascii=False)}\n\n"
 
     @staticmethod
     def error(message: str, code: str, info: CascadeInfo | None = None) -> str:

@@ -52,7 +52,7 @@ def test_stream_yields_the_last_tiers_words_as_written() -> None:
         return [chunk async for chunk in model.astream("Capital of France?")]
 
     chunks = asyncio.run(collect())
-    assert [c.content for c in chunks if c.content] == ["It ", "is ", "Paris."]
+    assert [c.content for c in chunks if c.content] == ["It", " is", " Paris."]  # they add up to the answer
     assert chunks[-1].usage_metadata is not None and chunks[-1].response_metadata["cascade"]["final_tier"] == "large"
     assert "".join(str(c.content) for c in model.stream("Capital of France?")) == "It is Paris."
 

@@ -163,8 +163,8 @@ def test_a_named_tool_choice_must_be_that_tool() -> None:
 
 
 class NoTools(FakeCompleter):
-    def tools_problem(self, model: str, api_base: str | None) -> str | None:
-        return f"{model!r} does not take tools" if model == "fake/small" else None
+    def param_problem(self, model: str, api_base: str | None, param: str) -> str | None:
+        return f"{model!r} does not take {param}" if model == "fake/small" else None
 
 
 def test_tools_on_a_provider_that_cannot_take_them_are_refused_before_any_call() -> None:

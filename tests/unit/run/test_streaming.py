@@ -45,9 +45,37 @@ def test_the_last_tier_streams_its_text_as_written_after_the_tiers_before_it() -
     assert items[0] == TierStart("small", 0, "fake/small", live=False)
     assert items[2] == TierStart("large", 1, "fake/large", live=True)
     deltas = [e for e in items if isinstance(e, TextDelta)]
-    assert [d.text for d in deltas] == ["It ", "is ", "Paris."] and all(d.live and d.tier == "large" for d in deltas)
+    assert [d.text for d in deltas] == ["It", " is", " Paris."] and all(d.live and d.tier == "large" for d in deltas)
     result = items[-1]
-    assert isinstance(result, CascadeResult) and result.answer == "It is Paris."
+    assert isinstance(result, CascadeResult) and result.answer == "It is Paris." == "".join(d.text for d in deltas)
+
+
+@pytest.mark.parametrize("written", [" Paris ", "\n  It is\n Paris.  \n", "Paris"])
+def test_a_text_answer_streams_exactly_as_the_result_reads_it(written: str) -> None:
+    """The answer's whitespace at either end is not the answer's: it never reaches the stream."""
+    items = events(cascade_of(FakeReply("Lyon", logprobs=[-2.0]), FakeReply(written, logprobs=[-0.01])))
+    result = items[-1]
+    assert isinstance(result, CascadeResult) and result.answer == written.strip()
+    assert "".join(e.text for e in items if isinstance(e, TextDelta)) == result.answer
+
+
+def test_a_tier_whose_format_reads_the_answer_streams_its_text_as_reasoning_then_the_answer() -> None:
+    """The reasoning tier of local.yaml: what it writes is not its answer, the last line is."""
+    tiers = [TIERS[0], {**TIERS[1], "answer": {"format": "final"}}]
+    fake = FakeCompleter(
+        {
+            "fake/small": FakeReply("36", logprobs=[-2.0]),
+            "fake/large": "3 boxes of 12 is 36, plus 3.\nThe answer is 39.",
+        }
+    )
+    cascade = Cascade(CascadeConfig.from_dict({"tiers": tiers}), completer=fake)
+    items = events(cascade, "Tom has 3 boxes with 12 apples each and 3 more. How many?")
+    deltas = [e for e in items if isinstance(e, TextDelta)]
+    assert "".join(d.text for d in deltas if d.reasoning) == "3 boxes of 12 is 36, plus 3.\nThe answer is 39."
+    assert [d for d in deltas if not d.reasoning] == [TextDelta("large", "39", live=False)]
+    result = items[-1]
+    assert isinstance(result, CascadeResult) and result.answer == "39"
+    assert asyncio.run(cascade.arun("Tom has 3 boxes with 12 apples each and 3 more. How many?")).answer == "39"
 
 
 def test_an_earlier_tier_is_sent_whole_once_accepted_and_never_while_it_may_escalate() -> None:

@@ -175,15 +175,18 @@ def test_required_tool_choice_without_a_tool_call_is_a_clear_error(client: opena
 
 
 def test_the_last_tiers_words_arrive_while_it_is_still_writing(client: openai.OpenAI) -> None:
-    """The large tier writes 6 words over 1.2 s; the client reads each as it is written."""
+    """The large tier writes 6 words over 1.2 s; the client reads each as it is written (as
+    `reasoning_content`: the tier's `first_line` format reads the answer out of them), then the answer."""
     started = time.perf_counter()
-    arrivals = []
+    arrivals, content = [], ""
     for chunk in client.chat.completions.create(
         model="slow", messages=[{"role": "user", "content": "Capital?"}], stream=True
     ):
-        if chunk.choices and chunk.choices[0].delta.content:
-            arrivals.append((time.perf_counter() - started, chunk.choices[0].delta.content))
-    assert "".join(text for _, text in arrivals) == "The capital of France is Paris"
+        delta = chunk.choices[0].delta if chunk.choices else None
+        if delta is not None and (delta.model_extra or {}).get("reasoning_content"):
+            arrivals.append((time.perf_counter() - started, (delta.model_extra or {})["reasoning_content"]))
+        content += (delta.content or "") if delta is not None else ""
+    assert "".join(text for _, text in arrivals) == "The capital of France is Paris" == content
     assert len(arrivals) == 6 and arrivals[-1][0] - arrivals[0][0] > 0.6, arrivals
 
 
