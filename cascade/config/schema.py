@@ -268,6 +268,10 @@ class CascadeConfig(Strict):
     completer: PluginSpec = Field(default_factory=lambda: PluginSpec(type="litellm"))  # or `fake` (offline)
     audit: AuditConfig | None = None  # live audits against the last tier, the promise and its guard (cascade.audit)
     experiment: ExperimentConfig | None = None  # an A/B test of variants of this config (cascade.config.variants)
+    # When no tier accepts its answer: `answer` returns the best one marked not accepted
+    # (`result.accepted`, over HTTP `x-cascade-accepted` and `cascade.accepted`); `error` makes
+    # `cascade serve` answer 422 (`not_accepted`, the best answer in the error's `cascade`).
+    on_reject: Literal["answer", "error"] = "answer"
 
     _source: str | None = PrivateAttr(default=None)
     _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)

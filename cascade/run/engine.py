@@ -111,7 +111,8 @@ class Cascade:
             self.budget = Budget(config.budget, self.meter)
             self.auditor = _auditor(config, tiers, variant, learning_store)
             decider = GuardedRouter(self.router, self.auditor.monitor) if self.auditor else self.router
-            self.graph = CascadeGraph(tiers, decider, self.pre_router, self.budget)
+            live = config.on_reject == "answer"
+            self.graph = CascadeGraph(tiers, decider, self.pre_router, self.budget, last_tier_live=live)
         # Approvals pause a run, which LangGraph can only do with a checkpointer: one in memory
         # unless the caller brings their own (SQLite, Postgres) to survive a restart.
         self._own_saver = checkpointer is None and self.graph.needs_approval

@@ -100,12 +100,23 @@ class CascadeState(TypedDict, total=False):
 class CascadeGraph:
     """Builds the workflow of one configured cascade; `compiled` runs it without a checkpointer."""
 
-    def __init__(self, tiers: list[TierRuntime], router: Router, pre_router: PreRouter | None, budget: Budget):
+    def __init__(
+        self,
+        tiers: list[TierRuntime],
+        router: Router,
+        pre_router: PreRouter | None,
+        budget: Budget,
+        *,
+        last_tier_live: bool = True,
+    ):
+        """`last_tier_live=False` (a config with `on_reject: error`) streams no tier as it writes: the
+        last tier's answer too may be refused."""
         self.tiers = tiers
         self.names = [t.config.name for t in tiers]
         self.router = router
         self.pre_router = pre_router
         self.budget = budget
+        self.last_tier_live = last_tier_live
         self.needs_approval = any(t.config.approve for t in tiers)
         self.compiled = self.compile()
 
@@ -185,7 +196,7 @@ class CascadeGraph:
         max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan, allotment)
         on_text = None
         if state.get("stream_tokens"):
-            live = index == len(self.tiers) - 1 and tier.streams_live(chat)
+            live = self.last_tier_live and index == len(self.tiers) - 1 and tier.streams_live(chat)
             writer(TierStart(tier.config.name, index, ", ".join(s.model for s in tier.specs), live))
             if live:
                 on_text = live_text(tier.config.name, writer, answer=tier.config.answer.format == "text")

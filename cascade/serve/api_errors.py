@@ -27,6 +27,7 @@ _TYPES = {
     401: "authentication_error",
     408: "invalid_request_error",
     404: "not_found_error",
+    422: "unprocessable_entity_error",
     413: "invalid_request_error",
     431: "invalid_request_error",
 }

@@ -43,7 +43,7 @@ from cascade.serve.key_budgets import KeyAccounts, quota_error, refused_by, rele
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs, silent_keys
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
-from cascade.serve.responses import ReplyForm, cascade_info, completion, failure_message, headers
+from cascade.serve.responses import ReplyForm, cascade_info, completion, failure_message, headers, not_accepted
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
 from cascade.serve.streaming import SseStream
@@ -182,7 +182,7 @@ class Server:
         chat = await asyncio.to_thread(conversation_of, cascade, body)  # schema checks: milliseconds each
         account = self.key_accounts.account(ident)
         if body.stream:
-            sse = SseStream(body.model, include_usage=body.include_usage, form=reply_form(body))
+            sse = SseStream(body.model, include_usage=body.include_usage, form=reply_form(body, cascade))
             events = self._stream(request, cascade, chat, body, ident, account, sse)
             admitted = await anext(events)  # refusals (a full queue, a key that cannot pay) stay statuses
             run_header = {"x-cascade-run-id": sse.run_id}
@@ -192,7 +192,7 @@ class Server:
         why = refused_by(account, result)
         if why is not None:
             raise quota_error(why)
-        return respond(result, body.model, reply_form(body))
+        return respond(result, body.model, reply_form(body, cascade))
 
     async def _stream(
         self,
@@ -354,16 +354,21 @@ _PARAMS = (
 """Request fields a refusal's message may start with (OpenAI's `param`); anything else is in the messages."""
 
 
-def reply_form(body: ChatCompletionRequest) -> ReplyForm:
-    return ReplyForm(legacy_functions=body.legacy_functions, logprobs=body.logprobs)
+def reply_form(body: ChatCompletionRequest, cascade: Cascade) -> ReplyForm:
+    refuse = cascade.config.on_reject == "error"
+    return ReplyForm(legacy_functions=body.legacy_functions, logprobs=body.logprobs, refuse_unaccepted=refuse)
 
 
 def respond(result: CascadeResult, model: str, form: ReplyForm) -> Response:
-    """200 with the answer, or 502 naming why no tier answered."""
+    """200 with the answer; 502 naming why no tier answered; 422 when none accepted its answer
+    under `on_reject: error` (the answer, paid for, is in the error's `cascade.answer`)."""
     extra = headers(result)
     if result.error is not None:
         code = "invalid_output" if any(a.invalid for a in result.attempts) else "no_tier_answered"
         raise ApiError(502, failure_message(result), code=code, headers=extra, cascade=cascade_info(result))
+    if form.refuses(result):
+        info = cascade_info(result, with_answer=True)
+        raise ApiError(422, not_accepted(result), code="not_accepted", headers=extra, cascade=info)
     return Response(completion(result, model, form).model_dump_json(), media_type=JSON, headers=extra)
 
 

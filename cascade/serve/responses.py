@@ -21,10 +21,16 @@ from cascade.types import CascadeResult, answering_attempt
 
 @dataclass(frozen=True)
 class ReplyForm:
-    """How the request wants the answer written: legacy `function_call`s, token logprobs."""
+    """How the answer is written: as legacy `function_call`s, with token logprobs (the request's
+    asks), or not at all when no tier accepted it (a config's `on_reject: error`)."""
 
     legacy_functions: bool = False
     logprobs: bool = False
+    refuse_unaccepted: bool = False
+
+    def refuses(self, result: CascadeResult) -> bool:
+        """An answer no tier accepted, under `on_reject: error`: a 422 (`not_accepted`), not a reply."""
+        return self.refuse_unaccepted and result.error is None and not result.accepted
 
     def finish_reason(self, result: CascadeResult) -> str:
         """`tool_calls` (`function_call`), `length` when the answering model was cut at its token cap, else `stop`."""
@@ -58,7 +64,15 @@ def usage_of(result: CascadeResult) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
-def cascade_info(result: CascadeResult) -> CascadeInfo:
+def not_accepted(result: CascadeResult) -> str:
+    """Why a 422: whose answer was best and why it was not accepted."""
+    answered = answering_attempt(result.attempts)
+    confidence = f"{answered.confidence:.2f}" if answered and answered.confidence is not None else "unknown"
+    best = f"tier '{answered.tier}' (confidence {confidence})" if answered else "none"
+    return f"no tier accepted its answer ({result.stop_reason}); the best, {best}, is in cascade.answer"
+
+
+def cascade_info(result: CascadeResult, *, with_answer: bool = False) -> CascadeInfo:
     attempts = [
         AttemptInfo(
             tier=a.tier,
@@ -85,6 +99,7 @@ def cascade_info(result: CascadeResult) -> CascadeInfo:
         tag=result.tag,
         experiment=result.experiment,
         variant=result.variant,
+        answer=result.answer if with_answer else None,
     )
 
 

@@ -220,6 +220,7 @@ class CascadeInfo(BaseModel):
     tag: str | None = None
     experiment: str | None = None  # the experiment and variant that answered (config `experiment:`)
     variant: str | None = None
+    answer: str | None = Field(default=None, exclude_if=lambda answer: answer is None)  # in a 422's body only
 
 
 class AssistantMessage(BaseModel):

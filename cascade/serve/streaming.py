@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 
-from cascade.serve.responses import PLAIN_REPLY, ReplyForm, cascade_info, failure_message, usage_of
+from cascade.serve.responses import PLAIN_REPLY, ReplyForm, cascade_info, failure_message, not_accepted, usage_of
 from cascade.serve.schemas import (
     CascadeInfo,
     ChatCompletionChunk,
@@ -89,6 +89,9 @@ class SseStream:
         if result.error is not None:
             code = "invalid_output" if any(a.invalid for a in result.attempts) else "no_tier_answered"
             return [self.error(failure_message(result), code, cascade_info(result)), "data: [DONE]\n\n"]
+        if self.form.refuses(result):
+            info = cascade_info(result, with_answer=True)
+            return [self.error(not_accepted(result), "not_accepted", info), "data: [DONE]\n\n"]
         out = self.opening()
         if self.held or (self.form.logprobs and not result.tool_calls):
             logprobs = self.form.logprobs_of(result)

@@ -42,6 +42,8 @@ def base_url() -> Iterator[str]:
     thinks, _ = demo(large=FakeReply(REASONING, logprobs=[-0.01] * 8), name="thinks", tiers=final)
     cascades = {"fake": Cascade.from_yaml("configs/fake.yaml"), "wordy": wordy, "calls": calls, "plain": plain}
     cascades["thinks"] = thinks
+    cascades["unsure"] = demo(large=FakeReply("Paris", logprobs=[-2.0]), name="unsure")[0]
+    cascades["strict"] = demo(large=FakeReply("Paris", logprobs=[-2.0]), name="strict", on_reject="error")[0]
     with serve_in_thread(create_app(cascades, ServeSettings(api_keys=(KEY,)))) as url:
         yield f"{url}/v1"
 
@@ -211,3 +213,23 @@ def test_the_same_content_streamed_or_not_in_every_client(
     chat = ChatOpenAI(model=model, base_url=base_url, api_key=KEY, max_retries=0)  # type: ignore[arg-type]
     assert chat.invoke(question).content == answer
     assert "".join(str(c.content) for c in chat.stream(question)) == answer
+
+
+def test_an_answer_no_tier_accepted_is_marked_or_under_on_reject_error_a_422(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="unsure", messages=[{"role": "user", "content": QUESTION}]
+    )
+    assert raw.headers["x-cascade-accepted"] == "false" and raw.parse().choices[0].message.content == "Paris"
+    assert (raw.parse().model_extra or {})["cascade"]["accepted"] is False
+    final = list(ask(client, "unsure", stream=True))[-1]  # type: ignore[call-overload]
+    assert (final.model_extra or {})["cascade"]["accepted"] is False
+
+    with pytest.raises(openai.UnprocessableEntityError, match="no tier accepted its answer") as refused:
+        ask(client, "strict")
+    assert refused.value.code == "not_accepted" and refused.value.status_code == 422
+    body = refused.value.response.json()
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["cascade"]["answer"] == "Paris" and body["cascade"]["accepted"] is False  # paid for, not lost
+    with pytest.raises(openai.APIError, match="no tier accepted its answer"):
+        chunks = list(ask(client, "strict", stream=True))  # type: ignore[call-overload]
+        assert not [c for c in chunks if c.choices and c.choices[0].delta.content]  # nothing live to take back
