@@ -5,7 +5,8 @@ asked twice over HTTP, streamed and not. The requests interleave with a lag (pla
 plain i+1, stream i, ...), so no request follows one for the same item: llama.cpp's prompt cache
 would otherwise make whichever mode comes second look faster. A warm-up question loads the models
 first. Per item: the non-streaming latency (the whole answer arrives at once), and for the stream
-the first byte (the admission comment), the first content chunk and the last one. The ratio
+the first byte (the admission comment), the first chunk of text (content, or the reasoning a live
+tier's answer is read from, sent as `reasoning_content`) and the last one. The ratio
 first content / non-streaming latency is reported per item with a bootstrap 95% interval of its
 median (scipy), overall and by whether the answering tier streamed live (the last tier) or was
 sent whole once accepted.
@@ -45,7 +46,7 @@ class Timing:
     last_token_s: float  # streaming: the last content chunk
     final_tier: str
     live: bool  # the answering tier's text streamed as it was written
-    stream_text_is_answer: bool  # differs by design where a live tier's answer format reads part of its text
+    stream_text_is_answer: bool  # the streamed content equals the non-streamed (issue 21: always, by design)
 
 
 def ask_plain(client: httpx.Client, model: str, question: str) -> tuple[float, str]:
@@ -71,10 +72,10 @@ def ask_streamed(client: httpx.Client, model: str, question: str) -> dict[str, A
             chunk = json.loads(line[6:])
             if "error" in chunk:
                 raise RuntimeError(chunk["error"]["message"])
-            content = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
-            if content:
+            delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
+            if delta.get("content") or delta.get("reasoning_content"):  # what a chat UI shows as it comes
                 seen.setdefault("first_token", now)
-                seen["last_token"], seen["text"] = now, seen["text"] + content
+                seen["last_token"], seen["text"] = now, seen["text"] + (delta.get("content") or "")
             if chunk.get("cascade"):
                 seen["tier"] = chunk["cascade"]["final_tier"]
     return seen

@@ -69,10 +69,15 @@ class FakeReply:
             except re.error as exc:
                 raise ValueError(f"invalid regex in FakeReply match {self.match!r}: {exc}") from None
 
-    def calls(self) -> tuple[ToolCall, ...]:
-        """The scripted tool calls; `arguments` may be a mapping or the JSON text a model would write."""
+    def calls(self, offered: Sequence[Mapping[str, Any]] | None = None) -> tuple[ToolCall, ...]:
+        """The scripted tool calls; `arguments` may be a mapping or the JSON text a model would write.
+
+        A reply with text as well makes only the calls of tools in `offered` (a request's tools), and
+        answers with its text when none is offered, as a model does; a reply of calls alone makes
+        them whatever is offered (to script a model calling a tool it was not given)."""
+        names = None if offered is None or not self.text else {t.get("function", {}).get("name") for t in offered}
         made = []
-        for i, call in enumerate(self.tool_calls or ()):
+        for i, call in enumerate(c for c in self.tool_calls or () if names is None or c["name"] in names):
             arguments = call.get("arguments", {})
             text = arguments if isinstance(arguments, str) else json.dumps(arguments)
             made.append(ToolCall(str(call["name"]), text, str(call.get("id") or f"call_fake_{i}")))
@@ -160,7 +165,7 @@ class FakeCompleter:
     @staticmethod
     def _completion(request: CompletionRequest, reply: FakeReply, latency: float) -> Completion:
         out = _Output.of(reply, request)
-        calls = reply.calls()
+        calls = reply.calls(request.tools)
         logprobs = out.logprobs if request.logprobs and reply.logprobs is not None else None
         # a script has no distribution: each token's best alternative is itself
         top = (
@@ -192,7 +197,7 @@ class _Output:
     @classmethod
     def of(cls, reply: FakeReply, request: CompletionRequest) -> _Output:
         text, finish = _apply_stops(reply.text, request)
-        calls = reply.calls()
+        calls = reply.calls(request.tools)
         if reply.logprobs is not None:  # one token per logprob: the scripted text in as many pieces
             tokens = _prefix(_pieces(reply.text, len(reply.logprobs)), len(text))
             logprobs = tuple(reply.logprobs)[: len(tokens)]

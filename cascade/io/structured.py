@@ -32,6 +32,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 _MAX_SCHEMA_DEPTH = 64  # nested objects and arrays; OpenAI's strict schemas allow far fewer
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
+_CALL_KEYS = {"name", "arguments", "parameters"}  # a tool call written as JSON text
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 
 
@@ -133,11 +134,16 @@ class OutputSpec:
         return self.read_text(completion.text, extract)
 
     def read_text(self, text: str, extract: Callable[[str], str | None]) -> Reading:
-        """The answer of a text reply: JSON when asked for, else what the tier's format reads."""
+        """The answer of a text reply: tool calls written as text, JSON when asked for, else what
+        the tier's format reads (the whole reply when tools are offered: it is a reply to a person,
+        not a short answer for the format to read, and its first line may be a fence)."""
+        calls = self._calls_in_text(text) if self.may_call_tools else ()
+        if calls:
+            return self._read_calls(calls)
         if self.must_call_tools:
             return Reading(None, invalid=f"tool_choice {_choice_name(self.tool_choice)} but the model answered in text")
         if not self.wants_json:
-            return Reading(extract(text))
+            return Reading(text.strip() or None if self.may_call_tools else extract(text))
         try:
             value = self.check_json(text)
         except ValueError as exc:
@@ -152,6 +158,22 @@ class OutputSpec:
         if self._schema is not None:
             schema_problem(self._schema, value, "answer")
         return value
+
+    def _calls_in_text(self, text: str) -> tuple[ToolCall, ...]:
+        """Calls a model wrote as text (```json {"name": ..., "arguments": {...}}```, as models do
+        without native tool calling): read as calls when each names an offered tool."""
+        try:
+            value = find_json(text)
+        except ValueError:
+            return ()
+        names = {t["function"]["name"] for t in self.tools}
+        calls = []
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, dict) or item.get("name") not in names or not set(item) <= _CALL_KEYS:
+                return ()
+            arguments = item.get("arguments", item.get("parameters", {}))
+            calls.append(ToolCall(item["name"], arguments if isinstance(arguments, str) else json.dumps(arguments)))
+        return tuple(calls)
 
     def _read_calls(self, calls: Sequence[ToolCall]) -> Reading:
         if not self.may_call_tools:

@@ -39,12 +39,16 @@ def build_messages(tier: TierConfig, query: str | Conversation, budget_sentence:
     template (then the budget policy's sentence, after a blank line: the part that varies per
     query comes last, so a provider's prompt cache keeps the rest), then the turns after the query
     (tool calls and their results).
+
+    The worked examples show short text answers to a question asked from scratch: they are left
+    out of a structured request (JSON, tools) and of a turn that goes on after the question (a
+    tool's result to answer from), where a small model would copy them (local.yaml's "42").
     """
     chat = conversation_of(query) if isinstance(query, str) else query
     prompt = tier.prompt
     system = [part for part in (prompt.system, chat.system, chat.output.instruction()) if part]
     messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}] if system else []
-    for example in prompt.examples:
+    for example in () if chat.output.structured or chat.after else prompt.examples:
         messages.append({"role": "user", "content": prompt.template.replace("{query}", example.question)})
         messages.append({"role": "assistant", "content": example.answer})
     messages.extend(dict(m) for m in chat.history)

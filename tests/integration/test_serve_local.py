@@ -50,3 +50,54 @@ def test_streamed_answer_matches(client: openai.OpenAI) -> None:
     chunks = list(stream)
     assert "Paris" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+WORD_PROBLEM = "Tom has 3 boxes with 12 apples each. He gives away 5 apples. How many apples does he have left?"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def test_a_reasoned_answer_is_the_same_content_streamed_or_not(client: openai.OpenAI) -> None:
+    """The reasoning tier's answer is its conclusion either way; streamed, its reasoning comes as
+    reasoning_content (it was the whole reasoning as content before)."""
+    messages = [{"role": "user", "content": WORD_PROBLEM}]
+    plain = client.chat.completions.create(model="local", messages=messages)
+    chunks = list(client.chat.completions.create(model="local", messages=messages, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == plain.choices[0].message.content and "\n" not in streamed
+    final = (chunks[-1].model_extra or {})["cascade"]
+    if final["final_tier"] == "qwen2.5-1.5b-think":  # the pre-router sends arithmetic there
+        reasoning = "".join(
+            (c.choices[0].delta.model_extra or {}).get("reasoning_content", "") for c in chunks if c.choices
+        )
+        assert len(reasoning) > len(streamed)
+
+
+def test_a_tool_result_is_answered_from_not_from_the_worked_example(client: openai.OpenAI) -> None:
+    """local.yaml's tiers show '12 + 30 -> 42' as a worked example; a follow-up turn with a tool's
+    result was answered '42'. Examples stay out of turns that carry tools or tool results."""
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    call = {
+        "id": "call_weather_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    turns = [
+        question,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {
+            "role": "tool",
+            "tool_call_id": "call_weather_1",
+            "content": '{"city": "Paris", "temp_c": 18, "sky": "sunny"}',
+        },
+    ]
+    reply = client.chat.completions.create(model="local", messages=turns, tools=[WEATHER])
+    content = reply.choices[0].message.content or ""
+    assert reply.choices[0].message.tool_calls is None, reply.choices[0].message
+    assert content.strip() != "42" and ("18" in content or "sunny" in content.lower()), content

@@ -4,7 +4,7 @@ so callers ask the outermost one (no search down a chain for a method by name)."
 from __future__ import annotations
 
 from cascade.completers.fake import FakeCompleter
-from cascade.completers.wrapper import WrapperCompleter, prices_known, prompt_tokens_known, tools_problem
+from cascade.completers.wrapper import WrapperCompleter, param_problem, prices_known, prompt_tokens_known
 from cascade.types import Completion, CompletionRequest
 
 REQUEST = CompletionRequest(model="fake/x", messages=[{"role": "user", "content": "2+2?"}], max_tokens=8)
@@ -17,8 +17,8 @@ class Priced:
     def unit_prices(self, request: CompletionRequest) -> tuple[float, float] | None:
         return (1e-6, 2e-6)
 
-    def tools_problem(self, model: str, api_base: str | None) -> str | None:
-        return f"{model} takes no tools"
+    def param_problem(self, model: str, api_base: str | None, param: str) -> str | None:
+        return f"{model} takes no {param}"
 
 
 class Plain:
@@ -29,7 +29,8 @@ class Plain:
 def test_capabilities_pass_through_any_number_of_wrappers() -> None:
     wrapped = WrapperCompleter(WrapperCompleter(WrapperCompleter(Priced())))
     assert prices_known(wrapped, REQUEST) == (1e-6, 2e-6)
-    assert tools_problem(wrapped, "fake/x", None) == "fake/x takes no tools"
+    assert param_problem(wrapped, "fake/x", None, "tools") == "fake/x takes no tools"
+    assert param_problem(wrapped, "fake/x", None, "logprobs") == "fake/x takes no logprobs"
     fake = FakeCompleter({"fake/x": "4"})
     assert prompt_tokens_known(WrapperCompleter(fake), REQUEST) == fake.count_prompt_tokens(REQUEST) is not None
 
@@ -38,7 +39,7 @@ def test_a_completer_without_a_capability_answers_none() -> None:
     wrapped = WrapperCompleter(Plain())
     assert prices_known(wrapped, REQUEST) is None
     assert prompt_tokens_known(wrapped, REQUEST) is None
-    assert tools_problem(wrapped, "fake/x", None) is None
+    assert param_problem(wrapped, "fake/x", None, "tools") is None
 
 
 async def test_a_wrapper_forwards_the_call() -> None:

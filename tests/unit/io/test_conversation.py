@@ -35,6 +35,9 @@ def test_a_string_is_a_one_turn_conversation() -> None:
     assert chat.query == "What is 2+2?" and chat.is_single_turn and chat.system is None and chat.history == ()
 
 
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+
 def test_tier_prompt_composes_with_the_callers_system_history_and_tool_turns() -> None:
     call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     chat = conversation_of(
@@ -49,16 +52,21 @@ def test_tier_prompt_composes_with_the_callers_system_history_and_tool_turns() -
     )
     assert chat.query == "Weather now?" and [m["role"] for m in chat.after] == ["assistant", "tool"]
     messages = build_messages(TIER, chat)
-    assert messages == [
+    assert messages == [  # no worked example: the turn goes on from a tool's result, not from the question
         {"role": "system", "content": "Answer briefly.\n\nYou are ACME's assistant."},
-        {"role": "user", "content": "Q: 1+1?"},
-        {"role": "assistant", "content": "2"},
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": "Q: Weather now?"},
         {"role": "assistant", "content": "", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
     ]
+    question = conversation_of([SYSTEM, {"role": "user", "content": "Weather now?"}])
+    assert build_messages(TIER, question)[1:3] == [  # a question asked from scratch gets them
+        {"role": "user", "content": "Q: 1+1?"},
+        {"role": "assistant", "content": "2"},
+    ]
+    with_tools = conversation_of([{"role": "user", "content": "Weather now?"}], OutputSpec.of(tools=[TOOL]))
+    assert [m["role"] for m in build_messages(TIER, with_tools)] == ["system", "user"]  # nor a request with tools
 
 
 def test_json_output_adds_a_format_instruction_after_both_system_prompts() -> None:

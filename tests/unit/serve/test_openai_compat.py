@@ -24,6 +24,11 @@ WORD_PROBLEM = "Tom has 3 boxes with 12 apples each and gives 1 box away. How ma
 REASONING = "3 boxes of 12 apples are 36 apples.\nGiving away one box leaves 24.\nThe answer is 24."
 
 
+FENCED_CALL = '```json\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n```'
+TWO_LINES = "It is 18 °C in Paris.\nTake a light jacket."
+FENCED: list[FakeCompleter] = [FakeCompleter()]  # the `fenced` cascade's completer, once built
+
+
 class NoLogprobs(FakeCompleter):
     """A provider that, as litellm's table says of many, cannot return token logprobs."""
 
@@ -42,6 +47,14 @@ def base_url() -> Iterator[str]:
     thinks, _ = demo(large=FakeReply(REASONING, logprobs=[-0.01] * 8), name="thinks", tiers=final)
     cascades = {"fake": Cascade.from_yaml("configs/fake.yaml"), "wordy": wordy, "calls": calls, "plain": plain}
     cascades["thinks"] = thinks
+    cascades["fenced"], FENCED[0] = demo(
+        large=[FakeReply(FENCED_CALL, match="weather", logprobs=[-0.01]), FakeReply(TWO_LINES, logprobs=[-0.01])],
+        name="fenced",
+        tiers=[
+            CONFIG["tiers"][0],
+            {**CONFIG["tiers"][1], "prompt": {"examples": [{"question": "12 + 30?", "answer": "42"}]}},
+        ],
+    )
     cascades["unsure"] = demo(large=FakeReply("Paris", logprobs=[-2.0]), name="unsure")[0]
     cascades["strict"] = demo(large=FakeReply("Paris", logprobs=[-2.0]), name="strict", on_reject="error")[0]
     with serve_in_thread(create_app(cascades, ServeSettings(api_keys=(KEY,)))) as url:
@@ -153,7 +166,7 @@ def test_legacy_functions_are_called_and_answered(client: openai.OpenAI) -> None
     follow_up = client.chat.completions.create(
         model="fake", messages=[question, call, result], functions=[WEATHER["function"]]
     )
-    assert follow_up.choices[0].message.content == "It is 18 °C in Paris"
+    assert follow_up.choices[0].message.content == "It is 18 °C in Paris."
     chunks = list(
         client.chat.completions.create(
             model="fake", messages=[question], functions=[WEATHER["function"]], function_call={"name": "get_weather"},
@@ -233,3 +246,25 @@ def test_an_answer_no_tier_accepted_is_marked_or_under_on_reject_error_a_422(cli
     with pytest.raises(openai.APIError, match="no tier accepted its answer"):
         chunks = list(ask(client, "strict", stream=True))  # type: ignore[call-overload]
         assert not [c for c in chunks if c.choices and c.choices[0].delta.content]  # nothing live to take back
+
+
+def test_tool_calls_written_as_text_are_calls_and_replies_are_not_cut_to_their_first_line(
+    client: openai.OpenAI,
+) -> None:
+    """Under tool_choice auto a model without native tool calls writes its call as fenced JSON;
+    the tiers' first_line format must neither cut it to '```json' nor cut a two-line reply."""
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    first = client.chat.completions.create(model="fenced", messages=[question], tools=[WEATHER], tool_choice="auto")
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    calls = choice.message.tool_calls or []
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [("get_weather", {"city": "Paris"})]
+    sent = FENCED[0].calls[-1].messages
+    assert [m["role"] for m in sent] == ["user"]  # no worked example ("12 + 30?" -> "42") beside tools
+    result = {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp_c": 18}'}
+    turn = choice.message.model_dump(exclude_none=True)
+    for tools in ({"tools": [WEATHER]}, {}):  # some clients leave the tools out of the last turn
+        follow_up = client.chat.completions.create(model="fenced", messages=[question, turn, result], **tools)
+        reply = follow_up.choices[0].message.content
+        assert reply == (TWO_LINES if tools else TWO_LINES.splitlines()[0].rstrip("."))
+        assert "42" not in json.dumps(FENCED[0].calls[-1].messages)  # the examples stay out of a follow-up turn
