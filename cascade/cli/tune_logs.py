@@ -10,19 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cascade.cli.log_options import log_options, model_map
 from cascade.errors import UserError
+from cascade.eval.analysis.tables import WIDTH
 from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
 from cascade.optimize.select import Objective, Summary
+from cascade.optimize.tolerances import vote_notes
 from cascade.optimize.tuner import Settings, TuneResult, tune
 
 
@@ -72,8 +76,12 @@ def run_tune_logs(args: argparse.Namespace) -> int:
     log = read_logs(args.logs, args.format, options)
     task = task_of(log)
     console = Console()
+    if not console.is_terminal:
+        console.width = WIDTH  # a file or a pipe gets whole model names
     result = tune(log, extractor(AnswerConfig(format=answer_format(task))), settings)
     print_summary(result, console)
+    if result.looser:
+        print_looser(result, console, lambda tolerance: command_of(args, tolerance=tolerance))
     sources = [p.name for p in args.logs]
     if args.write:
         files = write(result, args.write, task=task, sources=sources, model_map=names, command=command_of(args))
@@ -86,16 +94,23 @@ def run_tune_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_of(args: argparse.Namespace) -> str:
-    """The command that reproduces this tuning (what the written config's header shows)."""
+def command_of(args: argparse.Namespace, *, tolerance: float | None = None) -> str:
+    """The command that reproduces this tuning (what the written config's header shows), or the same
+    at another `tolerance` (what to run next when nothing pays)."""
     parts = ["cascade", "tune", *(f"--logs {shlex.quote(str(p))}" for p in args.logs)]
     objective = settings_of(args).objective
     if objective.kind == "tolerance":
-        parts += ["--min-em-of-strongest", f"--tolerance {objective.tolerance:g}"]
+        parts += ["--min-em-of-strongest", f"--tolerance {objective.tolerance if tolerance is None else tolerance:g}"]
     else:
         parts.append(f"--value-per-correct {objective.value_per_correct:g}")
     parts += [f"--confidence {objective.confidence:g}", f"--min-saving {objective.min_saving:g}"]
-    parts += [f"--folds {args.folds}", f"--seed {args.seed}", f"--write {shlex.quote(str(args.write))}"]
+    parts += [f"--folds {args.folds}", f"--seed {args.seed}"]
+    parts += [f"--format {args.format}"] if args.format else []
+    parts += [f"--model-map {shlex.quote(m)}" for m in args.model_map]
+    parts += [f"--price {shlex.quote(p)}" for p in args.price]
+    parts += [f"--prompt-overhead-tokens {args.prompt_overhead_tokens}"] if args.prompt_overhead_tokens else []
+    parts += ["--keep-contaminated"] if args.keep_contaminated else []
+    parts += [f"--write {shlex.quote(str(args.write or 'tuned.yaml'))}"]
     return " ".join(parts)
 
 
@@ -139,6 +154,7 @@ def tune_report(result: TuneResult, sources: list[str]) -> dict[str, Any]:
         "chosen": summary_dict(result.chosen),
         "reference": summary_dict(result.reference),
         "alternatives": [summary_dict(s) for s in result.alternatives],
+        "looser_tolerances": [point.as_dict() for point in result.looser],
         "scorer": result.scorer.report if result.scorer else None,
         "note": "figures on the tuning items; judge the config on other items with `cascade replay --config`",
     }
@@ -147,14 +163,17 @@ def tune_report(result: TuneResult, sources: list[str]) -> dict[str, Any]:
 def print_summary(result: TuneResult, console: Console) -> None:
     table = Table(title=f"cascade tune --logs: {len(result.log)} tuning items", title_justify="left")
     for column in ("", "cascade", "EM", "Δ EM (lower bound)", "cost × strongest", "thresholds"):
-        table.add_column(column, justify="left" if column in ("", "cascade") else "right")
+        table.add_column(column, justify="left" if column in ("", "cascade") else "right", overflow="fold")
     rows = [("strongest alone", result.reference, ""), ("chosen", result.chosen, "bold green")]
     rows += [("alternative", s, "dim") for s in result.alternatives[:5]]
     for label, s, style in rows:
         thresholds = ", ".join(f"{t:.4g}" for t in s.thresholds) or "—"
         delta = f"{s.diff:+.3f} ({s.lcb:+.3f})"
-        table.add_row(label, s.structure.label(), f"{s.em:.3f}", delta, f"{s.ratio:.3f}", thresholds, style=style)
+        cascade = Text(s.structure.label())  # its "[vote]" is no markup
+        table.add_row(label, cascade, f"{s.em:.3f}", delta, f"{s.ratio:.3f}", thresholds, style=style)
     console.print(table)
+    for note in vote_notes(result.chosen):
+        console.print(note)
     if result.optimism > 0:
         console.print(
             f"Selection margin: {100 * result.optimism:.2f} points off every lower bound (the best-looking of "
@@ -165,4 +184,31 @@ def print_summary(result: TuneResult, console: Console) -> None:
         console.print(
             "[bold]No cascade pays on these items[/]: the config is the strongest model alone "
             f"(none has a lower bound, less the margin, of at least -{tolerance:g} while saving enough)."
+        )
+
+
+def print_looser(result: TuneResult, console: Console, command: Callable[[float], str]) -> None:
+    """What each looser tolerance would choose (its bound less that choice's selection margin), and
+    the exact command to run next."""
+    table = Table(title="What each tolerance would buy on these items", title_justify="left")
+    for column in ("tolerance", "cascade", "cost × strongest", "Δ EM", "bound"):
+        table.add_column(column, justify="left" if column == "cascade" else "right", overflow="fold")
+    for point in result.looser:
+        s = point.chosen
+        if s is None:
+            table.add_row(f"{point.tolerance:g}", "the strongest model alone", "1.000", "—", "—", style="dim")
+        else:
+            figures = (f"{s.ratio:.3f}", f"{s.diff:+.3f}", f"{s.lcb - point.optimism:+.3f}")
+            table.add_row(f"{point.tolerance:g}", Text(s.structure.label()), *figures)
+    console.print(table)
+    asked = result.settings.objective.tolerance
+    paying = [p for p in result.looser if p.chosen is not None and p.tolerance > asked]
+    if paying:
+        console.print(f"Next, to accept an EM loss of up to {paying[0].tolerance:g} (its bound, less the margin):")
+        console.print(Text("  " + command(paying[0].tolerance)), soft_wrap=True)  # whole, to copy and paste
+    else:
+        console.print(
+            f"No cascade pays even at a tolerance of {result.looser[-1].tolerance:g} on {len(result.log)} items: "
+            "keep the strongest model alone, or tune on more items (a bound's margin shrinks as 1/sqrt(items): "
+            "4x the items halve it)."
         )

@@ -30,6 +30,7 @@ from cascade.optimize.select import (
     selection_optimism,
     summarise,
 )
+from cascade.optimize.tolerances import TolerancePoint, at_tolerances
 from cascade.scoring import Scorer, calibration_report
 from cascade.scoring.train import FitOptions, fit_scorer, fold_ids
 
@@ -64,6 +65,7 @@ class TuneResult:
     scorer: Scorer | None
     settings: Settings
     optimism: float = 0.0
+    looser: list[TolerancePoint] = field(default_factory=list)  # when nothing pays: what each tolerance buys
 
     @property
     def pays(self) -> bool:
@@ -102,10 +104,12 @@ def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings
     bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
     ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
     summaries: list[Summary] = []
+    visited: list[Structure] = []
 
     def evaluate(structures: Iterator[Structure], gates: int) -> list[Structure]:
         ranked: list[tuple[tuple[float, float], int, Structure]] = []
         for structure in structures:
+            visited.append(structure)
             found = summarise(bench.prepare(structure, LEVELS[gates] if gates else 1), ref, objective)
             considered[0] += 1
             if found is not None:
@@ -134,8 +138,10 @@ def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings
     reference_summary = next(s for s in summaries if not s.structure.gates and s.structure.final.models == (strongest,))
     scorer = final_scorer(bench, chosen.structure, settings.fit, log.source) if chosen.structure.uses_scorer else None
     alternatives = frontier_of([s for s in summaries if s is not chosen and s.structure.gates])[:8]
+    nothing_pays = objective.kind == "tolerance" and not chosen.structure.gates
+    looser = at_tolerances(bench, ref, visited, objective, LEVELS) if nothing_pays else []
     return TuneResult(
-        log, strongest, chosen, reference_summary, alternatives, considered[0], scorer, settings, optimism
+        log, strongest, chosen, reference_summary, alternatives, considered[0], scorer, settings, optimism, looser
     )
 
 

@@ -18,6 +18,7 @@ from cascade.completers.model_names import key_variable
 from cascade.config.schema import AnswerFormat
 from cascade.eval.analysis.offline_tiers import TierSpec
 from cascade.eval.data.models import fitted_prices, litellm_name
+from cascade.optimize.tolerances import vote_notes
 from cascade.optimize.tuner import TuneResult
 
 FORMATS: dict[str, AnswerFormat] = {
@@ -105,6 +106,7 @@ def header(result: TuneResult, sources: list[str], command: str | None = None) -
             f"Chosen: {chosen.structure.label()}: EM {chosen.em:.3f} ({chosen.diff:+.3f}, lower bound "
             f"{chosen.lcb:+.3f}), cost {chosen.ratio:.2f}x the strongest model's, on the tuning items."
         )
+        lines += vote_notes(chosen)
     else:
         lines.append("No cascade pays on these items: this config is the strongest model alone.")
     if command:
