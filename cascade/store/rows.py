@@ -40,9 +40,10 @@ def now() -> str:
 
 
 def safe(text: str) -> str:
-    """Free text as stored: keys scrubbed, and encodable as UTF-8 (a model's stray surrogate
-    must not cost the run its record)."""
-    return utf8_safe(scrub(text))
+    """Free text as stored: keys scrubbed, encodable as UTF-8 (a model's stray surrogate must not
+    cost the run its record), and without NUL characters, which PostgreSQL's text cannot hold
+    (a NUL becomes U+FFFD in both backends, so they store the same thing)."""
+    return utf8_safe(scrub(text)).replace("\x00", "\ufffd")
 
 
 def clean(text: str | None) -> str | None:
@@ -84,16 +85,17 @@ def run_values(
     if any(v is not None for v in kept.values()):
         features = {**(features or {}), **{k: v for k, v in kept.items() if v is not None}}
     return (
-        run_id, now(), config_name, variant, safe(result.query), clean(result.answer), int(result.accepted),
-        result.final_tier, result.total_tokens, result.total_cost_usd, safe(to_json(features or {}, "features")),
-        safe(result.route_reason), safe(result.stop_reason), clean(result.error),
+        run_id, now(), safe(config_name), clean(variant), safe(result.query), clean(result.answer),
+        int(result.accepted), clean(result.final_tier), result.total_tokens, result.total_cost_usd,
+        safe(to_json(features or {}, "features")), safe(result.route_reason), safe(result.stop_reason),
+        clean(result.error),
     )  # fmt: skip
 
 
 def attempt_values(run_id: str, idx: int, a: Attempt) -> tuple[Any, ...]:
     """One attempts row, in ATTEMPT_COLUMNS order."""
     return (
-        run_id, idx, a.tier, safe(a.model), clean(a.answer), a.prompt_tokens, a.completion_tokens, a.cost_usd,
+        run_id, idx, safe(a.tier), safe(a.model), clean(a.answer), a.prompt_tokens, a.completion_tokens, a.cost_usd,
         a.latency_s, a.confidence, a.threshold, a.decision, safe(a.reason), a.samples, a.samples_saved,
         clean(a.error), safe(to_json(a.verifier_details, "verifier_details")), members_json(a),
     )  # fmt: skip

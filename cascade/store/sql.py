@@ -179,6 +179,7 @@ class SqlStore(ABC):
         gave `rate.count` events in the last `rate.window_s` seconds is refused (`RateLimitError`),
         checked in the same transaction as the insert, so every process sharing the store agrees."""
         _check_feedback(kind, value)
+        run_id = rows.safe(run_id)  # a NUL in it cannot be looked up in PostgreSQL (and names no run)
         with self._transaction("feedback") as run:
             if not run("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
                 raise RunNotFoundError(f"no run {run_id!r} in the store; feedback needs the run_id of a recorded run")
@@ -280,7 +281,7 @@ class SqlStore(ABC):
         return str(found[0][0]) if found else None
 
     def get_run(self, run_id: str) -> RunRecord | None:
-        found = self._runs_where("run_id = ?", (run_id,))
+        found = self._runs_where("run_id = ?", (rows.safe(run_id),))
         return found[0] if found else None
 
     def runs(

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cascade.errors import RateLimitError, UserError
+from cascade.errors import RateLimitError, RunNotFoundError, UserError
 from cascade.store import (
     LATEST_VERSION,
     FeedbackKind,
@@ -84,6 +84,26 @@ class StoreContract:
         assert datetime.fromisoformat(run.created_at).utcoffset() == timedelta(0)
         assert run.result() == result.model_copy(update={"variant": "B"})  # the run comes back with its variant
         assert store.get_run("missing") is None
+
+    def test_nul_characters_are_stored_as_replacement_characters(self, store: Store) -> None:
+        """Issue 22.6: on PostgreSQL a query with a NUL was answered but not stored (DataError) and
+        feedback with one was a 500; both backends now store U+FFFD in its place."""
+        result = make_result("nul", answer="Par\x00is", query="2+2\x00").model_copy(
+            update={"messages": [{"role": "user", "content": "hi\x00"}], "tag": "t\x00"}
+        )
+        store.record_run(result, config_name="local\x00")
+        store.add_feedback("nul", kind="correction", value="Paris\x00", user="ann\x00")
+        run = store.get_run("nul")
+        assert run is not None and (run.query, run.answer, run.config_name) == (
+            "2+2\ufffd",
+            "Par\ufffdis",
+            "local\ufffd",
+        )
+        assert run.features["messages"][0]["content"] == "hi\x00"  # inside JSON text, escaped as \u0000
+        assert [(f.value, f.user) for f in store.feedback_for("nul")] == [("Paris\ufffd", "ann\ufffd")]
+        assert store.get_run("nul\x00") is None
+        with pytest.raises(RunNotFoundError):
+            store.add_feedback("nul\x00", kind="thumbs_up")
 
     def test_recording_a_run_twice_keeps_one_copy(self, store: Store) -> None:
         store.record_run(make_result("dup"), config_name="local")
