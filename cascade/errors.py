@@ -19,6 +19,7 @@ CascadeError
       ├── EmptyAnswerError      the model answered nothing usable
       ├── BudgetExceededError   the token/cost budget cannot cover the next step
       │    └── CallOverBudgetError   one model call no budget could pay for (also a PermanentProviderError)
+      │         └── BudgetUnavailableError  ... because the store keeping the budget cannot be reached
       └── AllTiersFailedError   every tier failed; carries the attempts made
 """
 
@@ -143,6 +144,11 @@ class CallOverBudgetError(BudgetExceededError, PermanentProviderError):
         super().__init__(message, model=model)
         self.account = account
         self.may_fit_later = may_fit_later
+
+
+class BudgetUnavailableError(CallOverBudgetError):
+    """A call not made because the store that keeps its account's budget cannot be reached: without
+    it nothing says the budget can pay, so the call is refused like one over budget."""
 
 
 class AllTiersFailedError(RunError):

@@ -74,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--cooldown-s", type=positive_float, default=30.0, help="how long a failing model is skipped")
     add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
+    add("--store-timeout-s", type=positive_float, default=5.0, help="longest a store call may take (then: outage)")
+    add(
+        "--store-outage",
+        choices=["spool", "refuse"],
+        default="spool",
+        help="while the store is down: answer and spool the runs (written when it is back), or refuse with 503",
+    )
+    add("--spool-dir", default=None, help="where runs wait for the store (default: beside a SQLite store)")
     add(
         "--feedback-per-minute",
         type=positive_int,
@@ -125,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
         key_max_tokens=args.key_max_tokens,
         key_max_cost_usd=args.key_max_cost_usd,
         key_budget_wait_s=args.key_budget_wait_s,
+        store_timeout_s=args.store_timeout_s,
+        store_outage=args.store_outage,
+        spool_dir=args.spool_dir,
         feedback_per_minute=args.feedback_per_minute,
         learn=args.learn,
         learn_interval_s=args.learn_interval_s,

@@ -46,6 +46,7 @@ from cascade.serve.metrics import ServeMetrics
 from cascade.serve.responses import ReplyForm, cascade_info, completion, failure_message, headers, not_accepted
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
+from cascade.serve.store_guard import guard_for
 from cascade.serve.streaming import SseStream
 from cascade.store import FeedbackRate, Store, open_store
 from cascade.types import Attempt, CascadeResult, TextDelta, TierStart
@@ -70,7 +71,8 @@ class Server:
         self.cascades = dict(cascades)
         self.settings = settings
         self.keys = ApiKeys(settings.api_keys)
-        self.key_accounts = KeyAccounts(settings.key_max_tokens, settings.key_max_cost_usd, store)
+        self.store_guard = guard_for(store, settings)
+        self.key_accounts = KeyAccounts(settings.key_max_tokens, settings.key_max_cost_usd, store, self.store_guard)
         self.admission = Admission(settings.max_concurrency, settings.max_queue, retry_after_s=settings.retry_after_s)
         self.metrics = ServeMetrics(self.cascades)
         self.metrics.registry.register(AuditCollector(self.cascades))
@@ -82,6 +84,7 @@ class Server:
             max_body_bytes=settings.max_body_bytes,
             rate=FeedbackRate(settings.feedback_per_minute, 60.0),
             body_timeout_s=settings.body_timeout_s,
+            guard=self.store_guard,
         )
         self.learning, self._learning_stores = self._background_learning(store, store_dsn)
         self.closing: list[Store] = []
@@ -102,6 +105,8 @@ class Server:
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
         """Background learning runs while the app does; its leases are handed back at shutdown, and
         audits in flight get their `audit.drain_s` to finish (the rest are recorded as dropped)."""
+        if self.store_guard is not None:
+            await self.store_guard.start()
         if self.learning is not None:
             self.learning.start()
         try:
@@ -109,19 +114,26 @@ class Server:
         finally:
             if self.learning is not None:
                 await self.learning.stop()
+            if self.store_guard is not None:
+                await self.store_guard.stop()
             await asyncio.gather(*(asyncio.to_thread(c.close) for c in self.cascades.values()))
             for opened in [*self._learning_stores, *self.closing]:
                 opened.close()
 
     async def health(self) -> Response:
+        """200 "ok"; 200 "degraded" while the store is down and runs are spooled; 503 "unavailable"
+        while chat requests are refused for want of the store."""
+        guard = self.store_guard
+        status = "ok" if guard is None or guard.up else "unavailable" if guard.refusing else "degraded"
         body = {
-            "status": "ok",
+            "status": status,
             "models": sorted(self.cascades),
             "running": self.admission.running,
             "waiting": self.admission.waiting,
             "pid": os.getpid(),  # which worker answered (`cascade serve --workers N`)
+            **({"store": guard.health()} if guard is not None else {}),
         }
-        return Response(json.dumps(body), media_type=JSON)
+        return Response(json.dumps(body), status_code=503 if status == "unavailable" else 200, media_type=JSON)
 
     async def models(self, request: Request) -> Response:
         self.keys.authenticate(request.headers.get("authorization"))
@@ -180,6 +192,8 @@ class Server:
             max_tokens=self.settings.max_tokens,
         )
         chat = await asyncio.to_thread(conversation_of, cascade, body)  # schema checks: milliseconds each
+        if self.store_guard is not None:
+            self.store_guard.admit()
         account = self.key_accounts.account(ident)
         if body.stream:
             sse = SseStream(body.model, include_usage=body.include_usage, form=reply_form(body, cascade))
@@ -189,6 +203,9 @@ class Server:
             return StreamingResponse(_after(admitted, events), media_type="text/event-stream", headers=run_header)
         run = self._recorded_run(cascade, chat, body, ident, account, Progress())
         result = await unless_disconnected(request, run)
+        failed = self._store_failure(result)
+        if failed is not None:
+            raise failed
         why = refused_by(account, result)
         if why is not None:
             raise quota_error(why)
@@ -228,9 +245,22 @@ class Server:
             # The client left: stop the run, which records what it did. Not awaited: the framework
             # cancels this generator on every await from now on (anyio's cancel scope).
             run.cancel()
-        why = refused_by(account, result)
-        for piece in [sse.error(quota_error(why).message, "insufficient_quota")] if why else sse.end(result):
+        for piece in self._closing(sse, result, account):
             yield piece
+
+    def _closing(self, sse: SseStream, result: CascadeResult, account: Account | None) -> list[str]:
+        """A stream's last pieces: the answer's end, or the refusal (store down, key budget spent)."""
+        failed, why = self._store_failure(result), refused_by(account, result)
+        if failed is not None:
+            return [sse.error(failed.message, "store_unavailable")]
+        return [sse.error(quota_error(why).message, "insufficient_quota")] if why else sse.end(result)
+
+    def _store_failure(self, result: CascadeResult) -> ApiError | None:
+        """A run that answered nothing while the store was down (its budget could not be checked) is
+        a 503, not a 429 or 502."""
+        if result.answer is None and self.store_guard is not None and not self.store_guard.up:
+            return self.store_guard.unavailable()
+        return None
 
     async def _recorded_run(
         self,

@@ -18,7 +18,6 @@ the key's id (`key-` and 8 hex digits), so learners weigh each key's feedback ap
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from typing import Literal
@@ -33,6 +32,7 @@ from cascade.serve.api_errors import ApiError
 from cascade.serve.auth import ApiKeys
 from cascade.serve.limits import BODY_TIMEOUT_S, read_body
 from cascade.serve.metrics import ServeMetrics
+from cascade.serve.store_guard import StoreGuard
 from cascade.store import FeedbackRate, Store
 from cascade.types import CascadeResult
 
@@ -73,8 +73,10 @@ class Feedback:
         max_body_bytes: int,
         rate: FeedbackRate | None = None,
         body_timeout_s: float = BODY_TIMEOUT_S,
+        guard: StoreGuard | None = None,
     ):
         self.store = store
+        self.guard = guard if guard is not None or store is None else StoreGuard(store, None)
         self.keys = keys
         self.max_body_bytes = max_body_bytes
         self.rate = rate
@@ -88,10 +90,11 @@ class Feedback:
         )
 
     async def record(self, result: CascadeResult, config_name: str) -> None:
-        if self.store is None:
+        """Record the run (spooled while the store is down, `cascade.serve.store_guard`)."""
+        if self.guard is None:
             return
         try:
-            await asyncio.to_thread(self.store.record_run, result, config_name=config_name)
+            await self.guard.record(result, config_name)
         except Exception as exc:  # the client still gets its answer; the loss is logged and counted
             self.errors.labels("record_run").inc()
             log.error("could not record run %s: %s: %s", result.run_id, type(exc).__name__, exc)
@@ -101,10 +104,10 @@ class Feedback:
         rate, 501 without a store."""
         key = self.keys.authenticate(request.headers.get("authorization"))
         body = _parse(await read_body(request, self.max_body_bytes, self.body_timeout_s))
-        if self.store is None:
+        if self.store is None or self.guard is None:
             raise ApiError(501, "feedback needs a store: start the server with --store DSN", code="no_store")
         try:
-            ident = await asyncio.to_thread(
+            ident = await self.guard.call(
                 self.store.add_feedback,
                 body.run_id,
                 kind=body.kind,

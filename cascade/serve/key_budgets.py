@@ -22,8 +22,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cascade.budget.metering import NOTHING, Account, Hold, MemoryAccount
-from cascade.errors import CallOverBudgetError
+from cascade.errors import BudgetUnavailableError, CallOverBudgetError
 from cascade.serve.api_errors import ApiError
+from cascade.serve.store_guard import StoreGuard
 from cascade.store.budgets import BudgetStore
 
 if TYPE_CHECKING:
@@ -35,10 +36,17 @@ if TYPE_CHECKING:
 class KeyAccounts:
     """The account of each key (created on first use); None for every key when there are no limits."""
 
-    def __init__(self, max_tokens: int | None = None, max_cost_usd: float | None = None, store: Any = None):
+    def __init__(
+        self,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        store: Any = None,
+        guard: StoreGuard | None = None,
+    ):
         self.max_tokens = max_tokens
         self.max_cost_usd = max_cost_usd
         self.store = store if isinstance(store, BudgetStore) else None
+        self.guard = guard
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
         self.waiting = 0  # requests waiting for budget held by calls in flight
@@ -72,6 +80,8 @@ class KeyAccounts:
         while True:
             try:
                 return await account.reserve(ask)
+            except BudgetUnavailableError:
+                raise StoreGuard.unavailable() from None
             except CallOverBudgetError as exc:
                 if not exc.may_fit_later or time.monotonic() + pause > deadline or self.waiting >= max_waiting:
                     raise quota_error(str(exc)) from None
@@ -87,7 +97,10 @@ class KeyAccounts:
         if self.store is not None:
             from cascade.store.budgets import StoreAccount
 
-            return StoreAccount(self.store, ident, max_tokens=tokens, max_cost_usd=usd)
+            spool, on_unavailable = (self.guard.spool, self.guard.down) if self.guard else (None, None)
+            return StoreAccount(
+                self.store, ident, max_tokens=tokens, max_cost_usd=usd, spool=spool, on_unavailable=on_unavailable
+            )
         return MemoryAccount(ident, max_tokens=tokens, max_cost_usd=usd)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -31,6 +31,9 @@ class ServeSettings(BaseModel):
     key_max_tokens: int | None = Field(default=None, gt=0)
     key_max_cost_usd: float | None = Field(default=None, gt=0)
     key_budget_wait_s: float = Field(default=30.0, ge=0)
+    store_timeout_s: float = Field(default=5.0, gt=0)  # one store call, connecting included
+    store_outage: Literal["spool", "refuse"] = "spool"  # runs answered while the store is down: kept, or refused
+    spool_dir: str | None = None  # where they are kept (default: beside a SQLite store, else the user data dir)
     feedback_per_minute: int = Field(default=60, ge=1)  # per API key, in any 60 s (cascade.serve.feedback)
     learn: bool = True  # learners keep learning from the store while serving (cascade.serve.learning)
     learn_interval_s: float = Field(default=5.0, gt=0)

@@ -59,7 +59,7 @@ def build_app(spec: ServeSpec) -> Any:
         learning_store=spec.store,
         learn_on_build=not background,
     )
-    store = open_store(spec.store) if spec.store else None
+    store = open_store(spec.store, timeout_s=settings.store_timeout_s) if spec.store else None
     if store is not None:
         store.check_writable()  # refused at start (exit 2), not one unrecorded run at a time
     return create_app(cascades, settings, store=store, store_dsn=spec.store, owns_store=True)

@@ -56,22 +56,24 @@ __all__ = [
 ]
 
 
-def open_store(dsn: str | None = None) -> Store:
+def open_store(dsn: str | None = None, *, timeout_s: float | None = None) -> Store:
     """Open (creating and migrating) the store that `dsn` names.
 
     None: `$CASCADE_STORE` (a path or DSN) if set, else `<user data dir>/cascade/store.sqlite`.
     `sqlite:///abs/path.sqlite` or a plain path: SQLite. `postgresql://...`: PostgreSQL (psycopg 3).
+    `timeout_s` bounds each call (PostgreSQL: connecting and answering, 10 s by default; SQLite:
+    waiting for another process's write lock, 30 s by default).
     """
     if dsn is None:
         dsn = os.environ.get(ENV_VAR) or str(default_store_path())
     dsn = dsn.strip()
     if dsn.startswith(_POSTGRES_SCHEMES):
-        from cascade.store.postgres import PostgresStore
+        from cascade.store.postgres import TIMEOUT_S, PostgresStore
 
-        return PostgresStore(dsn)
+        return PostgresStore(dsn, timeout_s=timeout_s or TIMEOUT_S)
     from cascade.store.sqlite import SQLiteStore
 
-    return SQLiteStore(sqlite_path(dsn))
+    return SQLiteStore(sqlite_path(dsn), busy_timeout_s=timeout_s or 30.0)
 
 
 def sqlite_path(dsn: str) -> str:

@@ -16,12 +16,16 @@ not forget what a key spent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cascade.budget.metering import Ask, Hold, Left, over_budget
+from cascade.errors import BudgetUnavailableError, StoreError, StoreUnavailableError
 from cascade.types import Usage
+
+if TYPE_CHECKING:
+    from cascade.store.spool import Spool
 
 HOLD_TTL_S = 3600.0
 
@@ -148,7 +152,11 @@ def _tokens(usage: Usage) -> int:
 
 
 class StoreAccount:
-    """A metering account whose spend and holds live in the store (shared by processes)."""
+    """A metering account whose spend and holds live in the store (shared by processes).
+
+    When the store cannot be reached, a reservation is refused (`BudgetUnavailableError`: nothing
+    says the budget can pay) and a settlement, the record of a call that was paid, goes to `spool`
+    to be applied when the store is back; `on_unavailable` hears of each such failure."""
 
     def __init__(
         self,
@@ -158,12 +166,16 @@ class StoreAccount:
         max_tokens: int | None = None,
         max_cost_usd: float | None = None,
         hold_ttl_s: float = HOLD_TTL_S,
+        spool: Spool | None = None,
+        on_unavailable: Callable[[Exception], None] | None = None,
     ):
         self.store = store
         self.name = name
         self.max_tokens = max_tokens
         self.max_cost_usd = max_cost_usd
         self.hold_ttl_s = hold_ttl_s
+        self.spool = spool
+        self.on_unavailable = on_unavailable
         self._left = Left(max_tokens, max_cost_usd)
 
     def peek(self) -> Left:
@@ -174,9 +186,14 @@ class StoreAccount:
         return self._remember(await asyncio.to_thread(self.store.budget_spend, self.name))
 
     async def reserve(self, ask: Ask) -> Hold:
-        hold_id, cap, spend = await asyncio.to_thread(
-            self.store.reserve_budget, self.name, ask, self.max_tokens, self.max_cost_usd, self.hold_ttl_s
-        )
+        try:
+            hold_id, cap, spend = await asyncio.to_thread(
+                self.store.reserve_budget, self.name, ask, self.max_tokens, self.max_cost_usd, self.hold_ttl_s
+            )
+        except (StoreUnavailableError, StoreError) as exc:
+            self._unavailable(exc)
+            why = f"{self.name} budget: {ask.model} not called: the store keeping it is unavailable"
+            raise BudgetUnavailableError(why, model=ask.model, account=self.name) from exc
         left = self._remember(spend)
         if hold_id is None:
             raise over_budget(self.name, ask, left, Usage(spend.held_tokens, 0, spend.held_usd))
@@ -187,11 +204,24 @@ class StoreAccount:
         return Hold(self, ask, cap, hold_id)
 
     async def shrink(self, hold: Hold, cap: int) -> Hold:
-        await asyncio.to_thread(self.store.resize_budget_hold, hold.ref, hold.ask.usage(cap))
+        try:
+            await asyncio.to_thread(self.store.resize_budget_hold, hold.ref, hold.ask.usage(cap))
+        except (StoreUnavailableError, StoreError) as exc:
+            self._unavailable(exc)  # the hold stays at its larger size until it is settled: safe
         return Hold(self, hold.ask, cap, hold.ref)
 
     async def settle(self, hold: Hold, spent: Usage) -> None:
-        self._remember(await asyncio.to_thread(self.store.settle_budget, self.name, hold.ref, spent))
+        try:
+            self._remember(await asyncio.to_thread(self.store.settle_budget, self.name, hold.ref, spent))
+        except (StoreUnavailableError, StoreError) as exc:
+            if self.spool is None:
+                raise
+            self._unavailable(exc)
+            await asyncio.to_thread(self.spool.add_settlement, self.name, hold.ref, spent)
+
+    def _unavailable(self, exc: Exception) -> None:
+        if self.on_unavailable is not None:
+            self.on_unavailable(exc)
 
     def _remember(self, spend: Spend) -> Left:
         self._left = spend.left(self.max_tokens, self.max_cost_usd)

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from cascade.errors import StoreError, UserError
+from cascade.errors import StoreError, StoreUnavailableError, UserError
 from cascade.store.sql import Execute, LockName, SqlStore
+from cascade.store.watchdog import Watchdog
 
 if TYPE_CHECKING:
     import psycopg
@@ -26,21 +27,35 @@ _LOCK_NAMESPACE = 0x63617363  # "casc": keeps our advisory locks apart from the 
 _LOCK_KEYS: dict[LockName, int] = {
     "schema": 1, "runs": 2, "feedback": 3, "state": 4, "lease": 5, "budget": 6, "reference": 7,
 }  # fmt: skip
+TIMEOUT_S = 10.0
+"""How long one store call may take, connecting included."""
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+"""A server that vanished from the network is noticed in about 11 s even between calls."""
 _URL_PASSWORD = re.compile(r"(://[^:/@?]*:)[^@/?]*@")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 class PostgresStore(SqlStore):
-    """A Store in a PostgreSQL database; one connection per instance, reopened if it breaks."""
+    """A Store in a PostgreSQL database; one connection per instance, reopened if it breaks.
+
+    Every call is bounded by `timeout_s`: waiting for the connection, connecting, and the call
+    itself (the server's statement and lock timeouts, and a watchdog that shuts the socket down
+    when a server that is down or frozen answers nothing). A call that fails for any of these is a
+    StoreUnavailableError naming the store without its password.
+    """
 
     dialect = "postgres"
 
-    def __init__(self, dsn: str, *, target_version: int | None = None, connect_timeout_s: float = 10.0) -> None:
+    def __init__(self, dsn: str, *, target_version: int | None = None, timeout_s: float = TIMEOUT_S) -> None:
         self._psycopg = import_psycopg()
         self._dsn = dsn
-        self._connect_timeout_s = connect_timeout_s
+        self._timeout_s = timeout_s
         self._closed = False
-        self._conn = self._connect()
+        self._watchdog = Watchdog()
+        try:
+            self._conn = self._connect()
+        except StoreUnavailableError as exc:
+            raise UserError(f"cannot connect to the PostgreSQL store {redact(dsn)}: {exc.__cause__}") from exc
         try:
             super().__init__(target_version=target_version)
         except BaseException:
@@ -48,37 +63,62 @@ class PostgresStore(SqlStore):
             raise
 
     def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
+        ms = int(self._timeout_s * 1000)
         try:
             conn: psycopg.Connection[tuple[Any, ...]] = self._psycopg.connect(
-                self._dsn, autocommit=True, connect_timeout=max(1, round(self._connect_timeout_s))
+                self._dsn, autocommit=True, connect_timeout=max(1, round(self._timeout_s)), **_KEEPALIVES
             )
+            for setting in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"):
+                conn.execute(f"SET {setting} = {ms}")
         except self._psycopg.Error as exc:
-            raise UserError(f"cannot connect to the PostgreSQL store {redact(self._dsn)}: {exc}") from exc
+            raise self._unavailable(exc) from exc
         return conn
 
     def _live(self) -> psycopg.Connection[tuple[Any, ...]]:
         """The connection, reopened after a server restart or network drop."""
-        if self._closed:
-            raise UserError("this store is closed")
         if self._conn.broken or self._conn.closed:
             self._conn = self._connect()
         return self._conn
 
     @contextmanager
-    def _transaction(self, lock: LockName | None = None) -> Iterator[Execute]:
-        with self._lock:
+    def _call(self) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """The live connection for one bounded call; psycopg's failures as the store's errors."""
+        if not self._lock.acquire(timeout=self._timeout_s):
+            raise StoreUnavailableError(
+                f"the PostgreSQL store {redact(self._dsn)} is unavailable: a call has held its connection "
+                f"for over {self._timeout_s:g} s"
+            )
+        try:
+            if self._closed:
+                raise UserError("this store is closed")
             conn = self._live()
-            with conn.transaction(), conn.cursor() as cur:
-                if lock is not None:
-                    cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK_NAMESPACE}, {_LOCK_KEYS[lock]})")
+            with self._watchdog.watching(conn.pgconn.socket, self._timeout_s):
+                try:
+                    yield conn
+                except self._psycopg.errors.ReadOnlySqlTransaction as exc:
+                    raise StoreError(f"the PostgreSQL store {redact(self._dsn)} is read-only: {exc}") from exc
+                except self._psycopg.OperationalError as exc:
+                    raise self._unavailable(exc) from exc
+        finally:
+            self._lock.release()
 
-                def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-                    return _run(cur, sql, params)
+    def _unavailable(self, exc: Exception) -> StoreUnavailableError:
+        why = f"no answer within {self._timeout_s:g} s" if self._watchdog.fired else str(exc).strip().splitlines()[0]
+        return StoreUnavailableError(f"the PostgreSQL store {redact(self._dsn)} is unavailable: {why}")
 
-                yield execute
+    @contextmanager
+    def _transaction(self, lock: LockName | None = None) -> Iterator[Execute]:
+        with self._call() as conn, conn.transaction(), conn.cursor() as cur:
+            if lock is not None:
+                cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK_NAMESPACE}, {_LOCK_KEYS[lock]})")
+
+            def execute(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                return _run(cur, sql, params)
+
+            yield execute
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock, self._live().cursor() as cur:
+        with self._call() as conn, conn.cursor() as cur:
             return _run(cur, sql, params)
 
     def check_writable(self) -> None:
@@ -87,9 +127,13 @@ class PostgresStore(SqlStore):
             raise StoreError(f"the PostgreSQL store {redact(self._dsn)} is read-only: name its primary server")
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._conn.close()
+        self._closed = True
+        self._watchdog.close()
+        if self._lock.acquire(timeout=self._timeout_s):  # a call stuck past it is ended by its watchdog
+            try:
+                self._conn.close()
+            finally:
+                self._lock.release()
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact(self._dsn)!r})"
