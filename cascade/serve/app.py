@@ -39,7 +39,7 @@ from cascade.serve.auth import ApiKeys
 from cascade.serve.disconnect import ClientDisconnected, Progress, cancelled_result, unless_disconnected
 from cascade.serve.feedback import Feedback
 from cascade.serve.http import HeadLimit
-from cascade.serve.key_budgets import KeyAccounts, quota_error, refused_by, release
+from cascade.serve.key_budgets import HoldLease, KeyAccounts, quota_error, refused_by, release
 from cascade.serve.learning import BackgroundLearning, LearningSettings, learner_syncs, silent_keys
 from cascade.serve.limits import Admission, check_tokens, read_body
 from cascade.serve.metrics import ServeMetrics
@@ -87,6 +87,8 @@ class Server:
             guard=self.store_guard,
         )
         self.learning, self._learning_stores = self._background_learning(store, store_dsn)
+        accounts = self.key_accounts
+        self.hold_lease = HoldLease(accounts.store, accounts.owner) if accounts.store and accounts.enabled else None
         self.closing: list[Store] = []
 
     def _background_learning(
@@ -107,6 +109,8 @@ class Server:
         audits in flight get their `audit.drain_s` to finish (the rest are recorded as dropped)."""
         if self.store_guard is not None:
             await self.store_guard.start()
+        if self.hold_lease is not None:
+            await self.hold_lease.start()
         if self.learning is not None:
             self.learning.start()
         try:
@@ -114,6 +118,8 @@ class Server:
         finally:
             if self.learning is not None:
                 await self.learning.stop()
+            if self.hold_lease is not None:
+                await self.hold_lease.stop()
             if self.store_guard is not None:
                 await self.store_guard.stop()
             await asyncio.gather(*(asyncio.to_thread(c.close) for c in self.cascades.values()))

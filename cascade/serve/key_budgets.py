@@ -17,15 +17,19 @@ tier answered, the answer is a 429 naming the budget.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from cascade.budget.metering import NOTHING, Account, Hold, MemoryAccount
-from cascade.errors import BudgetUnavailableError, CallOverBudgetError
+from cascade.errors import BudgetUnavailableError, CallOverBudgetError, StoreError, StoreUnavailableError
 from cascade.serve.api_errors import ApiError
 from cascade.serve.store_guard import StoreGuard
-from cascade.store.budgets import BudgetStore
+from cascade.store.budgets import LEASE_PREFIX, BudgetStore, died_here, process_owner
+
+log = logging.getLogger("cascade.serve")
 
 if TYPE_CHECKING:
     from cascade.io.conversation import Conversation
@@ -47,6 +51,7 @@ class KeyAccounts:
         self.max_cost_usd = max_cost_usd
         self.store = store if isinstance(store, BudgetStore) else None
         self.guard = guard
+        self.owner = process_owner()  # names this process on its holds (cascade.store.budgets)
         self._accounts: dict[str, Account] = {}
         self._lock = threading.Lock()
         self.waiting = 0  # requests waiting for budget held by calls in flight
@@ -99,9 +104,57 @@ class KeyAccounts:
 
             spool, on_unavailable = (self.guard.spool, self.guard.down) if self.guard else (None, None)
             return StoreAccount(
-                self.store, ident, max_tokens=tokens, max_cost_usd=usd, spool=spool, on_unavailable=on_unavailable
+                self.store,
+                ident,
+                max_tokens=tokens,
+                max_cost_usd=usd,
+                spool=spool,
+                on_unavailable=on_unavailable,
+                owner=self.owner,
             )
         return MemoryAccount(ident, max_tokens=tokens, max_cost_usd=usd)
+
+
+class HoldLease:
+    """This process's claim on its budget holds in the store: the lease `budget-holder:<owner>`,
+    renewed every `interval_s`. At start and at each renewal, the holds of owners whose lease lapsed,
+    or whose process is gone from this host, are settled at their reservation (a crash must not hold
+    a key's budget for the hold's hour, `cascade.store.budgets`)."""
+
+    def __init__(self, store: BudgetStore, owner: str, *, interval_s: float = 5.0, ttl_s: float = 15.0) -> None:
+        self.store = store
+        self.owner = owner
+        self.interval_s = interval_s
+        self.ttl_s = ttl_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.beat()
+        self._task = asyncio.ensure_future(self._run())
+
+    async def beat(self) -> None:
+        try:
+            lease = LEASE_PREFIX + self.owner
+            await asyncio.to_thread(self.store.acquire_lease, lease, self.owner, self.ttl_s)  # type: ignore[attr-defined]
+            holds, tokens = await asyncio.to_thread(self.store.reap_budget_holds, self.owner, died_here)
+        except (StoreUnavailableError, StoreError) as exc:
+            log.debug("budget hold lease not renewed: %s", exc)
+            return
+        if holds:
+            log.warning(
+                "settled %d budget holds (%d tokens) of processes that died, at their reservation", holds, tokens
+            )
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.beat()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        with contextlib.suppress(StoreUnavailableError, StoreError):
+            await asyncio.to_thread(self.store.release_lease, LEASE_PREFIX + self.owner, self.owner)  # type: ignore[attr-defined]
 
 
 async def release(hold: Hold | None) -> None:

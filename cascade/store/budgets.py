@@ -2,11 +2,17 @@
 
 Two tables (migration 6): `budget_spend` (what an account has spent, settled calls only) and
 `budget_holds` (reservations of calls in flight). What an account has left is its limit minus its
-spend minus its unexpired holds. A reservation reads that and inserts its hold in one transaction
-under the store's `budget` lock (SQLite's write lock, a PostgreSQL advisory lock), so two
-processes can never both take the last tokens; a settlement deletes the hold and adds what the
-call really spent, also in one transaction. A hold whose process died (a crash, a kill) stops
-counting once it expires (`hold_ttl_s`, longer than any call may run).
+spend minus its holds. A reservation reads that and inserts its hold in one transaction under the
+store's `budget` lock (SQLite's write lock, a PostgreSQL advisory lock), so two processes can never
+both take the last tokens; a settlement deletes the hold and adds what the call really spent, also
+in one transaction, and only if the hold is still there (so nothing is charged twice).
+
+A hold whose process died (a crash, kill -9) belongs to a call cut off in flight, which the provider
+may have generated in full: it is settled at its reservation, as `cascade.metering` charges any call
+cut off. Each hold names its `owner` (host, pid, a random tag); a serving process renews a lease
+`budget-holder:<owner>` while it lives (`cascade.serve.key_budgets.HoldLease`) and settles the holds
+of owners whose lease lapsed or whose process is gone from this host, at its start and every few
+seconds after (`reap`). A hold without an owner is settled so once it expires (`hold_ttl_s`).
 
 `StoreAccount` is such an account as `cascade.budget.metering` uses it: `cascade serve --store DSN
 --key-max-tokens N` charges each API key's calls to one, so a restart or a second worker does
@@ -16,6 +22,9 @@ not forget what a key spent.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -50,8 +59,13 @@ _SPENT = "SELECT spent_tokens, spent_usd, calls FROM budget_spend WHERE account 
 _HELD = (
     "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(usd), 0) FROM budget_holds WHERE account = ? AND expires_at > {now}"
 )
-_EXPIRE = "DELETE FROM budget_holds WHERE account = ? AND expires_at <= {now}"
-_HOLD = "INSERT INTO budget_holds (account, tokens, usd, expires_at) VALUES (?, ?, ?, {now} + ?) RETURNING id"
+_EXPIRE = "DELETE FROM budget_holds WHERE account = ? AND expires_at <= {now} RETURNING tokens, usd"
+_HOLD = (
+    "INSERT INTO budget_holds (account, tokens, usd, expires_at, owner) VALUES (?, ?, ?, {now} + ?, ?) RETURNING id"
+)
+_OWNED = "SELECT id, account, tokens, usd, owner FROM budget_holds WHERE owner IS NOT NULL AND owner <> ?"
+_LIVE = "SELECT holder FROM leases WHERE name LIKE ? AND expires_at > {now}"
+LEASE_PREFIX = "budget-holder:"
 _RESIZE = "UPDATE budget_holds SET tokens = ?, usd = ? WHERE id = ?"
 _SETTLE = (
     "UPDATE budget_spend SET spent_tokens = spent_tokens + ?, spent_usd = spent_usd + ?, calls = calls + ?, "
@@ -82,8 +96,16 @@ class BudgetStore(Protocol):
     """The store operations budgets need (SQLite and PostgreSQL stores have them)."""
 
     def reserve_budget(
-        self, account: str, ask: Ask, max_tokens: int | None, max_cost_usd: float | None, ttl_s: float
+        self,
+        account: str,
+        ask: Ask,
+        max_tokens: int | None,
+        max_cost_usd: float | None,
+        ttl_s: float,
+        owner: str | None = None,
     ) -> tuple[int | None, int, Spend]: ...
+
+    def reap_budget_holds(self, keep: str, is_dead: Callable[[str], bool]) -> tuple[int, int]: ...
 
     def resize_budget_hold(self, hold_id: int, usage: Usage) -> None: ...
 
@@ -100,18 +122,26 @@ Execute = Any  # the store's `run(sql, params)` inside one transaction
 
 
 def reserve(
-    run: Execute, now: str, account: str, ask: Ask, limits: tuple[int | None, float | None], ttl_s: float, at: str
+    run: Execute,
+    now: str,
+    account: str,
+    ask: Ask,
+    limits: tuple[int | None, float | None],
+    ttl_s: float,
+    at: str,
+    owner: str | None = None,
 ) -> tuple[int | None, int, Spend]:
     """Inside a locked transaction: the hold id and granted cap (None, cap < 1: refused) and the spend."""
     run(_ENSURE, (account, at))
-    run(_EXPIRE.format(now=now), (account,))
+    for tokens, usd in run(_EXPIRE.format(now=now), (account,)):  # their processes died long ago
+        run(_SETTLE, (int(tokens), float(usd), 1, at, account))
     spend = read(run, now, account)
     left = spend.left(*limits)
     cap = ask.cap_within(left.tokens, left.usd)
     if cap < 1:
         return None, cap, spend
     usage = ask.usage(cap)
-    hold_id = int(run(_HOLD.format(now=now), (account, _tokens(usage), usage.cost_usd, float(ttl_s)))[0][0])
+    hold_id = int(run(_HOLD.format(now=now), (account, _tokens(usage), usage.cost_usd, float(ttl_s), owner))[0][0])
     return hold_id, cap, spend
 
 
@@ -120,12 +150,27 @@ def resize(run: Execute, hold_id: int, usage: Usage) -> None:
 
 
 def settle(run: Execute, now: str, account: str, hold_id: int | None, spent: Usage, at: str) -> Spend:
-    if hold_id is not None:
-        run("DELETE FROM budget_holds WHERE id = ?", (hold_id,))
+    if hold_id is not None and not run("DELETE FROM budget_holds WHERE id = ? RETURNING id", (hold_id,)):
+        return read(run, now, account)  # settled already, at its reservation (its owner was taken for dead)
     run(_ENSURE, (account, at))
     paid = int(_tokens(spent) > 0 or spent.cost_usd > 0)
     run(_SETTLE, (_tokens(spent), spent.cost_usd, paid, at, account))
     return read(run, now, account)
+
+
+def reap(run: Execute, now: str, keep: str, is_dead: Callable[[str], bool], at: str) -> tuple[int, int]:
+    """Settle at their reservation the holds of owners other than `keep` that hold no lease or that
+    `is_dead` says died; returns how many holds and tokens."""
+    live = {str(row[0]).removeprefix(LEASE_PREFIX) for row in run(_LIVE.format(now=now), (LEASE_PREFIX + "%",))}
+    holds = tokens = 0
+    for hold_id, account, held, usd, owner in run(_OWNED, (keep,)):
+        if owner in live and not is_dead(owner):
+            continue
+        run("DELETE FROM budget_holds WHERE id = ?", (hold_id,))
+        run(_ENSURE, (account, at))
+        run(_SETTLE, (int(held), float(usd), 1, at, account))
+        holds, tokens = holds + 1, tokens + int(held)
+    return holds, tokens
 
 
 def read(run: Execute, now: str, account: str) -> Spend:
@@ -168,8 +213,10 @@ class StoreAccount:
         hold_ttl_s: float = HOLD_TTL_S,
         spool: Spool | None = None,
         on_unavailable: Callable[[Exception], None] | None = None,
+        owner: str | None = None,
     ):
         self.store = store
+        self.owner = owner
         self.name = name
         self.max_tokens = max_tokens
         self.max_cost_usd = max_cost_usd
@@ -188,7 +235,13 @@ class StoreAccount:
     async def reserve(self, ask: Ask) -> Hold:
         try:
             hold_id, cap, spend = await asyncio.to_thread(
-                self.store.reserve_budget, self.name, ask, self.max_tokens, self.max_cost_usd, self.hold_ttl_s
+                self.store.reserve_budget,
+                self.name,
+                ask,
+                self.max_tokens,
+                self.max_cost_usd,
+                self.hold_ttl_s,
+                self.owner,
             )
         except (StoreUnavailableError, StoreError) as exc:
             self._unavailable(exc)
@@ -229,3 +282,23 @@ class StoreAccount:
 
     def __repr__(self) -> str:
         return f"StoreAccount({self.name!r}, max_tokens={self.max_tokens}, max_cost_usd={self.max_cost_usd})"
+
+
+def process_owner() -> str:
+    """This process's name on its holds: host, pid and a random tag (a pid is reused, the tag is not)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def died_here(owner: str) -> bool:
+    """Whether `owner` names a process on this host that no longer runs."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -178,6 +178,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX feedback_by_key ON feedback (key_id, created_at)",
         ),
     ),
+    Migration(
+        9,
+        "each budget hold names the process that holds it, so the holds of a process that died are settled",
+        (
+            "ALTER TABLE budget_holds ADD COLUMN owner TEXT",
+            "CREATE INDEX budget_holds_by_owner ON budget_holds (owner)",
+        ),
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

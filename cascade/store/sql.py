@@ -232,12 +232,24 @@ class SqlStore(ABC):
             run("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
     def reserve_budget(
-        self, account: str, ask: Ask, max_tokens: int | None, max_cost_usd: float | None, ttl_s: float
+        self,
+        account: str,
+        ask: Ask,
+        max_tokens: int | None,
+        max_cost_usd: float | None,
+        ttl_s: float,
+        owner: str | None = None,
     ) -> tuple[int | None, int, budgets.Spend]:
         """Hold `ask`'s worst case at the largest cap `account` can afford, atomically across processes:
         (hold id, cap, spend before the hold); the id is None when not one completion token fits."""
+        limits, now = (max_tokens, max_cost_usd), _NOW[self.dialect]
         with self._transaction("budget") as run:
-            return budgets.reserve(run, _NOW[self.dialect], account, ask, (max_tokens, max_cost_usd), ttl_s, rows.now())
+            return budgets.reserve(run, now, account, ask, limits, ttl_s, rows.now(), owner)
+
+    def reap_budget_holds(self, keep: str, is_dead: Callable[[str], bool]) -> tuple[int, int]:
+        """Settle at their reservation the holds of dead owners (`cascade.store.budgets.reap`)."""
+        with self._transaction("budget") as run:
+            return budgets.reap(run, _NOW[self.dialect], keep, is_dead, rows.now())
 
     def resize_budget_hold(self, hold_id: int, usage: Usage) -> None:
         with self._transaction("budget") as run:

@@ -4,6 +4,9 @@ when clients disconnect (the run is cancelled, recorded, and charged what it rea
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +205,21 @@ def test_a_streaming_client_that_disconnects_cancels_its_run_which_is_recorded_a
     assert stored.error == "cancelled: the client disconnected" and stored.answer is None
     assert [a.tier for a in stored.attempts] == ["small", "large"]
     assert stored.total_tokens == 11 + 12 + 64 and spend.tokens == stored.total_tokens and spend.held_tokens == 0
+
+
+def test_a_restart_settles_the_holds_of_a_process_killed_mid_call(store: Store) -> None:
+    """Issue 22.8: kill -9 mid-call with --key-max-tokens 90, restart: 429 '3 tokens left' for 3,600 s
+    while the dead call's hold counted. The restarted server settles it at once, at its reservation."""
+    from cascade.budget.metering import Ask
+    from cascade.store.budgets import StoreAccount
+
+    killed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    owner = f"{socket.gethostname()}:{killed.pid}:killed"
+    dead = StoreAccount(store, key_id(KEY), max_tokens=90, owner=owner)  # type: ignore[arg-type]
+    asyncio.run(dead.reserve(Ask("fake/m", prompt_tokens=79, max_completion=8)))  # 87 held, as the issue's
+    killed.kill()
+    killed.wait()
+    assert store.budget_spend(key_id(KEY)).held_tokens == 87  # type: ignore[attr-defined]
+    with serve_in_thread(app_for(four_token_cascade(), store, key_max_tokens=90)):
+        spend = store.budget_spend(key_id(KEY))  # type: ignore[attr-defined]
+    assert (spend.held_tokens, spend.tokens) == (0, 87)

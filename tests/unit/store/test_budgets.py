@@ -7,6 +7,8 @@ import asyncio
 import json
 import multiprocessing
 import random
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from cascade.budget.metering import Ask
 from cascade.errors import CallOverBudgetError
 from cascade.store import open_store
-from cascade.store.budgets import StoreAccount
+from cascade.store.budgets import LEASE_PREFIX, StoreAccount, died_here
 from cascade.types import Usage
 
 LIMIT = 400
@@ -95,13 +97,32 @@ class BudgetContract:
         finally:
             reopened.close()
 
-    async def test_holds_of_a_process_that_died_expire(self, store: Any) -> None:
-        account = StoreAccount(store, "key-c", max_tokens=13, hold_ttl_s=0.3)
+    async def test_holds_nobody_owns_are_settled_at_their_reservation_once_expired(self, store: Any) -> None:
+        account = StoreAccount(store, "key-c", max_tokens=26, hold_ttl_s=0.3)
         await account.reserve(ASK)  # never settled: its process "died"
-        with pytest.raises(CallOverBudgetError):
-            await account.reserve(ASK)
         time.sleep(0.4)
-        assert (await account.reserve(ASK)).cap == 10
+        assert (await account.reserve(ASK)).cap == 10  # 26 - 13 charged: the second fits, no third
+        spend = store.budget_spend("key-c")
+        assert (spend.tokens, spend.held_tokens, spend.calls) == (13, 13, 1)
+
+    async def test_holds_of_a_dead_owner_are_settled_at_their_reservation_and_only_once(self, store: Any) -> None:
+        """Issue 22.8: kill -9 mid-call, restart: the key's holds blocked it for an hour (then were freed,
+        charging nothing). Now the next process settles them at once, as calls cut off in flight."""
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        here = f"{socket.gethostname()}:{gone.pid}:dead"
+        elsewhere = "other-host:1:lapsed"
+        alive = StoreAccount(store, "key-d", max_tokens=100, owner="other-host:2:alive")
+        store.acquire_lease(LEASE_PREFIX + here, here, 60)  # its lease has not lapsed, but its pid is gone
+        store.acquire_lease(LEASE_PREFIX + "other-host:2:alive", "other-host:2:alive", 60)
+        holds = [await StoreAccount(store, "key-d", max_tokens=100, owner=o).reserve(ASK) for o in (here, elsewhere)]
+        kept = await alive.reserve(ASK)
+        assert store.reap_budget_holds("me", died_here) == (2, 26)
+        spend = store.budget_spend("key-d")
+        assert (spend.tokens, spend.held_tokens) == (26, 13)  # the live owner's hold stays
+        await holds[0].account.settle(holds[0], Usage(3, 1))  # its process came back after all: no double charge
+        await alive.settle(kept, Usage(3, 2))
+        assert (store.budget_spend("key-d").tokens, store.budget_spend("key-d").held_tokens) == (31, 0)
 
     def test_processes_reserving_at_once_never_pass_the_limit(self, dsn: str) -> None:
         ctx = multiprocessing.get_context("spawn")
