@@ -27,14 +27,17 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cascade.budget.metering import Ask, Hold, Left, over_budget
 from cascade.errors import BudgetUnavailableError, StoreError, StoreUnavailableError
 from cascade.types import Usage
 
-if TYPE_CHECKING:
-    from cascade.store.spool import Spool
+
+class SettlementSpool(Protocol):
+    """Where a settlement the store could not take waits for it (`cascade.store.spool.Spool`)."""
+
+    def add_settlement(self, account: str, hold_id: int | None, spent: Usage) -> None: ...
 
 HOLD_TTL_S = 3600.0
 
@@ -211,7 +214,7 @@ class StoreAccount:
         max_tokens: int | None = None,
         max_cost_usd: float | None = None,
         hold_ttl_s: float = HOLD_TTL_S,
-        spool: Spool | None = None,
+        spool: SettlementSpool | None = None,
         on_unavailable: Callable[[Exception], None] | None = None,
         owner: str | None = None,
     ):
