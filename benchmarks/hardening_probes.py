@@ -1,4 +1,4 @@
-"""Issue 14's probes, run against the real command line and a real `cascade serve` subprocess.
+"""Issue 14's and issue 22's probes, run against the real command line and real `cascade serve` subprocesses.
 
 Each probe is what an attacker or a careless operator would send; each is reported with what it
 gets now (exit status and the first line of stderr, or the HTTP status and error code) and
@@ -7,7 +7,10 @@ against a key budget of `--key-max-tokens` tokens, each request costing 4 tokens
 completion) through the fake completer, once with the budget in memory, once in a SQLite store
 and once with `--workers 2` sharing that store.
 
-    python benchmarks/hardening_probes.py [--concurrency 50] [--key-max-tokens 20]
+    python benchmarks/hardening_probes.py [--concurrency 50] [--key-max-tokens 20] [--round 14|22|all]
+
+Issue 22's probes (streams, stores, workers, hostile requests; `benchmarks/hardening_probes_22.py`)
+also start a throwaway PostgreSQL 15 cluster on loopback when its binaries are installed.
 
 Loopback only; no model is downloaded or called (the fake completer answers). Last line: one JSON object.
 """
@@ -32,12 +35,16 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 FAKE = ROOT / "configs" / "fake.yaml"
 KEY = "sk-probe-0123456789abcdef"
-BOMB = "".join(
-    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['x'] * 9)}]\n"
-    for name, prev in zip("abcdefg", [None, *"abcdef"], strict=True)
-) + "tiers: [*g]\n"
+BOMB = (
+    "".join(
+        f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['x'] * 9)}]\n"
+        for name, prev in zip("abcdefg", [None, *"abcdef"], strict=True)
+    )
+    + "tiers: [*g]\n"
+)
 FOUR_TOKENS = {
     "name": "demo",
     "completer": {
@@ -258,21 +265,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--key-max-tokens", type=int, default=20)
+    parser.add_argument("--round", choices=["14", "22", "all"], default="all", help="which issue's probes")
     args = parser.parse_args()
+    report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
         tmp = Path(directory)
-        report = {
-            "cli": cli_probes(tmp),
-            "http": http_probes(tmp),
-            "budget": {
+        if args.round in ("14", "all"):
+            report["cli"], report["http"] = cli_probes(tmp), http_probes(tmp)
+            budget = budget_probe(tmp, args.concurrency, args.key_max_tokens)
+            report["budget"] = {
                 "concurrency": args.concurrency,
                 "key_max_tokens": args.key_max_tokens,
                 "tokens_per_request": 4,
-                **budget_probe(tmp, args.concurrency, args.key_max_tokens),
-            },
-        }
-    for name, row in [*report["cli"].items(), *report["http"].items()]:
+                **budget,
+            }
+        if args.round in ("22", "all"):
+            from benchmarks.hardening_probes_22 import run_all
+
+            report["issue_22"] = run_all(tmp)
+    for name, row in [*report.get("cli", {}).items(), *report.get("http", {}).items()]:
         print(f"{name:42s} {json.dumps(row)}", file=sys.stderr)
+    for name, row in report.get("issue_22", {}).items():
+        print(f"{name:26s} {json.dumps(row)}", file=sys.stderr)
     print(json.dumps(report))
 
 
