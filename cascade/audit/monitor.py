@@ -25,7 +25,8 @@ accepted below the strongest tier than before. So a rise of that share over the 
 `SUSPECT_WINDOW` answers (one-sided binomial test against the long-run share, p < `SUSPECT_P`) makes
 the guard escalate everything for a probe of at most `PROBE_RUNS` runs: every run then judges the
 lower tiers for free, and the probe either proves the promise broken (the alarm, as above) or is
-lifted, costing a few escalations.
+lifted, costing a few escalations (it goes on, up to `PROBE_MAX_RUNS`, while its runs' agreement
+stays below the target without proof yet).
 
 Heavy arithmetic (the intervals) runs only when a disagreement is seen or every `CHECK_EVERY` runs
 while tightened, never per request otherwise.
@@ -58,6 +59,7 @@ SUSPECT_WINDOW = 30
 SUSPECT_BASE = 100  # answers of long-run share needed before a rise can be told
 SUSPECT_P = 0.005
 PROBE_RUNS = 50
+PROBE_MAX_RUNS = 200  # a probe whose runs point to a break, without proof yet, goes on up to this many
 
 
 def tightened(threshold: float, level: int) -> float:
@@ -239,7 +241,8 @@ class Monitor:
 
     def _settle_probe(self) -> None:
         """During a probe: the alarm once the configured thresholds are proven to break the promise,
-        else, after `PROBE_RUNS` runs, back to them."""
+        else, after `PROBE_RUNS` runs (up to `PROBE_MAX_RUNS` while their estimate stays below the
+        target), back to them."""
         target = self.config.min_agreement
         assert target is not None, "probes run only with a target"
         self._probe -= 1
@@ -253,6 +256,8 @@ class Monitor:
                 self.name, interval.answers, self.reference.name, interval.estimate, interval.low, interval.high,
                 target,
             )  # fmt: skip
+        elif self._probe == 0 and interval.estimate < target and interval.answers < PROBE_MAX_RUNS:
+            self._probe = 1  # the runs point to a break: keep probing until it is proven or they stop pointing
         elif self._probe == 0:
             log.warning(
                 "%s: probe lifted: %d runs gave no proof of a broken promise (agreement as configured %.3f "

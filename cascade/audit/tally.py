@@ -50,8 +50,10 @@ class Tally:
         """The agreement's estimate and always-valid (1 - alpha) interval; [0, 1] before any answer."""
         if self.answers == 0:
             return Interval(0, 1.0, 0.0, 1.0)
+        # realised: only answers served below can disagree; conditional: any answer might have been
+        ceiling = self.answers if conditional else self.below
         bounds = disagreement_bounds(
-            self.seen, self.unresolved, self.below, self.rate, known=self.known, alpha=alpha, conditional=conditional
+            self.seen, self.unresolved, ceiling, self.rate, known=self.known, alpha=alpha, conditional=conditional
         )
         n = self.answers
         return Interval(n, 1 - bounds.estimate / n, max(0.0, 1 - bounds.high / n), min(1.0, 1 - bounds.low / n))

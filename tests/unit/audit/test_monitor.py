@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from cascade.audit.monitor import LEVELS, PROBE_RUNS, Monitor
+from cascade.audit.monitor import LEVELS, PROBE_MAX_RUNS, PROBE_RUNS, Monitor
 from cascade.config.audit import AuditConfig
 from cascade.config.schema import TierConfig
 from cascade.types import Attempt, CascadeResult
@@ -72,3 +72,23 @@ def test_no_target_no_guard() -> None:
     for i in range(300):
         serve(unguarded, run("Lyon", None if i > 150 or i % 2 else "Paris"))
     assert unguarded.level == 0 and unguarded.probes == 0
+
+
+def test_a_probe_pointing_to_a_break_goes_on_until_it_is_proven(monitor: Monitor) -> None:
+    while not monitor.level:
+        serve(monitor, run("Lyon", None))
+    for i in range(PROBE_MAX_RUNS):  # right 3 times in 4: below 0.9, proven after ~80 runs, not 50
+        serve(monitor, run("Lyon" if i % 4 == 3 else "Paris", "Paris"))
+        if monitor.alarms:
+            break
+    assert monitor.alarms == 1 and monitor.level == LEVELS and PROBE_RUNS <= i < PROBE_MAX_RUNS
+
+
+def test_a_level_that_served_nothing_below_is_no_proof_of_safety() -> None:
+    from cascade.audit.tally import Tally
+
+    never_below = Tally()
+    for _ in range(80):
+        never_below.serve(False, 1.0)
+    assert never_below.interval(0.05).low == 1.0  # what was served agreed, exactly
+    assert never_below.interval(0.05, conditional=True).low < 0.9  # what the next runs will do is not known
