@@ -14,10 +14,12 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cascade.cli.progress import EvalProgress
 from cascade.completers.plugins import make_completer
+from cascade.completers.progress import Meter, watching
 from cascade.config import safe_yaml
 from cascade.config.schema import CascadeConfig, load_config
 from cascade.errors import UserError
@@ -49,7 +51,7 @@ def cached_cascade(config: CascadeConfig, args: argparse.Namespace) -> tuple[Cas
 async def run_with_progress(cascade: Cascade, items: list[Item], args: argparse.Namespace) -> EvalRun:
     stages = [t.name for t in cascade.config.tiers] + ["cascade"]
     columns = (TextColumn("{task.description:>16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with watching(Meter()) as meter, EvalProgress(meter, *columns, console=Console(stderr=True)) as bar:
         tasks = {s: bar.add_task(s, total=len(items)) for s in stages}
         return await evaluate(
             cascade,

@@ -118,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Everything that can be refused (question, config, store) is checked before a model is paid;
     the answer is printed before it is recorded, so a store that fails afterwards loses nothing."""
+    from cascade.cli.progress import run_status
     from cascade.completers.routable import check_routable
     from cascade.config.schema import load_config
     from cascade.io.text import check_utf8
@@ -130,7 +131,8 @@ def _run(args: argparse.Namespace) -> int:
         cascade = Cascade(config, learning_store=args.store)
         for problem in check_routable(cascade.runnable_configs.values()):
             Console(stderr=True).print(Text.assemble(("warning: ", "yellow"), str(problem)), highlight=False)
-        result = cascade.run(args.question, tag=args.tag, user=args.user)
+        with run_status(progress_console()):
+            result = cascade.run(args.question, tag=args.tag, user=args.user)
         result = _answer_approvals(cascade, result, ask=sys.stdin.isatty())
         _print_result(result, cascade.config.name, as_json=args.json)
         if store is not None:
@@ -139,6 +141,11 @@ def _run(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     return 1 if result.error else 0
+
+
+def progress_console() -> Console:
+    """Where `cascade run` shows which tier it calls while it waits (stderr, so `--json` stays clean)."""
+    return Console(stderr=True)
 
 
 def _answer_approvals(cascade: Cascade, result: CascadeResult, *, ask: bool) -> CascadeResult:

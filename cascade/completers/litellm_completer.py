@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cascade.completers import progress
 from cascade.completers.litellm_setup import import_litellm
 from cascade.errors import CascadeError, PermanentProviderError, ProviderError, TransientProviderError
 from cascade.local.params import EARLY_EXIT, HIDDEN, STOP_PATTERN
@@ -45,7 +47,11 @@ class LiteLLMCompleter:
             if live or (request.stop_pattern and not is_local(request.model)):
                 read = await self._stream_until(request)
             else:  # local models stop in process (answer pattern, early exit), with logprobs
-                response = await self._litellm.acompletion(**self._kwargs(request), **_local_writer(request))
+                stop = threading.Event()  # set when this call ends, or is cancelled (a timeout)
+                try:
+                    response = await self._litellm.acompletion(**self._kwargs(request), **_local_writer(request, stop))
+                finally:
+                    stop.set()
                 read = _read(response)
                 read = replace(read, text=_cut(read.text, request.stop_pattern), calls=_tool_calls(response.choices[0]))
         except ProviderError:
@@ -127,7 +133,7 @@ class LiteLLMCompleter:
         """Stream: hand each piece to `request.on_text` (live streaming) and stop reading once the
         answer is complete (token-level early stopping). Logprobs and top alternatives are kept
         where chunks carry them (OpenAI and vLLM send them per chunk)."""
-        writer = _TextWriter(request)
+        writer, counted = _TextWriter(request), progress.current_call()
         stream = await self._litellm.acompletion(**self._kwargs(request, stream=True))
         chunks, usage, finish = 0, None, "length"
         logprobs: list[Any] = []
@@ -140,6 +146,8 @@ class LiteLLMCompleter:
             if not delta:
                 continue
             chunks += 1
+            if counted is not None:
+                counted.pieces += 1
             if writer.write(delta):
                 finish = "answer_complete"
                 break
@@ -195,13 +203,25 @@ class _TextWriter:
         return match is not None
 
 
-def _local_writer(request: CompletionRequest) -> dict[str, Any]:
-    """Local models write their text through a callback (their logprobs come whole with the reply):
-    it is called from the inference thread, so each piece is handed to the event loop's thread."""
-    if request.on_text is None or not request.model.startswith("local/"):
+def _local_writer(request: CompletionRequest, stop: threading.Event) -> dict[str, Any]:
+    """Local models write their text through a callback (their logprobs come whole with the reply),
+    called from the inference thread: each piece goes to the event loop's thread when the text is
+    streamed, and is counted for a progress display. Returning False ends the generation, so a
+    call that was given up on (a timeout) stops using the CPU instead of running to its end."""
+    if not request.model.startswith("local/"):
         return {}
-    loop, writer = asyncio.get_running_loop(), _TextWriter(request)
-    return {"cascade_on_text": lambda piece: loop.call_soon_threadsafe(writer.write, piece)}
+    loop = asyncio.get_running_loop()
+    writer = _TextWriter(request) if request.on_text is not None else None
+    counted = progress.current_call()
+
+    def on_piece(piece: str) -> bool:
+        if counted is not None:
+            counted.pieces += 1
+        if writer is not None:
+            loop.call_soon_threadsafe(writer.write, piece)
+        return not stop.is_set()
+
+    return {"cascade_on_text": on_piece}
 
 
 def _cut(text: str, stop_pattern: str | None) -> str:

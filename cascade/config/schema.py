@@ -310,7 +310,7 @@ DEFAULT_CONFIG = "local.yaml"
 def default_config_path() -> Path:
     """The config commands use without `--config`: `configs/local.yaml` of a source checkout, else
     the copy shipped inside the package."""
-    checkout = Path(__file__).resolve().parent.parent / "configs" / DEFAULT_CONFIG
+    checkout = Path(__file__).resolve().parents[2] / "configs" / DEFAULT_CONFIG  # from cascade/config/
     if checkout.exists():
         return checkout
     return Path(str(resources.files("cascade") / "configs" / DEFAULT_CONFIG))

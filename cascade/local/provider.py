@@ -162,8 +162,7 @@ def _text_writer(optional_params: dict[str, Any]) -> OnText | None:
         return None
 
     def on_text(piece: str) -> bool:
-        write(piece)
-        return True
+        return write(piece) is not False  # the caller ends the generation by returning False
 
     return on_text
 

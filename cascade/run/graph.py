@@ -36,6 +36,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Overwrite, StreamWriter, interrupt
 
+from cascade.completers import progress
 from cascade.decision.stopping import called_from, first_called, settle
 from cascade.errors import BudgetExceededError, CallOverBudgetError, ProviderError, UserError
 from cascade.io.conversation import Conversation, conversation_of
@@ -194,6 +195,7 @@ class CascadeGraph:
         attempts, plan = state.get("attempts", []), state.get("plan", NO_PLAN)
         allotment = tier.allot(chat.query, index, attempts)
         max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan, allotment)
+        progress.tier_called(tier.config.name, tier.config.label)
         on_text = None
         if state.get("stream_tokens"):
             live = self.last_tier_live and index == len(self.tiers) - 1 and tier.streams_live(chat)

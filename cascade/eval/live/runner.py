@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cascade.completers import progress
 from cascade.errors import ProviderError
 from cascade.eval.data.items import Item
 from cascade.eval.data.logs import LogItem, LogTable, TierLog
@@ -43,6 +44,7 @@ async def run_tier_alone(tier: TierRuntime, item: Item, query: str) -> TierLog:
     """One tier's greedy answer to one item, scored and judged by the tier's own verifier, under
     the budget its budget policy gives the query when the tier answers first."""
     allotment = tier.allot(query, 0, [])
+    progress.tier_called(tier.config.name, tier.config.label)
     try:
         first = await tier.sample(query, max_tokens=allotment.max_tokens, index=0, allotment=allotment)
     except ProviderError:

@@ -56,3 +56,12 @@ def test_cli_help_does_not_load_langgraph_or_litellm() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_without_config_the_checkouts_local_yaml_is_used() -> None:
+    """The README's first command runs with no --config: the default must be found (the layout move
+    put schema.py one directory deeper, and `cascade run QUESTION` failed with 'cannot read config')."""
+    from cascade.config.schema import default_config_path
+
+    path = default_config_path()
+    assert path == Path(__file__).resolve().parents[3] / "configs" / "local.yaml" and path.is_file()
