@@ -20,6 +20,7 @@ from local_families import FAMILIES, splits
 from cascade import load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
 from cascade.eval.live.cache import CachingCompleter
+from cascade.io.conversation import conversation_of
 from cascade.io.exact_match import exact_match
 from cascade.protocols import Completer
 from cascade.run.tiers import TierRuntime
@@ -37,7 +38,7 @@ def tier_runtime(config_path: Path, name: str, completer: Completer) -> TierRunt
 
 
 async def sample(tier: TierRuntime, query: str) -> Completion:
-    return await tier.sample(query, max_tokens=tier.config.max_tokens, index=0)
+    return await tier.sample(conversation_of(query), max_tokens=tier.config.max_tokens, index=0)
 
 
 async def collect(args: argparse.Namespace) -> None:

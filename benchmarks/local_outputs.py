@@ -24,6 +24,7 @@ from local_families import FAMILIES, splits
 from cascade.config.schema import EarlyExitConfig
 from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
+from cascade.io.conversation import conversation_of
 from cascade.io.exact_match import exact_match
 from cascade.local.decoding import converged
 from cascade.protocols import Completer
@@ -171,7 +172,7 @@ async def _load(family: str, split: str, tiers: Sequence[str], cache: CachingCom
         outputs, recorded = {}, None
         for name, tier in runtimes.items():
             try:
-                completion = await tier.sample(query, max_tokens=tier.config.max_tokens, index=0)
+                completion = await tier.sample(conversation_of(query), max_tokens=tier.config.max_tokens, index=0)
             except NotCollected:
                 continue
             if name == THINK:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
+from cascade.io.conversation import conversation_of
 from cascade.run.tiers import build_messages
 from cascade.types import CompletionRequest
 
@@ -77,7 +78,9 @@ async def bare_calls(queries: list[str], config: CascadeConfig) -> list[Timing]:
     return [
         await timed(
             completer.complete(
-                CompletionRequest(tier.model, build_messages(tier, query), tier.max_tokens, logprobs=True)
+                CompletionRequest(
+                    tier.model, build_messages(tier, conversation_of(query)), tier.max_tokens, logprobs=True
+                )
             )
         )
         for query in queries

@@ -193,13 +193,15 @@ async def direct(n: int, concurrency: int) -> Phase:
     """The same number of bare FakeCompleter calls the server's small tier makes, at the same concurrency."""
     from cascade.completers.plugins import make_completer
     from cascade.config.schema import load_config
+    from cascade.io.conversation import conversation_of
     from cascade.run.tiers import build_messages
     from cascade.types import CompletionRequest
 
     config = load_config(CONFIG)
     completer, tier = make_completer(config), config.tiers[0]
     requests = [
-        CompletionRequest(tier.model, build_messages(tier, q), tier.max_tokens, logprobs=True) for q, _ in QUERIES
+        CompletionRequest(tier.model, build_messages(tier, conversation_of(q)), tier.max_tokens, logprobs=True)
+        for q, _ in QUERIES
     ]
     phase, gate = Phase(), asyncio.Semaphore(concurrency)
 

@@ -21,8 +21,7 @@ def approval_request(
     tier: TierRuntime, chat: Conversation, attempts: Sequence[Attempt], plan: RoutePlan, budget: Budget
 ) -> ApprovalRequest:
     """The question put to the person: which tier, the most it may cost, what was spent so far."""
-    max_tokens = budget.max_tokens_for(tier, chat, attempts, plan)
-    worst = budget.worst_case(tier, chat, max_tokens)
+    max_tokens, worst = budget.worst_case(tier, chat, plan)
     priced = worst.cost_usd > 0 or any(spec.prices is not None for spec in tier.specs)
     max_cost = worst.cost_usd if priced else None
     return ApprovalRequest(

@@ -25,8 +25,8 @@ from cascade.budget.metering import (
 )
 from cascade.config.schema import BudgetConfig
 from cascade.errors import BudgetExceededError
-from cascade.io.conversation import Conversation, conversation_of
-from cascade.types import Allotment, Attempt, Completion, RoutePlan, Usage
+from cascade.io.conversation import Conversation
+from cascade.types import Allotment, Attempt, Completion, CompletionRequest, RoutePlan, Usage
 
 if TYPE_CHECKING:
     from cascade.run.tiers import TierRuntime
@@ -48,26 +48,27 @@ class Budget:
             return None
         return MemoryAccount(QUERY_ACCOUNT, max_tokens=tokens, max_cost_usd=usd, spent=spent)
 
-    def max_tokens_for(
-        self,
-        tier: TierRuntime,
-        query: str | Conversation,
-        attempts: Sequence[Attempt],
-        plan: RoutePlan,
-        allotment: Allotment | None = None,
+    def planned_cap(
+        self, tier: TierRuntime, chat: Conversation, plan: RoutePlan, allotment: Allotment | None = None
     ) -> int:
-        """Each of the tier's calls' completion cap, so that all of them together fit what is left:
-        the tier's budget for this query (its budget policy's `allotment`) under the pre-router's,
-        and under the caller's own `max_tokens`."""
-        cap = plan.max_tokens.get(tier.config.name, tier.config.max_tokens)
-        if allotment is not None:
-            cap = min(cap, allotment.max_tokens)
-        if not isinstance(query, str) and query.output.max_tokens is not None:
-            cap = min(cap, query.output.max_tokens)
+        """A call's completion cap before the budget: the tier's budget for this query (its budget
+        policy's `allotment`) under the pre-router's, under the tier's `max_tokens`, and under the
+        caller's own `max_tokens`."""
+        caps = [plan.max_tokens.get(tier.config.name, tier.config.max_tokens)]
+        caps += [allotment.max_tokens] if allotment is not None else []
+        caps += [chat.output.max_tokens] if chat.output.max_tokens is not None else []
+        return min(caps)
+
+    def asks(self, tier: TierRuntime, requests: Sequence[CompletionRequest]) -> list[Ask]:
+        """What each of a turn's requests asks of the budget (its worst case, as metering reserves it)."""
+        meter = self.meter or MeteredCompleter(tier.completer)
+        return [meter.ask(request) for request in requests]
+
+    def affordable_cap(self, asks: Sequence[Ask], cap: int) -> int:
+        """Each call's completion cap (at most `cap`), so that all of them together fit what is left."""
         ledger = current_ledger()
         if ledger is None:
             return cap
-        asks = self.asks(tier, query, cap, allotment)
         left = ledger.left()
         if left.tokens is not None:
             cap = min(cap, (left.tokens - sum(a.prompt_tokens for a in asks)) // len(asks))
@@ -77,16 +78,20 @@ class Budget:
             cap = affordable_tokens(usd, output_price, cap)
         return max(1, cap)
 
-    def blocks(
-        self, tier: TierRuntime, query: str | Conversation, attempts: Sequence[Attempt], plan: RoutePlan
-    ) -> str | None:
-        """Why a budget forbids calling `tier` now (not one completion token affordable), or None."""
+    def refusal(self, tier: TierRuntime, asks: Sequence[Ask]) -> str | None:
+        """Why a budget forbids these calls of `tier` now (not one completion token affordable), or None."""
         ledger = current_ledger()
         if ledger is None:
             return None
-        need = sum((a.usage(1) for a in self.asks(tier, query, 1)), Usage())
+        need = sum((a.usage(1) for a in asks), Usage())
         what = f"tier '{tier.config.name}' not called"
         return next((w for a in ledger.accounts if (w := shortfall(a.name, a.peek(), need, what))), None)
+
+    def blocks(self, tier: TierRuntime, chat: Conversation) -> str | None:
+        """Why a budget forbids calling `tier` next (where a run starts, whether it can escalate)."""
+        if current_ledger() is None:
+            return None
+        return self.refusal(tier, self.asks(tier, tier.requests(chat, max_tokens=1, index=0)))
 
     def check_draw(self, tier: TierRuntime, attempts: Sequence[Attempt], samples: Sequence[Completion]) -> None:
         """Raise BudgetExceededError unless what is left covers another sample like the last one."""
@@ -99,18 +104,12 @@ class Budget:
         if left.usd is not None and last.cost_usd > left.usd:
             raise BudgetExceededError(f"cost budget: another sample of '{tier.config.name}' would not fit")
 
-    def worst_case(self, tier: TierRuntime, query: str | Conversation, cap: int) -> Usage:
-        """The most the tier's calls can cost at completion cap `cap`: what is reserved for them."""
-        return sum((a.usage(cap) for a in self.asks(tier, query, cap)), Usage())
-
-    def asks(
-        self, tier: TierRuntime, query: str | Conversation, cap: int, allotment: Allotment | None = None
-    ) -> list[Ask]:
-        chat = conversation_of(query) if isinstance(query, str) else query
-        meter = self.meter or MeteredCompleter(tier.completer)
-        return [
-            meter.ask(tier.request(spec, chat, max_tokens=cap, index=0, allotment=allotment)) for spec in tier.specs
-        ]
+    def worst_case(self, tier: TierRuntime, chat: Conversation, plan: RoutePlan) -> tuple[int, Usage]:
+        """The cap `tier`'s calls would get now and the most they could cost with it (what would be reserved)."""
+        requests = tier.requests(chat, max_tokens=self.planned_cap(tier, chat, plan), index=0)
+        asks = self.asks(tier, requests)
+        cap = self.affordable_cap(asks, requests[0].max_tokens)
+        return cap, sum((a.usage(cap) for a in asks), Usage())
 
 
 def spent_by(attempts: Sequence[Attempt]) -> Usage:

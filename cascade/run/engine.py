@@ -27,7 +27,7 @@ from cascade.learning.online import OnlineLearner, learners_of
 from cascade.protocols import BudgetPolicy, Completer
 from cascade.registry import BuildContext
 from cascade.run.budget_plan import Budget, spent_by
-from cascade.run.graph import CascadeGraph, CascadeState
+from cascade.run.graph import CascadeGraph, CascadeState, chat_of
 from cascade.run.telemetry import RunSpan, run_span
 from cascade.run.tier_verifiers import tier_verifiers, verifier_spec
 from cascade.run.tiers import TierRuntime
@@ -328,7 +328,7 @@ class Cascade:
         assert self._durable is not None
         snapshot = await self._durable.aget_state(_thread(thread))
         state = cast(CascadeState, snapshot.values)
-        chat = state.get("conversation") or state["query"]
+        chat = chat_of(state)
         waiting = _waiting(snapshot.interrupts)
         if waiting is None and self._own_saver:
             await self._durable.checkpointer.adelete_thread(thread)  # type: ignore[union-attr]
@@ -405,7 +405,7 @@ def budget_policy(build: BuildContext, tier: TierConfig, index: int) -> BudgetPo
 
 
 def assemble(
-    query: str | Conversation,
+    chat: Conversation,
     state: CascadeState,
     *,
     thread_id: str | None = None,
@@ -413,7 +413,6 @@ def assemble(
 ) -> CascadeResult:
     """The answer is the accepted attempt's; failing that, the strongest tier's that answered.
     A run paused for an approval (`waiting`) has no error: it has not ended."""
-    chat = conversation_of(query) if isinstance(query, str) else query
     attempts: list[Attempt] = state.get("attempts", [])
     plan = state.get("plan")
     answered = answering_attempt(attempts)

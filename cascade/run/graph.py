@@ -27,7 +27,7 @@ import copy
 import operator
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -172,7 +172,7 @@ class CascadeGraph:
         plan = self.pre_router.plan(state["query"], [t.config for t in self.tiers])
         start = first_called(plan.start_tier, self.names, plan.skip)
         step = NodeStep(node="route", latency_s=time.perf_counter() - started, note=plan.reason)
-        why = self.budget.blocks(self.tiers[start], _chat(state), [], plan) or ""
+        why = self.budget.blocks(self.tiers[start], chat_of(state)) or ""
         return {"plan": plan, "next_tier": start, "stop_reason": why, "steps": [step]}
 
     async def enter(self, state: CascadeState) -> Literal["generate", "approve", "__end__"]:
@@ -190,11 +190,15 @@ class CascadeGraph:
         tier's answer format is `text` (as the answer reads it: stripped), else the text the answer
         will be read from (`reasoning`), and the answer follows whole.
         """
-        index, chat = state.get("next_tier", 0), _chat(state)
+        index, chat = state.get("next_tier", 0), chat_of(state)
         tier, started = self.tiers[index], time.perf_counter()
         attempts, plan = state.get("attempts", []), state.get("plan", NO_PLAN)
         allotment = tier.allot(chat.query, index, attempts)
-        max_tokens = self.budget.max_tokens_for(tier, chat, attempts, plan, allotment)
+        # the turn's requests, built once: the budget plans with them and the tier sends them
+        cap = self.budget.planned_cap(tier, chat, plan, allotment)
+        requests = tier.requests(chat, max_tokens=cap, index=0, allotment=allotment)
+        asks = self.budget.asks(tier, requests)
+        max_tokens = self.budget.affordable_cap(asks, requests[0].max_tokens)
         progress.tier_called(tier.config.name, tier.config.label)
         on_text = None
         if state.get("stream_tokens"):
@@ -203,11 +207,12 @@ class CascadeGraph:
             if live:
                 on_text = live_text(tier.config.name, writer, answer=tier.config.answer.format == "text")
         completion, failed = None, None
-        over_budget = self.budget.blocks(tier, chat, attempts, plan) or ""
+        over_budget = self.budget.refusal(tier, asks) or ""
         try:
             if over_budget:
                 raise CallOverBudgetError(over_budget, model=tier.config.label)
-            completion = await tier.sample(chat, max_tokens=max_tokens, index=0, on_text=on_text, allotment=allotment)
+            capped = [replace(request, max_tokens=max_tokens) for request in requests]
+            completion = await tier.call(capped, chat, on_text=on_text)
         except ProviderError as exc:
             failed = tier.failed_attempt(exc, started)
             over_budget = str(exc) if isinstance(exc, BudgetExceededError) else ""
@@ -220,7 +225,7 @@ class CascadeGraph:
 
     async def verify(self, state: CascadeState, writer: StreamWriter) -> CascadeState:
         """Score the draft, let the router decide, record the attempt and what comes next."""
-        draft, chat, previous = state.get("draft"), _chat(state), state.get("attempts", [])
+        draft, chat, previous = state.get("draft"), chat_of(state), state.get("attempts", [])
         assert draft is not None, "verify runs after generate"
         tier, started = self.tiers[draft.tier], time.perf_counter()
         turn_started = started - draft.latency_s  # the attempt's latency is generate's plus verify's
@@ -268,7 +273,7 @@ class CascadeGraph:
             draft.tier,
             self.names,
             plan.skip,
-            lambda onward: self.budget.blocks(self.tiers[onward], chat, [*previous, record], plan) or "",
+            lambda onward: self.budget.blocks(self.tiers[onward], chat) or "",
         )
         if settled.decision != record.decision:  # an escalation that cannot happen: a stop, and why
             reason = f"{record.reason}; {settled.why}"
@@ -295,7 +300,7 @@ class CascadeGraph:
     async def approve(self, state: CascadeState) -> Command[Literal["generate", "__end__"]]:
         """Pause for a person's approval of the next tier; LangGraph re-runs this node on resume."""
         tier, attempts = self.tiers[state.get("next_tier", 0)], state.get("attempts", [])
-        request = approval_request(tier, _chat(state), attempts, state.get("plan", NO_PLAN), self.budget)
+        request = approval_request(tier, chat_of(state), attempts, state.get("plan", NO_PLAN), self.budget)
         approved, note = read_reply(interrupt(request.model_dump()))
         outcome = "approved" if approved else "refused"
         step = NodeStep(node="approve", tier=tier.config.name, note=f"{outcome}: {note}" if note else outcome)
@@ -354,7 +359,7 @@ def with_state_types(saver: BaseCheckpointSaver[Any]) -> BaseCheckpointSaver[Any
     return saver.with_allowlist([(t.__module__, t.__name__) for t in STATE_TYPES])
 
 
-def _chat(state: CascadeState) -> Conversation:
+def chat_of(state: CascadeState) -> Conversation:
     """The run's input; a graph embedding the cascade may give only `query`."""
     return state.get("conversation") or conversation_of(state["query"])
 

@@ -11,7 +11,7 @@ from typing import Any
 from cascade.config.schema import ModelSpec, TierConfig
 from cascade.errors import BudgetExceededError, EnsembleFailedError, ProviderError
 from cascade.io.answers import answer_tokens, completion_pattern, extractor, openai_logprobs
-from cascade.io.conversation import Conversation, conversation_of
+from cascade.io.conversation import Conversation
 from cascade.io.structured import Reading, unique_call_ids
 from cascade.local.catalog import default_prices
 from cascade.protocols import BudgetContext, BudgetPolicy, Completer, Verifier, VerifyContext
@@ -31,7 +31,7 @@ from cascade.types import (
 )
 
 
-def build_messages(tier: TierConfig, query: str | Conversation, budget_sentence: str | None = None) -> list[Message]:
+def build_messages(tier: TierConfig, chat: Conversation, budget_sentence: str | None = None) -> list[Message]:
     """The tier's prompt around the caller's conversation (the composition `cascade.io.conversation` documents).
 
     One system message (the tier's `system`, the caller's system messages, the JSON format
@@ -44,7 +44,6 @@ def build_messages(tier: TierConfig, query: str | Conversation, budget_sentence:
     out of a structured request (JSON, tools) and of a turn that goes on after the question (a
     tool's result to answer from), where a small model would copy them (local.yaml's "42").
     """
-    chat = conversation_of(query) if isinstance(query, str) else query
     prompt = tier.prompt
     system = [part for part in (prompt.system, chat.system, chat.output.instruction()) if part]
     messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}] if system else []
@@ -145,24 +144,35 @@ class TierRuntime:
             early_exit=tier.early_exit,
         )
 
+    def requests(
+        self, chat: Conversation, *, max_tokens: int, index: int, allotment: Allotment | None = None
+    ) -> list[CompletionRequest]:
+        """Sample `index`'s calls: one per model of the tier (an ensemble's members)."""
+        return [
+            self.request(spec, chat, max_tokens=max_tokens, index=index, allotment=allotment) for spec in self.specs
+        ]
+
     async def sample(
         self,
-        query: str | Conversation,
+        chat: Conversation,
         *,
         max_tokens: int,
         index: int,
         on_text: Callable[[str], None] | None = None,
         allotment: Allotment | None = None,
     ) -> Completion:
-        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting.
+        """Sample `index` 0 is the tier's greedy answer; later ones are drawn for voting."""
+        requests = self.requests(chat, max_tokens=max_tokens, index=index, allotment=allotment)
+        return await self.call(requests, chat, on_text=on_text)
+
+    async def call(
+        self, requests: Sequence[CompletionRequest], chat: Conversation, *, on_text: Callable[[str], None] | None = None
+    ) -> Completion:
+        """Make a sample's calls (built by `requests`, capped by the budget).
 
         An ensemble tier calls every member at once and returns their vote (an EnsembleCompletion).
         `on_text` gets a single model's text as it is written (see `streams_live`).
         """
-        chat = conversation_of(query) if isinstance(query, str) else query
-        requests = [
-            self.request(spec, chat, max_tokens=max_tokens, index=index, allotment=allotment) for spec in self.specs
-        ]
         if not self.config.is_ensemble:
             return await self.completer.complete(replace(requests[0], on_text=on_text))
         weights = [spec.weight for spec in self.specs]
@@ -180,7 +190,7 @@ class TierRuntime:
 
     async def verify(
         self,
-        query: str | Conversation,
+        chat: Conversation,
         first: Completion,
         *,
         tier_index: int,
@@ -194,7 +204,6 @@ class TierRuntime:
         `before_draw` sees the samples so far and may refuse another (e.g. BudgetExceededError).
         Returns every sample, the verdict and the answer: the verifier's vote, else the first's.
         """
-        chat = conversation_of(query) if isinstance(query, str) else query
         samples, answers = [first], [self.read(first, chat).answer]
 
         async def draw() -> tuple[Completion, str | None]:

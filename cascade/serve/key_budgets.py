@@ -80,7 +80,8 @@ class KeyAccounts:
         """
         if account is None:
             return None
-        ask = cascade.budget.asks(cascade.graph.tiers[0], chat, 1)[0]
+        first = cascade.graph.tiers[0]
+        ask = cascade.budget.asks(first, first.requests(chat, max_tokens=1, index=0))[0]
         deadline, pause = time.monotonic() + wait_s, 0.005
         while True:
             try:

@@ -17,6 +17,7 @@ from cascade.completers import progress
 from cascade.errors import ProviderError
 from cascade.eval.data.items import Item
 from cascade.eval.data.logs import LogItem, LogTable, TierLog
+from cascade.io.conversation import conversation_of
 from cascade.io.exact_match import exact_match
 from cascade.run.engine import Cascade
 from cascade.run.tiers import TierRuntime
@@ -43,15 +44,15 @@ def query_of(item: Item, template: str | None) -> str:
 async def run_tier_alone(tier: TierRuntime, item: Item, query: str) -> TierLog:
     """One tier's greedy answer to one item, scored and judged by the tier's own verifier, under
     the budget its budget policy gives the query when the tier answers first."""
-    allotment = tier.allot(query, 0, [])
+    allotment, chat = tier.allot(query, 0, []), conversation_of(query)
     progress.tier_called(tier.config.name, tier.config.label)
     try:
-        first = await tier.sample(query, max_tokens=allotment.max_tokens, index=0, allotment=allotment)
+        first = await tier.sample(chat, max_tokens=allotment.max_tokens, index=0, allotment=allotment)
     except ProviderError:
         # A failed call answers nothing: scored wrong, costing what the provider billed (nothing).
         return TierLog(correct=False, cost_usd=0.0, tokens=0, answer=None, confidence=0.0)
     samples, verdict, answer = await tier.verify(
-        query, first, tier_index=0, previous=[], max_tokens=allotment.max_tokens, allotment=allotment
+        chat, first, tier_index=0, previous=[], max_tokens=allotment.max_tokens, allotment=allotment
     )
     tokens = sum(s.total_tokens for s in samples) + verdict.usage.prompt_tokens + verdict.usage.completion_tokens
     cost = sum(s.cost_usd for s in samples) + verdict.usage.cost_usd

@@ -21,6 +21,7 @@ from langgraph.types import Command
 from cascade import Cascade, FakeCompleter, FakeReply, UserError
 from cascade.cli.main import main
 from cascade.config.schema import load_config
+from cascade.io.conversation import conversation_of
 from cascade.run.engine import assemble
 from cascade.run.graph import Draft, with_state_types
 from cascade.types import Attempt, CascadeResult, Completion, EnsembleCompletion, MemberOutput, RoutePlan, ToolCall
@@ -141,7 +142,7 @@ def test_approval_with_langgraphs_own_command_resume() -> None:
     (question,) = paused["__interrupt__"]
     assert question.value["tier"] == "medium" and question.value["model"] == "fake/medium"
     assert [c.model for c in fake.calls] == ["fake/small", "fake/medium", "fake/large"]
-    assert assemble("What is 2+2?", final).answer == "6"
+    assert assemble(conversation_of("What is 2+2?"), final).answer == "6"
 
 
 def test_a_first_tier_that_needs_approval_pauses_before_any_call() -> None:
