@@ -75,20 +75,19 @@ def tier_called(tier: str, model: str) -> None:
 
 
 @contextmanager
-def call(model: str) -> Iterator[Call | None]:
-    """One model call: in flight while the block runs; `finished` adds its usage."""
-    meter = _METER.get()
-    if meter is None:
-        yield None
-        return
-    current = Call(model)
-    meter.in_flight.append(current)
+def call(model: str) -> Iterator[Call]:
+    """One model call, in flight while the block runs (shown when a display watches); its pieces say
+    how far it got, e.g. when it times out. `finished` adds its usage."""
+    meter, current = _METER.get(), Call(model)
+    if meter is not None:
+        meter.in_flight.append(current)
     token = _CALL.set(current)
     try:
         yield current
     finally:
         _CALL.reset(token)
-        meter.in_flight.remove(current)
+        if meter is not None:
+            meter.in_flight.remove(current)
 
 
 def finished(completion: Completion) -> None:
@@ -99,5 +98,5 @@ def finished(completion: Completion) -> None:
 
 
 def current_call() -> Call | None:
-    """The call in flight in this context, whose pieces a completer counts (None without a display)."""
+    """The call in flight in this context, whose pieces a completer counts (None outside `call`)."""
     return _CALL.get()

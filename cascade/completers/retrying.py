@@ -76,18 +76,19 @@ class RetryingCompleter(WrapperCompleter):
 
     async def _timed(self, request: CompletionRequest) -> Completion:
         timeout = request.timeout_s or self.policy.timeout_s
-        try:
-            with progress.call(request.model):
+        with progress.call(request.model) as call:
+            try:
                 async with asyncio.timeout(timeout):
                     completion = await self.inner.complete(request)
-                progress.finished(completion)
-                return completion
-        except TimeoutError:
-            message = f"{request.model}: no answer within {timeout:g} s"
-            if request.model.startswith("local/"):
+            except TimeoutError:
+                message = f"{request.model}: no answer within {timeout:g} s"
+                if not request.model.startswith("local/"):
+                    raise TransientProviderError(message, model=request.model, status=408) from None
+                written = f"{call.pieces} of at most {request.max_tokens} tokens written"
                 why = "not retried: a local model is as slow again; raise the tier's timeout_s or lower max_tokens"
-                raise PermanentProviderError(f"{message} ({why})", model=request.model, status=408) from None
-            raise TransientProviderError(message, model=request.model, status=408) from None
+                raise PermanentProviderError(f"{message}: {written} ({why})", model=request.model, status=408) from None
+        progress.finished(completion)
+        return completion
 
     def _count(self, _state: object) -> None:
         self.retries += 1
