@@ -2,6 +2,7 @@
 on the other half, and the other way round, over several seeds of the split.
 
     python benchmarks/optimizer.py [--seeds 5] [--tolerance 0.01] [--confidence 0.95] [--tasks arc,winogrande,...]
+    python benchmarks/optimizer.py --min-agreement 0.98 [--seeds 5] [--tasks arc,gsm8k,...]   # without gold (issue 25)
 
 For each seed the log's items are split in two halves (seeded); the optimizer tunes on one half and the
 written config (YAML plus scorer) is replayed, unchanged, on the other; then the halves swap. Each
@@ -11,6 +12,11 @@ without it. The "strongest model" is the most accurate model on the whole log (G
 Targets (issue 11): ARC-Challenge cost ≤ 0.5× with EM ≥ strongest − 1 point; Winogrande and MBPP
 cost ≤ 1.0× with EM ≥ strongest − 1 point; RouteLLM GSM8K and MMLU: APGR and cost at strongest − 1
 point, against today's replay (GSM8K APGR 0.670, cost −2.2% at matched EM). Ends with one JSON line.
+
+With `--min-agreement A` the tuning is label-free (`cascade tune --logs HALF --reference strongest
+--min-agreement A`): the tuning half's gold columns are not read, GPT-4's answers are the labels;
+the held-out half is still scored against gold (EM), and also by agreement with GPT-4. Target
+(issue 25): ARC-Challenge EM ≥ GPT-4's − 1.5 points at cost ≤ 0.65× with A = 0.98.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
 from cascade.io.answers import extractor
 from cascade.optimize.candidates import Gate, Structure
+from cascade.optimize.reference import relabel
 from cascade.optimize.select import Objective
 from cascade.optimize.tuner import Settings, single, tune, tune_structure
 from cascade.optimize.writer import answer_format, write
@@ -45,6 +52,7 @@ LOGS = {
     "mmlu": DATA / "routellm" / "mmlu_responses",
 }
 TARGET_RATIO = {"arc": 0.5, "winogrande": 1.0, "mbpp": 1.0}
+LABEL_FREE_TARGET = {"arc": (0.65, 0.015)}  # cost ratio at most, EM loss at most (issue 25)
 TODAY = {"gsm8k": {"apgr": 0.670, "cost_reduction_at_matched_em": -0.022}}
 
 
@@ -78,11 +86,21 @@ def direction(tune_log: LogTable, test_log: LogTable, strongest: str, settings: 
         "em_delta": paired["em_delta_vs_strongest"],
         "apgr": report["metrics"].get("apgr"),
         "seconds": round(seconds, 1),
+        **({"agreement": held_out_agreement(path, test_log, strongest, settings.seed)} if settings.reference else {}),
         "_arrays": (run.correct, run.cost, strong.correct(strongest), strong.cost(strongest)),
     }
     if len(tune_log.models) == 2:
         out["curve"] = curve(tune_log, test_log, strongest, settings, work)
     return out
+
+
+def held_out_agreement(path: Path, test_log: LogTable, strongest: str, seed: int) -> dict[str, Any]:
+    """The written config's agreement with the strongest model on the held-out half (paired 95% interval)."""
+    relabelled = relabel(test_log, strongest).select(test_log.models)
+    run = run_config(load_config(path), relabelled)
+    paired = vs_strongest(run.correct, run.cost, np.ones_like(run.correct), relabelled.cost(strongest), seed, 1000)
+    delta = paired["em_delta_vs_strongest"]
+    return {"value": 1.0 + delta["value"], "ci": [1.0 + x for x in delta["ci"] or []], "n": delta["n"]}
 
 
 def curve(tune_log: LogTable, test_log: LogTable, strongest: str, settings: Settings, work: Path) -> dict[str, Any]:
@@ -114,7 +132,7 @@ def run_task(name: str, seeds: list[int], settings: Settings) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
-            seeded = Settings(objective=settings.objective, seed=seed)
+            seeded = Settings(objective=settings.objective, seed=seed, reference=settings.reference)
             a, b = halves(full, seed)
             pair = [direction(x, y, strongest, seeded, Path(tmp)) for x, y in ((a, b), (b, a))]
             arrays = [np.concatenate([p["_arrays"][k] for p in pair]) for k in range(4)]
@@ -127,19 +145,22 @@ def run_task(name: str, seeds: list[int], settings: Settings) -> dict[str, Any]:
                     {"task": name, "seed": seed, "pooled": _short(pooled), "chosen": [p["chosen"] for p in pair]}
                 )
             )
-    return summarise_task(name, strongest, full, runs)
+    return summarise_task(name, strongest, full, runs, settings.reference is not None)
 
 
 def _short(paired: dict[str, Any]) -> dict[str, Any]:
     return {k.split("_vs_")[0]: round(v["value"], 4) for k, v in paired.items()}
 
 
-def summarise_task(name: str, strongest: str, full: LogTable, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise_task(
+    name: str, strongest: str, full: LogTable, runs: list[dict[str, Any]], label_free: bool = False
+) -> dict[str, Any]:
     directions = [d for r in runs for d in r["directions"]]
     ratios = [d["cost_ratio"]["value"] for d in directions]
     deltas = [d["em_delta"]["value"] for d in directions]
-    target = TARGET_RATIO.get(name)
-    met = [target is not None and r <= target + 1e-9 and e >= -0.01 - 1e-9 for r, e in zip(ratios, deltas, strict=True)]
+    target, loss = LABEL_FREE_TARGET.get(name, (None, 0.0)) if label_free else (TARGET_RATIO.get(name), 0.01)
+    met = [target is not None and r <= target + 1e-9 and e >= -loss - 1e-9 for r, e in zip(ratios, deltas, strict=True)]
+    agreements = [d["agreement"]["value"] for d in directions if "agreement" in d]
     pooled_ratio = [r["pooled"]["cost_ratio_vs_strongest"]["value"] for r in runs]
     pooled_delta = [r["pooled"]["em_delta_vs_strongest"]["value"] for r in runs]
     return {
@@ -157,6 +178,8 @@ def summarise_task(name: str, strongest: str, full: LogTable, runs: list[dict[st
         "pooled_mean_em_delta": float(np.mean(pooled_delta)),
         "paying_directions": int(sum(d["pays"] for d in directions)),
         "target_cost_ratio": target,
+        "target_em_loss": loss,
+        "mean_agreement_held_out": _mean(agreements),
         "today": TODAY.get(name),
     }
 
@@ -177,11 +200,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--tolerance", type=float, default=0.01)
     parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--min-agreement", type=float, help="label-free: agreement with the strongest model, not EM")
     parser.add_argument("--tasks", default=",".join(LOGS))
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out" / "optimizer.json")
     args = parser.parse_args()
-    objective = Objective("tolerance", args.tolerance, 0.0, args.confidence)
-    settings = Settings(objective=objective)
+    tolerance = args.tolerance if args.min_agreement is None else 1.0 - args.min_agreement
+    objective = Objective("tolerance", tolerance, 0.0, args.confidence)
+    settings = Settings(objective=objective, reference=None if args.min_agreement is None else "strongest")
     seeds = list(range(args.seeds))
     tasks = {name: run_task(name, seeds, settings) for name in args.tasks.split(",")}
     summary = {name: {k: v for k, v in t.items() if k != "runs"} for name, t in tasks.items()}

@@ -111,6 +111,10 @@ def run_tune(args: argparse.Namespace) -> int:
         return run_tune_logs(args)
     if args.config is None or args.dataset is None:
         raise UserError("cascade tune needs --config and --dataset, or --logs LOG to search cascades over logged ones")
+    if getattr(args, "reference", None) is not None or getattr(args, "min_agreement", None) is not None:
+        from cascade.cli.label_free import run_tune_prompts
+
+        return run_tune_prompts(args)
     config = load_config(args.config)
     items = load_items(args)
     tune_items, test_items = split(items, [args.tune_fraction, 1 - args.tune_fraction], seed=args.seed)
@@ -148,7 +152,7 @@ def run_tune(args: argparse.Namespace) -> int:
             f"# Tuned by `cascade tune` on {len(tune_items)} items of {args.dataset.name} (seed {args.seed});\n"
             f"# held-out EM {held_out_em:.3f} on {len(test_items)} other items.\n"
         )
-        body = yaml.safe_dump(tuned_yaml(original, best), sort_keys=False, allow_unicode=True)
+        body = yaml.safe_dump(tuned_yaml(original, best.tiers, best.thresholds), sort_keys=False, allow_unicode=True)
         args.write.write_text(header + body, encoding="utf-8")
         console.print(f"tuned config: {args.write}")
     return 0

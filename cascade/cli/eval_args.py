@@ -63,7 +63,31 @@ def add_parsers(subparsers: Any) -> None:
         help="target: the EM of the most accurate tier alone on the tuning split",
     )
     tu.add_argument("--write", type=Path, help="write the tuned config YAML here")
+    _label_free_arguments(tu)
     _logs_arguments(tu)
+
+
+def _label_free_arguments(tu: argparse.ArgumentParser) -> None:
+    """Tuning without gold answers: the reference model's answers are the labels (with --logs or --dataset)."""
+    group = tu.add_argument_group("tuning without gold answers (--reference strongest --min-agreement A)")
+    group.add_argument(
+        "--reference",
+        metavar="MODEL",
+        help="'strongest' (with --config: the last tier; with --logs: the dearest model) or, with --logs, a model: "
+        "its answers stand in for gold, which is not read",
+    )
+    group.add_argument(
+        "--min-agreement",
+        metavar="A",
+        type=float_range(0.0, high=1.0),
+        help="the cheapest cascade whose agreement with the reference has a one-sided lower bound of at least A",
+    )
+    group.add_argument(
+        "--max-cost-usd",
+        metavar="USD",
+        type=positive_float,
+        help="with --dataset: stop before the model calls spend more than this (outputs so far stay cached)",
+    )
 
 
 def _logs_arguments(tu: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
 from cascade.optimize.select import Objective, Summary
-from cascade.optimize.tolerances import vote_notes
+from cascade.optimize.tolerances import TolerancePoint, vote_notes
 from cascade.optimize.tuner import Settings, TuneResult, tune
 
 
@@ -56,13 +56,32 @@ def task_of(log: LogTable) -> str:
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
+    if args.reference is not None or args.min_agreement is not None:
+        return label_free_settings(args)
     if args.min_em_of_strongest == (args.value_per_correct is not None):
-        raise UserError("tune --logs needs one objective: --min-em-of-strongest or --value-per-correct")
+        raise UserError(
+            "tune --logs needs one objective: --min-em-of-strongest, --value-per-correct, "
+            "or without gold answers --reference strongest --min-agreement A"
+        )
     if args.min_em_of_strongest:
         objective = Objective("tolerance", args.tolerance, 0.0, args.confidence, args.min_saving)
     else:
         objective = Objective("value", args.tolerance, args.value_per_correct, args.confidence, args.min_saving)
     return Settings(objective=objective, folds=args.folds, seed=args.seed)
+
+
+def label_free_settings(args: argparse.Namespace) -> Settings:
+    """`--reference R --min-agreement A`: agreement with R stands in for EM, and may fall to A at the lower bound
+    (the tolerance method with 1 - A of tolerance: R agrees with itself on every item)."""
+    if args.reference is None or args.min_agreement is None:
+        raise UserError("tuning without gold answers needs both --reference (e.g. strongest) and --min-agreement A")
+    if args.min_em_of_strongest or args.value_per_correct is not None or args.min_em is not None:
+        raise UserError(
+            "--min-agreement replaces --min-em, --min-em-of-strongest and --value-per-correct: without gold there is "
+            "no EM"
+        )
+    objective = Objective("tolerance", 1.0 - args.min_agreement, 0.0, args.confidence, args.min_saving)
+    return Settings(objective=objective, folds=args.folds, seed=args.seed, reference=args.reference)
 
 
 def run_tune_logs(args: argparse.Namespace) -> int:
@@ -73,6 +92,8 @@ def run_tune_logs(args: argparse.Namespace) -> int:
     options = log_options(args)
     names = model_map(args.model_map)
     settings = settings_of(args)
+    if args.max_cost_usd is not None:
+        raise UserError("--max-cost-usd caps the model calls of --dataset; tuning from logs calls no model")
     log = read_logs(args.logs, args.format, options)
     task = task_of(log)
     console = Console()
@@ -98,9 +119,13 @@ def command_of(args: argparse.Namespace, *, tolerance: float | None = None) -> s
     """The command that reproduces this tuning (what the written config's header shows), or the same
     at another `tolerance` (what to run next when nothing pays)."""
     parts = ["cascade", "tune", *(f"--logs {shlex.quote(str(p))}" for p in args.logs)]
-    objective = settings_of(args).objective
-    if objective.kind == "tolerance":
-        parts += ["--min-em-of-strongest", f"--tolerance {objective.tolerance if tolerance is None else tolerance:g}"]
+    settings = settings_of(args)
+    objective = settings.objective
+    tolerance = objective.tolerance if tolerance is None else tolerance
+    if settings.reference is not None:
+        parts += [f"--reference {shlex.quote(settings.reference)}", f"--min-agreement {1 - tolerance:g}"]
+    elif objective.kind == "tolerance":
+        parts += ["--min-em-of-strongest", f"--tolerance {tolerance:g}"]
     else:
         parts.append(f"--value-per-correct {objective.value_per_correct:g}")
     parts += [f"--confidence {objective.confidence:g}", f"--min-saving {objective.min_saving:g}"]
@@ -125,52 +150,84 @@ def validate(path: Path) -> None:
     tier_verifiers(config, BuildContext(config, stores=StoreAccess(), learn_on_build=False))
 
 
-def summary_dict(s: Summary) -> dict[str, Any]:
+def summary_dict(s: Summary, label_free: bool = False) -> dict[str, Any]:
+    figures = (
+        {"agreement": s.em, "agreement_lower_bound": 1.0 + s.lcb}
+        if label_free
+        else {"em": s.em, "em_delta": s.diff, "em_delta_lower_bound": s.lcb}
+    )
     return {
         "cascade": s.structure.label(),
         "tiers": [{"name": t.name, "models": list(t.models)} for t in s.structure.specs],
         "verifiers": [g.verifier for g in s.structure.gates],
         "thresholds": list(s.thresholds),
-        "em": s.em,
+        **figures,
         "cost_usd": s.cost,
         "cost_ratio": s.ratio,
-        "em_delta": s.diff,
-        "em_delta_lower_bound": s.lcb,
-        "net_benefit_per_item": s.benefit,
+        **({} if label_free else {"net_benefit_per_item": s.benefit}),
     }
 
 
 def tune_report(result: TuneResult, sources: list[str]) -> dict[str, Any]:
     objective = result.settings.objective
+    label_free = result.settings.reference is not None
+    goal: dict[str, Any] = dict(objective.__dict__)
+    if label_free:
+        goal = {"kind": "min_agreement", "min_agreement": 1.0 - objective.tolerance, "confidence": objective.confidence}
+        goal["min_saving"] = objective.min_saving
     return {
         "sources": sources,
         "n_items": len(result.log),
         "excluded_items": result.log.excluded,
         "strongest": result.strongest,
-        "objective": objective.__dict__,
+        "measure": result.measure,
+        "labels": "gold" if not label_free else f"{result.strongest}'s answers (the log's gold is not read)",
+        "objective": goal,
         "settings": {"folds": result.settings.folds, "seed": result.settings.seed, "candidates": result.considered},
         "pays": result.pays,
         "selection_optimism": result.optimism,
-        "chosen": summary_dict(result.chosen),
-        "reference": summary_dict(result.reference),
-        "alternatives": [summary_dict(s) for s in result.alternatives],
-        "looser_tolerances": [point.as_dict() for point in result.looser],
+        "chosen": summary_dict(result.chosen, label_free),
+        "reference": summary_dict(result.reference, label_free),
+        "alternatives": [summary_dict(s, label_free) for s in result.alternatives],
+        "looser_tolerances": [looser_dict(point, label_free) for point in result.looser],
         "scorer": result.scorer.report if result.scorer else None,
         "note": "figures on the tuning items; judge the config on other items with `cascade replay --config`",
     }
 
 
-def print_summary(result: TuneResult, console: Console) -> None:
-    table = Table(title=f"cascade tune --logs: {len(result.log)} tuning items", title_justify="left")
-    for column in ("", "cascade", "EM", "Δ EM (lower bound)", "cost × strongest", "thresholds"):
+def looser_dict(point: TolerancePoint, label_free: bool) -> dict[str, Any]:
+    """A looser tolerance's choice; without gold, as the minimum agreement it stands for."""
+    if not label_free:
+        return point.as_dict()
+    s = point.chosen
+    chosen = None
+    if s is not None and point.bound is not None:
+        chosen = {"cascade": s.structure.label(), "cost_ratio": s.ratio, "agreement": 1 + s.diff}
+        chosen["agreement_bound"] = 1 + point.bound
+    return {"min_agreement": 1 - point.tolerance, "chosen": chosen}
+
+
+def print_summary(result: TuneResult, console: Console, source: str = "cascade tune --logs") -> None:
+    label_free = result.settings.reference is not None
+    title = f"{source}: {len(result.log)} tuning items"
+    if label_free:
+        title += f"; no gold: {result.measure} counts as right"
+    table = Table(title=title, title_justify="left")
+    columns = (
+        ("agreement", "lower bound", "cost × reference")
+        if label_free
+        else ("EM", "Δ EM (lower bound)", "cost × strongest")
+    )
+    for column in ("", "cascade", *columns, "thresholds"):
         table.add_column(column, justify="left" if column in ("", "cascade") else "right", overflow="fold")
-    rows = [("strongest alone", result.reference, ""), ("chosen", result.chosen, "bold green")]
+    rows = [("reference alone" if label_free else "strongest alone", result.reference, "")]
+    rows += [("chosen", result.chosen, "bold green")]
     rows += [("alternative", s, "dim") for s in result.alternatives[:5]]
     for label, s, style in rows:
         thresholds = ", ".join(f"{t:.4g}" for t in s.thresholds) or "—"
-        delta = f"{s.diff:+.3f} ({s.lcb:+.3f})"
+        low = f"{1 + s.lcb:.3f}" if label_free else f"{s.diff:+.3f} ({s.lcb:+.3f})"
         cascade = Text(s.structure.label())  # its "[vote]" is no markup
-        table.add_row(label, cascade, f"{s.em:.3f}", delta, f"{s.ratio:.3f}", thresholds, style=style)
+        table.add_row(label, cascade, f"{s.em:.3f}", low, f"{s.ratio:.3f}", thresholds, style=style)
     console.print(table)
     for note in vote_notes(result.chosen):
         console.print(note)
@@ -180,35 +237,51 @@ def print_summary(result: TuneResult, console: Console) -> None:
             f"{result.considered} candidates is flattered by the choice; bootstrap estimate)."
         )
     if not result.pays:
-        tolerance = result.settings.objective.tolerance
         console.print(
-            "[bold]No cascade pays on these items[/]: the config is the strongest model alone "
-            f"(none has a lower bound, less the margin, of at least -{tolerance:g} while saving enough)."
+            f"[bold]No cascade pays on these items[/]: the config is {result.strongest} alone ({why_not(result)})."
         )
 
 
+def why_not(result: TuneResult) -> str:
+    """The bar no candidate cleared, in the measure's own terms."""
+    tolerance = result.settings.objective.tolerance
+    if result.settings.reference is not None:
+        return (
+            f"none has a lower bound of its {result.measure}, less the margin, of at least {1 - tolerance:g} "
+            "while saving enough"
+        )
+    return f"none has a lower bound, less the margin, of at least -{tolerance:g} while saving enough"
+
+
 def print_looser(result: TuneResult, console: Console, command: Callable[[float], str]) -> None:
-    """What each looser tolerance would choose (its bound less that choice's selection margin), and
-    the exact command to run next."""
-    table = Table(title="What each tolerance would buy on these items", title_justify="left")
-    for column in ("tolerance", "cascade", "cost × strongest", "Δ EM", "bound"):
+    """What each looser tolerance (without gold: each lower minimum agreement) would choose, its bound
+    less that choice's selection margin, and the exact command to run next."""
+    label_free = result.settings.reference is not None
+    goal = "minimum agreement" if label_free else "tolerance"
+    table = Table(title=f"What each {goal} would buy on these items", title_justify="left")
+    columns = ("min agreement", "agreement", "bound") if label_free else ("tolerance", "Δ EM", "bound")
+    for column in (columns[0], "cascade", "cost × reference" if label_free else "cost × strongest", *columns[1:]):
         table.add_column(column, justify="left" if column == "cascade" else "right", overflow="fold")
+    shift = 1.0 if label_free else 0.0  # agreement = 1 + its difference from the reference, which agrees always
     for point in result.looser:
-        s = point.chosen
+        s, asked = point.chosen, f"{1 - point.tolerance:g}" if label_free else f"{point.tolerance:g}"
         if s is None:
-            table.add_row(f"{point.tolerance:g}", "the strongest model alone", "1.000", "—", "—", style="dim")
+            table.add_row(asked, f"{result.strongest} alone", "1.000", "—", "—", style="dim")
         else:
-            figures = (f"{s.ratio:.3f}", f"{s.diff:+.3f}", f"{s.lcb - point.optimism:+.3f}")
-            table.add_row(f"{point.tolerance:g}", Text(s.structure.label()), *figures)
+            figures = (f"{s.ratio:.3f}", f"{shift + s.diff:+.3f}", f"{shift + s.lcb - point.optimism:+.3f}")
+            table.add_row(asked, Text(s.structure.label()), *(f.lstrip("+") if label_free else f for f in figures))
     console.print(table)
-    asked = result.settings.objective.tolerance
-    paying = [p for p in result.looser if p.chosen is not None and p.tolerance > asked]
+    asked_tolerance = result.settings.objective.tolerance
+    paying = [p for p in result.looser if p.chosen is not None and p.tolerance > asked_tolerance]
     if paying:
-        console.print(f"Next, to accept an EM loss of up to {paying[0].tolerance:g} (its bound, less the margin):")
-        console.print(Text("  " + command(paying[0].tolerance)), soft_wrap=True)  # whole, to copy and paste
+        t = paying[0].tolerance
+        promise = f"an agreement of {1 - t:g}" if label_free else f"an EM loss of up to {t:g}"
+        console.print(f"Next, to accept {promise} (its bound, less the margin):")
+        console.print(Text("  " + command(t)), soft_wrap=True)  # whole, to copy and paste
     else:
+        last = result.looser[-1].tolerance
+        bar = f"a minimum agreement of {1 - last:g}" if label_free else f"a tolerance of {last:g}"
         console.print(
-            f"No cascade pays even at a tolerance of {result.looser[-1].tolerance:g} on {len(result.log)} items: "
-            "keep the strongest model alone, or tune on more items (a bound's margin shrinks as 1/sqrt(items): "
-            "4x the items halve it)."
+            f"No cascade pays even at {bar} on {len(result.log)} items: keep {result.strongest} alone, or tune on "
+            "more items (a bound's margin shrinks as 1/sqrt(items): 4x the items halve it)."
         )

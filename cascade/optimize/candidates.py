@@ -1,9 +1,10 @@
 """Candidate cascades over logged models, and what each would have done on every tuning item.
 
 A `Structure` is a chain of gate tiers (one model or an ensemble, each with a verifier: the
-ensemble's `vote`, `agreement` with the tier before, or the learned `scorer`) ending at a final
-tier. `Prepared` holds per item each gate's confidence and what stopping at each tier gives, so
-any thresholds are evaluated by array operations. Scorer confidences are out-of-fold: each item's
+ensemble's `vote`, `agreement` with the tier before, or the learned `scorer`; a config's tier tuned
+on prompts keeps the verifier its config sets) ending at a final tier. `Prepared` holds per item
+each gate's confidence and what stopping at each tier gives, so any thresholds are evaluated by
+array operations. Scorer confidences are out-of-fold: each item's
 score comes from a scorer fitted on the other folds only, never from one that saw the item.
 """
 
@@ -22,7 +23,7 @@ from cascade.eval.analysis.offline_tiers import TierRun, TierSpec, agreement, ch
 from cascade.eval.data.logs import LogTable
 from cascade.scoring.train import FitOptions, cross_fit
 
-VerifierKind = Literal["vote", "agreement", "scorer"]
+VerifierKind = Literal["vote", "agreement", "scorer", "configured"]  # configured: the tier's own, as its config sets it
 NEVER = -1.0  # the confidence of a gate without an answer: the router escalates it whatever the threshold
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +65,32 @@ def with_thresholds(
     names = {t.name for t in kept}
     settings = ThresholdSettings.model_validate(config.router.params()).tuned(thresholds, names)
     router = PluginSpec.model_validate({"type": "threshold", **settings.model_dump()})
-    tuned = config.model_copy(update={"router": router, "tiers": kept})
+    update: dict[str, Any] = {"router": router, "tiers": kept}
+    if config.pre_router is not None:
+        dropped = {t.name for t in config.tiers} - names
+        plugin = without_tiers(config.pre_router.model_dump(), [t.name for t in kept], dropped)
+        update["pre_router"] = PluginSpec.model_validate(plugin)
+    tuned = config.model_copy(update=update)
     tuned._source, tuned._lines = config._source, config._lines
     return tuned
+
+
+def without_tiers(value: Any, kept: Sequence[str], dropped: Collection[str]) -> Any:
+    """A plugin's settings with every mention of the `dropped` tiers taken out (a list item, a mapping's
+    key or value), so a pre-router's rules still load once those tiers are gone: a rule that skipped
+    one skips the rest it named, one that started at it starts at the first tier. A list left naming
+    every `kept` tier loses the last one, as the engine runs the last tier of a plan that skips them all."""
+    if isinstance(value, dict):
+        return {k: without_tiers(v, kept, dropped) for k, v in value.items() if not _names(k, v, dropped=dropped)}
+    if isinstance(value, list):
+        items = [without_tiers(v, kept, dropped) for v in value if not _names(v, dropped=dropped)]
+        named = all(isinstance(v, str) for v in items) and set(items) == set(kept)
+        return [v for v in items if v != kept[-1]] if kept and named else items
+    return value
+
+
+def _names(*values: Any, dropped: Collection[str] = ()) -> bool:
+    return any(isinstance(v, str) and v in dropped for v in values)
 
 
 def grid_size(tiers_tuned: int) -> int:
@@ -134,12 +157,15 @@ def choose(candidates: Sequence[Candidate], objective: Objective) -> Candidate:
     return max(candidates, key=lambda c: (c.benefit(objective), c.em))
 
 
-def tuned_yaml(original: dict[str, Any], best: Candidate) -> dict[str, Any]:
-    """The original YAML mapping with only the kept tiers and the router's tuned thresholds."""
+def tuned_yaml(original: dict[str, Any], tiers: Sequence[str], thresholds: dict[str, float]) -> dict[str, Any]:
+    """The original YAML mapping with only the kept `tiers` and the router's tuned thresholds."""
     data = dict(original)
-    data["tiers"] = [t for t in data["tiers"] if t["name"] in best.tiers]
+    dropped = {t["name"] for t in data["tiers"]} - set(tiers)
+    data["tiers"] = [t for t in data["tiers"] if t["name"] in tiers]
+    if data.get("pre_router"):
+        data["pre_router"] = without_tiers(data["pre_router"], list(tiers), dropped)
     router = dict(data.get("router") or {"type": "threshold"})
     written = ThresholdSettings.model_validate({k: v for k, v in router.items() if k != "type"})
-    router["per_tier"] = written.tuned(best.thresholds, best.tiers).per_tier
+    router["per_tier"] = written.tuned(thresholds, tiers).per_tier
     data["router"] = router
     return data

@@ -21,6 +21,7 @@ from cascade.errors import UserError
 from cascade.eval.analysis.offline_tiers import TierSpec, chain_inputs
 from cascade.eval.data.logs import LogTable
 from cascade.optimize.candidates import Gate, Structure, VerifierKind, Workbench
+from cascade.optimize.reference import reference_model, relabel
 from cascade.optimize.select import (
     Objective,
     Reference,
@@ -47,6 +48,7 @@ class Settings:
     pool: int = 8
     beam: int = 6
     max_gate_share: float = 0.5
+    reference: str | None = None  # label-free: this model's answers (or "strongest": the dearest's) are the labels
     fit: FitOptions = field(
         default_factory=lambda: FitOptions(shared_head=False, calibration="sigmoid", calibration_folds=5)
     )
@@ -66,6 +68,10 @@ class TuneResult:
     settings: Settings
     optimism: float = 0.0
     looser: list[TolerancePoint] = field(default_factory=list)  # when nothing pays: what each tolerance buys
+
+    @property
+    def measure(self) -> str:
+        return measure_of(self.settings, self.strongest)
 
     @property
     def pays(self) -> bool:
@@ -94,13 +100,27 @@ def single(model: str) -> TierSpec:
     return TierSpec(tier_name([model]), (model,))
 
 
+def measure_of(settings: Settings, strongest: str) -> str:
+    """What the figures measure: EM against gold, or (label-free) agreement with the reference's answers."""
+    return "EM" if settings.reference is None else f"agreement with {strongest}"
+
+
+def labelled(log: LogTable, settings: Settings) -> tuple[LogTable, str]:
+    """The tuning items with their labels, and the model a cascade must keep up with: gold correctness and
+    the strongest model by EM; or, label-free, agreement with the reference (the gold is never read)."""
+    if settings.reference is not None:
+        reference = reference_model(log, settings.reference)
+        return relabel(log, reference).select(log.models), reference
+    log = log.select(log.models)
+    return log, strongest_model(log, settings.objective.z)
+
+
 def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings = Settings()) -> TuneResult:
     """Search, choose, and fit the chosen cascade's scorer on every tuning item."""
-    log = log.select(log.models)
+    log, strongest = labelled(log, settings)
     if len(log) < 2 * settings.folds:
         raise UserError(f"{len(log)} items with known correctness: too few to tune ({2 * settings.folds} at least)")
     objective = settings.objective
-    strongest = strongest_model(log, objective.z)
     bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
     ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
     summaries: list[Summary] = []
@@ -136,7 +156,9 @@ def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings
     optimism = selection_optimism(summaries, ref, objective) if objective.kind == "tolerance" else 0.0
     chosen = choose(summaries, objective, optimism)
     reference_summary = next(s for s in summaries if not s.structure.gates and s.structure.final.models == (strongest,))
-    scorer = final_scorer(bench, chosen.structure, settings.fit, log.source) if chosen.structure.uses_scorer else None
+    scorer = None
+    if chosen.structure.uses_scorer:
+        scorer = final_scorer(bench, chosen.structure, settings, log.source, strongest)
     alternatives = frontier_of([s for s in summaries if s is not chosen and s.structure.gates])[:8]
     nothing_pays = objective.kind == "tolerance" and not chosen.structure.gates
     looser = at_tolerances(bench, ref, visited, objective, LEVELS) if nothing_pays else []
@@ -150,8 +172,7 @@ def tune_structure(
 ) -> TuneResult:
     """Thresholds (and scorer) for one given structure, chosen as `tune` would; when no setting meets
     the objective, its safest one (the result then does not `pay` in the objective's sense)."""
-    log = log.select(log.models)
-    strongest = strongest_model(log, settings.objective.z)
+    log, strongest = labelled(log, settings)
     bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
     ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
     gates = len(structure.gates)
@@ -159,7 +180,7 @@ def tune_structure(
     assert chosen is not None
     alone = summarise(bench.prepare(Structure((), single(strongest)), 1), ref, settings.objective)
     assert alone is not None
-    scorer = final_scorer(bench, structure, settings.fit, log.source) if structure.uses_scorer else None
+    scorer = final_scorer(bench, structure, settings, log.source, strongest) if structure.uses_scorer else None
     return TuneResult(log, strongest, chosen, alone, [], 1, scorer, settings)
 
 
@@ -217,7 +238,7 @@ def _extends(structure: Structure, gate: Gate, cost: dict[TierSpec, float]) -> b
     return not used & set(gate.spec.models) and cost[gate.spec] >= cost[structure.gates[-1].spec]
 
 
-def final_scorer(bench: Workbench, structure: Structure, fit: FitOptions, sources: str) -> Scorer:
+def final_scorer(bench: Workbench, structure: Structure, settings: Settings, sources: str, strongest: str) -> Scorer:
     """The chosen cascade's scorer, one head per scored gate, fitted on every tuning item; its report is
     the calibration of the out-of-fold scores the thresholds were chosen on (each item scored by a
     scorer fitted without it)."""
@@ -230,6 +251,7 @@ def final_scorer(bench: Workbench, structure: Structure, fit: FitOptions, source
             oof = bench.oof_scores(tuple(g.spec for g in structure.gates[: j + 1]))
             report[gate.spec.name] = calibration_report(oof, runs[j].correct)
     training = {"sources": sources, "cascade": structure.label(), "folds": len(np.unique(bench.folds))}
-    scorer = fit_scorer(inputs, np.concatenate(labels), fit, training=training)
+    training["labels"] = measure_of(settings, strongest)
+    scorer = fit_scorer(inputs, np.concatenate(labels), settings.fit, training=training)
     note = "out-of-fold predictions on the tuning items: each item scored by a scorer fitted without it"
     return replace(scorer, report={"calibration": report, "note": note})

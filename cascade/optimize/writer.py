@@ -84,35 +84,59 @@ def _tier(spec: TierSpec, result: TuneResult, fmt: str, model_map: Mapping[str, 
 
 def header(result: TuneResult, sources: list[str], command: str | None = None) -> str:
     """Comment lines: provenance, the choice and its figures on the tuning items."""
-    chosen, ref = result.chosen, result.reference
-    objective = result.settings.objective
     settings = result.settings
     lines = [
         f"Tuned by `cascade tune --logs` on {len(result.log)} items of {', '.join(sources)}",
         f"({result.considered} candidates; {settings.folds}-fold out-of-fold scores; seed {settings.seed}).",
-        f"Strongest model alone: {result.strongest}, EM {ref.em:.3f}, cost ${ref.cost:.4g}.",
     ]
+    lines += _label_free_goal(result) if settings.reference is not None else _gold_goal(result)
+    if settings.objective.kind == "tolerance" and result.optimism > 0:
+        lines.append(f"Selection margin: {100 * result.optimism:.2f} points off every lower bound.")
+    lines.append(_choice(result))
+    lines += vote_notes(result.chosen) if result.pays else []
+    if command:
+        lines.append(f"Made by: {command}")
+    lines.append("Judge it on other items: cascade replay --dataset OTHER_LOG --config THIS_FILE")
+    return "".join(f"# {line}\n" for line in lines)
+
+
+def _gold_goal(result: TuneResult) -> list[str]:
+    objective, alone = result.settings.objective, result.reference
+    lines = [f"Strongest model alone: {result.strongest}, EM {alone.em:.3f}, cost ${alone.cost:.4g}."]
     if objective.kind == "tolerance":
         lines.append(
             f"Objective: the cheapest cascade whose EM difference from it has a one-sided {objective.confidence:.0%} "
             f"lower bound >= -{objective.tolerance:g} and that saves >= {objective.min_saving:.0%} of its cost."
         )
-        if result.optimism > 0:
-            lines.append(f"Selection margin: {100 * result.optimism:.2f} points off every lower bound.")
     else:
         lines.append(f"Objective: net benefit, ${objective.value_per_correct:g} per correct answer minus cost.")
-    if result.pays:
-        lines.append(
-            f"Chosen: {chosen.structure.label()}: EM {chosen.em:.3f} ({chosen.diff:+.3f}, lower bound "
-            f"{chosen.lcb:+.3f}), cost {chosen.ratio:.2f}x the strongest model's, on the tuning items."
+    return lines
+
+
+def _label_free_goal(result: TuneResult) -> list[str]:
+    objective = result.settings.objective
+    return [
+        f"No gold answers: an answer counts as right when it agrees with {result.strongest}'s",
+        "(both read with the extraction and normalisation that gold answers get).",
+        f"Reference alone: {result.strongest}, cost ${result.reference.cost:.4g}.",
+        f"Objective: the cheapest cascade whose {result.measure} has a one-sided {objective.confidence:.0%} lower "
+        f"bound >= {1 - objective.tolerance:g} and that saves >= {objective.min_saving:.0%} of its cost.",
+    ]
+
+
+def _choice(result: TuneResult) -> str:
+    chosen = result.chosen
+    if not result.pays:
+        return f"No cascade pays on these items: this config is {result.strongest} alone."
+    if result.settings.reference is not None:
+        return (
+            f"Chosen: {chosen.structure.label()}: {result.measure} {chosen.em:.3f} (lower bound "
+            f"{1 + chosen.lcb:.3f}), cost {chosen.ratio:.2f}x the reference's, on the tuning items."
         )
-        lines += vote_notes(chosen)
-    else:
-        lines.append("No cascade pays on these items: this config is the strongest model alone.")
-    if command:
-        lines.append(f"Made by: {command}")
-    lines.append("Judge it on other items: cascade replay --dataset OTHER_LOG --config THIS_FILE")
-    return "".join(f"# {line}\n" for line in lines)
+    return (
+        f"Chosen: {chosen.structure.label()}: EM {chosen.em:.3f} ({chosen.diff:+.3f}, lower bound "
+        f"{chosen.lcb:+.3f}), cost {chosen.ratio:.2f}x the strongest model's, on the tuning items."
+    )
 
 
 def write(

@@ -29,6 +29,7 @@ class Fields:
     question: str | None = None
     answer: str | None = None
     id: str | None = None
+    gold: bool = True  # False: prompts only, their answers (if any) not read
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class LogFormat:
 def _plain(fmt: str) -> Callable[[Path, Fields], list[Item]]:
     def read(path: Path, fields: Fields) -> list[Item]:
         records = list(read_records(path, fmt))
-        return from_records(records, fields.question, fields.answer, fields.id, source=path.stem)
+        return from_records(records, fields.question, fields.answer, fields.id, source=path.stem, gold=fields.gold)
 
     return read
 
@@ -110,17 +111,19 @@ def load_dataset(
     answer_field: str | None = None,
     id_field: str | None = None,
     task: str | None = None,
+    gold: bool = True,
 ) -> list[Item]:
-    """Items from `path`; `fmt` overrides detection (see `FORMATS`), field names map plain files."""
+    """Items from `path`; `fmt` overrides detection (see `FORMATS`), field names map plain files.
+    Without `gold`, the prompts only: items carry no answers, whatever the file holds."""
     path = Path(path)
     entry = _entry(path, fmt, DatasetFormat, detect_format, "dataset")
     with reading(path, "dataset", entry.name):
-        items = entry.read(path, Fields(question_field, answer_field, id_field))
+        items = entry.read(path, Fields(question_field, answer_field, id_field, gold))
     if not items:
         raise UserError(f"dataset {path} has no items")
-    if task:
-        for item in items:
-            item.task = task
+    for item in items:
+        item.task = task or item.task
+        item.answers = item.answers if gold else []
     return items
 
 

@@ -58,20 +58,24 @@ def from_records(
     answer_field: str | None = None,
     id_field: str | None = None,
     source: str = "item",
+    *,
+    gold: bool = True,
 ) -> list[Item]:
-    """Items from dicts; fields default to the first of the usual names present in the first record."""
+    """Items from dicts; fields default to the first of the usual names present in the first record.
+    Without `gold`, prompts only: no answer field is needed and none is read."""
     if not records:
         return []
     q_field = question_field or _pick(records[0], QUESTION_FIELDS, "question")
-    a_field = answer_field or _pick(records[0], ANSWER_FIELDS, "answer")
+    a_field = (answer_field or _pick(records[0], ANSWER_FIELDS, "answer")) if gold else None
     items = []
     for i, record in enumerate(records):
-        if q_field not in record or a_field not in record:
+        if q_field not in record or (a_field is not None and a_field not in record):
             raise UserError(
                 f"record {i} has no {q_field!r} or {a_field!r} field (map them with question_field/answer_field)"
             )
         item_id = str(record[id_field]) if id_field else f"{source}-{i}"
-        items.append(Item(item_id, str(record[q_field]), as_answers(record[a_field])))
+        answers = as_answers(record[a_field]) if a_field is not None else []
+        items.append(Item(item_id, str(record[q_field]), answers))
     task = infer_task([a for item in items for a in item.answers])
     for item in items:
         item.task = task

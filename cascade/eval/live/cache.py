@@ -105,6 +105,10 @@ class CachingCompleter(WrapperCompleter):
         self._put(key, completion)
         return completion
 
+    def holds(self, request: CompletionRequest) -> bool:
+        """Whether `request` would be answered from the cache (no model call)."""
+        return self._locked(self._select, request_key(request)) is not None
+
     def _get(self, key: str) -> Completion | None:
         row = self._locked(self._select, key)
         if row is None:

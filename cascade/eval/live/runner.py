@@ -71,16 +71,7 @@ async def evaluate(
     """Run each tier alone, then the cascade, on `items`; `progress(stage, done)` after each item."""
     gate = asyncio.Semaphore(concurrency)
     tiers = cascade.graph.tiers
-    rows: list[dict[str, TierLog]] = [{} for _ in items]
-
-    async def alone(i: int, tier: TierRuntime) -> None:
-        async with gate:
-            rows[i][tier.config.name] = await run_tier_alone(tier, items[i], query_of(items[i], template))
-        if progress:
-            progress(tier.config.name, 1)
-
-    for tier in tiers:
-        await asyncio.gather(*(alone(i, tier) for i in range(len(items))))
+    rows = await run_tiers_alone(cascade, items, template=template, concurrency=concurrency, progress=progress)
 
     async def whole(i: int) -> CascadeResult:
         async with gate:
@@ -96,6 +87,29 @@ async def evaluate(
     ]
     log = LogTable([t.config.name for t in tiers], log_items, source=cascade.config.name, fmt="cascade")
     return EvalRun(list(items), log, results, correct)
+
+
+async def run_tiers_alone(
+    cascade: Cascade,
+    items: Sequence[Item],
+    *,
+    template: str | None = None,
+    concurrency: int = 1,
+    progress: Progress | None = None,
+) -> list[dict[str, TierLog]]:
+    """Per item, each tier's answer alone (tier by tier, so a tier's calls finish before the next's)."""
+    gate = asyncio.Semaphore(concurrency)
+    rows: list[dict[str, TierLog]] = [{} for _ in items]
+
+    async def alone(i: int, tier: TierRuntime) -> None:
+        async with gate:
+            rows[i][tier.config.name] = await run_tier_alone(tier, items[i], query_of(items[i], template))
+        if progress:
+            progress(tier.config.name, 1)
+
+    for tier in cascade.graph.tiers:
+        await asyncio.gather(*(alone(i, tier) for i in range(len(items))))
+    return rows
 
 
 def score_results(results: Sequence[CascadeResult], items: Sequence[Item]) -> list[bool]:

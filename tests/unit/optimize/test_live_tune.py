@@ -12,10 +12,12 @@ import yaml
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
 from cascade.cli.eval import run_tune
+from cascade.config import safe_yaml
+from cascade.config.schema import default_config_path, load_config
 from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
 from cascade.eval.live.runner import evaluate
-from cascade.optimize.live_tune import Objective, search
+from cascade.optimize.live_tune import Objective, search, tuned_yaml, with_thresholds
 from tests.unit.eval.test_replay_report import assert_fits
 
 # "useless" is never right; "cheap" is right and sure on even numbers, unsure and wrong on odd;
@@ -139,3 +141,18 @@ def test_grid_stays_within_budget_as_more_tiers_are_tuned_at_once() -> None:
     for tiers in range(1, 5):
         assert (grid_size(tiers) + 2) ** tiers <= MAX_COMBOS
     assert grid_size(8) == 2  # never fewer than the lowest and highest confidence seen
+
+
+def test_dropping_tiers_takes_them_out_of_the_pre_routers_rules(tmp_path: Path) -> None:
+    config = load_config(default_config_path())  # its features pre-router skips tiers by name
+    kept = ("qwen2.5-1.5b", "qwen2.5-1.5b-think")
+    tuned = with_thresholds(config, {"qwen2.5-1.5b": 0.9}, kept)
+    Cascade(tuned)  # builds: no rule names a dropped tier
+    rules = tuned.pre_router.params()["rules"] if tuned.pre_router else []
+    assert [rule["skip"] for rule in rules] == [[], ["qwen2.5-1.5b-think"], ["qwen2.5-1.5b-think"]]
+    alone = with_thresholds(config, {}, kept[1:])  # a rule left skipping every tier would not load
+    Cascade(alone)
+    assert all(rule["skip"] == [] for rule in (alone.pre_router.params()["rules"] if alone.pre_router else []))
+    written = tmp_path / "t.yaml"
+    written.write_text(yaml.safe_dump(tuned_yaml(safe_yaml.load(default_config_path()).data, kept, {})))
+    assert [t.name for t in load_config(written).tiers] == list(kept)
