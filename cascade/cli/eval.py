@@ -29,6 +29,7 @@ from cascade.eval.data.items import Item, split
 from cascade.eval.live.cache import CachingCompleter
 from cascade.eval.live.report import live_report
 from cascade.eval.live.runner import EvalRun, cache_path_for, evaluate, query_of, score_results
+from cascade.extras import require
 from cascade.optimize.live_tune import Candidate, Objective, score, search, tuned_yaml, with_thresholds
 from cascade.run.engine import Cascade
 
@@ -66,6 +67,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from cascade.eval.analysis.tables import print_report
     from cascade.eval.data.logs import write_log
 
+    if args.plot:
+        require("plot", "--plot")
+    if getattr(args, "executor", "local") == "ray":
+        require("ray", "--executor ray")
     config = load_config(args.config)
     items = load_items(args)
     run, counts = _run_items(config, items, args)

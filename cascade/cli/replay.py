@@ -16,6 +16,7 @@ from cascade.errors import UserError
 from cascade.eval.analysis.replay_report import ReplayReport
 from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import LOG_FORMATS
+from cascade.extras import require
 
 
 def _names(value: str) -> list[str]:
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     from cascade.eval.analysis.replay import replay_file
     from cascade.eval.analysis.tables import print_report
 
+    if args.plot:
+        require("plot", "--plot")
     log_options = options_of(args)
     if args.config is not None:
         report = _replay_config(args, log_options)

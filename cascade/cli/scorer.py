@@ -19,6 +19,7 @@ from rich.table import Table
 
 from cascade.cli.types import int_range
 from cascade.errors import UserError
+from cascade.extras import require
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from cascade.scoring.calibration import calibration_report
     from cascade.scoring.train import cross_fit, fit_scorer
 
+    require("learn", "cascade scorer train")
     inputs, labels, source, options = _examples(args)
     if len(inputs) < 2 * args.folds:
         raise UserError(f"{len(inputs)} labelled answers: too few to train and check a scorer")

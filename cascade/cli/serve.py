@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from cascade.cli.types import float_range, int_range, non_negative_int, port, positive_float, positive_int
 from cascade.errors import UserError
+from cascade.extras import require
 from cascade.serve.background import KEEP_ALIVE_S
 from cascade.serve.http import HEADER_TIMEOUT_ENV, HEADER_TIMEOUT_S, MAX_HEADER_BYTES, uvicorn_options
 from cascade.serve.limits import BODY_TIMEOUT_S
@@ -116,6 +117,7 @@ def check_shared_budgets(workers: int, store: str | None, settings: ServeSetting
 
 
 def run(args: argparse.Namespace) -> int:
+    require("serve", "cascade serve")
     import uvicorn
 
     from cascade.config.schema import default_config_path

@@ -25,6 +25,7 @@ from cascade.eval.analysis.tables import WIDTH
 from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
+from cascade.extras import require
 from cascade.optimize.select import Objective, Summary
 from cascade.optimize.tolerances import TolerancePoint, vote_notes
 from cascade.optimize.tuner import Settings, TuneResult, tune
@@ -89,6 +90,7 @@ def run_tune_logs(args: argparse.Namespace) -> int:
     from cascade.io.answers import extractor
     from cascade.optimize.writer import answer_format, write
 
+    require("learn", "cascade tune --logs")  # its search fits correctness scorers
     options = log_options(args)
     names = model_map(args.model_map)
     settings = settings_of(args)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from cascade.errors import UserError
+from cascade.extras import install_hint
 from cascade.scoring.features import features, matrix, vocabulary
 from cascade.scoring.inputs import ScoringInput
 from cascade.scoring.model import ANY_TIER, Calibration, Head, Scorer
@@ -58,7 +59,7 @@ def sklearn() -> Any:
         import sklearn.linear_model
         import sklearn.model_selection
     except ImportError:
-        raise UserError("training a scorer needs scikit-learn: pip install 'cascade-router[learn]'") from None
+        raise UserError(f"training a scorer needs scikit-learn: {install_hint('learn')}") from None
     return sk
 
 

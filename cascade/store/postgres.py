@@ -16,13 +16,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cascade.errors import StoreError, StoreUnavailableError, UserError
+from cascade.extras import install_hint
 from cascade.store.sql import Execute, LockName, SqlStore
 from cascade.store.watchdog import Watchdog
 
 if TYPE_CHECKING:
     import psycopg
 
-PSYCOPG_HINT = "pip install 'psycopg[binary]'"
+PSYCOPG_HINT = install_hint("postgres")
 _LOCK_NAMESPACE = 0x63617363  # "casc": keeps our advisory locks apart from the application's
 _LOCK_KEYS: dict[LockName, int] = {
     "schema": 1, "runs": 2, "feedback": 3, "state": 4, "lease": 5, "budget": 6, "reference": 7,

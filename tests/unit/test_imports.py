@@ -150,7 +150,7 @@ def test_importing_cascade_sets_the_offline_price_map_without_importing_litellm(
 
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("cascade._version", "cascade.errors"),
+    ("cascade._version", "cascade.errors", "cascade.extras"),
     ("cascade.config",),
     ("cascade.types", "cascade.io"),
     ("cascade.protocols", "cascade.registry", "cascade.decision", "cascade.store.base"),

@@ -12,6 +12,7 @@ from typing import Any
 
 from cascade.errors import UserError
 from cascade.eval.analysis.replay_report import ReplayReport
+from cascade.extras import install_hint
 
 
 def plot_report(report: ReplayReport, path: str | Path, title: str | None = None) -> Path:
@@ -20,7 +21,7 @@ def plot_report(report: ReplayReport, path: str | Path, title: str | None = None
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise UserError("plots need matplotlib: pip install matplotlib") from exc
+        raise UserError(f"plots need matplotlib: {install_hint('plot')}") from exc
 
     fig = Figure(figsize=(13, 6.5))
     FigureCanvasAgg(fig)

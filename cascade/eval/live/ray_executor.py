@@ -20,6 +20,7 @@ from cascade.eval.data.items import Item
 from cascade.eval.data.logs import LogTable
 from cascade.eval.live.cache import CachingCompleter
 from cascade.eval.live.runner import EvalRun, evaluate
+from cascade.extras import install_hint
 from cascade.run.engine import Cascade
 
 
@@ -69,7 +70,7 @@ def evaluate_on_ray(
     try:
         import ray
     except ImportError:
-        raise UserError("the Ray executor needs Ray: pip install 'ray>=2.9' (or -e '.[ray]')") from None
+        raise UserError(f"the Ray executor needs Ray: {install_hint('ray')}") from None
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     task = ray.remote(_evaluate_chunk)

@@ -79,7 +79,7 @@ def test_a_newer_schema_than_we_know_is_refused(tmp_path: Path) -> None:
 
 def test_postgres_without_psycopg_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
-    with pytest.raises(UserError, match=r"pip install 'psycopg\[binary\]'"):
+    with pytest.raises(UserError, match=r"pip install -e '\.\[postgres\]'"):
         open_store("postgresql://user:pw@127.0.0.1:1/db")
 
 
