@@ -266,6 +266,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--key-max-tokens", type=int, default=20)
     parser.add_argument("--round", choices=["14", "22", "all"], default="all", help="which issue's probes")
+    parser.add_argument("--only", help="issue 22's probes whose name contains this (e.g. postgres)")
     args = parser.parse_args()
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -282,7 +283,7 @@ def main() -> None:
         if args.round in ("22", "all"):
             from benchmarks.hardening_probes_22 import run_all
 
-            report["issue_22"] = run_all(tmp)
+            report["issue_22"] = run_all(tmp, args.only)
     for name, row in [*report.get("cli", {}).items(), *report.get("http", {}).items()]:
         print(f"{name:42s} {json.dumps(row)}", file=sys.stderr)
     for name, row in report.get("issue_22", {}).items():
