@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
@@ -47,7 +47,7 @@ from cascade.serve.responses import ReplyForm, cascade_info, completion, failure
 from cascade.serve.schemas import ChatCompletionRequest, ModelCard, ModelList
 from cascade.serve.settings import ServeSettings
 from cascade.serve.store_guard import guard_for
-from cascade.serve.streaming import SseStream
+from cascade.serve.streaming import DONE, SseStream, after_first, next_event
 from cascade.store import FeedbackRate, Store, open_store
 from cascade.types import Attempt, CascadeResult, TextDelta, TierStart
 
@@ -206,7 +206,7 @@ class Server:
             events = self._stream(request, cascade, chat, body, ident, account, sse)
             admitted = await anext(events)  # refusals (a full queue, a key that cannot pay) stay statuses
             run_header = {"x-cascade-run-id": sse.run_id}
-            return StreamingResponse(_after(admitted, events), media_type="text/event-stream", headers=run_header)
+            return StreamingResponse(after_first(admitted, events), media_type="text/event-stream", headers=run_header)
         run = self._recorded_run(cascade, chat, body, ident, account, Progress())
         result = await unless_disconnected(request, run)
         failed = self._store_failure(result)
@@ -406,37 +406,6 @@ def respond(result: CascadeResult, model: str, form: ReplyForm) -> Response:
         info = cascade_info(result, with_answer=True)
         raise ApiError(422, not_accepted(result), code="not_accepted", headers=extra, cascade=info)
     return Response(completion(result, model, form).model_dump_json(), media_type=JSON, headers=extra)
-
-
-DONE = object()
-"""`next_event`'s answer once the run has ended and every event was taken."""
-
-
-async def next_event(events: asyncio.Queue[Event | None], run: asyncio.Future[CascadeResult]) -> object:
-    """The run's next event, DONE once it has ended, or the exception it ended with."""
-    while True:
-        if not events.empty():
-            return events.get_nowait()
-        if run.done():
-            run.result()  # raises the run's own error
-            return DONE
-        getter: asyncio.Future[Event | None] = asyncio.ensure_future(events.get())
-        try:
-            waits: list[asyncio.Future[Any]] = [getter, run]
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            getter.cancel()
-        if getter.done() and not getter.cancelled():
-            return getter.result()
-
-
-async def _after(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
-    """`first`, already taken from the started generator `rest`, then the others. `rest` was started
-    before the response, so if the client leaves before the body is read, the loop's async-generator
-    finaliser still closes it (cancelling the run, keeping what it did)."""
-    yield first
-    async for piece in rest:
-        yield piece
 
 
 def create_app(

@@ -24,9 +24,15 @@ in the stream as OpenAI does, `data: {"error": {...}}` (the openai client raises
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cascade.run.engine import Event
 
 from cascade.serve.responses import PLAIN_REPLY, ReplyForm, cascade_info, failure_message, not_accepted, usage_of
 from cascade.serve.schemas import (
@@ -125,3 +131,34 @@ class SseStream:
     def error(message: str, code: str, info: CascadeInfo | None = None) -> str:
         body = ErrorBody(error=ErrorDetail(message=message, type="server_error", code=code), cascade=info)
         return f"data: {body.to_json()}\n\n"
+
+
+DONE = object()
+"""`next_event`'s answer once the run has ended and every event was taken."""
+
+
+async def next_event(events: asyncio.Queue[Event | None], run: asyncio.Future[CascadeResult]) -> object:
+    """The run's next event, DONE once it has ended, or the exception it ended with."""
+    while True:
+        if not events.empty():
+            return events.get_nowait()
+        if run.done():
+            run.result()  # raises the run's own error
+            return DONE
+        getter: asyncio.Future[Event | None] = asyncio.ensure_future(events.get())
+        try:
+            waits: list[asyncio.Future[Any]] = [getter, run]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            getter.cancel()
+        if getter.done() and not getter.cancelled():
+            return getter.result()
+
+
+async def after_first(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    """`first`, already taken from the started generator `rest`, then the others. `rest` was started
+    before the response, so if the client leaves before the body is read, the loop's async-generator
+    finaliser still closes it (cancelling the run, keeping what it did)."""
+    yield first
+    async for piece in rest:
+        yield piece
