@@ -53,6 +53,14 @@ class HeadDeadline:
         self._head_timer: asyncio.TimerHandle | None = None
         self._answered = False
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]  # the protocol this is mixed into
+        self._start_head_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_clock()
+        super().connection_lost(exc)  # type: ignore[misc]  # the protocol this is mixed into
+
     def _start_head_clock(self) -> None:
         if self._head_timer is None and not self._answered:
             self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
@@ -96,14 +104,6 @@ class BoundedHttpToolsProtocol(HeadDeadline, HttpToolsProtocol):
         self._in_head = True
         self._began = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._start_head_clock()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_clock()
-        super().connection_lost(exc)
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes, self._in_head, self._began = 0, True, True
@@ -132,14 +132,6 @@ class BoundedH11Protocol(HeadDeadline, H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_deadline()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._start_head_clock()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_clock()
-        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._answered:
