@@ -167,7 +167,8 @@ class BuildContext:
         try:
             params = plugin.config_model.model_validate(spec.params())
         except ValidationError as exc:
-            raise config_error(exc, source=self.config._source, lines=self.config._lines, prefix=loc) from None
+            source, lines, model = self.config._source, self.config._lines, plugin.config_model
+            raise config_error(exc, source=source, lines=lines, prefix=loc, model=model) from None
         built = plugin.factory(params, replace(self, loc=loc))
         problem = contract_problem(kind, built)
         if problem is not None:

@@ -1,6 +1,6 @@
 """`cascade ab report`: per-variant EM, tokens and cost of an A/B test, and whether it has a winner.
 
-    cascade ab report [--config FILE] [--dsn DSN] [--config-name NAME] [--experiment NAME]
+    cascade ab report [--config FILE] [--store DSN] [--config-name NAME] [--experiment NAME]
                       [--value-per-correct USD] [--price-per-token USD] [--horizon N]
                       [--alpha 0.05] [--min-labelled 20] [--json]
 
@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cascade.cli.types import add_store
 from cascade.errors import UserError
 from cascade.learning.ab import ABReport, Criterion, ab_report
 from cascade.store import open_store
@@ -33,7 +34,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     report = actions.add_parser("report", help="per-variant EM/tokens/cost and whether one variant wins")
     add = report.add_argument
     add("--config", "-c", type=Path, help="a cascade YAML whose experiment: block describes the test")
-    add("--dsn", help="store path or DSN (default: $CASCADE_STORE, else the user data dir)")
+    add_store(report)
     add("--config-name", help="only runs recorded under this config name")
     add("--experiment", help="only runs assigned by this experiment")
     add("--value-per-correct", type=float, help="USD a right answer is worth: judge on net benefit, not EM alone")
@@ -71,10 +72,10 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
     """Print the report; 0 whether or not there is a winner (the verdict says which)."""
     if getattr(args, "ab_command", None) != "report":
-        raise UserError("usage: cascade ab report [--config FILE] [--dsn DSN] [--value-per-correct USD]")
+        raise UserError("usage: cascade ab report [--config FILE] [--store DSN] [--value-per-correct USD]")
     found = options(args)
     criterion = Criterion(found.get("value_per_correct"), found.get("price_per_token"))
-    store = open_store(args.dsn)
+    store = open_store(args.store)
     try:
         report = ab_report(
             store, found.get("config_name"), found["alpha"], found["min_labelled"], criterion=criterion,

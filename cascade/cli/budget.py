@@ -1,7 +1,7 @@
 """`cascade budget`: what each budget account (an API key of `cascade serve`) has spent, and a reset.
 
-    cascade budget [--dsn DSN] [--json]            every account: tokens, dollars, calls, held now
-    cascade budget --reset ACCOUNT [--dsn DSN]     forget an account's spend (a new billing period)
+    cascade budget [--store DSN] [--json]            every account: tokens, dollars, calls, held now
+    cascade budget --reset ACCOUNT [--store DSN]     forget an account's spend (a new billing period)
 
 Accounts are named as the server logs them: an API key's id (`key-` and 8 hex digits), never the
 key. Limits are the server's flags (`--key-max-tokens`, `--key-max-cost-usd`), not stored here.
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cascade.cli.types import add_store
 from cascade.errors import UserError
 from cascade.store import open_store
 from cascade.store.budgets import BudgetStore
@@ -31,12 +32,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--reset", metavar="ACCOUNT", help="forget this account's spend (e.g. key-1a2b3c4d)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--dsn", help="store path or DSN (default: $CASCADE_STORE, else the user data dir)")
+    add_store(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.dsn)
+    store = open_store(args.store)
     try:
         if not isinstance(store, BudgetStore):
             raise UserError(f"{store!r} keeps no budgets")

@@ -12,18 +12,25 @@ from typing import Any
 from cascade.cli.types import float_range, int_range, non_negative_int, positive_float, positive_int
 
 
+def per_million(text: str) -> float:
+    """USD per million tokens on the command line, per token inside (as YAML's `prices` hold it)."""
+    return float_range(0.0, inclusive=True)(text) / 1e6
+
+
 def _common(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    parser.add_argument("--config", "-c", type=Path, required=required)
-    parser.add_argument("--dataset", type=Path, required=required)
+    parser.add_argument("--config", "-c", type=Path, required=required, help="the cascade YAML to evaluate")
+    parser.add_argument(
+        "--dataset", type=Path, required=required, help="questions with gold answers (JSONL, CSV/TSV, ../shared/data)"
+    )
     parser.add_argument("--format", help="dataset (or log) format (default: detected from the file)")
-    parser.add_argument("--question-field")
-    parser.add_argument("--answer-field")
+    parser.add_argument("--question-field", help="the dataset's question column (default: detected)")
+    parser.add_argument("--answer-field", help="the dataset's gold answer column (default: detected)")
     parser.add_argument("--task", help="answer extractor: number, yesno, choice, first_line, text")
     parser.add_argument("--template", help="wraps each item for the cascade; must contain {question}")
     parser.add_argument("--limit", type=positive_int, help="items to use, after a seeded shuffle")
     parser.add_argument("--offset", type=non_negative_int, default=0, help="skip this many shuffled items first")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--concurrency", type=positive_int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle, splits and bootstrap (default 0)")
+    parser.add_argument("--concurrency", type=positive_int, default=1, help="items run at once (default 1)")
     parser.add_argument("--cache", type=Path, help="SQLite cache of model outputs (default: .cascade-cache/)")
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     parser.add_argument("--explain", action="store_true", help="also print what each metric means")
@@ -49,7 +56,14 @@ def add_parsers(subparsers: Any) -> None:
         "--value-per-correct", type=positive_float, help="worth of one correct answer (net benefit; default 1.0)"
     )
     tu.add_argument(
-        "--price-per-token", type=float_range(0.0, inclusive=True), default=0.0, help="price of one token (net benefit)"
+        "--price-per-million",
+        dest="price_per_token",
+        type=per_million,
+        default=0.0,
+        help="USD per million tokens, as --price and YAML's prices (net benefit)",
+    )
+    tu.add_argument(
+        "--price-per-token", dest="price_per_token", type=float_range(0.0, inclusive=True), help="the same, per token"
     )
     tu.add_argument("--use-cost", action="store_true", help="charge the tiers' USD cost instead of a token price")
     tu.add_argument(

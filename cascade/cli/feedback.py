@@ -1,7 +1,7 @@
 """`cascade feedback`: record a verdict on a run, or list the feedback a run has received.
 
-    cascade feedback RUN_ID (--up | --down | --correct TEXT | --label TEXT) [--user U] [--dsn DSN]
-    cascade feedback --list RUN_ID [--json] [--dsn DSN]
+    cascade feedback RUN_ID (--up | --down | --correct TEXT | --label TEXT) [--user U] [--store DSN]
+    cascade feedback --list RUN_ID [--json] [--store DSN]
 
 Wire with `cli_feedback.add_parser(sub)` and dispatch `command == "feedback"` to `cli_feedback.run(args)`.
 """
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cascade.cli.types import add_store
 from cascade.errors import UserError
 from cascade.store import FeedbackKind, FeedbackRecord, RunRecord, Store, open_store
 from cascade.store.rows import STORED_ATTEMPT_FIELDS
@@ -38,7 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     verdict.add_argument("--list", metavar="RUN_ID", dest="list_run", help="show the run and its feedback")
     parser.add_argument("--user", help="who gave the feedback")
     parser.add_argument("--json", action="store_true", help="with --list: print JSON instead of a table")
-    parser.add_argument("--dsn", help="store path or DSN (default: $CASCADE_STORE, else the user data dir)")
+    add_store(parser)
     return parser
 
 
@@ -47,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     if args.list_run:
         if args.run_id:
             raise UserError("give the run id once: `cascade feedback --list RUN_ID`")
-        return _with_store(args.dsn, lambda store: _list(store, args.list_run, as_json=args.json))
+        return _with_store(args.store, lambda store: _list(store, args.list_run, as_json=args.json))
     if not args.run_id:
         raise UserError("which run? `cascade feedback RUN_ID --up` (or `--list RUN_ID`)")
     kind, value = verdict(args)
-    return _with_store(args.dsn, lambda store: _add(store, args.run_id, kind, value, args.user))
+    return _with_store(args.store, lambda store: _add(store, args.run_id, kind, value, args.user))
 
 
 def verdict(args: argparse.Namespace) -> tuple[FeedbackKind, str | None]:

@@ -1,6 +1,6 @@
 """`cascade learn`: batch (re)training of a cascade's learners from the store, outside the server.
 
-    cascade learn [--config FILE ...] [--dsn DSN] [--reset] [--limit N] [--wait-s S] [--json]
+    cascade learn [--config FILE ...] [--store DSN] [--reset] [--limit N] [--wait-s S] [--json]
 
 Each learner (`adaptive`/`bandit` router, `learned` pre-router) of each config catches up with every
 labelled run stored beyond its saved state, in steps of `--limit`, each saved before the next.
@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cascade.cli.types import add_store
 from cascade.errors import UserError
 from cascade.learning.online import DEFAULT_LIMIT, OnlineLearner, catch_up, holder_id
 from cascade.store import Store, open_store
@@ -43,7 +44,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "learn", help="(re)train a cascade's learning routers from the store's labelled runs"
     )
     parser.add_argument("--config", "-c", type=Path, action="append", help="cascade YAML, repeatable")
-    parser.add_argument("--dsn", help="store path or DSN (default: $CASCADE_STORE, else the user data dir)")
+    add_store(parser)
     parser.add_argument("--reset", action="store_true", help="discard the saved state and relearn from scratch")
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="labelled runs per saved step")
     parser.add_argument("--wait-s", type=float, default=0.0, help="wait this long for a serving learner's lease")
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--limit must be at least 1 and --wait-s at least 0")
     done: list[Learned] = []
     for path in args.config or [default_config_path()]:
-        cascade = Cascade(load_config(path), learning_store=args.dsn, learn_on_build=False)
+        cascade = Cascade(load_config(path), learning_store=args.store, learn_on_build=False)
         learners = cascade.learners()
         if not learners:
             raise UserError(f"{path}: nothing to learn (no adaptive/bandit router or learned pre-router)")
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _learn(config_name: str, learner: OnlineLearner, args: argparse.Namespace) -> Learned:
-    store = open_store(learner.store_dsn)  # resolved when the cascade was built with learning_store=args.dsn
+    store = open_store(learner.store_dsn)  # resolved when the cascade was built with learning_store=args.store
     holder, lease = f"cascade-learn:{holder_id()}", f"learn:{learner.state_key}"
     try:
         _take(store, lease, holder, args.wait_s)

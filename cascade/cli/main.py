@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.text import Text
 
+from cascade._version import __version__
 from cascade.config.schema import default_config_path
 from cascade.errors import CascadeError, RunError, UserError
 
@@ -23,12 +24,15 @@ if TYPE_CHECKING:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cascade", description="Cheap model first; escalate only when needed.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="answer one question and print the trace")
-    run.add_argument("question")
+    run.add_argument("question", help="the question to answer (quote it)")
     run.add_argument("--config", "-c", type=Path, default=None, help="cascade YAML (default: configs/local.yaml)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the trace")
-    run.add_argument("--store", metavar="DSN", help="record the run (SQLite path or postgresql:// DSN) for feedback")
+    run.add_argument(
+        "--store", "--dsn", metavar="DSN", help="record the run (SQLite path or postgresql:// DSN) for feedback"
+    )
     run.add_argument("--tag", help="the query's context label (e.g. an app feature); learning routers learn per tag")
     run.add_argument("--user", help="who asks: an experiment that assigns by user keeps each user on one variant")
     validate = sub.add_parser(

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cascade.audit.report import VariantReport, promise_report
+from cascade.cli.types import add_store
 from cascade.errors import UserError
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
@@ -31,7 +32,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--config", "-c", type=Path, required=True, help="the cascade YAML (its name and audit: block)")
-    add("--store", "--dsn", dest="store", help="store path or DSN (default: $CASCADE_STORE, else the user data dir)")
+    add_store(parser)
     add("--since", help="only runs recorded since then: an ISO time (UTC unless it says) or 30m, 24h, 7d ago")
     add("--json", action="store_true", help="print JSON instead of a table")
     return parser

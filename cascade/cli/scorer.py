@@ -27,13 +27,15 @@ def add_parser(subparsers: Any) -> None:
     sub = scorer.add_subparsers(dest="scorer_command", required=True)
     train = sub.add_parser("train", help="train from labelled runs in the store, or from a log of the config's models")
     train.add_argument("--out", type=Path, required=True, help="the scorer file to write (JSON)")
-    train.add_argument("--store", metavar="DSN", help="labelled runs (SQLite path or postgresql:// DSN)")
+    train.add_argument("--store", "--dsn", metavar="DSN", help="labelled runs (SQLite path or postgresql:// DSN)")
     train.add_argument("--config-name", help="with --store: only runs of this cascade config")
     train.add_argument("--logs", type=Path, help="a log of the config's models (RouterBench, RouteLLM, eval --log)")
     train.add_argument("--config", type=Path, help="with --logs: the cascade whose tiers the scorer judges")
-    train.add_argument("--model-map", action="append", default=[], metavar="LOG_NAME=MODEL")
+    train.add_argument(
+        "--model-map", action="append", default=[], metavar="LOG_NAME=MODEL", help="litellm string for a logged model"
+    )
     train.add_argument("--folds", type=int_range(2, 20), default=5, help="folds of the calibration report")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="failures in a row before a model cools down (0: never)",
     )
     add("--cooldown-s", type=positive_float, default=30.0, help="how long a failing model is skipped")
-    add("--store", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
+    add("--store", "--dsn", metavar="DSN", default=None, help="record every run here and accept POST /v1/feedback")
     add("--store-timeout-s", type=positive_float, default=5.0, help="longest a store call may take (then: outage)")
     add(
         "--store-outage",
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60,
         help="feedback events one API key may post in any 60 s; more get 429 (default: 60)",
     )
-    add("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="the server's log level")
     add("--keep-alive", type=positive_int, default=KEEP_ALIVE_S, help="seconds an idle connection is kept open")
     add("--workers", type=positive_int, default=1, help="serving processes sharing the port and the store")
     add("--learn-interval-s", type=positive_float, default=5.0, help="how often learners sync with the store")

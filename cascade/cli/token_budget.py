@@ -35,8 +35,8 @@ def add_parser(subparsers: Any) -> None:
     train.add_argument(
         "--share", type=float_range(0.0, high=0.999), default=0.9, help="share of correct answers that fit"
     )
-    train.add_argument("--folds", type=int_range(2, 20), default=5)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--folds", type=int_range(2, 20), default=5, help="folds of the out-of-fold check (default 5)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:

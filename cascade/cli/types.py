@@ -48,3 +48,11 @@ positive_int = int_range(1)
 non_negative_int = int_range(0)
 port = int_range(1, 65535)
 positive_float = float_range(0.0)
+
+
+STORE_HELP = "the store: a SQLite path or postgresql:// DSN (default: $CASCADE_STORE, else the user data dir)"
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    """`--store DSN` (alias `--dsn`) for a command that reads or writes the run store."""
+    parser.add_argument("--store", "--dsn", dest="store", metavar="DSN", help=STORE_HELP)

@@ -11,7 +11,7 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 from cascade.config import safe_yaml
 from cascade.config.audit import AuditConfig
 from cascade.config.experiment import ExperimentConfig
+from cascade.config.suggest import did_you_mean
 from cascade.config.thresholds import DEFAULT_THRESHOLD
 from cascade.errors import ConfigError
 
@@ -51,10 +52,36 @@ class Strict(BaseModel):
 
 
 class Prices(Strict):
-    """Per-token prices in USD that override litellm's cost map (e.g. local models)."""
+    """Prices in USD that override litellm's cost map (e.g. local models): per million tokens, the
+    unit providers publish and `--price MODEL=IN,OUT` takes (`input_per_million`,
+    `output_per_million`), or per token (`input_per_token`, `output_per_token`). Held per token."""
 
     input_per_token: float = Field(ge=0)
     output_per_token: float = Field(ge=0)
+    ALSO_ACCEPTED: ClassVar[tuple[str, ...]] = ("input_per_million", "output_per_million")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _per_million(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for side in ("input", "output"):
+            million = data.pop(f"{side}_per_million", None)
+            if million is None:
+                continue
+            if f"{side}_per_token" in data:
+                raise ValueError(f"give {side}_per_million or {side}_per_token, not both")
+            is_number = isinstance(million, int | float) and not isinstance(million, bool)
+            data[f"{side}_per_token"] = million / 1e6 if is_number else million
+        return data
+
+    def per_million(self) -> dict[str, float]:
+        """The prices as YAML writes them (4 significant digits per million tokens)."""
+        return {
+            "input_per_million": float(f"{self.input_per_token * 1e6:.4g}"),
+            "output_per_million": float(f"{self.output_per_token * 1e6:.4g}"),
+        }
 
 
 class Example(Strict):
@@ -363,7 +390,7 @@ def _validate(data: Any, *, source: str | None, lines: dict[tuple[str | int, ...
     try:
         config = CascadeConfig.model_validate(data)
     except ValidationError as exc:
-        raise config_error(exc, source=source, lines=lines) from None
+        raise config_error(exc, source=source, lines=lines, model=CascadeConfig) from None
     config._source = source
     config._lines = lines
     return config
@@ -375,14 +402,17 @@ def config_error(
     source: str | None,
     lines: dict[tuple[str | int, ...], int],
     prefix: tuple[str | int, ...] = (),
+    model: type[BaseModel] | None = None,
 ) -> ConfigError:
-    """Turn pydantic's errors into one ConfigError whose lines say file:line: field: problem."""
+    """Turn pydantic's errors into one ConfigError whose lines say file:line: field: problem; an unknown
+    field of `model` (the one validated, at `prefix`) gets the nearest known name."""
     problems = []
     for err in exc.errors():
-        loc = prefix + tuple(p for p in err["loc"] if not _is_union_tag(p))
+        inner = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        loc = prefix + inner
         message = err["msg"]
         if err["type"] == "extra_forbidden":
-            message = "unknown field"
+            message = "unknown field" + (did_you_mean(model, inner) if model is not None else "")
         problems.append(f"{locate(source, lines, loc)}: {message}")
     return ConfigError("invalid cascade config:\n  " + "\n  ".join(problems), source=source, problems=problems)
 

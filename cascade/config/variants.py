@@ -80,7 +80,8 @@ def _variant_config(config: CascadeConfig, name: str, spec: VariantSpec) -> Casc
     try:
         built = CascadeConfig.model_validate(data)
     except ValidationError as exc:
-        raise config_error(exc, source=config._source, lines=config._lines, prefix=(*loc, "overrides")) from None
+        where = (*loc, "overrides")
+        raise config_error(exc, source=config._source, lines=config._lines, prefix=where, model=CascadeConfig) from None
     built._source, built._lines = config._source, config._lines
     return built
 

@@ -69,7 +69,7 @@ def _tier(spec: TierSpec, result: TuneResult, fmt: str, model_map: Mapping[str, 
             member["api_key_env"] = key
         prices = fitted_prices(result.log, model)
         if prices is not None:
-            member["prices"] = prices.model_dump()
+            member["prices"] = prices.per_million()
         if weight != 1.0:
             member["weight"] = weight
         members.append(member)
