@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from cascade.completers.fake import FakeCompleter, FakeReply
 from cascade.config.schema import CascadeConfig
 from cascade.run.engine import Cascade
 from cascade.store import open_store
+from cascade.types import CompletionRequest
 
 
 def config(**audit: Any) -> CascadeConfig:
@@ -29,23 +32,38 @@ def config(**audit: Any) -> CascadeConfig:
     })  # fmt: skip
 
 
-def fake(large: list[FakeReply] | None = None) -> FakeCompleter:
+def gated(gate: threading.Event) -> Callable[[CompletionRequest], FakeReply]:
+    """large, answering France only once `gate` is set: an audit of that answer stays in flight until
+    the test lets it finish (audits run on their own thread, so only the audit waits)."""
+
+    def large(request: CompletionRequest) -> FakeReply:
+        text = str(request.messages[-1]["content"])
+        if "France" in text:
+            gate.wait(10)
+        return FakeReply("4" if "2+2" in text else "Paris", logprobs=[-0.01])
+
+    return large
+
+
+def fake(large: list[FakeReply] | Callable[[CompletionRequest], FakeReply] | None = None) -> FakeCompleter:
     """small: right about arithmetic, confidently wrong about France, unsure otherwise; large: right."""
     sure = [-0.01]
-    return FakeCompleter({
-        "fake/small": [FakeReply("4", match=r"2\+2", logprobs=sure), FakeReply("Lyon", match="France", logprobs=sure),
-                       FakeReply("?", logprobs=[-3.0])],
-        "fake/large": [*(large or []), FakeReply("4", match=r"2\+2", logprobs=sure), FakeReply("Paris", logprobs=sure)],
-    })  # fmt: skip
+    small = [FakeReply("4", match=r"2\+2", logprobs=sure), FakeReply("Lyon", match="France", logprobs=sure),
+             FakeReply("?", logprobs=[-3.0])]  # fmt: skip
+    if callable(large):
+        return FakeCompleter({"fake/small": small, "fake/large": large})
+    right = [FakeReply("4", match=r"2\+2", logprobs=sure), FakeReply("Paris", logprobs=sure)]
+    return FakeCompleter({"fake/small": small, "fake/large": [*(large or []), *right]})
 
 
 def test_answers_served_below_are_audited_in_the_background_and_the_pairs_stored(tmp_path: Path) -> None:
     store_path = str(tmp_path / "s.sqlite")
-    slow = [FakeReply("Paris", match="France", logprobs=[-0.01], delay_s=3.0)]  # the audit's reference call
-    cascade = Cascade(config(), completer=fake(slow), learning_store=store_path)
-    started = time.perf_counter()
+    gate = threading.Event()  # holds the audit's reference call until the user has the answer
+    cascade = Cascade(config(), completer=fake(gated(gate)), learning_store=store_path)
     served = cascade.run("Capital of France?")
-    assert time.perf_counter() - started < 3.0, "the user's answer waited for the audit"
+    in_flight = cascade.auditor.monitor.snapshot().pending if cascade.auditor else 0
+    gate.set()
+    assert in_flight == 1, "the user's answer waited for its audit"
     assert (served.answer, served.final_tier, served.audit_rate, served.audited) == ("Lyon", "small", 1.0, True)
     escalated = cascade.run("Who wrote it?")
     assert (escalated.final_tier, escalated.audit_rate, escalated.audited) == ("large", None, False)

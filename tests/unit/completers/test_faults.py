@@ -64,7 +64,7 @@ async def test_a_provider_timeout_is_retried_then_falls_through() -> None:
     started = time.perf_counter()
     async with client(cascade) as http:
         body = (await http.post("/v1/chat/completions", json=ask())).json()
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 5  # under the small tier's 5 s delay: the timeout cut it short
     assert (
         body["cascade"]["final_tier"] == "large"
         and "no answer within 0.05 s" in body["cascade"]["attempts"][0]["error"]
