@@ -126,6 +126,13 @@ def _logs_arguments(tu: argparse.ArgumentParser) -> None:
         help="one-sided confidence that the EM loss stays within the tolerance (default 0.95)",
     )
     group.add_argument(
+        "--selection",
+        choices=("simultaneous", "each"),
+        default="simultaneous",
+        help="simultaneous (default): the bound holds for every candidate at once, so for the one chosen; each: "
+        "every candidate's own bound (cheaper choices, but the chosen is the one the tuning items flatter most)",
+    )
+    group.add_argument(
         "--min-saving",
         type=float_range(0.0, inclusive=True, high=0.99),
         default=0.10,

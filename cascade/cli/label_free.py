@@ -171,13 +171,14 @@ def _header(args: argparse.Namespace, result: TuneResult, figures: dict[str, Any
         f"Tuned without gold answers on {len(result.log)} prompts of {args.dataset.name} (seed {args.seed}):",
         f"an answer counts as right when it agrees with tier '{result.strongest}' (the reference).",
         f"Objective: the cheapest cascade whose {result.measure} has a one-sided {objective.confidence:.0%} lower "
-        f"bound >= {1 - objective.tolerance:g} (less a selection margin of {100 * result.optimism:.2f} points) "
+        f"bound >= {1 - objective.tolerance:g} ({result.selection.describe()}) "
         f"and that saves >= {objective.min_saving:.0%} of its cost.",
     ]
     if result.pays:
         lines.append(
             f"Chosen: {' → '.join(tiers)}, thresholds {thresholds}: {result.measure} {result.chosen.em:.3f} "
-            f"(lower bound {1 + result.chosen.lcb:.3f}), cost {result.chosen.ratio:.2f}x, on the tuning prompts."
+            f"(lower bound {1 + result.selection.bound(result.chosen):.3f}), cost {result.chosen.ratio:.2f}x, "
+            "on the tuning prompts."
         )
     else:
         lines.append(f"No cascade pays on these prompts: this config is '{result.strongest}' alone.")
@@ -198,4 +199,5 @@ def command_of(args: argparse.Namespace) -> str:
     }
     parts += [f"{flag} {shlex.quote(str(value))}" for flag, value in optional.items() if value is not None]
     parts += [f"--tune-fraction {args.tune_fraction:g}", f"--folds {args.folds}", f"--seed {args.seed}"]
+    parts += [f"--confidence {args.confidence:g}", f"--selection {args.selection}"]
     return " ".join(parts)

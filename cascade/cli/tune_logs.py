@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -26,7 +26,7 @@ from cascade.eval.data.external import LogOptions
 from cascade.eval.data.formats import read_log
 from cascade.eval.data.logs import LogTable
 from cascade.extras import require
-from cascade.optimize.select import Objective, Summary
+from cascade.optimize.select import Objective, Selection, Summary
 from cascade.optimize.tolerances import TolerancePoint, vote_notes
 from cascade.optimize.tuner import Settings, TuneResult, tune
 
@@ -64,10 +64,9 @@ def settings_of(args: argparse.Namespace) -> Settings:
             "tune --logs needs one objective: --min-em-of-strongest, --value-per-correct, "
             "or without gold answers --reference strongest --min-agreement A"
         )
-    if args.min_em_of_strongest:
-        objective = Objective("tolerance", args.tolerance, 0.0, args.confidence, args.min_saving)
-    else:
-        objective = Objective("value", args.tolerance, args.value_per_correct, args.confidence, args.min_saving)
+    kind: Literal["tolerance", "value"] = "tolerance" if args.min_em_of_strongest else "value"
+    value = 0.0 if args.min_em_of_strongest else args.value_per_correct
+    objective = Objective(kind, args.tolerance, value, args.confidence, args.min_saving, selection=args.selection)
     return Settings(objective=objective, folds=args.folds, seed=args.seed)
 
 
@@ -81,7 +80,9 @@ def label_free_settings(args: argparse.Namespace) -> Settings:
             "--min-agreement replaces --min-em, --min-em-of-strongest and --value-per-correct: without gold there is "
             "no EM"
         )
-    objective = Objective("tolerance", 1.0 - args.min_agreement, 0.0, args.confidence, args.min_saving)
+    objective = Objective(
+        "tolerance", 1.0 - args.min_agreement, 0.0, args.confidence, args.min_saving, selection=args.selection
+    )
     return Settings(objective=objective, folds=args.folds, seed=args.seed, reference=args.reference)
 
 
@@ -103,6 +104,8 @@ def run_tune_logs(args: argparse.Namespace) -> int:
         console.width = WIDTH  # a file or a pipe gets whole model names
     result = tune(log, extractor(AnswerConfig(format=answer_format(task))), settings)
     print_summary(result, console)
+    if result.each is not None:
+        print_each(result, console, command_of(args, selection="each"))
     if result.looser:
         print_looser(result, console, lambda tolerance: command_of(args, tolerance=tolerance))
     sources = [p.name for p in args.logs]
@@ -117,9 +120,9 @@ def run_tune_logs(args: argparse.Namespace) -> int:
     return 0
 
 
-def command_of(args: argparse.Namespace, *, tolerance: float | None = None) -> str:
+def command_of(args: argparse.Namespace, *, tolerance: float | None = None, selection: str | None = None) -> str:
     """The command that reproduces this tuning (what the written config's header shows), or the same
-    at another `tolerance` (what to run next when nothing pays)."""
+    at another `tolerance` or `selection` (what to run next when nothing pays)."""
     parts = ["cascade", "tune", *(f"--logs {shlex.quote(str(p))}" for p in args.logs)]
     settings = settings_of(args)
     objective = settings.objective
@@ -131,6 +134,7 @@ def command_of(args: argparse.Namespace, *, tolerance: float | None = None) -> s
     else:
         parts.append(f"--value-per-correct {objective.value_per_correct:g}")
     parts += [f"--confidence {objective.confidence:g}", f"--min-saving {objective.min_saving:g}"]
+    parts += [f"--selection {selection or objective.selection}"]
     parts += [f"--folds {args.folds}", f"--seed {args.seed}"]
     parts += [f"--format {args.format}"] if args.format else []
     parts += [f"--model-map {shlex.quote(m)}" for m in args.model_map]
@@ -152,11 +156,12 @@ def validate(path: Path) -> None:
     tier_verifiers(config, BuildContext(config, stores=StoreAccess(), learn_on_build=False))
 
 
-def summary_dict(s: Summary, label_free: bool = False) -> dict[str, Any]:
+def summary_dict(s: Summary, selection: Selection, label_free: bool = False) -> dict[str, Any]:
+    bound = selection.bound(s)
     figures = (
-        {"agreement": s.em, "agreement_lower_bound": 1.0 + s.lcb}
+        {"agreement": s.em, "agreement_lower_bound": 1.0 + bound}
         if label_free
-        else {"em": s.em, "em_delta": s.diff, "em_delta_lower_bound": s.lcb}
+        else {"em": s.em, "em_delta": s.diff, "em_delta_lower_bound": bound}
     )
     return {
         "cascade": s.structure.label(),
@@ -187,14 +192,19 @@ def tune_report(result: TuneResult, sources: list[str]) -> dict[str, Any]:
         "objective": goal,
         "settings": {"folds": result.settings.folds, "seed": result.settings.seed, "candidates": result.considered},
         "pays": result.pays,
-        "selection_optimism": result.optimism,
-        "chosen": summary_dict(result.chosen, label_free),
-        "reference": summary_dict(result.reference, label_free),
-        "alternatives": [summary_dict(s, label_free) for s in result.alternatives],
+        "selection": selection_dict(result.selection),
+        "chosen": summary_dict(result.chosen, result.selection, label_free),
+        "reference": summary_dict(result.reference, result.selection, label_free),
+        "alternatives": [summary_dict(s, result.selection, label_free) for s in result.alternatives],
+        "each_candidates_own_bound": None if result.each is None else looser_dict(result.each, label_free),
         "looser_tolerances": [looser_dict(point, label_free) for point in result.looser],
         "scorer": result.scorer.report if result.scorer else None,
         "note": "figures on the tuning items; judge the config on other items with `cascade replay --config`",
     }
+
+
+def selection_dict(selection: Selection) -> dict[str, Any]:
+    return {"method": selection.method, "critical_value": selection.critical, "candidates": selection.family}
 
 
 def looser_dict(point: TolerancePoint, label_free: bool) -> dict[str, Any]:
@@ -227,32 +237,51 @@ def print_summary(result: TuneResult, console: Console, source: str = "cascade t
     rows += [("alternative", s, "dim") for s in result.alternatives[:5]]
     for label, s, style in rows:
         thresholds = ", ".join(f"{t:.4g}" for t in s.thresholds) or "—"
-        low = f"{1 + s.lcb:.3f}" if label_free else f"{s.diff:+.3f} ({s.lcb:+.3f})"
+        bound = result.selection.bound(s)
+        low = f"{1 + bound:.3f}" if label_free else f"{s.diff:+.3f} ({bound:+.3f})"
         cascade = Text(s.structure.label())  # its "[vote]" is no markup
         table.add_row(label, cascade, f"{s.em:.3f}", low, f"{s.ratio:.3f}", thresholds, style=style)
     console.print(table)
     for note in vote_notes(result.chosen):
         console.print(note)
-    if result.optimism > 0:
-        console.print(
-            f"Selection margin: {100 * result.optimism:.2f} points off every lower bound (the best-looking of "
-            f"{result.considered} candidates is flattered by the choice; bootstrap estimate)."
-        )
+    if result.settings.objective.kind == "tolerance":
+        console.print(f"Lower bounds: {result.selection.describe()}{_why(result.selection)}")
     if not result.pays:
         console.print(
             f"[bold]No cascade pays on these items[/]: the config is {result.strongest} alone ({why_not(result)})."
         )
 
 
+def _why(selection: Selection) -> str:
+    if selection.method == "each":
+        return "; the cheapest that clears its own bound is the one these items flatter most."
+    return ": the promise holds for the cascade chosen, whichever it is, with the confidence asked."
+
+
+def print_each(result: TuneResult, console: Console, command: str) -> None:
+    """The trade-off: the cheaper cascade each candidate's own bound would choose, what it promises, the command."""
+    point = result.each
+    assert point is not None and point.chosen is not None and point.bound is not None
+    s, label_free = point.chosen, result.settings.reference is not None
+    seen = f"{result.measure} {s.em:.3f}" if label_free else f"EM {s.diff:+.3f} against {result.strongest}"
+    bound = f"{1 + point.bound:.3f}" if label_free else f"{point.bound:+.3f}"
+    console.print(
+        Text(
+            f"Not chosen: {s.structure.label()} at {s.ratio:.3f}x ({seen} on these items; its own lower bound "
+            f"{bound}) clears the bar only when the choice among {result.selection.family} candidates is not "
+            "accounted for: a cheaper config whose promise is a hope, not a 95% statement. To take it anyway "
+            "(and watch it live with audit:):"
+        )
+    )
+    console.print(Text("  " + command), soft_wrap=True)
+
+
 def why_not(result: TuneResult) -> str:
     """The bar no candidate cleared, in the measure's own terms."""
     tolerance = result.settings.objective.tolerance
     if result.settings.reference is not None:
-        return (
-            f"none has a lower bound of its {result.measure}, less the margin, of at least {1 - tolerance:g} "
-            "while saving enough"
-        )
-    return f"none has a lower bound, less the margin, of at least -{tolerance:g} while saving enough"
+        return f"none has a lower bound of its {result.measure} of at least {1 - tolerance:g} while saving enough"
+    return f"none has a lower bound of at least -{tolerance:g} while saving enough"
 
 
 def print_looser(result: TuneResult, console: Console, command: Callable[[float], str]) -> None:
@@ -270,7 +299,7 @@ def print_looser(result: TuneResult, console: Console, command: Callable[[float]
         if s is None:
             table.add_row(asked, f"{result.strongest} alone", "1.000", "—", "—", style="dim")
         else:
-            figures = (f"{s.ratio:.3f}", f"{shift + s.diff:+.3f}", f"{shift + s.lcb - point.optimism:+.3f}")
+            figures = (f"{s.ratio:.3f}", f"{shift + s.diff:+.3f}", f"{shift + (point.bound or 0.0):+.3f}")
             table.add_row(asked, Text(s.structure.label()), *(f.lstrip("+") if label_free else f for f in figures))
     console.print(table)
     asked_tolerance = result.settings.objective.tolerance
@@ -278,7 +307,7 @@ def print_looser(result: TuneResult, console: Console, command: Callable[[float]
     if paying:
         t = paying[0].tolerance
         promise = f"an agreement of {1 - t:g}" if label_free else f"an EM loss of up to {t:g}"
-        console.print(f"Next, to accept {promise} (its bound, less the margin):")
+        console.print(f"Next, to accept {promise} (at its lower bound):")
         console.print(Text("  " + command(t)), soft_wrap=True)  # whole, to copy and paste
     else:
         last = result.looser[-1].tolerance

@@ -29,7 +29,7 @@ from cascade.eval.live.runner import query_of
 from cascade.optimize.candidates import NEVER, Gate, Prepared, Structure, threshold_levels
 from cascade.optimize.live_tune import with_thresholds
 from cascade.optimize.reference import STRONGEST
-from cascade.optimize.select import Reference, Summary, choose, selection_optimism, summarise
+from cascade.optimize.select import Reference, Summary, choose, selection_for, summarise
 from cascade.optimize.tuner import LEVELS, Settings, TuneResult, frontier_of
 from cascade.protocols import Completer
 from cascade.run.engine import Cascade
@@ -138,13 +138,14 @@ async def search(
     prepared = [await subset_outcomes(config, completer, prompts, kept, template=template) for kept in subsets]
     folds = fold_ids(len(prompts.items), settings.folds, settings.seed)
     ref = Reference(prepared[0].correct[:, -1], prepared[0].cost[:, -1], folds)  # the last tier alone
-    summaries = [s for p in prepared if (s := summarise(p, ref, objective)) is not None]
-    optimism = selection_optimism(summaries, ref, objective)
-    chosen = choose(summaries, objective, optimism)
-    alternatives = frontier_of([s for s in summaries if s is not chosen and s.structure.gates])[:8]
+    summaries = [summarise(p, ref, objective) for p in prepared]
+    selection = selection_for(summaries, ref, objective)
+    chosen = choose(summaries, objective, selection)
+    offered = [s for s in summaries if s is not chosen and s.structure.gates and s.offers]
+    alternatives = frontier_of(offered, selection)[:8]
     log = LogTable([t.name for t in config.tiers], _log_items(prompts), source=config.name)
     alone = next(s for s in summaries if not s.structure.gates)
-    return TuneResult(log, prompts.reference, chosen, alone, alternatives, len(subsets), None, settings, optimism)
+    return TuneResult(log, prompts.reference, chosen, alone, alternatives, len(subsets), None, settings, selection)
 
 
 def _log_items(prompts: Prompts) -> list[LogItem]:

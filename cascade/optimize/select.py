@@ -7,23 +7,30 @@ carry its luck into the figures. The final thresholds are then chosen on all tun
 
 Two objectives. `tolerance`: the cheapest structure whose EM difference from the strongest model
 (paired, per item) has a one-sided lower confidence bound ≥ −tolerance, and which saves at least
-`min_saving` of the strongest model's cost (else the strongest model alone). `value`: the largest
-net benefit (value_per_correct · EM − cost per item). Either way, candidates that tie within noise
-(cost within `tie_cost` of the cheapest feasible; benefit within one paired standard error of the
-best, Breiman's one-standard-error rule) go to the simplest: fewer tiers and models, no learned
-scorer, then the safer (higher lower bound) one.
+`min_saving` of the strongest model's cost (else the strongest model alone). The bound is Tango's
+score bound; by default it holds for every candidate the search visited at once (`simultaneous`,
+`cascade.optimize.simultaneous`), so the promise holds for the one chosen; `each` takes every
+candidate's bound on its own (more savings, but the cheapest that clears it is the one its tuning
+items flatter most). `value`: the largest net benefit (value_per_correct · EM − cost per item).
+Either way, candidates that tie within noise (cost within `tie_cost` of the cheapest feasible;
+benefit within one paired standard error of the best, Breiman's one-standard-error rule) go to the
+simplest: fewer tiers and models, no learned scorer, then the safer (higher lower bound) one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 from scipy.stats import norm
 
 from cascade.optimize.candidates import Prepared, Structure
+from cascade.optimize.simultaneous import critical_value, lower_bound
+
+SelectionMethod = Literal["simultaneous", "each"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Objective:
     confidence: float = 0.95
     min_saving: float = 0.10
     tie_cost: float = 0.02
+    selection: SelectionMethod = "simultaneous"
 
     @property
     def z(self) -> float:
@@ -43,7 +51,10 @@ class Objective:
 @dataclass(frozen=True, eq=False)
 class Summary:
     """A structure's cross-fitted figures on the tuning items against the strongest model alone, and
-    the thresholds chosen on all of them. `correct`/`cost_items` are the cross-fitted per-item outcomes."""
+    the thresholds chosen on all of them. `correct`/`cost_items` are the cross-fitted per-item outcomes;
+    `wins`/`losses` the items where it is right and the strongest wrong, and the other way round.
+    `offers` is False when its rule falls back to the strongest model on the whole tuning set (its
+    thresholds are then its safest): it cannot be chosen, but it was a candidate."""
 
     structure: Structure
     thresholds: tuple[float, ...]
@@ -55,6 +66,46 @@ class Summary:
     benefit: float
     correct: np.ndarray
     cost_items: np.ndarray
+    wins: int = 0
+    losses: int = 0
+    offers: bool = True
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How far below its observed difference each candidate's bound lies: Tango's score bound at `critical`
+    (the simultaneous max over `family` candidates, or one candidate's own normal quantile)."""
+
+    method: SelectionMethod
+    critical: float
+    family: int
+
+    def bound(self, s: Summary) -> float:
+        """The lower bound of `s`'s difference from the strongest model (without gold: agreement - 1); the
+        strongest model alone is that model, not an estimate of it."""
+        if not s.structure.gates and s.wins == s.losses == 0:
+            return 0.0
+        return _score_bound(s.wins, s.losses, int(s.correct.size), self.critical)
+
+    def describe(self) -> str:
+        if self.method == "each":
+            return f"each candidate's own bound (z = {self.critical:.2f}), not accounting for the choice"
+        return f"simultaneous over {self.family} candidates (critical value {self.critical:.2f})"
+
+
+@lru_cache(maxsize=4096)
+def _score_bound(wins: int, losses: int, n: int, critical: float) -> float:
+    return float(lower_bound(np.array(float(wins)), np.array(float(losses)), n, critical))
+
+
+def selection_for(family: Sequence[Summary], ref: Reference, objective: Objective) -> Selection:
+    """The bound the choice is made on: simultaneous over every candidate cascade in `family` (those that
+    fall back included: they were in the running), or each candidate's own."""
+    cascades = [s for s in family if s.structure.gates]
+    if objective.selection == "each" or objective.kind == "value" or not cascades:
+        return Selection("each", objective.z, len(cascades))
+    diff = np.stack([s.correct - ref.correct for s in cascades])
+    return Selection("simultaneous", critical_value(diff, objective.confidence), len(cascades))
 
 
 @dataclass(frozen=True)
@@ -93,9 +144,9 @@ def _pick(correct: np.ndarray, cost: np.ndarray, ref: Reference, mask: np.ndarra
     return int(ok[order[0]])
 
 
-def summarise(prepared: Prepared, ref: Reference, objective: Objective, *, keep: bool = False) -> Summary | None:
-    """The structure's cross-fitted summary, or None when its rule falls back to the strongest model
-    on the whole tuning set (the structure has nothing to offer; with `keep`, its safest thresholds)."""
+def summarise(prepared: Prepared, ref: Reference, objective: Objective) -> Summary:
+    """The structure's cross-fitted summary; `offers` False when its rule falls back to the strongest model
+    on the whole tuning set (the structure has nothing to offer: its safest thresholds are kept)."""
     if not prepared.structure.gates:  # a model alone: nothing to tune
         alone_correct, alone_cost = prepared.outcome(())
         return summary(prepared.structure, (), alone_correct, alone_cost, ref, objective)
@@ -104,16 +155,16 @@ def summarise(prepared: Prepared, ref: Reference, objective: Objective, *, keep:
     correct = np.stack([o[0] for o in outcomes] + [ref.correct])
     cost = np.stack([o[1] for o in outcomes] + [ref.cost])
     final = _pick(correct, cost, ref, np.ones(ref.folds.size, dtype=bool), objective)
-    if final == len(grid):
-        if not keep:
-            return None
+    offers = final != len(grid)
+    if not offers:
         final = int(np.argmax(lower_bounds(correct[:-1] - ref.correct, objective.z)[1]))
     fitted_correct, fitted_cost = np.zeros(ref.folds.size), np.zeros(ref.folds.size)
     for k in np.unique(ref.folds):
         held = ref.folds == k
         row = _pick(correct, cost, ref, ~held, objective)
         fitted_correct[held], fitted_cost[held] = correct[row, held], cost[row, held]
-    return summary(prepared.structure, grid[final], fitted_correct, fitted_cost, ref, objective)
+    found = summary(prepared.structure, grid[final], fitted_correct, fitted_cost, ref, objective)
+    return found if offers else replace(found, offers=False)
 
 
 def summary(
@@ -126,6 +177,7 @@ def summary(
 ) -> Summary:
     diff, lcb = lower_bounds(correct - ref.correct, objective.z)
     total = float(cost.sum())
+    won, lost = correct - ref.correct > 0, correct - ref.correct < 0
     benefit = float(np.mean(objective.value_per_correct * correct - cost))
     return Summary(
         structure,
@@ -138,58 +190,32 @@ def summary(
         benefit,
         correct,
         cost,
+        int(won.sum()),
+        int(lost.sum()),
     )
 
 
-def feasible(s: Summary, objective: Objective, optimism: float = 0.0) -> bool:
+def feasible(s: Summary, objective: Objective, selection: Selection) -> bool:
     if not s.structure.gates:
         return True  # a model alone: the fallback
-    return s.lcb - optimism >= -objective.tolerance - 1e-12 and s.ratio <= 1 - objective.min_saving + 1e-12
+    if not s.offers or s.ratio > 1 - objective.min_saving + 1e-12:
+        return False
+    return selection.bound(s) >= -objective.tolerance - 1e-12
 
 
-def choose(summaries: Sequence[Summary], objective: Objective, optimism: float = 0.0) -> Summary:
+def choose(summaries: Sequence[Summary], objective: Objective, selection: Selection) -> Summary:
     if objective.kind == "value":
-        return choose_value(summaries, objective)
-    return choose_tolerance(summaries, objective, optimism)
+        return choose_value([s for s in summaries if s.offers], objective)
+    return choose_tolerance(summaries, objective, selection)
 
 
-def selection_optimism(
-    summaries: Sequence[Summary], ref: Reference, objective: Objective, resamples: int = 200
-) -> float:
-    """How much the EM difference of the candidate the tolerance rule picks flatters it: Efron's optimism,
-    by the bootstrap. Each resample of the tuning items picks its cheapest feasible candidate, which is
-    then measured on the items the resample left out; the mean gap between the two is what picking
-    the best-looking of many noisy candidates adds to the winner's figures (about nothing with a few
-    candidates, a point or more with hundreds on a few hundred items)."""
-    candidates = [s for s in summaries if s.structure.gates]
-    if not candidates:
-        return 0.0
-    diff = np.stack([s.correct - ref.correct for s in candidates])
-    cost = np.stack([s.cost_items for s in candidates])
-    n = diff.shape[1]
-    rng = np.random.default_rng(0)
-    gaps = []
-    for _ in range(resamples):
-        weight = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
-        out = weight == 0
-        mean = diff @ weight / n
-        padded = ((diff - mean[:, None]) ** 2 @ weight + 2.0) / (n + 1)
-        lcb = mean - objective.z * np.sqrt(padded / n)
-        ratio = cost @ weight / float(ref.cost @ weight)
-        ok = np.flatnonzero((lcb >= -objective.tolerance) & (ratio <= 1 - objective.min_saving))
-        if ok.size and out.any():
-            pick = ok[np.argmin(ratio[ok])]
-            gaps.append(mean[pick] - diff[pick, out].mean())
-    return max(0.0, float(np.mean(gaps))) if gaps else 0.0
-
-
-def choose_tolerance(summaries: Sequence[Summary], objective: Objective, optimism: float = 0.0) -> Summary:
-    """The cheapest feasible candidate (its lower bound less the selection `optimism`); among those within
-    `tie_cost` of it, the simplest and safest."""
-    ok = [s for s in summaries if feasible(s, objective, optimism)]
+def choose_tolerance(summaries: Sequence[Summary], objective: Objective, selection: Selection) -> Summary:
+    """The cheapest feasible candidate (its bound as `selection` takes it); among those within `tie_cost`
+    of it, the simplest and safest."""
+    ok = [s for s in summaries if feasible(s, objective, selection)]
     cheapest = min(s.ratio for s in ok)
     near = [s for s in ok if s.ratio <= cheapest + objective.tie_cost]
-    return min(near, key=lambda s: (s.structure.complexity, -s.lcb, s.ratio))
+    return min(near, key=lambda s: (s.structure.complexity, -selection.bound(s), s.ratio))
 
 
 def choose_value(summaries: Sequence[Summary], objective: Objective) -> Summary:

@@ -1,28 +1,27 @@
 """When no cascade pays at the asked tolerance: what each looser tolerance would buy, and what a vote
 threshold means in words.
 
-"No cascade pays" alone leaves a user guessing whether 0.02 would do. The candidates the search
-visited are summarised again at 0.01, 0.02, 0.03 and 0.05 (their tier runs and out-of-fold scores
-are cached, so this is array work), each with its own selection margin, so the answer at each
-tolerance is the one `tune` would give if asked for it.
+"No cascade pays" alone leaves a user guessing whether 0.02 would do. The search is run again at
+0.01, 0.02, 0.03 and 0.05 (the tier runs and out-of-fold scores are cached, so this is mostly array
+work), each choice made on its own simultaneous bound, so the answer at each tolerance is the one
+`tune` would give if asked for it (the printed next command reproduces it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cascade.optimize.candidates import Structure, Workbench
 from cascade.optimize.select import (
     Objective,
     Reference,
+    Selection,
     Summary,
     choose_tolerance,
     feasible,
-    selection_optimism,
-    summarise,
+    selection_for,
 )
 
 TOLERANCES = (0.01, 0.02, 0.03, 0.05)
@@ -30,12 +29,12 @@ TOLERANCES = (0.01, 0.02, 0.03, 0.05)
 
 @dataclass(frozen=True)
 class TolerancePoint:
-    """At one tolerance: the cascade `tune` would choose there (None: the strongest model alone), with
-    that choice's selection margin (its bound is `lcb - optimism`)."""
+    """At one tolerance: the cascade `tune` would choose there (None: the strongest model alone), and the
+    bound it was chosen on."""
 
     tolerance: float
     chosen: Summary | None
-    optimism: float
+    selection: Selection
 
     def as_dict(self) -> dict[str, Any]:
         s = self.chosen
@@ -46,28 +45,25 @@ class TolerancePoint:
 
     @property
     def bound(self) -> float | None:
-        return None if self.chosen is None else self.chosen.lcb - self.optimism
+        return None if self.chosen is None else self.selection.bound(self.chosen)
 
 
 def at_tolerances(
-    bench: Workbench,
+    search: Callable[[Objective], list[Summary]],
     ref: Reference,
-    visited: Sequence[Structure],
     objective: Objective,
-    levels: dict[int, int],
     tolerances: Sequence[float] = TOLERANCES,
     search_to: float = 0.20,
 ) -> list[TolerancePoint]:
-    """Each tolerance's choice among the `visited` structures (summarised afresh at that tolerance);
-    when none of `tolerances` buys a cascade, also the first hundredth up to `search_to` that does."""
-    prepared = [bench.prepare(s, levels[len(s.gates)]) for s in visited if s.gates]
+    """Each tolerance's choice among the candidates `search` visits at it; when none of `tolerances` buys a
+    cascade, also the first hundredth up to `search_to` that does."""
 
     def point(tolerance: float) -> TolerancePoint:
         at = replace(objective, tolerance=tolerance)
-        found = [s for s in (summarise(p, ref, at) for p in prepared) if s is not None]
-        optimism = selection_optimism(found, ref, at)
-        ok = [s for s in found if feasible(s, at, optimism)]
-        return TolerancePoint(tolerance, choose_tolerance(ok, at, optimism) if ok else None, optimism)
+        found = search(at)
+        selection = selection_for(found, ref, at)
+        ok = [s for s in found if s.structure.gates and feasible(s, at, selection)]
+        return TolerancePoint(tolerance, choose_tolerance(ok, at, selection) if ok else None, selection)
 
     points = [point(t) for t in tolerances]
     further = (round(t / 100, 2) for t in range(round(100 * max(tolerances)) + 1, round(100 * search_to) + 1))

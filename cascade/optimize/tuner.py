@@ -25,10 +25,11 @@ from cascade.optimize.reference import reference_model, relabel
 from cascade.optimize.select import (
     Objective,
     Reference,
+    Selection,
     Summary,
     choose,
     lower_bounds,
-    selection_optimism,
+    selection_for,
     summarise,
 )
 from cascade.optimize.tolerances import TolerancePoint, at_tolerances
@@ -66,8 +67,9 @@ class TuneResult:
     considered: int
     scorer: Scorer | None
     settings: Settings
-    optimism: float = 0.0
+    selection: Selection
     looser: list[TolerancePoint] = field(default_factory=list)  # when nothing pays: what each tolerance buys
+    each: TolerancePoint | None = None  # the cheaper choice each candidate's own bound would make, if any
 
     @property
     def measure(self) -> str:
@@ -123,23 +125,40 @@ def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings
     objective = settings.objective
     bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
     ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
+    summaries = search(bench, ref, strongest, settings, objective)
+    selection = selection_for(summaries, ref, objective)
+    chosen = choose(summaries, objective, selection)
+    reference_summary = next(s for s in summaries if not s.structure.gates and s.structure.final.models == (strongest,))
+    scorer = None
+    if chosen.structure.uses_scorer:
+        scorer = final_scorer(bench, chosen.structure, settings, log.source, strongest)
+    offered = [s for s in summaries if s is not chosen and s.structure.gates and s.offers]
+    alternatives = frontier_of(offered, selection)[:8]
+    nothing_pays = objective.kind == "tolerance" and not chosen.structure.gates
+    looser = (
+        at_tolerances(lambda at: search(bench, ref, strongest, settings, at), ref, objective) if nothing_pays else []
+    )
+    return TuneResult(
+        log, strongest, chosen, reference_summary, alternatives, len(summaries), scorer, settings, selection, looser,
+        cheaper_unaccounted(summaries, objective, selection, chosen),
+    )  # fmt: skip
+
+
+def search(bench: Workbench, ref: Reference, strongest: str, settings: Settings, objective: Objective) -> list[Summary]:
+    """Every candidate the beam search visits for `objective` (those that fall back too), summarised."""
     summaries: list[Summary] = []
-    visited: list[Structure] = []
 
     def evaluate(structures: Iterator[Structure], gates: int) -> list[Structure]:
         ranked: list[tuple[tuple[float, float], int, Structure]] = []
         for structure in structures:
-            visited.append(structure)
             found = summarise(bench.prepare(structure, LEVELS[gates] if gates else 1), ref, objective)
-            considered[0] += 1
-            if found is not None:
-                summaries.append(found)
+            summaries.append(found)
+            if found.offers:
                 ranked.append((_rank(found, objective), len(ranked), structure))
         ranked.sort(key=lambda entry: entry[:2])
         return [structure for _, _, structure in ranked[: settings.beam]]
 
-    considered = [0]
-
+    log = bench.log
     evaluate(iter([Structure((), single(m)) for m in _singles(log, strongest, objective)]), 0)
     options = list(_gate_options(log, strongest, settings))
     cost = {g.spec: float(bench.run(g.spec).cost.sum()) for g in options}
@@ -153,18 +172,7 @@ def tune(log: LogTable, extract: Callable[[str], str | None], settings: Settings
             if _extends(s, g, cost)
         )
         frontier = evaluate(extended, depth)
-    optimism = selection_optimism(summaries, ref, objective) if objective.kind == "tolerance" else 0.0
-    chosen = choose(summaries, objective, optimism)
-    reference_summary = next(s for s in summaries if not s.structure.gates and s.structure.final.models == (strongest,))
-    scorer = None
-    if chosen.structure.uses_scorer:
-        scorer = final_scorer(bench, chosen.structure, settings, log.source, strongest)
-    alternatives = frontier_of([s for s in summaries if s is not chosen and s.structure.gates])[:8]
-    nothing_pays = objective.kind == "tolerance" and not chosen.structure.gates
-    looser = at_tolerances(bench, ref, visited, objective, LEVELS) if nothing_pays else []
-    return TuneResult(
-        log, strongest, chosen, reference_summary, alternatives, considered[0], scorer, settings, optimism, looser
-    )
+    return summaries
 
 
 def tune_structure(
@@ -176,19 +184,30 @@ def tune_structure(
     bench = Workbench(log, extract, fold_ids(len(log), settings.folds, settings.seed), settings.fit)
     ref = Reference(log.correct(strongest), log.cost(strongest), bench.folds)
     gates = len(structure.gates)
-    chosen = summarise(bench.prepare(structure, LEVELS[gates] if gates else 1), ref, settings.objective, keep=True)
-    assert chosen is not None
+    chosen = summarise(bench.prepare(structure, LEVELS[gates] if gates else 1), ref, settings.objective)
     alone = summarise(bench.prepare(Structure((), single(strongest)), 1), ref, settings.objective)
-    assert alone is not None
     scorer = final_scorer(bench, structure, settings, log.source, strongest) if structure.uses_scorer else None
-    return TuneResult(log, strongest, chosen, alone, [], 1, scorer, settings)
+    selection = Selection("each", settings.objective.z, 1)  # one structure: nothing chosen among candidates
+    return TuneResult(log, strongest, chosen, alone, [], 1, scorer, settings, selection)
 
 
-def frontier_of(summaries: Sequence[Summary]) -> list[Summary]:
-    """Candidates no other beats on both cost and the EM lower bound, cheapest first: the trade-offs on offer."""
+def cheaper_unaccounted(
+    summaries: Sequence[Summary], objective: Objective, selection: Selection, chosen: Summary
+) -> TolerancePoint | None:
+    """What each candidate's own bound would choose when that is cheaper than the simultaneous choice: the
+    savings the promise costs, shown to the user with the risk they carry."""
+    if selection.method != "simultaneous":
+        return None
+    each = Selection("each", objective.z, selection.family)
+    other = choose(summaries, objective, each)
+    return TolerancePoint(objective.tolerance, other, each) if other.ratio < chosen.ratio - 1e-12 else None
+
+
+def frontier_of(summaries: Sequence[Summary], selection: Selection) -> list[Summary]:
+    """Candidates no other beats on both cost and the lower bound, cheapest first: the trade-offs on offer."""
     out: list[Summary] = []
-    for s in sorted(summaries, key=lambda s: (s.ratio, -s.lcb)):
-        if not out or s.lcb > out[-1].lcb:
+    for s in sorted(summaries, key=lambda s: (s.ratio, -selection.bound(s))):
+        if not out or selection.bound(s) > selection.bound(out[-1]):
             out.append(s)
     return out
 

@@ -90,8 +90,8 @@ def header(result: TuneResult, sources: list[str], command: str | None = None) -
         f"({result.considered} candidates; {settings.folds}-fold out-of-fold scores; seed {settings.seed}).",
     ]
     lines += _label_free_goal(result) if settings.reference is not None else _gold_goal(result)
-    if settings.objective.kind == "tolerance" and result.optimism > 0:
-        lines.append(f"Selection margin: {100 * result.optimism:.2f} points off every lower bound.")
+    if settings.objective.kind == "tolerance":
+        lines.append(f"Lower bounds: {result.selection.describe()}.")
     lines.append(_choice(result))
     lines += vote_notes(result.chosen) if result.pays else []
     if command:
@@ -131,11 +131,11 @@ def _choice(result: TuneResult) -> str:
     if result.settings.reference is not None:
         return (
             f"Chosen: {chosen.structure.label()}: {result.measure} {chosen.em:.3f} (lower bound "
-            f"{1 + chosen.lcb:.3f}), cost {chosen.ratio:.2f}x the reference's, on the tuning items."
+            f"{1 + result.selection.bound(chosen):.3f}), cost {chosen.ratio:.2f}x the reference's, on the tuning items."
         )
     return (
         f"Chosen: {chosen.structure.label()}: EM {chosen.em:.3f} ({chosen.diff:+.3f}, lower bound "
-        f"{chosen.lcb:+.3f}), cost {chosen.ratio:.2f}x the strongest model's, on the tuning items."
+        f"{result.selection.bound(chosen):+.3f}), cost {chosen.ratio:.2f}x the strongest model's, on the tuning items."
     )
 
 

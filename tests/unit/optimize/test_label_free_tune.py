@@ -263,3 +263,24 @@ def test_when_nothing_pays_the_lower_agreements_and_the_next_command_are_shown(
     assert command[command.index("--min-agreement") + 1] == f"{paying[0]['min_agreement']:g}"
     assert main(command[1:]) == 0  # the command as printed runs, and there a cascade pays
     assert "No cascade pays" not in capsys.readouterr().out
+
+
+def test_a_cheaper_choice_that_only_each_candidates_own_bound_allows_is_shown_with_its_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trade-off of the simultaneous default: what the per-candidate bound would take, why it is not
+    taken, and the command that takes it (which then writes that cascade)."""
+    log, report = tmp_path / "few.jsonl", tmp_path / "T.json"
+    write_log(scrambled(synthetic(120, 0), 2), log)
+    argv = ["tune", "--logs", str(log), "--reference", "strongest", "--min-agreement", "0.91", "--out", str(report)]
+    assert main([*argv, "--write", str(tmp_path / "T.yaml")]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "simultaneous over" in out and "Not chosen: " in out and "not a 95% statement" in out
+    shown = json.loads(report.read_text())
+    assert shown["selection"]["method"] == "simultaneous" and shown["selection"]["critical_value"] > 1.645
+    each = shown["each_candidates_own_bound"]["chosen"]
+    assert each["cost_ratio"] < shown["chosen"]["cost_ratio"] and each["agreement_bound"] >= 0.91
+    command = shlex.split(out.split("To take it anyway (and watch it live with audit:): ")[1].split(" --write ")[0])
+    assert command[command.index("--selection") + 1] == "each"
+    assert main([*command[1:], "--write", str(tmp_path / "E.yaml"), "--out", str(report)]) == 0
+    assert json.loads(report.read_text())["chosen"]["cascade"] == each["cascade"]
