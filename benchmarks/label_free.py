@@ -5,10 +5,16 @@
 
 1. Order: the log's items (those with known correctness for every model) in a seeded random order.
 2. Warm-up: the first `--warmup` items are the team's tuning sample. Every logged model's answer on
-   them is taken as collected, each model's correctness is replaced by its agreement with the
-   strongest model (the dearest one: without gold there is no accuracy to rank by), and `cascade
-   tune --logs` picks the cheapest cascade whose agreement with it holds at `--min-agreement`
-   (its lower bound with the optimizer's margin). No gold answer is read here.
+   them is taken as collected (their gold verdicts blanked before the file is written), and `cascade
+   tune --logs SAMPLE --reference strongest --min-agreement A --selection S` picks the cheapest
+   cascade whose agreement with the strongest model (the dearest one) has a 95% lower bound of at
+   least A: by default simultaneous over every candidate it visits (`--selection each`: each
+   candidate's own bound, the tuner's other option). No gold answer is read, and nothing is set here
+   that the tuner's defaults do not set.
+   With `--router adaptive` the tuned cascade's thresholds are then learned while serving from
+   audits and escalations (`adaptive` router, agreement target A, the settings recommended for
+   learning without feedback in RESULTS.md, issue 25 item 4: LEARNER below), starting where its
+   defaults start (escalate everything).
 3. The stream: the tuned config, with `audit: {rate, min_agreement: --promise}`, is served by a real
    `cascade serve --store` (uvicorn on loopback) whose fake completer replays the log (each model's
    logged response and cost for each prompt, `by_prompt`); every item is sent in order over HTTP, no
@@ -62,6 +68,9 @@ from cascade.store import open_store
 ROOT = Path(__file__).resolve().parents[1]
 _METRIC = re.compile(r'^cascade_agreement\{bound="(\w+)",model="stream",variant=""\} ([0-9.e+-]+)$', re.MULTILINE)
 _ALARMS = re.compile(r'^cascade_drift_alarms_total\{model="stream",variant=""\} ([0-9.e+-]+)$', re.MULTILINE)
+# The adaptive router as recommended for learning from audits and escalations alone (RESULTS.md, issue 25
+# item 4: chosen on the first halves of label_free_replay.py's orders by a rule written before).
+LEARNER = {"window": 1000, "step": 0.05, "min_evidence": 100, "margin": 0.01}
 
 
 @dataclass
@@ -97,15 +106,17 @@ def _agrees(answer: str | None, said: str | None, task: str, letters: Sequence[s
     return said is not None and exact_match(extract(answer, task, letters), [said], task)
 
 
-def tune_on_warmup(warm: LogTable, reference: str, args: argparse.Namespace, folder: Path) -> Path:
-    """`cascade tune --logs` on the warm-up sample, agreement with the reference standing in for EM."""
-    sample, written = folder / "warmup.jsonl", folder / "tuned.yaml"
-    write_log(relabelled(warm, reference), sample)
-    command = [sys.executable, "-m", "cascade", "tune", "--logs", str(sample), "--min-em-of-strongest",
-               "--tolerance", f"{1 - args.min_agreement:g}", "--confidence", str(args.tune_confidence),
-               "--seed", str(args.seed), "--write", str(written)]  # fmt: skip
+def tune_on_warmup(warm: LogTable, args: argparse.Namespace, folder: Path) -> tuple[Path, dict[str, Any]]:
+    """`cascade tune --logs --reference strongest` on the warm-up sample, its gold verdicts blanked first;
+    the written config and the tuner's report."""
+    sample, written, report = folder / "warmup.jsonl", folder / "tuned.yaml", folder / "tuned.json"
+    blank = [replace(i, tiers={m: replace(c, correct=None) for m, c in i.tiers.items()}) for i in warm.items]
+    write_log(replace(warm, items=blank), sample)
+    command = [sys.executable, "-m", "cascade", "tune", "--logs", str(sample), "--reference", "strongest",
+               "--min-agreement", f"{args.min_agreement:g}", "--selection", args.selection,
+               "--seed", str(args.seed), "--write", str(written), "--out", str(report)]  # fmt: skip
     subprocess.run(command, check=True, env=_env(), stdout=subprocess.DEVNULL)
-    return written
+    return written, json.loads(report.read_text())
 
 
 def columns_of(tuned: Path, log: LogTable) -> dict[str, str]:
@@ -162,6 +173,8 @@ def server_config(tuned: Path, items: Sequence[LogItem], replay: Replay, args: a
     config = _absolute_paths(yaml.safe_load(tuned.read_text()), tuned.parent)
     config["name"] = "stream"
     config["audit"] = {"rate": args.rate, "min_agreement": args.promise, "seed": args.seed}
+    if getattr(args, "router", "tuned") == "adaptive" and len(config["tiers"]) > 1:
+        config["router"] = {"type": "adaptive", "target_em": args.min_agreement, **LEARNER}
     tables: dict[str, dict[str, Any]] = {}
     for model, column in replay.columns.items():
         tables[model] = {}
@@ -183,7 +196,9 @@ def run_stream(
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     command = [sys.executable, "-m", "cascade", "serve", "--config", str(path), "--store", str(store),
-               "--port", str(port), "--log-level", "warning", "--no-learn"]  # fmt: skip
+               "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    learning = config.get("router", {}).get("type") == "adaptive"
+    command += ["--learn-interval-s", str(args.learn_interval_s)] if learning else ["--no-learn"]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=_env())
     base = f"http://127.0.0.1:{port}"
     served, checkpoints, alarm = [], [], None
@@ -245,7 +260,8 @@ def _audit_costs(path: Path) -> dict[str, float]:
 
 def score(served: list[Served], items: Sequence[LogItem], reference: str, tuned: Path, replay: Replay) -> None:
     """Gold correctness (the log's verdict on the response served: the answering tier's first model that gave
-    the served answer, as a vote shows its winner) and agreement with the reference."""
+    the served answer, as a vote shows its winner) and agreement with the reference (the last tier's answers
+    agree by definition, as the server's interval counts them)."""
     tiers = {t.name: [m.model for m in t.member_specs()] for t in load_config(tuned).tiers}
     last = load_config(tuned).tiers[-1]
     read, form = extractor(last.answer), last.answer.format
@@ -255,7 +271,8 @@ def score(served: list[Served], items: Sequence[LogItem], reference: str, tuned:
         cells = [item.tiers[replay.column(model, i)] for model in tiers.get(s.tier, [])]
         said = [c for c in cells if mine is not None and _agrees(c.answer, mine, item.task, letters)]
         s.correct = bool(said and said[0].correct)
-        s.agrees = same_answer(s.answer, read(item.tiers[reference].answer or ""), form)
+        # the reference tier's own answer is the reference (as the server counts it), readable or not
+        s.agrees = s.tier == last.name or same_answer(s.answer, read(item.tiers[reference].answer or ""), form)
 
 
 def summary(served: Sequence[Served], items: Sequence[LogItem], reference: str, top: str) -> dict[str, Any]:
@@ -273,17 +290,19 @@ def summary(served: Sequence[Served], items: Sequence[LogItem], reference: str, 
         "em_delta": round(delta.value, 4), "em_delta_ci95": [round(v, 4) for v in delta.ci or ()],
         "cost_ratio": round(ratio.value, 4), "cost_ratio_ci95": [round(v, 4) for v in ratio.ci or ()],
         "audit_cost_share": round(float(sum(s.audit_cost for s in served) / strong_cost.sum()), 4),
-        "agreement": round(float(np.mean([s.agrees for s in served])), 4),
+        "agreement": round(float(np.mean([s.agrees for s in served if s.answer is not None] or [1.0])), 4),
+        "unanswered": sum(s.answer is None for s in served),
         "served_by_strongest": round(float(np.mean([s.tier == top for s in served])), 4),
     }  # fmt: skip
 
 
 def coverage(served: Sequence[Served], checkpoints: Sequence[dict[str, float]]) -> tuple[float, list[dict[str, float]]]:
-    """The share of checkpoints whose live interval held the true agreement of the answers served so far."""
+    """The share of checkpoints whose live interval held the true agreement of the answers served so far (an
+    item no tier answered, a 502, is no answer: the server's interval does not count it either)."""
     rows = []
     for point in checkpoints:
-        n = int(point["items"])
-        truth = float(np.mean([s.agrees for s in served[:n]]))
+        answered = [s.agrees for s in served[: int(point["items"])] if s.answer is not None]
+        truth = float(np.mean(answered)) if answered else 1.0
         covered = point.get("low", 1.0) <= truth <= point.get("high", 0.0)
         rows.append({**point, "truth": round(truth, 4), "covered": covered})
     return (sum(r["covered"] for r in rows) / len(rows) if rows else float("nan")), rows
@@ -300,8 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add("--seed", type=int, default=0, help="the order of the stream (and the audit salt)")
     add("--warmup", type=int, default=300, help="items of the tuning sample at the stream's start")
     add("--min-agreement", type=float, default=0.98, help="agreement the tuning must prove on the warm-up")
-    add("--tune-confidence", type=float, default=0.8,
-        help="the tuning's one-sided confidence: the live guard, not the warm-up, keeps the promise")  # fmt: skip
+    add("--selection", choices=["simultaneous", "each"], default="simultaneous", help="the tuner's --selection")
+    add("--router", choices=["tuned", "adaptive"], default="tuned",
+        help="serve the tuned thresholds, or learn them while serving from audits and escalations")  # fmt: skip
+    add("--learn-interval-s", type=float, default=0.5, help="with --router adaptive: the server's learning interval")
     add("--promise", type=float, default=0.97, help="the served config's min_agreement (the drift guard's target)")
     add("--rate", type=float, default=0.05, help="audit rate")
     add("--checkpoints", type=int, default=20)
@@ -317,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     items = [log.items[i] for i in order]
     with tempfile.TemporaryDirectory(prefix="label-free-") as tmp:
         folder = Path(tmp)
-        tuned = tune_on_warmup(log.subset(order[: args.warmup]), reference, args, folder)
+        tuned, tuning = tune_on_warmup(log.subset(order[: args.warmup]), args, folder)
         chosen, weak = load_config(tuned), weaker_model(log.subset(order[: args.warmup]), reference, tuned, args)
         runs: dict[str, tuple[int, str] | None] = {"clean": None}
         if args.drift_scope != "none" and len(chosen.tiers) > 1:  # one tier: nothing below it to drift
@@ -330,7 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             served, points, alarm = run_stream(server_config(tuned, items, replay, args), items, args, sub)
             score(served, items, reference, tuned, replay)
             results[name] = (served, points, alarm)
-    described = {"tuned": chosen.description, "top": chosen.tiers[-1].name, "drift_model": weak}
+    described: dict[str, Any] = {"tuned": chosen.description, "top": chosen.tiers[-1].name, "drift_model": weak}
+    described["tuning"] = {k: tuning[k] for k in ("n_items", "selection", "chosen", "each_candidates_own_bound")}
     report = build_report(args, reference, described, items, results, time.perf_counter() - started)
     print(json.dumps(report))
     return 0
@@ -339,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_report(
     args: argparse.Namespace,
     reference: str,
-    described: dict[str, str],
+    described: dict[str, Any],
     items: list[LogItem],
     results: dict[str, Any],
     elapsed: float,
@@ -351,7 +373,8 @@ def build_report(
     report: dict[str, Any] = {
         "benchmark": "label_free", "log": str(args.log), "seed": args.seed, "items": len(items), "warmup": w,
         "reference": reference, "tuned": described["tuned"], "audit_rate": args.rate, "promise": args.promise,
-        "min_agreement_tuned": args.min_agreement, "whole_stream": whole, "after_warmup": after,
+        "min_agreement_tuned": args.min_agreement, "selection": args.selection, "router": args.router,
+        "tuning": described["tuning"], "whole_stream": whole, "after_warmup": after,
         "checkpoints": rows, "false_alarm_at": alarm, "elapsed_s": round(elapsed, 1),
     }  # fmt: skip
     drift_keys: dict[str, Any] = {"drift_items_to_alarm": None, "em_delta_drifted": None}

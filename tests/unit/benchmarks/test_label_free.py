@@ -59,10 +59,52 @@ def test_scoring_reads_the_verdict_on_the_served_response(log) -> None:  # type:
     answer = bench.extract(item.tiers[MIXTRAL].answer, item.task, item.meta.get("letters"))
     served = [bench.Served("r", tiers[0].name, answer, 0.01), bench.Served("s", tiers[-1].name, None, 0.02)]
     bench.score(served, [item, item], GPT4, TUNED, replay)
-    assert not served[0].correct and served[1].correct is False and not served[1].agrees
+    assert not served[0].correct and not served[0].agrees and served[1].correct is False
+    assert served[1].agrees  # the reference tier's own answer is the reference, as the server counts it
     points = [{"items": 1, "low": 0.0, "high": 0.5}, {"items": 2, "low": 0.9, "high": 1.0}]
     share, rows = bench.coverage(served, points)
     assert share == 0.5 and [r["covered"] for r in rows] == [True, False]
+
+
+def test_an_item_no_tier_answered_is_not_counted_against_the_interval_as_the_server_does_not_count_it() -> None:
+    served = [bench.Served("a", "top", "B", 0.1, agrees=True), bench.Served("b", "", None, 0.0)]
+    share, rows = bench.coverage(served, [{"items": 2, "low": 1.0, "high": 1.0}])
+    assert share == 1.0 and rows[0]["truth"] == 1.0
+    served.append(bench.Served("c", "cheap", "C", 0.01, agrees=False))
+    assert bench.coverage(served, [{"items": 3, "low": 1.0, "high": 1.0}])[1][0]["truth"] == 0.5
+
+
+@needs_data
+def test_the_warm_up_is_tuned_by_the_label_free_command_on_a_sample_without_gold(  # type: ignore[no-untyped-def]
+    log, tmp_path, monkeypatch
+) -> None:
+    called = []
+
+    def tune(command, **_):  # type: ignore[no-untyped-def]
+        called.append(command)
+        (tmp_path / "tuned.json").write_text('{"n_items": 40}')
+
+    monkeypatch.setattr(bench.subprocess, "run", tune)
+    args = argparse.Namespace(min_agreement=0.98, selection="simultaneous", seed=3)
+    tuned, report = bench.tune_on_warmup(log.subset(range(40)), args, tmp_path)
+    sample = read_log(tmp_path / "warmup.jsonl")
+    assert len(sample) == 40 and all(c.correct is None for item in sample.items for c in item.tiers.values())
+    command = " ".join(called[0])
+    assert "tune --logs" in command and "--reference strongest --min-agreement 0.98 --selection simultaneous" in command
+    assert "--confidence" not in command and "--min-em" not in command  # the tuner's defaults, nothing fitted here
+    assert tuned == tmp_path / "tuned.yaml" and report == {"n_items": 40}
+
+
+@needs_data
+def test_with_the_adaptive_router_the_thresholds_are_learned_at_the_agreement_target(log) -> None:  # type: ignore[no-untyped-def]
+    args = argparse.Namespace(rate=0.05, promise=0.97, seed=0, router="adaptive", min_agreement=0.98)
+    config = bench.server_config(TUNED, log.items, bench.Replay.of(TUNED, log, "tier", None), args)
+    assert config["router"] == {"type": "adaptive", "target_em": 0.98, **bench.LEARNER}
+    args.router = "tuned"
+    assert (
+        bench.server_config(TUNED, log.items, bench.Replay.of(TUNED, log, "tier", None), args)["router"]["type"]
+        == "threshold"
+    )
 
 
 def test_a_502_is_an_unanswered_item_that_still_cost_money() -> None:
