@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
         raise UserError("usage: cascade ab report [--config FILE] [--store DSN] [--value-per-correct USD]")
     found = options(args)
     criterion = Criterion(found.get("value_per_correct"), found.get("price_per_token"))
-    store = open_store(args.store)
+    store = open_store(args.store, must_exist=True)
     try:
         report = ab_report(
             store, found.get("config_name"), found["alpha"], found["min_labelled"], criterion=criterion,

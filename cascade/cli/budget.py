@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = open_store(args.store)
+    store = open_store(args.store, must_exist=True)
     try:
         if not isinstance(store, BudgetStore):
             raise UserError(f"{store!r} keeps no budgets")

@@ -69,7 +69,7 @@ def verdict(args: argparse.Namespace) -> tuple[FeedbackKind, str | None]:
 
 
 def _with_store(dsn: str | None, action: Callable[[Store], int]) -> int:
-    store = open_store(dsn)
+    store = open_store(dsn, must_exist=True)
     try:
         return action(store)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
     from cascade.run.engine import Cascade
     from cascade.store import Store
     from cascade.types import CascadeResult
+
+
+# Commands whose parser and `run(args)` live in their own module of cascade.cli.
+_COMMAND_MODULES = {
+    "serve": "serve",
+    "ab": "ab",
+    "learn": "learn",
+    "scorer": "scorer",
+    "token-budget": "token_budget",
+    "feedback": "feedback",
+    "report": "report",
+    "budget": "budget",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,38 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(_validate_path(args), skip_keys=args.skip_keys)
         if args.command in ("eval", "tune", "replay"):
             return _evaluation(args)
-        if args.command == "serve":
-            from cascade.cli import serve as cli_serve
-
-            return cli_serve.run(args)
-        if args.command == "ab":
-            from cascade.cli import ab as cli_ab
-
-            return cli_ab.run(args)
-        if args.command == "learn":
-            from cascade.cli import learn as cli_learn
-
-            return cli_learn.run(args)
-        if args.command == "scorer":
-            from cascade.cli import scorer as cli_scorer
-
-            return cli_scorer.run(args)
-        if args.command == "token-budget":
-            from cascade.cli import token_budget as cli_token_budget
-
-            return cli_token_budget.run(args)
-        if args.command == "feedback":
-            from cascade.cli import feedback as cli_feedback
-
-            return cli_feedback.run(args)
-        if args.command == "report":
-            from cascade.cli import report as cli_report
-
-            return cli_report.run(args)
-        if args.command == "budget":
-            from cascade.cli import budget as cli_budget
-
-            return cli_budget.run(args)
+        if args.command in _COMMAND_MODULES:
+            module = importlib.import_module(f"cascade.cli.{_COMMAND_MODULES[args.command]}")
+            return int(module.run(args))
         return _models()
     except UserError as exc:
         err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)

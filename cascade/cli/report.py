@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     since = since_time(args.since)
-    store = open_store(args.store)
+    store = open_store(args.store, must_exist=True)
     try:
         reports = promise_report(store, config, since)
     finally:

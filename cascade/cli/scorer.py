@@ -70,7 +70,7 @@ def _examples(args: argparse.Namespace) -> tuple[list[Any], list[bool], str, Any
     if args.store:
         from cascade.store import open_store
 
-        store = open_store(args.store)
+        store = open_store(args.store, must_exist=True)
         try:
             inputs, labels = store_examples(store, config_name=args.config_name)
         finally:

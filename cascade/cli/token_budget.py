@@ -61,7 +61,7 @@ def _examples(args: argparse.Namespace) -> tuple[list[Any], str]:
             raise UserError("--store needs --tier: the tier whose budgets are learned")
         from cascade.store import open_store
 
-        store = open_store(args.store)
+        store = open_store(args.store, must_exist=True)
         try:
             return store_examples(store, args.tier, config_name=args.config_name), f"store {args.store}"
         finally:

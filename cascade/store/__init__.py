@@ -56,8 +56,11 @@ __all__ = [
 ]
 
 
-def open_store(dsn: str | None = None, *, timeout_s: float | None = None) -> Store:
+def open_store(dsn: str | None = None, *, timeout_s: float | None = None, must_exist: bool = False) -> Store:
     """Open (creating and migrating) the store that `dsn` names.
+
+    `must_exist`: for commands that only read what runs wrote, a SQLite file that is not there is a
+    UserError naming it (a misspelt path would otherwise be a new, empty store that reports nothing).
 
     None: `$CASCADE_STORE` (a path or DSN) if set, else `<user data dir>/cascade/store.sqlite`.
     `sqlite:///abs/path.sqlite` or a plain path: SQLite. `postgresql://...`: PostgreSQL (psycopg 3).
@@ -73,7 +76,10 @@ def open_store(dsn: str | None = None, *, timeout_s: float | None = None) -> Sto
         return PostgresStore(dsn, timeout_s=timeout_s or TIMEOUT_S)
     from cascade.store.sqlite import SQLiteStore
 
-    return SQLiteStore(sqlite_path(dsn), busy_timeout_s=timeout_s or 30.0)
+    path = sqlite_path(dsn)
+    if must_exist and path != ":memory:" and not Path(path).exists():
+        raise UserError(f"no store at {path} (runs recorded with --store create it)")
+    return SQLiteStore(path, busy_timeout_s=timeout_s or 30.0)
 
 
 def sqlite_path(dsn: str) -> str:

@@ -275,7 +275,14 @@ class TestCli:
         assert data["winner"] is None and {v["name"] for v in data["variants"]} == {"A", "B"}
 
     def test_an_empty_store_says_so(self, tmp_path: Path) -> None:
+        open_store(str(tmp_path / "empty.sqlite")).close()
         assert "no runs with a variant" in self.render(self.parse("report", "--dsn", str(tmp_path / "empty.sqlite")))
+
+    def test_a_store_that_is_not_there_is_named_not_created(self, tmp_path: Path) -> None:
+        missing = tmp_path / "typo.sqlite"
+        with pytest.raises(UserError, match=f"no store at {missing}"):
+            cli_ab.run(self.parse("report", "--dsn", str(missing)))
+        assert not missing.exists()
 
     def test_bad_alpha_is_a_user_error(self, tmp_path: Path) -> None:
         with pytest.raises(UserError):
