@@ -23,6 +23,7 @@ misses apart), `quality_misses`, `excluded`, `skipped`, and each failure's test 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -45,6 +46,7 @@ TESTS = "vendor/llama.cpp/tools/server/tests"
 KEY = "sk-conformance-0123456789"
 SECURITY_TEST_KEY = "sk-this-is-the-secret-key"  # the key llama.cpp's test_security.py configures
 HERE = Path(__file__).resolve().parent
+TEST_MODULES = ("pytest", "openai", "requests", "wget", "filelock")  # what the tests import (the dev extra)
 
 EXCLUDED: list[tuple[str, str]] = [
     ("unit/test_completion.py::*", "legacy text completions (/completion, /v1/completions) and llama-server's sampling "
@@ -121,6 +123,13 @@ MODEL_QUALITY = {
 """Tests whose verdict is the model's answer, and the failure messages that say the answer was wrong."""
 
 
+def require_test_modules() -> None:
+    """What llama.cpp's tests import, checked before any download (a missing one would end in no counts)."""
+    missing = [name for name in TEST_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise SystemExit(f"llama.cpp's server tests need {', '.join(missing)}: pip install -e '.[dev]'")
+
+
 def fetch_tests(cache: Path) -> Path:
     """llama.cpp's server tests from the llama-cpp-python sdist, downloaded once into `cache`."""
     tests = cache / f"llama-cpp-python-{LLAMA_CPP_PYTHON}" / "tests"
@@ -189,7 +198,10 @@ def run_tests(tests: Path, port: int, model: str, work: Path, selection: str | N
     if selection:
         command += ["-k", selection]
     with (work / "pytest.log").open("wb") as log:
-        subprocess.run(command, cwd=tests, env=env, stdout=log, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, cwd=tests, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode not in (0, 1):  # 2-5: collection errors, no tests: no count would be true
+        tail = (work / "pytest.log").read_text(errors="replace").strip().splitlines()[-3:]
+        raise SystemExit(f"llama.cpp's tests did not run (pytest exit {done.returncode}): {' | '.join(tail)}")
     return [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
 
 
@@ -230,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = args.config.resolve()
     model = load_config(config).name
+    require_test_modules()
     tests = fetch_tests(args.cache_dir)
     work = args.cache_dir / "runs" / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
     work.mkdir(parents=True)
