@@ -242,8 +242,8 @@ def print_summary(result: TuneResult, console: Console, source: str = "cascade t
         cascade = Text(s.structure.label())  # its "[vote]" is no markup
         table.add_row(label, cascade, f"{s.em:.3f}", low, f"{s.ratio:.3f}", thresholds, style=style)
     console.print(table)
-    for note in vote_notes(result.chosen):
-        console.print(note)
+    for note in dict.fromkeys(note for _, s, _ in rows for note in vote_notes(s)):  # each gate shown, once
+        console.print(Text(note))
     if result.settings.objective.kind == "tolerance":
         console.print(f"Lower bounds: {result.selection.describe()}{_why(result.selection)}")
     if not result.pays:

@@ -77,7 +77,8 @@ def vote_threshold_words(threshold: float, weights: Sequence[float]) -> str:
     """A vote gate's threshold as the agreement it asks for."""
     members = len(weights)
     if threshold >= 1 - 1e-9:
-        return f"kept only when all {members} models agree (vote threshold 1: any disagreement escalates)"
+        everyone = "both models" if members == 2 else f"all {members} models"
+        return f"kept only when {everyone} agree (vote threshold 1: any disagreement escalates)"
     if len(set(weights)) > 1:
         return f"kept when the models that agree hold at least {threshold:.0%} of the vote weight"
     needed = max(1, math.ceil(threshold * members - 1e-9))

@@ -25,6 +25,8 @@ def test_nothing_pays_at_001_so_the_looser_tolerances_and_the_next_command_are_s
     out = capsys.readouterr().out
     assert "No cascade pays on these items" in out and "What each tolerance would buy" in out
     assert "[vote] → strong" in out  # the verifier is shown, not eaten as markup
+    # the alternative shown beside "thresholds 1" is a vote: what 1 asks is said under the table
+    assert "cheap-a+cheap-b: its answer is kept only when both models agree (vote threshold 1" in " ".join(out.split())
     looser = json.loads(report.read_text())["looser_tolerances"]
     assert [p["tolerance"] for p in looser] == [0.01, 0.02, 0.03, 0.05]
     assert looser[0]["chosen"] is None and looser[1]["chosen"]["bound"] >= -0.02
@@ -43,6 +45,7 @@ def test_nothing_pays_at_001_so_the_looser_tolerances_and_the_next_command_are_s
     ("threshold", "weights", "words"),
     [
         (1.0, (1.0, 1.0, 1.0), "kept only when all 3 models agree (vote threshold 1: any disagreement escalates)"),
+        (1.0, (1.0, 1.0), "kept only when both models agree"),
         (0.6666, (1.0, 1.0, 1.0), "kept when at least 2 of 3 models agree"),  # thresholds are floored: 2/3
         (0.5, (1.0, 2.0), "kept when the models that agree hold at least 50% of the vote weight"),
     ],
