@@ -118,7 +118,8 @@ def test_every_link_between_the_pages_resolves() -> None:
                 continue  # a web address: not reachable from here
             path, _, anchor = target.partition("#")
             linked = (page.parent / path).resolve() if path else page
-            headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), flags=re.M) if linked.is_file() else []
+            text = linked.read_text(encoding="utf-8") if linked.is_file() else ""
+            headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
             if not linked.exists() or (anchor and anchor not in map(github_anchor, headings)):
                 broken.append(f"{page.name}: {target}")
     assert not broken
