@@ -1,15 +1,15 @@
 """Time to first byte and to the first answer token: `stream: true` against the non-streaming path.
 
-`cascade serve` runs in this process (uvicorn on loopback) with a real cascade; every item is
-asked twice over HTTP, streamed and not. The requests interleave with a lag (plain i, stream i-1,
-plain i+1, stream i, ...), so no request follows one for the same item: llama.cpp's prompt cache
-would otherwise make whichever mode comes second look faster. A warm-up question loads the models
-first. Per item: the non-streaming latency (the whole answer arrives at once), and for the stream
-the first byte (the admission comment), the first chunk of text (content, or the reasoning a live
-tier's answer is read from, sent as `reasoning_content`) and the last one. The ratio
-first content / non-streaming latency is reported per item with a bootstrap 95% interval of its
-median (scipy), overall and by whether the answering tier streamed live (the last tier) or was
-sent whole once accepted.
+`cascade serve` runs in this process (uvicorn on loopback) with a real cascade; every item is asked
+twice over HTTP, streamed and not. The requests interleave with a lag (plain i, stream i-1, plain
+i+1, stream i, ...), so no request follows one for the same item: llama.cpp's prompt cache would
+otherwise make whichever mode comes second look faster. A warm-up question (the item before
+`--offset`) loads the models first. Per item: the non-streaming latency (the whole answer arrives at
+once), and for the stream the first byte (the admission comment), the first chunk of text (content,
+or the reasoning a live tier's answer is read from, sent as `reasoning_content`) and the last one.
+The ratio first content / non-streaming latency is reported per item with a bootstrap 95% interval
+of its median (scipy), overall and by whether the answering tier streamed live (the last tier) or
+was sent whole once accepted.
 
     python benchmarks/streaming.py [--config configs/local.yaml] \\
         [--dataset ../shared/data/qa/arith/SingleEq.json] [--offset 400] [--limit 10]
@@ -94,6 +94,22 @@ def median_ci(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "low": ci.confidence_interval.low, "high": ci.confidence_interval.high}
 
 
+def lagged(n: int) -> list[tuple[str, int]]:
+    """plain 0, plain 1, stream 0, plain 2, stream 1, ..., stream n-1: no request follows one for its item."""
+    order = [("plain", 0)] if n else []
+    for i in range(1, n):
+        order += [("plain", i), ("stream", i - 1)]
+    return order + ([("stream", n - 1)] if n else [])
+
+
+def timing_of(item: str, plain: tuple[float, str], stream: dict[str, Any]) -> Timing:
+    (plain_s, plain_text), nan = plain, float("nan")
+    return Timing(
+        item, plain_s, stream["first_byte"], stream.get("first_token", nan), stream.get("last_token", nan),
+        stream["tier"], stream["live"], stream["text"].strip() == plain_text.strip(),
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/local.yaml")
@@ -102,31 +118,22 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=10)
     args = parser.parse_args()
     cascade = Cascade.from_yaml(args.config)
-    items = load_dataset(args.dataset)[args.offset : args.offset + args.limit]
+    warm_up, *items = load_dataset(args.dataset)[args.offset - 1 : args.offset + args.limit]
     app = create_app({"bench": cascade}, ServeSettings(api_keys=()))
     timings = []
     with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=1800) as client:
-        for i, item in enumerate(items):
-            order = ("plain", "stream") if i % 2 == 0 else ("stream", "plain")
-            got: dict[str, Any] = {}
-            for mode in order:
-                got[mode] = (
-                    ask_plain(client, "bench", item.question)
-                    if mode == "plain"
-                    else ask_streamed(client, "bench", item.question)
-                )
-            stream, (plain_s, plain_text) = got["stream"], got["plain"]
-            timing = Timing(
-                item.id, plain_s, stream["first_byte"], stream.get("first_token", float("nan")),
-                stream.get("last_token", float("nan")), stream["tier"], stream["live"],
-                stream["text"].strip() == plain_text.strip(),
-            )  # fmt: skip
-            timings.append(timing)
-            print(json.dumps(asdict(timing)), flush=True)
+        ask_plain(client, "bench", warm_up.question)  # loads the models; not measured
+        got: dict[tuple[str, int], Any] = {}
+        for mode, i in lagged(len(items)):
+            got[mode, i] = (ask_plain if mode == "plain" else ask_streamed)(client, "bench", items[i].question)
+            if mode == "stream":
+                timings.append(timing_of(items[i].id, got["plain", i], got["stream", i]))
+                print(json.dumps(asdict(timings[-1])), flush=True)
     ratios = [t.first_token_s / t.plain_s for t in timings]
     summary = {
         "n": len(timings),
         "config": args.config,
+        "same_content": sum(t.stream_text_is_answer for t in timings),  # streamed content == non-streamed
         "plain_s": median_ci([t.plain_s for t in timings]),
         "first_byte_s": median_ci([t.first_byte_s for t in timings]),
         "first_token_s": median_ci([t.first_token_s for t in timings]),
