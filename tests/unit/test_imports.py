@@ -164,7 +164,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cascade.cli", "cascade.__main__", "cascade.serve.__main__"),
     ("cascade",),
 )
-"""The architecture, bottom up (README's architecture section draws it): a module may import its own
+"""The architecture, bottom up (docs/architecture.md draws it): a module may import its own
 layer and the layers below, never one above. The store's interface (`store.base`) sits below the
 plugin seam that hands stores to plugins; the stores themselves above the completers they record."""
 

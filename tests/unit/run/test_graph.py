@@ -19,7 +19,7 @@ from cascade.run.graph import Draft
 from cascade.types import Attempt
 from tests.unit.scripted import TIERS, make_cascade
 
-README = Path(__file__).resolve().parents[3] / "docs" / "python.md"  # where the workflow is drawn
+PAGE = Path(__file__).resolve().parents[3] / "docs" / "python.md"  # where the workflow is drawn
 
 
 def _edges(cascade: Cascade) -> set[tuple[str, str, str | None]]:
@@ -54,8 +54,8 @@ def test_route_and_approve_appear_only_when_configured() -> None:
     assert ("verify", "approve", "approval") in _edges(showcase())
 
 
-def test_readme_picture_is_the_compiled_graph_drawn() -> None:
-    blocks = re.findall(r"```mermaid\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+def test_the_docs_picture_of_the_workflow_is_the_compiled_graph_drawn() -> None:
+    blocks = re.findall(r"```mermaid\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.S)
     assert blocks, "docs/python.md has no mermaid picture of the workflow"
     assert blocks[0].strip() == showcase().graph.compiled.get_graph().draw_mermaid().strip()
 
