@@ -285,8 +285,8 @@ def why_not(result: TuneResult) -> str:
 
 
 def print_looser(result: TuneResult, console: Console, command: Callable[[float], str]) -> None:
-    """What each looser tolerance (without gold: each lower minimum agreement) would choose, its bound
-    less that choice's selection margin, and the exact command to run next."""
+    """What each looser tolerance (without gold: each lower minimum agreement) would choose, the bound it
+    was chosen on, and the exact command to run next."""
     label_free = result.settings.reference is not None
     goal = "minimum agreement" if label_free else "tolerance"
     table = Table(title=f"What each {goal} would buy on these items", title_justify="left")

@@ -7,8 +7,9 @@ tells which tier would answer under any thresholds: a gate whose confidence is 1
 every threshold, and every other gate escalates, so the later tiers' turns are all recorded. The
 candidates (subsets × thresholds) are then judged by the tuner's own method
 (`cascade.optimize.select`): thresholds cross-fitted, agreement with the reference held at a
-one-sided lower bound less the selection margin, the cheapest that saves enough, else the
-reference alone. The choice is written as the original config with the kept tiers and their thresholds.
+one-sided lower bound that holds for every subset at once (`--selection each`: each its own), the
+cheapest that saves enough, else the reference alone. The choice is written as the original config
+with the kept tiers and their thresholds.
 """
 
 from __future__ import annotations
