@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from cascade.cli.eval import run_eval
+from cascade.cli.main import _parser
 
 pytestmark = pytest.mark.integration
 
@@ -48,25 +49,10 @@ RUN_SPECIFIC = {"latency_s_mean", "latency_s_ci", "settings", "source"}
 
 
 def _args(tmp: Path, executor: str) -> argparse.Namespace:
-    return argparse.Namespace(
-        config=tmp / "c.yaml",
-        dataset=tmp / "items.jsonl",
-        format=None,
-        question_field=None,
-        answer_field=None,
-        task=None,
-        template=None,
-        limit=50,
-        offset=0,
-        seed=3,
-        concurrency=1,
-        cache=tmp / f"{executor}.sqlite",
-        out=tmp / f"{executor}.json",
-        plot=None,
-        log=None,
-        executor=executor,
-        ray_address=None,
-    )
+    """The real parser's namespace, so an option added to `cascade eval` is there with its default."""
+    argv = ["eval", "--config", str(tmp / "c.yaml"), "--dataset", str(tmp / "items.jsonl"), "--limit", "50"]
+    argv += ["--seed", "3", "--cache", str(tmp / f"{executor}.sqlite"), "--out", str(tmp / f"{executor}.json")]
+    return _parser().parse_args([*argv, "--executor", executor])
 
 
 def _stable(report: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 from pathlib import Path
@@ -12,6 +11,7 @@ import yaml
 
 from cascade import Cascade, CascadeConfig, FakeCompleter, FakeReply
 from cascade.cli.eval import run_tune
+from cascade.cli.main import _parser
 from cascade.config import safe_yaml
 from cascade.config.schema import default_config_path, load_config
 from cascade.eval.data.items import Item
@@ -90,29 +90,9 @@ def _tune(tmp_path: Path, tiers: list[dict[str, Any]]) -> tuple[dict[str, Any], 
         )
     )
     out, tuned = tmp_path / "r.json", tmp_path / "tuned.yaml"
-    args = argparse.Namespace(
-        config=config,
-        dataset=data,
-        format=None,
-        question_field=None,
-        answer_field=None,
-        task=None,
-        template=None,
-        limit=None,
-        offset=0,
-        seed=1,
-        concurrency=2,
-        cache=tmp_path / "cache.sqlite",
-        out=out,
-        tune_fraction=0.5,
-        value_per_correct=1.0,
-        price_per_token=0.0,
-        use_cost=True,
-        min_em=None,
-        min_em_of_strongest=True,
-        write=tuned,
-        explain=False,
-    )
+    argv = ["tune", "--config", str(config), "--dataset", str(data), "--seed", "1", "--concurrency", "2"]
+    argv += ["--cache", str(tmp_path / "cache.sqlite"), "--out", str(out), "--use-cost", "--min-em-of-strongest"]
+    args = _parser().parse_args([*argv, "--value-per-correct", "1", "--write", str(tuned)])
     assert run_tune(args) == 0
     return json.loads(out.read_text()), tuned
 
