@@ -22,6 +22,7 @@ from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT
 from cascade.local.decoding import Decoder, Generation, OnText
 from cascade.local.params import GenerateParams, TokenLogprob
+from cascade.local.prefill import prefill
 from cascade.local.structured import prepare_messages
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ class LocalModel:
         self._n_vocab = self.llama.n_vocab()
         self._formatter = self._chat_formatter()
         self.knows_tools = "tools" in (self.llama.metadata.get("tokenizer.chat_template") or "")
+        self._prefilled: list[int] = []  # the prompt whose chunks the KV cache holds (cascade.local.prefill)
 
     def _chat_formatter(self) -> Any:
         """The model's own chat template, compiled once (as create_chat_completion would use it)."""
@@ -151,6 +153,9 @@ class LocalModel:
             budget = self._budget(len(prompt), params.max_tokens)
             seed = self._lib.LLAMA_DEFAULT_SEED if params.seed is None else params.seed
             self.llama.set_seed(seed)
+            previous, self._prefilled = self._prefilled, []  # trusted again once this prompt is in
+            prefill(self.llama, previous, prompt)
+            self._prefilled = prompt
             return Decoder(self, prompt, budget, params, params.stop + template_stops, on_text).run()
 
     def _budget(self, prompt_len: int, max_tokens: int | None) -> int:

@@ -35,6 +35,15 @@ def test_answer_complete_stop_keeps_logprobs_and_top_alternatives(smollm2: str) 
     assert stopped.token_logprobs and stopped.top_logprobs and len(stopped.top_logprobs[0]) == 3
 
 
+def test_a_greedy_reasoning_does_not_depend_on_the_call_before(qwen05: str) -> None:
+    """llama.cpp's numbers depend on how a prompt is batched: cached by the call before, this prompt
+    had its last token evaluated alone (first token's logprob -0.59129 against -0.59194 evaluated
+    after another prompt), and the reasoning went another way 50 tokens on."""
+    _complete(qwen05, [{"role": "user", "content": "Hi"}], max_tokens=1)
+    after_another, again = (_complete(qwen05, REASON, max_tokens=4, logprobs=True) for _ in range(2))
+    assert after_another.token_logprobs == again.token_logprobs and after_another.text == again.text
+
+
 def test_probing_leaves_the_reasoning_unchanged_and_early_exit_shortens_it(qwen05: str) -> None:
     record = EarlyExitConfig(every=16, min_prob=0.3, agree=1, stop=False)
     recorded = _complete(qwen05, REASON, max_tokens=160, early_exit=record)
