@@ -8,6 +8,11 @@
   for a template that does not (SmolLM2's), the same instructions go into the system message,
   and earlier tool calls and results are written as the tagged text the model was shown.
 - With `tool_choice: "auto"` the model chooses: `<tool_call>` blocks in its text are its calls.
+- A turn that replies to tool results says so in the system message. Rendered exactly as Qwen2.5's
+  template asks (`<tool_response>` in a user turn), the tool list shown again made Qwen2.5-Coder-1.5B
+  echo it (`<tools>\n{"type": "function", ...`) or call the answered tool again; told to answer from
+  the results it did ("The weather in Paris is currently 18°C with a sunny sky."), and still called
+  a tool the results did not cover.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ _HERMES = (
     "<tool_call></tool_call> XML tags:\n<tool_call>\n"
     '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
 )
+_ANSWER_FROM_RESULTS = "When the tool responses answer the question, answer from them; do not call a tool again."
 
 
 def constraint_schema(
@@ -58,18 +64,26 @@ def _call_schema(function: dict[str, Any]) -> dict[str, Any]:
 def prepare_messages(
     messages: list[dict[str, Any]], tools: Sequence[dict[str, Any]], template_knows_tools: bool
 ) -> list[dict[str, Any]]:
-    """Messages as the template can render them: tool calls and results in the model's own format."""
+    """Messages as the template can render them: tool calls and results in the model's own format,
+    and in the system message what the template cannot say (the tools, that results are in)."""
+    additions = []
     if template_knows_tools:
-        return [_with_argument_objects(m) for m in messages]
-    prepared = [_as_tagged_text(m) for m in messages]
-    if tools:
-        listing = "\n".join(json.dumps(t, ensure_ascii=False) for t in tools)
-        instructions = _HERMES.format(tools=listing)
-        if prepared and prepared[0]["role"] == "system":
-            prepared[0] = {**prepared[0], "content": f"{prepared[0]['content']}\n\n{instructions}"}
-        else:
-            prepared.insert(0, {"role": "system", "content": instructions})
-    return prepared
+        prepared = [_with_argument_objects(m) for m in messages]
+    else:
+        prepared = [_as_tagged_text(m) for m in messages]
+        if tools:
+            additions.append(_HERMES.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in tools)))
+    if tools and messages and messages[-1]["role"] == "tool":
+        additions.append(_ANSWER_FROM_RESULTS)
+    return _with_system_text(prepared, "\n\n".join(additions))
+
+
+def _with_system_text(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    if not text:
+        return messages
+    if messages and messages[0]["role"] == "system":
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{text}"}, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
 
 
 def _with_argument_objects(message: dict[str, Any]) -> dict[str, Any]:

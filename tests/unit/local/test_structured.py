@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from cascade.local.structured import constraint_schema, parse_tool_calls, prepare_messages
 
 WEATHER = {
@@ -52,6 +54,23 @@ def test_a_template_without_tools_gets_them_as_tagged_text_in_the_system_message
     assert tool == {"role": "user", "content": "<tool_response>\nsunny\n</tool_response>"}
     no_system = prepare_messages([messages[1]], [WEATHER], template_knows_tools=False)
     assert [m["role"] for m in no_system] == ["system", "user"]
+
+
+@pytest.mark.parametrize("knows_tools", [True, False])
+def test_a_reply_to_tool_results_is_told_to_answer_from_them(knows_tools: bool) -> None:
+    """Qwen2.5-Coder-1.5B, shown the tools again after a result, echoed their list instead of answering."""
+    asked = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Rome?"}]
+    answered = [*asked, {"role": "assistant", "content": "", "tool_calls": [CALL]}]
+    answered.append({"role": "tool", "tool_call_id": "c1", "content": "sunny"})
+    system = prepare_messages(answered, [WEATHER], template_knows_tools=knows_tools)[0]["content"]
+    assert system.startswith("Be brief.\n\n") and "answer from them" in system
+    for before_results in (asked, answered[:-1]):
+        prepared = prepare_messages(before_results, [WEATHER], template_knows_tools=knows_tools)
+        assert "answer from them" not in prepared[0]["content"]
+    untold = prepare_messages(answered[1:], [], template_knows_tools=knows_tools)  # no tools offered
+    assert untold[0]["role"] == "user"
+    told = prepare_messages(answered[1:], [WEATHER], template_knows_tools=True)
+    assert told[0] == {"role": "system", "content": told[0]["content"]} and "answer from them" in told[0]["content"]
 
 
 def test_replies_are_parsed_into_calls_and_broken_ones_kept_for_validation() -> None:
