@@ -62,12 +62,13 @@ class TokenBudgetModel:
     def budget(self, features: Mapping[str, float], share: float | None = None) -> float:
         return float(self.budgets([features], share)[0])
 
-    def explain(self, features: Mapping[str, float], top: int = 3) -> str:
-        """The features that moved this prediction most from the average query, for the trace."""
+    def explain(self, features: Mapping[str, float], top: int = 2) -> str:
+        """What moved this prediction most from the average training query, in words (the trace's why)."""
         z = (matrix([features], self.names)[0] - self.mean) / self.scale
         push = z * self.coef
         order = np.argsort(-np.abs(push))[:top]
-        parts = [f"{self.names[i]} {'+' if push[i] >= 0 else '-'}" for i in order if abs(push[i]) >= 0.05]
+        arrow = {True: "↑", False: "↓"}
+        parts = [f"{describe(self.names[i], z[i])} {arrow[push[i] > 0]}" for i in order if abs(push[i]) >= 0.05]
         return ", ".join(parts) or "an average query"
 
     def to_json(self) -> dict[str, Any]:
@@ -122,6 +123,29 @@ class TokenBudgetModel:
             ) from exc
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: invalid token-budget file: {exc}", source=str(path)) from exc
+
+
+_WORDS = {
+    "log_words": ("a longer question", "a shorter question"),
+    "log_numbers": ("more quantities", "fewer quantities"),
+    "log_digits": ("more digits", "fewer digits"),
+    "log_sentences": ("more sentences", "fewer sentences"),
+    "has_math": ("an operator", "no operator"),
+    "word_problem": ("a word problem", "not a word problem"),
+    "prev_called": ("after a lower tier", "no lower tier"),
+    "prev_confidence": ("a surer lower tier", "an unsure lower tier"),
+    "prev_unscored": ("an unscored lower tier", "a scored lower tier"),
+    "prev_truncated": ("a lower tier cut off", "no lower tier cut off"),
+    "prev_log_tokens": ("a longer lower answer", "a shorter lower answer"),
+}
+
+
+def describe(name: str, z: float) -> str:
+    """A feature's value relative to the average training query, in words."""
+    if name.startswith("task="):
+        return f"{'' if z > 0 else 'not '}{name.removeprefix('task=')}"
+    above, below = _WORDS.get(name, (f"more {name}", f"less {name}"))
+    return above if z > 0 else below
 
 
 def _floats(values: np.ndarray) -> list[float]:

@@ -58,8 +58,7 @@ class LearnedBudgetConfig(TellConfig):
     """The budget a trained `TokenBudgetModel` predicts for the query (see the module's example).
 
     `share` overrides the model's own; `headroom` > 1 lets the cap sit above the budget the
-    sentence states (for models that overshoot what they are told); `min_tokens` is a floor. A
-    budget at the tier's `max_tokens` is given as the tier is without a policy: no sentence."""
+    sentence states (for models that overshoot what they are told); `min_tokens` is a floor."""
 
     path: str = Field(min_length=1)
     share: float | None = Field(default=None, gt=0.0, lt=1.0)
@@ -82,11 +81,10 @@ class Teller:
         self.config, self.policy = config, policy
         self.knobs = Knobs(knob_for(tier.model, config.knob), config.effort_shares, config.answer_tokens)
 
-    def allot(self, budget: int, cap: int, ceiling: int, reason: str, tell: bool = True) -> Allotment:
-        """`tell=False` leaves the sentence out (the knob and the cap still apply)."""
+    def allot(self, budget: int, cap: int, ceiling: int, reason: str) -> Allotment:
         extra, cap, knob = self.knobs.params(budget, min(cap, ceiling), ceiling)
         prompt = self.config.prompt
-        sentence = prompt.replace("{budget}", str(budget)) if prompt and tell else None
+        sentence = prompt.replace("{budget}", str(budget)) if prompt else None
         why = f"{reason}; {knob}" if knob else reason
         return Allotment(cap, sentence, extra, why, self.policy)
 
@@ -118,8 +116,6 @@ class LearnedBudget:
             f"{predicted:.0f} tokens fit {self.share:.0%} of correct answers to queries like this "
             f"({self.model.explain(features)})"
         )
-        if budget >= ceiling:  # the whole budget: the tier as it is without a policy, nothing to tell
-            return self.teller.allot(ceiling, ceiling, ceiling, f"{reason} → the whole {ceiling}", tell=False)
         if budget != math.ceil(predicted):
             reason += f" → level {budget}"
         return self.teller.allot(budget, cap, ceiling, reason)

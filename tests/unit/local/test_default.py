@@ -15,6 +15,7 @@ from cascade import Cascade, FakeCompleter, FakeReply, load_config
 from cascade.config.schema import CascadeConfig
 from cascade.io.features import task_of
 from cascade.scoring import ScoringInput
+from cascade.token_budget.model import TokenBudgetModel
 from cascade.types import CompletionRequest
 from verifiers.scorer import ScorerVerifier
 
@@ -97,3 +98,17 @@ def test_each_question_type_calls_only_the_tiers_that_paid_for_it(config: Cascad
 def test_reasoning_is_tried_only_where_it_paid(config: CascadeConfig) -> None:
     reasoning = [task for task, query in QUESTIONS.items() if THINK in allowed(config, query)]
     assert reasoning == ["arithmetic"]
+
+
+def test_the_reasoning_tier_is_told_a_learned_budget_fitted_on_calibration_items(config: CascadeConfig) -> None:
+    result = Cascade(config, completer=scripted(False)).run(QUESTIONS["arithmetic"])
+    think = result.attempts[-1]
+    assert think.tier == THINK and think.budget is not None and think.budget.policy == "learned"
+    policy = config.tiers[config.tier_index(THINK)].budget_policy
+    assert policy is not None
+    levels, headroom = policy.params()["levels"], policy.params()["headroom"]
+    told = int((think.budget.sentence or "").removeprefix("Be brief: use at most ").removesuffix(" tokens."))
+    assert told in levels and think.budget.max_tokens == min(math.ceil(told * headroom), 384)
+    assert "fit 90% of correct answers to queries like this" in think.budget.reason
+    model = TokenBudgetModel.load(CONFIG.parents[1] / "cascade" / "local" / "data" / "default_token_budget.json")
+    assert model.training["split"] == "calibration" and model.training["families"] == ["arithmetic"]
