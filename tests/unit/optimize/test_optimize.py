@@ -19,6 +19,7 @@ from cascade.io.answers import extractor
 from cascade.optimize.select import Objective, lower_bounds
 from cascade.optimize.tuner import Settings, tune
 from cascade.optimize.writer import write
+from cascade.store import open_store
 from tests.unit.eval.test_replay_report import assert_fits
 
 LETTERS = "ABCD"
@@ -175,7 +176,11 @@ def test_scorer_train_needs_one_source_and_enough_answers(tmp_path: Path, capsys
     out = str(tmp_path / "s.json")
     assert main(["scorer", "train", "--out", out]) == 2
     assert "needs one source" in capsys.readouterr().err
-    assert main(["scorer", "train", "--store", str(tmp_path / "empty.sqlite"), "--out", out]) == 2
+    empty = tmp_path / "empty.sqlite"
+    assert main(["scorer", "train", "--store", str(empty), "--out", out]) == 2
+    assert "no store at" in capsys.readouterr().err  # a read-only command creates no store
+    open_store(str(empty)).close()
+    assert main(["scorer", "train", "--store", str(empty), "--out", out]) == 2
     assert "too few" in capsys.readouterr().err
 
 
