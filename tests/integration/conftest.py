@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cascade.errors import ModelNotFoundError
 from cascade.local.catalog import LOCAL_EXTRA_HINT, resolve_model
@@ -25,6 +26,12 @@ from cascade.serve.background import stop_process
 SERVER_MODELS = ("smollm2-135m", "qwen2.5-0.5b")
 SERVER_MODEL_ALIAS = SERVER_MODELS[0]
 SERVER_START_TIMEOUT_S = 120.0
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# The shipped per-call timeout (120 s) is for users. On this 2-core CI machine, shared with other
+# jobs, Qwen2.5-1.5B wrote 2.3 tokens/s (benchmarks/omp_wait.py), so the reasoning tier's 384
+# tokens take ~170 s before any load on top; tests allow 900 s a call (0.43 tokens/s), which
+# still ends a call that hangs with a timeout error instead of a wait without end.
+LOCAL_CALL_TIMEOUT_S = 900.0
 
 
 def _skip_without_llama_cpp() -> None:
@@ -77,6 +84,21 @@ def smollm2(local_provider: object, local_model_path: Callable[[str], Path]) -> 
 @pytest.fixture(scope="session")
 def qwen05(local_provider: object, local_model_path: Callable[[str], Path]) -> str:
     return _local_model("qwen2.5-0.5b", local_model_path)
+
+
+@pytest.fixture(scope="session")
+def patient_config(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`patient_config("local.yaml")` -> a copy of that shipped config whose calls may take
+    LOCAL_CALL_TIMEOUT_S, for tests that load it as users do (by path: the CLI, `cascade serve`)."""
+
+    def copy(name: str) -> Path:
+        data = yaml.safe_load((CONFIGS / name).read_text(encoding="utf-8"))
+        data["retry"] = {**data.get("retry", {}), "timeout_s": LOCAL_CALL_TIMEOUT_S}
+        path = tmp_path_factory.mktemp("patient") / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        return path
+
+    return copy
 
 
 @pytest.fixture(scope="session")

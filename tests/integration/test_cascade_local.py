@@ -6,25 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cascade import Cascade, load_config
 from cascade.budget.metering import MemoryAccount, charge_to
+from tests.integration.conftest import LOCAL_CALL_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 HARD = "A farmer has 17 cows and buys 3 times as many. How many cows does he have now?"
 
 
 @pytest.fixture(scope="module")
-def default_cascade(local_provider: object, local_model_path: object) -> Cascade:
-    # The shipped per-call timeout (120 s) is for users; on a loaded CI machine the 384-token
-    # reasoning tier can take longer, and a timed-out attempt has no tokens to check.
-    config = load_config(CONFIGS / "local.yaml")
-    return Cascade(config.model_copy(update={"retry": config.retry.model_copy(update={"timeout_s": 1800.0})}))
+def default_cascade(local_provider: object, patient_config: Callable[[str], Path]) -> Cascade:
+    return Cascade(load_config(patient_config("local.yaml")))
 
 
 def test_default_cascade_answers_paris(default_cascade: Cascade) -> None:
@@ -59,13 +57,14 @@ def test_arithmetic_skips_the_small_models_and_may_reason(default_cascade: Casca
     assert default_cascade.meter.bounds.exceeded == {}  # every real prompt within its reserved bound
 
 
-def test_cli_json_on_default_config_has_real_token_counts() -> None:
+def test_cli_json_on_default_config_has_real_token_counts(patient_config: Callable[[str], Path]) -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    question = "What is the capital of France?"
     done = subprocess.run(
-        [sys.executable, "-m", "cascade", "run", "--json", "What is the capital of France?"],
+        [sys.executable, "-m", "cascade", "run", "--json", "--config", str(patient_config("local.yaml")), question],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=2 * LOCAL_CALL_TIMEOUT_S,
         env=env,
         check=False,
     )
@@ -75,9 +74,11 @@ def test_cli_json_on_default_config_has_real_token_counts() -> None:
     assert data["total_tokens"] == sum(a["prompt_tokens"] + a["completion_tokens"] for a in data["attempts"]) > 0
 
 
-def test_cascade_over_the_llama_server(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cascade_over_the_llama_server(
+    llama_server: str, monkeypatch: pytest.MonkeyPatch, patient_config: Callable[[str], Path]
+) -> None:
     monkeypatch.setenv("CASCADE_LOCAL_SERVER", llama_server)
-    cascade = Cascade.from_yaml(CONFIGS / "local_http.yaml")
+    cascade = Cascade.from_yaml(patient_config("local_http.yaml"))
     easy = cascade.run("What is the capital of France?")
     assert easy.answer == "Paris" and easy.accepted
     assert all(a.error is None for a in easy.attempts)

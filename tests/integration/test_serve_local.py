@@ -11,21 +11,24 @@ import pytest
 from cascade.serve import ServeSettings, create_app
 from cascade.serve.background import serve_in_thread
 from cascade.serve.worker import load_cascades
+from tests.integration.conftest import LOCAL_CALL_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
-LOCAL = Path(__file__).resolve().parents[2] / "configs" / "local.yaml"
 MODELS = ("smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b")
 TIERS = (*MODELS, "qwen2.5-1.5b-think")
 
 
 @pytest.fixture(scope="module")
-def client(local_provider: object, local_model_path: Callable[[str], Path]) -> Iterator[openai.OpenAI]:
+def client(
+    local_provider: object, local_model_path: Callable[[str], Path], patient_config: Callable[[str], Path]
+) -> Iterator[openai.OpenAI]:
     for name in MODELS:
         local_model_path(name)  # skips with the pip command when weights are missing
-    app = create_app(load_cascades([LOCAL]), ServeSettings(api_keys=("sk-local-test-000000",)))
+    app = create_app(load_cascades([patient_config("local.yaml")]), ServeSettings(api_keys=("sk-local-test-000000",)))
     with serve_in_thread(app) as url:
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="sk-local-test-000000", max_retries=0, timeout=600)
+        wait = len(TIERS) * LOCAL_CALL_TIMEOUT_S  # a request may go through every tier
+        yield openai.OpenAI(base_url=f"{url}/v1", api_key="sk-local-test-000000", max_retries=0, timeout=wait)
 
 
 def test_openai_client_gets_paris_from_the_local_cascade(client: openai.OpenAI) -> None:
