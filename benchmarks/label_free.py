@@ -68,6 +68,7 @@ from cascade.store import open_store
 ROOT = Path(__file__).resolve().parents[1]
 _METRIC = re.compile(r'^cascade_agreement\{bound="(\w+)",model="stream",variant=""\} ([0-9.e+-]+)$', re.MULTILINE)
 _ALARMS = re.compile(r'^cascade_drift_alarms_total\{model="stream",variant=""\} ([0-9.e+-]+)$', re.MULTILINE)
+_PROBES = re.compile(r'^cascade_drift_probes_total\{model="stream",variant=""\} ([0-9.e+-]+)$', re.MULTILINE)
 # The adaptive router as recommended for learning from audits and escalations alone (RESULTS.md, issue 25
 # item 4: chosen on the first halves of label_free_replay.py's orders by a rule written before).
 LEARNER = {"window": 1000, "step": 0.05, "min_evidence": 100, "margin": 0.01}
@@ -187,10 +188,19 @@ def server_config(tuned: Path, items: Sequence[LogItem], replay: Replay, args: a
     return config
 
 
-def run_stream(
-    config: dict[str, Any], items: Sequence[LogItem], args: argparse.Namespace, folder: Path
-) -> tuple[list[Served], list[dict[str, float]], int | None]:
-    """Every item through a running server: what it served, the live interval at checkpoints, when it alarmed."""
+@dataclass
+class Stream:
+    """One stream through a server: what it served, the live interval at checkpoints, when it alarmed, and the
+    items at which the guard started a probe (a label-free shift of the traffic, `cascade.audit.shift`)."""
+
+    served: list[Served]
+    checkpoints: list[dict[str, float]]
+    alarm: int | None
+    probes: list[int]
+
+
+def run_stream(config: dict[str, Any], items: Sequence[LogItem], args: argparse.Namespace, folder: Path) -> Stream:
+    """Every item through a running server (see `Stream`)."""
     path, store = folder / "server.yaml", folder / "store.sqlite"
     (folder / "tables.json").write_text(json.dumps(config["completer"].pop("tables")))  # the replayed log
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -201,7 +211,8 @@ def run_stream(
     command += ["--learn-interval-s", str(args.learn_interval_s)] if learning else ["--no-learn"]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, env=_env())
     base = f"http://127.0.0.1:{port}"
-    served, checkpoints, alarm = [], [], None
+    stream = Stream([], [], None, [])
+    served, checkpoints = stream.served, stream.checkpoints
     every = max(1, len(items) // args.checkpoints)
     try:
         wait_until_up(base, process, timeout_s=300)
@@ -212,8 +223,10 @@ def run_stream(
                 if (i + 1) % 100 == 0:
                     print(f"{folder.name}: {i + 1}/{len(items)} items", file=sys.stderr, flush=True)
                 metrics = http.get("/metrics").text
-                if alarm is None and float(_ALARMS.search(metrics).group(1)) > 0:  # type: ignore[union-attr]
-                    alarm = i
+                if stream.alarm is None and float(_ALARMS.search(metrics).group(1)) > 0:  # type: ignore[union-attr]
+                    stream.alarm = i
+                if float(_PROBES.search(metrics).group(1)) > len(stream.probes):  # type: ignore[union-attr]
+                    stream.probes.append(i)
                 if (i + 1) % every == 0 and len(checkpoints) < args.checkpoints:
                     time.sleep(args.settle)  # let audits of this stretch land, as a scrape a moment later would
                     bounds = dict(_METRIC.findall(http.get("/metrics").text))
@@ -223,7 +236,7 @@ def run_stream(
     audits = _audit_costs(store)
     for s in served:
         s.audit_cost = audits.get(s.run_id, 0.0)
-    return served, checkpoints, alarm
+    return stream
 
 
 def _absolute_paths(spec: Any, base: Path) -> Any:
@@ -348,9 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub = folder / name
             sub.mkdir()
             replay = Replay.of(tuned, log, args.drift_scope, drift)
-            served, points, alarm = run_stream(server_config(tuned, items, replay, args), items, args, sub)
-            score(served, items, reference, tuned, replay)
-            results[name] = (served, points, alarm)
+            stream = run_stream(server_config(tuned, items, replay, args), items, args, sub)
+            score(stream.served, items, reference, tuned, replay)
+            results[name] = stream
     described: dict[str, Any] = {"tuned": chosen.description, "top": chosen.tiers[-1].name, "drift_model": weak}
     described["tuning"] = {k: tuning[k] for k in ("n_items", "selection", "chosen", "each_candidates_own_bound")}
     report = build_report(args, reference, described, items, results, time.perf_counter() - started)
@@ -363,10 +376,11 @@ def build_report(
     reference: str,
     described: dict[str, Any],
     items: list[LogItem],
-    results: dict[str, Any],
+    results: dict[str, Stream],
     elapsed: float,
 ) -> dict[str, Any]:
-    served, points, alarm = results["clean"]
+    clean = results["clean"]
+    served, points, alarm = clean.served, clean.checkpoints, clean.alarm
     w, half, top = args.warmup, len(items) // 2, described["top"]
     cover, rows = coverage(served, points)
     whole, after = summary(served, items, reference, top), summary(served[w:], items[w:], reference, top)
@@ -375,18 +389,19 @@ def build_report(
         "reference": reference, "tuned": described["tuned"], "audit_rate": args.rate, "promise": args.promise,
         "min_agreement_tuned": args.min_agreement, "selection": args.selection, "router": args.router,
         "tuning": described["tuning"], "whole_stream": whole, "after_warmup": after,
-        "checkpoints": rows, "false_alarm_at": alarm, "elapsed_s": round(elapsed, 1),
+        "checkpoints": rows, "false_alarm_at": alarm, "false_probes_at": clean.probes, "elapsed_s": round(elapsed, 1),
     }  # fmt: skip
     drift_keys: dict[str, Any] = {"drift_items_to_alarm": None, "em_delta_drifted": None}
     if "drift" not in results:
         why = "not asked for" if args.drift_scope == "none" else "the tuned config is the strongest model alone"
         report["drift"] = {"skipped": why}
     if "drift" in results:
-        d_served, d_points, d_alarm = results["drift"]
+        drift = results["drift"]
+        d_served, d_points, d_alarm = drift.served, drift.checkpoints, drift.alarm
         drifted = summary(d_served[half:], items[half:], reference, top)
         report["drift"] = {
             "scope": args.drift_scope, "model": described["drift_model"],
-            "at_item": half, "alarm_at": d_alarm, "drifted_half": drifted,
+            "at_item": half, "alarm_at": d_alarm, "probes_at": drift.probes, "drifted_half": drifted,
             "coverage": coverage(d_served, d_points)[0],
         }  # fmt: skip
         to_alarm = None if d_alarm is None or d_alarm < half else d_alarm - half + 1

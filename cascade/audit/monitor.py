@@ -19,14 +19,15 @@ finished run (`served`) and the auditor every verdict (`resolved`); it keeps
   and shown in the metrics.
 
 Audits sample, so at a low rate they see a sudden break late (at 5%, a tier that starts getting a
-third of its answers wrong shows a few disagreeing audits only after ~200 answers). A silent model
-swap that fools the verifier usually shows at once in a label-free signal: far more answers are
-accepted below the strongest tier than before. So a rise of that share over the last
-`SUSPECT_WINDOW` answers (one-sided binomial test against the long-run share, p < `SUSPECT_P`) makes
-the guard escalate everything for a probe of at most `PROBE_RUNS` runs: every run then judges the
-lower tiers for free, and the probe either proves the promise broken (the alarm, as above) or is
-lifted, costing a few escalations (it goes on, up to `PROBE_MAX_RUNS`, while its runs' agreement
-stays below the target without proof yet).
+quarter of what it serves wrong shows a disagreeing audit every ~100 answers; a proof takes about
+four). A silent model swap usually shows at once in label-free signals every run carries: the lower
+tiers' verifier confidences and the share of answers accepted below the strongest tier. So a
+`ShiftTest` (`cascade.audit.shift`: Kolmogorov-Smirnov and Fisher tests of recent answers against
+a baseline of the first answers served, at a stated false-trigger rate per answer) makes the guard
+escalate everything for a probe of at most `PROBE_RUNS` runs: every run then judges the lower tiers
+for free, and the probe either proves the promise broken (the alarm, as above) or is lifted,
+costing a few escalations (it goes on, up to `PROBE_MAX_RUNS`, while its runs' agreement stays
+below the target without proof yet). A lifted probe or a relaxed alarm records a new baseline.
 
 Heavy arithmetic (the intervals) runs only when a disagreement is seen or every `CHECK_EVERY` runs
 while tightened, never per request otherwise.
@@ -35,14 +36,12 @@ while tightened, never per request otherwise.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from scipy.stats import binom
-
 from cascade.audit.agreement import answer_format, same_answer
+from cascade.audit.shift import Shift, ShiftTest
 from cascade.audit.tally import Interval, Tally
 from cascade.config.audit import AuditConfig
 from cascade.config.schema import TierConfig
@@ -55,9 +54,6 @@ LEVELS = 4
 WINDOW = 50
 WINDOWS = 8
 CHECK_EVERY = 10
-SUSPECT_WINDOW = 30
-SUSPECT_BASE = 100  # answers of long-run share needed before a rise can be told
-SUSPECT_P = 0.005
 PROBE_RUNS = 50
 PROBE_MAX_RUNS = 200  # a probe whose runs point to a break, without proof yet, goes on up to this many
 
@@ -115,8 +111,7 @@ class Monitor:
         self._pending: dict[str, tuple[int, float]] = {}
         self._spend = Spend()
         self._would_be: list[Tally] = []  # per level below the current one, since the alarm
-        self._recent: deque[bool] = deque(maxlen=SUSPECT_WINDOW)  # served below, last answers
-        self._base = [0, 0]  # answers before the recent ones, and how many of them were served below
+        self._shift = ShiftTest(config.false_probe_rate)
         self.probes = 0
         self._probe = 0  # runs left in a probe (0: none)
 
@@ -144,7 +139,7 @@ class Monitor:
             if self.level > 0 and top is not None:
                 self._count_would_be(result, top, output_kind)
             elif self.level == 0 and self.config.min_agreement is not None:
-                self._watch_share(below)
+                self._watch_shift(result, below)
 
     def resolved(self, run_id: str, agree: bool | None, cost_usd: float, outcome: str) -> None:
         """An audit's verdict (None: dropped or failed; it keeps counting against the promise)."""
@@ -198,28 +193,23 @@ class Monitor:
     def _tighten(self, level: int) -> None:
         self.level = level
         self._would_be = [Tally() for _ in range(level)]
-        self._recent.clear()
-        self._base = [0, 0]
 
-    def _watch_share(self, below: bool) -> None:
-        """Start a probe when the share of answers served below jumped (see the module docstring)."""
-        if len(self._recent) == SUSPECT_WINDOW:
-            self._base[0] += 1
-            self._base[1] += self._recent[0]
-        self._recent.append(below)
-        answers, was_below = self._base
-        if answers < SUSPECT_BASE or len(self._recent) < SUSPECT_WINDOW:
-            return
-        share = was_below / answers
-        ceiling = min(1.0, share + 2 * math.sqrt(share * (1 - share) / answers))  # the long-run share, generously
-        now = sum(self._recent)
-        if binom.sf(now - 1, SUSPECT_WINDOW, ceiling) >= SUSPECT_P:
-            return
+    def _watch_shift(self, result: CascadeResult, below: bool) -> None:
+        """Start a probe when the traffic below the strongest tier changed (see the module docstring)."""
+        confidences = {
+            a.tier: a.confidence
+            for a in result.attempts
+            if a.tier != self.reference.name and a.confidence is not None and a.decision != "failed"
+        }
+        shift = self._shift.add(below, confidences)
+        if shift is not None:
+            self._start_probe(shift)
+
+    def _start_probe(self, shift: Shift) -> None:
         self.probes += 1
         log.warning(
-            "%s: %d of the last %d answers were accepted below %r, against %.0f%% before; escalating every "
-            "query for up to %d runs to check the lower tiers against it",
-            self.name, now, SUSPECT_WINDOW, self.reference.name, 100 * share, PROBE_RUNS,
+            "%s: %s; escalating every query for up to %d runs to check the lower tiers against %r",
+            self.name, shift.describe(), PROBE_RUNS, self.reference.name,
         )  # fmt: skip
         self._tighten(LEVELS)
         self._probe = PROBE_RUNS
@@ -265,6 +255,7 @@ class Monitor:
             )  # fmt: skip
             self._tighten(0)
             self._windows.clear()
+            self._shift.reset()
 
     def _maybe_relax(self) -> None:
         target = self.config.min_agreement
@@ -281,6 +272,8 @@ class Monitor:
                 )  # fmt: skip
                 self._tighten(level)
                 self._windows.clear()
+                if level == 0:
+                    self._shift.reset()
                 return
 
 

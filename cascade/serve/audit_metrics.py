@@ -14,7 +14,7 @@ cascade's monitor (`cascade.audit.monitor`), since this process started:
     cascade_drift_alarm                              1 while the guard tightens thresholds
     cascade_drift_guard_level                        0 (configured thresholds) .. 4 (every query escalates)
     cascade_drift_alarms_total                       alarms raised
-    cascade_drift_probes_total                       probes started by a jump of answers accepted below
+    cascade_drift_probes_total                       probes started by a label-free shift of the traffic below
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class AuditCollector(Collector):
         audits = CounterMetricFamily("cascade_audits", "Audits by outcome", labels=[*labels, "outcome"])
         spend = CounterMetricFamily("cascade_audit_cost_usd", "Audit spend in USD, charged to no key", labels=labels)
         alarms = CounterMetricFamily("cascade_drift_alarms", "Drift alarms raised", labels=labels)
-        probes = CounterMetricFamily("cascade_drift_probes", "Probes after a jump in accepting", labels=labels)
+        probes = CounterMetricFamily("cascade_drift_probes", "Probes after a shift of the traffic", labels=labels)
         for model, variant, auditor in self.auditors():
             snap, key = auditor.monitor.snapshot(), [model, variant]
             promise = snap.promise

@@ -1,5 +1,5 @@
-"""The monitor's drift guard on its own: a jump of answers accepted below starts a probe, which the free
-labels of escalations then confirm as an alarm or lift."""
+"""The monitor's drift guard on its own: a label-free shift of the traffic (here a jump of answers accepted
+below) starts a probe, which the free labels of escalations then confirm as an alarm or lift."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from cascade.audit.monitor import LEVELS, PROBE_MAX_RUNS, PROBE_RUNS, Monitor
+from cascade.audit.shift import BASELINE, CHECK_EVERY, RECENT
 from cascade.config.audit import AuditConfig
 from cascade.config.schema import TierConfig
 from cascade.types import Attempt, CascadeResult
@@ -16,10 +17,11 @@ LARGE = TierConfig.model_validate({"name": "large", "model": "fake/large"})
 _ids = itertools.count()
 
 
-def run(small: str, large: str | None) -> CascadeResult:
+def run(small: str, large: str | None, confidence: float = 0.9) -> CascadeResult:
     """A run the small tier answered (accepted unless `large` answered after it)."""
     decision = "accept" if large is None else "escalate"
-    attempts = [Attempt(tier="small", model="s", answer=small, confidence=0.9, threshold=0.5, decision=decision)]
+    attempts = [Attempt(tier="small", model="s", answer=small, confidence=confidence, threshold=0.5,
+                        decision=decision)]  # fmt: skip
     if large is not None:
         attempts.append(Attempt(tier="large", model="l", answer=large, cost_usd=1.0, decision="accept"))
     final = "small" if large is None else "large"
@@ -35,7 +37,7 @@ def serve(monitor: Monitor, result: CascadeResult) -> None:
 @pytest.fixture
 def monitor() -> Monitor:
     guarded = Monitor(AuditConfig(rate=0.05, min_agreement=0.9), LARGE, "t")
-    for i in range(200):  # half the answers accepted below, as usual
+    for i in range(BASELINE):  # half the answers accepted below, as usual: the baseline
         serve(guarded, run("Paris", None if i % 2 else "Paris"))
     assert guarded.level == 0 and guarded.probes == 0
     return guarded
@@ -64,7 +66,19 @@ def test_a_probe_finding_nothing_is_lifted(monitor: Monitor) -> None:
         serve(monitor, run("Paris", "Paris"))
     assert monitor.level == 0 and monitor.alarms == 0 and monitor.probes == 1
     snap = monitor.snapshot()
-    assert snap.promise.estimate == 1.0 and snap.spend.escalated == 100 + PROBE_RUNS
+    assert snap.promise.estimate == 1.0 and snap.spend.escalated == BASELINE // 2 + PROBE_RUNS
+    for _ in range(2 * BASELINE):  # every answer still accepted below: the new normal, recorded again
+        serve(monitor, run("Paris", None))
+    assert monitor.probes == 1 and monitor.level == 0
+
+
+def test_confidences_rated_higher_start_a_probe_though_as_many_are_accepted(monitor: Monitor) -> None:
+    """The small tier's confidence was 0.9 in the baseline; a swapped model now gets 0.99 on the same share."""
+    for i in range(max(RECENT)):
+        serve(monitor, run("Lyon", None if i % 2 else "Paris", confidence=0.99))
+        if monitor.level:
+            break
+    assert monitor.level == LEVELS and monitor.probes == 1 and i < min(RECENT) + CHECK_EVERY
 
 
 def test_no_target_no_guard() -> None:
