@@ -1,6 +1,6 @@
 """Adaptive stopping vs fixed-k self-consistency: equal EM with fewer samples? Paired, one local model.
 
-    python benchmarks/adaptive_consistency.py [--dataset multiarith] [--model local/qwen2.5-0.5b]
+    python -m benchmarks.adaptive_consistency [--dataset multiarith] [--model local/qwen2.5-0.5b]
                                               [--items 30] [--offset 0] [--k 16] [--seed 0]
 
 One tier with the `self_consistency` verifier, built through the project's API

@@ -6,7 +6,7 @@ The `tools/server/tests` folder of the llama-cpp-python source distribution (the
     pip download --no-binary :all: --no-deps llama-cpp-python==0.3.36
 
 Its tests run with DEBUG_EXTERNAL=1 (they start no llama-server) against `cascade serve --config
-FILE` on a loopback port, through benchmarks/conformance_shim.py (base URL, key and model; see
+FILE` on a loopback port, through benchmarks/support/conformance_shim.py (base URL, key and model; see
 there). Tests of what only llama-server has are excluded, each with its reason (EXCLUDED below);
 so are repeats of one request that differ only in the llama-server model or chat template they
 would load. Tests whose verdict is what the model says (which tool it calls for a prompt, with
@@ -14,7 +14,7 @@ which arguments, what it answers from a tool's result, whether it keeps to a sch
 are MODEL_QUALITY: a failure there on an assertion about the answer is counted and reported as a
 model-quality miss, apart from the conformance failures.
 
-    python benchmarks/conformance.py [--config configs/fake.yaml] [--cache-dir DIR] [-k EXPR]
+    python -m benchmarks.conformance [--config configs/fake.yaml] [--cache-dir DIR] [-k EXPR]
 
 Last line: one JSON object with `passed`, `failed` (tests not excluded that failed, model-quality
 misses apart), `quality_misses`, `excluded`, `skipped`, and each failure's test and message.
@@ -191,7 +191,7 @@ def run_tests(tests: Path, port: int, model: str, work: Path, selection: str | N
         "CONFORMANCE_MODEL": model,
         "CONFORMANCE_EXCLUDED": str(excluded),
         "CONFORMANCE_REPORT": str(report),
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(HERE / "support"), os.environ.get("PYTHONPATH", "")]),
     }
     command = [sys.executable, "-m", "pytest", "unit", "-p", "conformance_shim", "-p", "no:cacheprovider", "-q",
                "-o", "addopts=", "--basetemp", str(work / "pytest-tmp"), "-rN", "--no-header"]  # fmt: skip

@@ -1,6 +1,6 @@
 """The label-free drift trigger's false-probe rate and delay, on many orders of label_free.py's streams.
 
-    python benchmarks/drift_trigger.py --log ../shared/data/routerbench/arc_challenge_train.csv [--seeds 0 1 2 3 4]
+    python -m benchmarks.drift_trigger --log ../shared/data/routerbench/arc_challenge_train.csv [--seeds 0 1 2 3 4]
         [--orders 30] [--rates 0.001 0.0002 0.00005]
 
 `label_free.py` serves one order per seed, so an undrifted stream offers ~700 tested answers: too few
@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 from scipy.stats import chi2
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
 from benchmarks.label_free import Replay, server_config, strongest_of, tune_on_warmup, weaker_model
 from cascade.audit.shift import ShiftTest
 from cascade.config.schema import load_config

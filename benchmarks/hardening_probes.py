@@ -7,9 +7,9 @@ against a key budget of `--key-max-tokens` tokens, each request costing 4 tokens
 completion) through the fake completer, once with the budget in memory, once in a SQLite store
 and once with `--workers 2` sharing that store.
 
-    python benchmarks/hardening_probes.py [--concurrency 50] [--key-max-tokens 20] [--round 14|22|all]
+    python -m benchmarks.hardening_probes [--concurrency 50] [--key-max-tokens 20] [--round 14|22|all]
 
-Issue 22's probes (streams, stores, workers, hostile requests; `benchmarks/hardening_probes_22.py`)
+Issue 22's probes (streams, stores, workers, hostile requests; `benchmarks/support/hardening_probes_22.py`)
 also start a throwaway PostgreSQL 15 cluster on loopback when its binaries are installed.
 
 Loopback only; no model is downloaded or called (the fake completer answers). Last line: one JSON object.
@@ -281,7 +281,7 @@ def main() -> None:
                 **budget,
             }
         if args.round in ("22", "all"):
-            from benchmarks.hardening_probes_22 import run_all
+            from benchmarks.support.hardening_probes_22 import run_all
 
             report["issue_22"] = run_all(tmp, args.only)
     for name, row in [*report.get("cli", {}).items(), *report.get("http", {}).items()]:

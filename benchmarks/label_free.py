@@ -1,7 +1,7 @@
 """Savings without gold: a stream through a running `cascade serve` with live audits, scored afterwards.
 
-    python benchmarks/label_free.py --log ../shared/data/routerbench/arc_challenge_train.csv [--seed 0]
-    python benchmarks/label_free.py --log ../shared/data/routellm/gsm8k_responses.csv [--seed 0]
+    python -m benchmarks.label_free --log ../shared/data/routerbench/arc_challenge_train.csv [--seed 0]
+    python -m benchmarks.label_free --log ../shared/data/routellm/gsm8k_responses.csv [--seed 0]
 
 1. Order: the log's items (those with known correctness for every model) in a seeded random order.
 2. Warm-up: the first `--warmup` items are the team's tuning sample. Every logged model's answer on

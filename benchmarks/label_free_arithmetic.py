@@ -1,6 +1,6 @@
 """Why a label-free promise buys no cascade on a short sample: the tuner's bound on n items, and GSM8K's shares.
 
-    python benchmarks/label_free_arithmetic.py [--log ../shared/data/routellm/gsm8k_responses.csv]
+    python -m benchmarks.label_free_arithmetic [--log ../shared/data/routellm/gsm8k_responses.csv]
 
 Two pieces of arithmetic behind issue 25's unmet targets (RESULTS.md), from the tuner's own code:
 

@@ -1,6 +1,6 @@
 """The adaptive controller learning without gold: audits and escalations only, on a replayed stream.
 
-    python benchmarks/label_free_replay.py [--logs gsm8k arc] [--seeds 0 1 2 3 4] [--rate 0.05] [--tune]
+    python -m benchmarks.label_free_replay [--logs gsm8k arc] [--seeds 0 1 2 3 4] [--rate 0.05] [--tune]
 
 The streams of `learning_replay.py` (RouteLLM GSM8K: Mixtral-8x7B → GPT-4-1106; RouterBench ARC-Challenge:
 the cheapest hull model → GPT-4, confidence = agreement with two verifier models), in a seeded random
@@ -34,9 +34,8 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from learning_replay import DATA, Stream, load_stream  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.learning_replay import DATA, Stream, load_stream  # noqa: E402
 from cascade.eval.analysis.stats import Estimate, mean_difference, ratio_of_sums  # noqa: E402
 from cascade.eval.data.formats import read_log  # noqa: E402
 from cascade.io.exact_match import exact_match, extract  # noqa: E402

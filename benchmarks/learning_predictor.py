@@ -6,9 +6,9 @@ scheme, the online analogue of a held-out test). Compared with the online base r
 predictor that also learns). Streams: the log's own order and `--orders - 1` seeded shuffles.
 Also replays the token-budget model on the cheap model's answer lengths (estimated, 4 chars/token).
 
-    python benchmarks/learning_predictor.py [--orders 5] [--window 300]
+    python -m benchmarks.learning_predictor [--orders 5] [--window 300]
 
-Writes benchmarks/learning_predictor.png; last line: one JSON object with the figures.
+Writes benchmarks/figures/learning_predictor.png; last line: one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=5, help="stream orders: the log's, then seeded shuffles")
     parser.add_argument("--window", type=int, default=300, help="rolling window for the plot")
-    parser.add_argument("--out", type=Path, default=HERE / "learning_predictor.png")
+    parser.add_argument("--out", type=Path, default=HERE / "figures" / "learning_predictor.png")
     args = parser.parse_args()
     figures: dict[str, object] = {"skip_below": SKIP_BELOW, "orders": args.orders}
     curves: dict[str, list[dict[str, list[float]]]] = {}

@@ -1,6 +1,6 @@
 """Replay a real log as a stream with delayed labels: static thresholds, the adaptive controller, the bandit.
 
-    python benchmarks/learning_replay.py [--delay 50] [--lam 5e-4] [--tune] [--lam-sweep]
+    python -m benchmarks.learning_replay [--delay 50] [--lam 5e-4] [--tune] [--lam-sweep]
 
 Items arrive in file order; the label of item i reaches the learners when item i + delay arrives.
 Two-tier cascades (cheapest hull model → best model), confidence as in `cascade replay`:
@@ -13,7 +13,7 @@ The target EM of each log is fixed a priori as the midpoint of the two tiers' EM
 production would: a gold label judges every answer a run produced, never one it did not (tier 1's when tier 0
 was accepted). `--tune` prints the first-half grid the settings were chosen from; `--lam-sweep` runs the bandit
 alone over the fixed grid `LAM_GRID` of token prices (seeds 0-4) instead of the default run. Prints the
-figures, writes `benchmarks/learning_controller.png` and `benchmarks/learning_bandit.png` (not with
+figures, writes `benchmarks/figures/learning_controller.png` and `benchmarks/figures/learning_bandit.png` (not with
 `--tune`/`--lam-sweep`), and ends with one JSON line.
 """
 
@@ -508,8 +508,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         bandit_plots[name] = (rewards, chosen)
         print(f"== {name}: {len(stream.queries)} items, target EM {stream.target}")
         print(json.dumps(figures[name], indent=2))
-    plot_controller(ctrl_plots, HERE / "learning_controller.png")
-    plot_bandit(bandit_plots, HERE / "learning_bandit.png")
+    plot_controller(ctrl_plots, HERE / "figures" / "learning_controller.png")
+    plot_bandit(bandit_plots, HERE / "figures" / "learning_bandit.png")
     print(json.dumps(figures))
 
 

@@ -1,6 +1,6 @@
 """Calibrate the local default on calibration items only: its scorer, exit rule and skip policy.
 
-    python benchmarks/local_calibrate.py [--write] [--out benchmarks/out/local_calibrate.json]
+    python -m benchmarks.local_calibrate [--write] [--out benchmarks/out/local_calibrate.json]
 
 Reads every tier's outputs on each family's calibration split from the output cache (no model
 call; `local_collect.py` fills it). Then:
@@ -26,18 +26,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from local_families import FAMILIES
-from local_outputs import COLLECT_CONFIG, QUICK, THINK, TIERS, Exit, ItemOutputs, complete, exit_at, load
-from local_policy import Policy, Subset, Table, replay, search, summary
-from local_scoring import Example, cross_fitted, examples, fit, leave_one_family_out
 from scipy.stats import beta
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.support.local_families import FAMILIES
+from benchmarks.support.local_outputs import (
+    COLLECT_CONFIG,
+    QUICK,
+    THINK,
+    TIERS,
+    Exit,
+    ItemOutputs,
+    complete,
+    exit_at,
+    load,
+)
+from benchmarks.support.local_policy import Policy, Subset, Table, replay, search, summary
+from benchmarks.support.local_scoring import Example, cross_fitted, examples, fit, leave_one_family_out
 from cascade import load_config
 from cascade.config.schema import EarlyExitConfig
 from cascade.io.answers import final

@@ -1,6 +1,6 @@
 """Run tiers of the local default alone on a family's split, filling the shared output cache.
 
-    python benchmarks/local_collect.py --families arithmetic,boolq --split calibration \
+    python -m benchmarks.local_collect --families arithmetic,boolq --split calibration \
         --tiers smollm2-135m,qwen2.5-0.5b [--limit N] [--cache /work/cache/local/default.sqlite]
 
 Each call goes through `CachingCompleter`, keyed by the exact request the tier makes, so the
@@ -12,30 +12,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from pathlib import Path
 
-from local_families import FAMILIES, splits
-
-from cascade import load_config
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.support.local_families import FAMILIES, splits
+from benchmarks.support.local_outputs import COLLECT_CONFIG, DEFAULT_CACHE, tier_runtime
 from cascade.completers.litellm_completer import LiteLLMCompleter
 from cascade.eval.live.cache import CachingCompleter
 from cascade.io.conversation import conversation_of
 from cascade.io.exact_match import exact_match
-from cascade.protocols import Completer
 from cascade.run.tiers import TierRuntime
 from cascade.types import Completion
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE = Path("/work/cache/local/default.sqlite")
-
-
-def tier_runtime(config_path: Path, name: str, completer: Completer) -> TierRuntime:
-    """A tier of the config that only samples (collection never verifies)."""
-    config = load_config(config_path)
-    tier = config.tiers[config.tier_index(name)]
-    return TierRuntime.build(tier, completer, verifier=None)  # type: ignore[arg-type]
-
 
 async def sample(tier: TierRuntime, query: str) -> Completion:
     return await tier.sample(conversation_of(query), max_tokens=tier.config.max_tokens, index=0)
@@ -69,6 +60,6 @@ if __name__ == "__main__":
     parser.add_argument("--split", choices=("calibration", "report"), required=True)
     parser.add_argument("--tiers", required=True)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "local_collect.yaml")
+    parser.add_argument("--config", type=Path, default=COLLECT_CONFIG)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     asyncio.run(collect(parser.parse_args()))

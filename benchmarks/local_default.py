@@ -1,6 +1,6 @@
 """The local default against each of its tiers alone, on held-apart items of six question types.
 
-    python benchmarks/local_default.py [--families arithmetic,boolq,...] [--config configs/local.yaml]
+    python -m benchmarks.local_default [--families arithmetic,boolq,...] [--config configs/local.yaml]
 
 For each family (`local_families.py`): its report items, never used to train the scorer, pick the
 policy or tune the exit rule. Nothing here calls a model (but the one `capital_of_france` check):
@@ -25,16 +25,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from local_collect import DEFAULT_CACHE
-from local_families import FAMILIES
-from local_outputs import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.support.local_families import FAMILIES
+from benchmarks.support.local_outputs import (
     COLLECT_CONFIG,
+    DEFAULT_CACHE,
     QUICK,
     THINK,
     TIERS,
@@ -46,8 +49,7 @@ from local_outputs import (
     exit_at,
     load,
 )
-from local_scoring import examples, full_chain
-
+from benchmarks.support.local_scoring import examples, full_chain
 from cascade import Cascade, load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
 from cascade.config.schema import CascadeConfig, EarlyExitConfig, resolve_data_path

@@ -1,6 +1,6 @@
 """How many reasoning tokens any early exit could save on arithmetic without losing an answer.
 
-    cd benchmarks && python local_exit_bound.py [--splits calibration,report]
+    python -m benchmarks.local_exit_bound [--splits calibration,report]
 
 Reads the reasoning tier's runs recorded with answer probes (`local_collect.py`; no model call) and
 bounds what an exit rule can save at the full reasoning's EM, with an oracle that knows the gold
@@ -22,11 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
-from local_outputs import THINK, ItemOutputs, load, without_probes
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.support.local_outputs import THINK, ItemOutputs, load, without_probes
 from cascade.eval.analysis.stats import bootstrap_ci, ratio_of_sums
 from cascade.io.exact_match import exact_match
 

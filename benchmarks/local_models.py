@@ -1,6 +1,6 @@
 """Each local model alone vs the default cascade, on the same 100 items of a shared/data set.
 
-    python benchmarks/local_models.py [--items 100] [--seed 0]
+    python -m benchmarks.local_models [--items 100] [--seed 0]
 
 Data: SST-2 dev (../shared/data/qa/sst2_dev.tsv), asked as a short-answer question. The items are
 the first N of a seeded shuffle; the default config's thresholds were tuned on items 100-299 of

@@ -1,6 +1,6 @@
 """Decode speed of a local model with OpenMP's spinning waits (ACTIVE) against passive ones (PASSIVE).
 
-    python benchmarks/omp_wait.py [--model smollm2-135m] [--rounds 4] [--tokens 40]
+    python -m benchmarks.omp_wait [--model smollm2-135m] [--rounds 4] [--tokens 40]
 
 Each round runs the two settings in fresh processes, one after the other (the order alternates),
 so both see the same machine load; tokens per second of greedy decoding after the prompt. Prints

@@ -1,9 +1,9 @@
 """The optimizer on held-apart items: `cascade tune --logs` on one half of a log, `cascade replay --config`
 on the other half, and the other way round, over several seeds of the split.
 
-    python benchmarks/optimizer.py [--seeds 5] [--tolerance 0.01] [--confidence 0.95] [--tasks arc,winogrande,...]
-    python benchmarks/optimizer.py --min-agreement 0.98 [--seeds 5] [--tasks arc,gsm8k,...]   # without gold (issue 25)
-    python benchmarks/optimizer.py ... --selection each   # each candidate's own bound, not the simultaneous one
+    python -m benchmarks.optimizer [--seeds 5] [--tolerance 0.01] [--confidence 0.95] [--tasks arc,winogrande,...]
+    python -m benchmarks.optimizer --min-agreement 0.98 [--seeds 5] [--tasks arc,gsm8k,...]   # without gold (issue 25)
+    python -m benchmarks.optimizer ... --selection each   # each candidate's own bound, not the simultaneous one
 
 For each seed the log's items are split in two halves (seeded); the optimizer tunes on one half and the
 written config (YAML plus scorer) is replayed, unchanged, on the other; then the halves swap. Each

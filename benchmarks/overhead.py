@@ -5,7 +5,7 @@ difference is what the cascade adds: the LangGraph workflow (a `generate` and a 
 tier, the decision edge), verification, routing, records. Rounds alternate between the two so
 machine noise hits both alike. Target: overhead ≤ 3 ms per query at p50.
 
-    python benchmarks/overhead.py [--queries 500] [--rounds 5]
+    python -m benchmarks.overhead [--queries 500] [--rounds 5]
 
 Last line: one JSON object with overhead_ms_p50, ratio and the raw medians (also per path:
 queries accepted at the first tier and queries that escalate), the same in CPU time of this

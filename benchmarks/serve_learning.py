@@ -1,7 +1,7 @@
 """A labelled stream through a running `cascade serve`, feedback posted as it goes: the adaptive router
 changes its decisions while the server runs, without a restart.
 
-    python benchmarks/serve_learning.py [--delay 50] [--window 100] [--interval 0.5] [--workers 1]
+    python -m benchmarks.serve_learning [--delay 50] [--window 100] [--interval 0.5] [--workers 1]
                                         [--feedback label|thumbs|none] [--audit-rate R] [--key]
 
 The stream is RouteLLM's GSM8K log (1,319 items in file order), as in `learning_replay.py`: a two-tier
@@ -47,9 +47,8 @@ import numpy as np
 from statsmodels.stats.proportion import proportion_confint
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from learning_replay import DATA, Stream, hindsight_best, load_stream, static_grid  # noqa: E402
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.learning_replay import DATA, Stream, hindsight_best, load_stream, static_grid  # noqa: E402
 from cascade.serve.background import free_port, stop_process, wait_until_up  # noqa: E402
 from cascade.store import open_store  # noqa: E402
 

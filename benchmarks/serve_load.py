@@ -8,7 +8,7 @@ same server also has `/baseline/v1/chat/completions`, a trivial endpoint on the 
 requests; baseline and cascade phases alternate so machine noise hits both alike. Then the same
 number of direct `FakeCompleter.complete` calls at the same concurrency, in this process.
 
-    python benchmarks/serve_load.py [--requests 2000] [--concurrency 100] [--max-seconds 240]
+    python -m benchmarks.serve_load [--requests 2000] [--concurrency 100] [--max-seconds 240]
 
 Figures (ms; `_c1`: one client at a time; otherwise at --concurrency):
     lost                    requests, of every phase, without a 200 and the expected answer

@@ -11,7 +11,7 @@ The ratio first content / non-streaming latency is reported per item with a boot
 of its median (scipy), overall and by whether the answering tier streamed live (the last tier) or
 was sent whole once accepted.
 
-    python benchmarks/streaming.py [--config configs/local.yaml] \\
+    python -m benchmarks.streaming [--config configs/local.yaml] \\
         [--dataset ../shared/data/qa/arith/SingleEq.json] [--offset 400] [--limit 10]
 
 Last line: one JSON object with n, the medians and intervals, and the load average.

@@ -1,9 +1,9 @@
 """Token budgets on the local models: the fixed budget against the learned one and a short-then-long ladder.
 
-    python benchmarks/token_budget.py compare [--config configs/local.yaml] [--families arithmetic,...]
+    python -m benchmarks.token_budget compare [--config configs/local.yaml] [--families arithmetic,...]
         [--dataset FILE] [--limit N] [--scope alone|cascade] [--short 128] [--no-calls] [--cache PATH]
-    python benchmarks/token_budget.py train [--families arithmetic] [--share 0.9] [--write] [--no-calls]
-    python benchmarks/token_budget.py plot OUT [OUT ...] --plot FIG.png
+    python -m benchmarks.token_budget train [--families arithmetic] [--share 0.9] [--write] [--no-calls]
+    python -m benchmarks.token_budget plot OUT [OUT ...] --plot FIG.png
 
 `compare` runs the report split of each family (`local_families.py`; never used to train or choose
 the budget model) or any file `cascade eval` reads (`--dataset`) through the real engine, item by
@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from local_families import FAMILIES, splits
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.support.local_families import FAMILIES, splits
 from cascade import Cascade, load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
 from cascade.config.schema import CascadeConfig, TierConfig

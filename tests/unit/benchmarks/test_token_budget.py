@@ -4,7 +4,6 @@ arrangements it compares, built from the shipped default."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pytest
 
 from cascade import load_config
 from cascade.types import Completion, CompletionRequest
-from tests.unit.bench_loader import BENCHMARKS, load_benchmark
+from tests.unit.bench_loader import load_benchmark
 
-sys.path.insert(0, str(BENCHMARKS))  # the scripts import their helpers by name
 bench = load_benchmark("token_budget")
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "local.yaml"
 TOKENS = ("3", " +", " 4", " =", " 7", ".\n", "The", " answer", " is", " 7", ".")

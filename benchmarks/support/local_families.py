@@ -36,7 +36,7 @@ from cascade.eval.data.items import Item
 SEED = 12
 N_CALIBRATION = 150
 N_REPORT = 100
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 SST2_TEMPLATE = "Is the sentiment of this review positive or negative?\nReview: {question}"
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from itertools import combinations, product
 
 import numpy as np
-from local_outputs import QUICK, TIERS
+
+from benchmarks.support.local_outputs import QUICK, TIERS
 
 Subset = tuple[str, ...]
 GRID = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01)  # 1.01: never accepts (the tier only votes)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from local_outputs import QUICK, TIERS, ItemOutputs
 
+from benchmarks.support.local_outputs import QUICK, TIERS, ItemOutputs
 from cascade.config.schema import TierConfig
 from cascade.protocols import VerifyContext
 from cascade.scoring import Scorer, ScoringInput, calibration_report

@@ -18,9 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from local_collect import DEFAULT_CACHE, tier_runtime
-from local_families import FAMILIES, splits
-
+from benchmarks.support.local_families import FAMILIES, splits
+from cascade import load_config
 from cascade.config.schema import EarlyExitConfig
 from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
@@ -31,11 +30,18 @@ from cascade.protocols import Completer
 from cascade.run.tiers import TierRuntime
 from cascade.types import Completion, CompletionRequest, Probe
 
-ROOT = Path(__file__).resolve().parents[1]
-COLLECT_CONFIG = ROOT / "benchmarks" / "local_collect.yaml"
+COLLECT_CONFIG = Path(__file__).resolve().parent / "local_collect.yaml"
+DEFAULT_CACHE = Path("/work/cache/local/default.sqlite")
 QUICK = ("smollm2-135m", "qwen2.5-0.5b", "qwen2.5-1.5b")
 THINK = "qwen2.5-1.5b-think"
 TIERS = (*QUICK, THINK)
+
+
+def tier_runtime(config_path: Path, name: str, completer: Completer) -> TierRuntime:
+    """A tier of the config that only samples (collection never verifies)."""
+    config = load_config(config_path)
+    tier = config.tiers[config.tier_index(name)]
+    return TierRuntime.build(tier, completer, verifier=None)  # type: ignore[arg-type]
 
 
 class NotCollected(Exception):

@@ -23,7 +23,6 @@ from typing import Any
 import httpx
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.hardening_probes import FAKE, FOUR_TOKENS, KEY, ROOT, SLOW_LARGE, ask, auth, cli, free_port
 from tests.integration.pg_cluster import Cluster, ClusterUnavailable, start_cluster
 

@@ -1,0 +1,1 @@
+"""What the benchmarks share; none of these runs alone."""
