@@ -19,7 +19,7 @@ is paired and costs no model call beyond fixed-k (the cache counters per stage s
 The items are the first N of a seeded shuffle and the stopping parameters are the papers'
 defaults (window 4 is the project's default; ESC's own example uses 5). Not blind: the data set
 and the arithmetic prompt were chosen in k=5 probes on these same first 30 items (see
-benchmarks/RESULTS_adaptive.md); nothing was chosen by how the adaptive rules did.
+benchmarks/HISTORY.md, "the Qwen2.5-0.5B runs"); nothing was chosen by how the adaptive rules did.
 
 Claim rule: adaptive EM lies inside fixed-k's 95% bootstrap interval (items resampled, seeded)
 AND mean samples fixed / mean samples adaptive >= 2. The paired EM difference (adaptive - fixed)

@@ -4,7 +4,7 @@
 
 Data: SST-2 dev (../shared/data/qa/sst2_dev.tsv), asked as a short-answer question. The items are
 the first N of a seeded shuffle; the default config's thresholds were tuned on items 100-299 of
-the same shuffle (see benchmarks/RESULTS.md), so none of these items was used for tuning.
+the same shuffle (see benchmarks/HISTORY.md), so none of these items was used for tuning.
 Every tier alone and the cascade run through one output cache, so the cascade's calls are the
 very outputs the single-model rows saw.
 
