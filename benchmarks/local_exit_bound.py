@@ -75,6 +75,11 @@ def ratio(full: np.ndarray, kept: np.ndarray) -> dict[str, float | list[float] |
 
 def main(splits: Sequence[str]) -> dict[str, object]:
     rows = [r for s in splits for r in load("arithmetic", s, tiers=(THINK,)) if THINK in r.outputs and r.recorded]
+    if not rows:
+        raise SystemExit(
+            "no reasoning recorded with probes in the output cache: collect it first, per split "
+            f"(python -m benchmarks.local_collect --families arithmetic --split SPLIT --tiers {THINK}; hours here)"
+        )
     table = np.array([bounds(r) for r in rows])
     correct = np.array([r.outputs[THINK].correct for r in rows], dtype=float)
     ci, right = bootstrap_ci(correct, 2000), correct.astype(bool)
