@@ -10,6 +10,7 @@ single loaded instance serves calls with and without logprobs.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -203,9 +204,21 @@ def load_model(path: Path, n_ctx: int = DEFAULT_N_CTX) -> LocalModel:
     """Load a GGUF once per (path, n_ctx) and share it; concurrent first calls load it once."""
     key = (path.resolve(), n_ctx)  # a catalog name and its file path share one instance
     with _LOAD_LOCK:
+        if not _MODELS:
+            atexit.register(_close_models)
         if key not in _MODELS:
             _MODELS[key] = LocalModel(key[0], n_ctx)
         return _MODELS[key]
+
+
+def _close_models() -> None:
+    """Free the models while llama_cpp is still whole: left to the garbage collector at interpreter
+    shutdown, each Llama.__del__ printed a TypeError traceback (its library functions already gone)."""
+    with _LOAD_LOCK:
+        for model in _MODELS.values():
+            if model.lock.acquire(timeout=5):  # never free a model a thread is still generating with
+                model.llama.close()
+        _MODELS.clear()
 
 
 def loaded_models() -> dict[tuple[Path, int], LocalModel]:
