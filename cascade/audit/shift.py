@@ -71,6 +71,8 @@ class ShiftTest:
         self.false_rate = false_rate
         self.size = baseline
         self._baseline: list[_Answer] = []
+        self._base_below = 0  # the baseline's answers accepted below, and each tier's confidences:
+        self._base_confidences: dict[str, list[float]] = {}  # derived once, when the baseline is full
         self._recent: deque[_Answer] = deque(maxlen=max(RECENT))
         self._since_check = 0
 
@@ -82,6 +84,7 @@ class ShiftTest:
     def reset(self) -> None:
         """Record a new baseline (the traffic after a lifted probe or a relaxed alarm is the new normal)."""
         self._baseline.clear()
+        self._base_confidences.clear()
         self._recent.clear()
         self._since_check = 0
 
@@ -90,6 +93,8 @@ class ShiftTest:
         answer = _Answer(below, dict(confidences))
         if self.recording:
             self._baseline.append(answer)
+            if not self.recording:
+                self._summarise_baseline()
             return None
         self._recent.append(answer)
         self._since_check += 1
@@ -98,35 +103,39 @@ class ShiftTest:
         self._since_check = 0
         return self.check()
 
+    def _summarise_baseline(self) -> None:
+        self._base_below = sum(a.below for a in self._baseline)
+        for tier in sorted({t for a in self._baseline for t in a.confidences}):
+            self._base_confidences[tier] = [a.confidences[tier] for a in self._baseline if tier in a.confidences]
+
     def check(self) -> Shift | None:
         """The most significant shift among this check's tests, if any beats its share of the level."""
         windows = [w for w in RECENT if w <= len(self._recent)]
-        tiers = sorted({t for a in self._baseline for t in a.confidences})
         if not windows:
             return None
-        level = self.false_rate * CHECK_EVERY / (len(windows) * (len(tiers) + 1))
+        level = self.false_rate * CHECK_EVERY / (len(windows) * (len(self._base_confidences) + 1))
         found: Shift | None = None
+        latest = list(self._recent)
         for window in windows:
-            recent = list(self._recent)[-window:]
-            for shift in [_share_shift(recent, self._baseline, level), *(
-                _confidence_shift(recent, self._baseline, tier, level) for tier in tiers
+            recent = latest[-window:]
+            for shift in [_share_shift(recent, self._base_below, len(self._baseline), level), *(
+                _confidence_shift(recent, tier, before, level) for tier, before in self._base_confidences.items()
             )]:  # fmt: skip
                 if shift is not None and (found is None or shift.p_value < found.p_value):
                     found = shift
         return found
 
 
-def _share_shift(recent: list[_Answer], baseline: list[_Answer], level: float) -> Shift | None:
-    now, before = sum(a.below for a in recent), sum(a.below for a in baseline)
-    table = [[now, len(recent) - now], [before, len(baseline) - before]]
+def _share_shift(recent: list[_Answer], before: int, baseline: int, level: float) -> Shift | None:
+    now = sum(a.below for a in recent)
+    table = [[now, len(recent) - now], [before, baseline - before]]
     p = float(fisher_exact(table, alternative="greater").pvalue)
-    share, base = now / len(recent), before / len(baseline)
+    share, base = now / len(recent), before / baseline
     return Shift("share accepted below", len(recent), p, level, share, base) if p < level else None
 
 
-def _confidence_shift(recent: list[_Answer], baseline: list[_Answer], tier: str, level: float) -> Shift | None:
+def _confidence_shift(recent: list[_Answer], tier: str, before: list[float], level: float) -> Shift | None:
     now = [a.confidences[tier] for a in recent if tier in a.confidences]
-    before = [a.confidences[tier] for a in baseline if tier in a.confidences]
     if len(now) < min(RECENT) or len(before) < min(RECENT):
         return None
     p = float(ks_2samp(now, before).pvalue)
