@@ -302,6 +302,12 @@ def run_ledger(query_account: Account | None) -> Iterator[Ledger | None]:
             _LEDGER.reset(token)
 
 
+def cut_off_in_flight(exc: BaseException) -> bool:
+    """A call that ended this way (cancelled, timed out) may have been generated, and billed, in full:
+    it is charged its reservation, not nothing."""
+    return isinstance(exc, asyncio.CancelledError | TimeoutError) or getattr(exc, "status", None) == 408
+
+
 class MeteredCompleter(WrapperCompleter):
     """Wraps the provider-facing completer: reserve, call with the granted cap, settle.
 
@@ -323,9 +329,7 @@ class MeteredCompleter(WrapperCompleter):
         try:
             completion = await self.inner.complete(call)
         except BaseException as exc:
-            # cut off in flight (cancelled, timed out): the provider may have generated all of it
-            cut_off = isinstance(exc, asyncio.CancelledError | TimeoutError) or getattr(exc, "status", None) == 408
-            spent, state = (record.reserved, "cut_off") if cut_off else (NOTHING, "failed")
+            spent, state = (record.reserved, "cut_off") if cut_off_in_flight(exc) else (NOTHING, "failed")
             state = cast(CallState, state)
             await asyncio.shield(ledger.settle(holds, record, spent, state))
             raise

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cascade.budget.metering import MemoryAccount, MeteredCompleter
+from cascade.budget.metering import MemoryAccount, MeteredCompleter, cut_off_in_flight
 from cascade.errors import BudgetExceededError, CallOverBudgetError
 from cascade.eval.data.items import Item
 from cascade.eval.live.cache import CachingCompleter
@@ -99,9 +99,8 @@ class SpendCap:
         self.calls += 1
         try:
             completion = await self.inner.complete(request)
-        except BaseException as exc:  # cut off in flight: the provider may bill all of it (`cascade.metering`)
-            cut_off = isinstance(exc, asyncio.CancelledError | TimeoutError)
-            await asyncio.shield(self.account.settle(hold, hold.usage if cut_off else Usage()))
+        except BaseException as exc:
+            await asyncio.shield(self.account.settle(hold, hold.usage if cut_off_in_flight(exc) else Usage()))
             raise
         usage = Usage(completion.prompt_tokens, completion.completion_tokens, completion.cost_usd)
         await self.account.settle(hold, usage)
