@@ -84,18 +84,29 @@ class Cluster:
         self._ctl("-m", mode, "-w", "stop", check=False)
 
     def pids(self) -> list[int]:
-        """The postmaster and every process it started (backends, checkpointer, ...)."""
-        head = (self.data / "postmaster.pid").read_text().split()[0]
+        """The postmaster and every process it started (backends, checkpointer, ...); none when it is down."""
+        try:
+            head = (self.data / "postmaster.pid").read_text().split()[0]
+        except (FileNotFoundError, IndexError):
+            return []
         children = subprocess.run(["pgrep", "-P", head], capture_output=True, text=True, check=False).stdout.split()
         return [int(head), *(int(p) for p in children)]
 
-    def freeze(self) -> None:
+    def _signal_all(self, signum: signal.Signals) -> None:
+        """Signal every server process; one that exits between the listing and the signal is skipped
+        (a backend ending its session, or the postmaster shutting down), which is what made a teardown
+        fail with ProcessLookupError under load."""
         for pid in self.pids():
-            os.kill(pid, signal.SIGSTOP)
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                continue
+
+    def freeze(self) -> None:
+        self._signal_all(signal.SIGSTOP)
 
     def thaw(self) -> None:
-        for pid in self.pids():
-            os.kill(pid, signal.SIGCONT)
+        self._signal_all(signal.SIGCONT)
 
     def remove(self) -> None:
         self.stop()
