@@ -2,6 +2,7 @@
 
     python -m benchmarks.token_budget compare [--config configs/local.yaml] [--families arithmetic,...]
         [--dataset FILE] [--limit N] [--scope alone|cascade] [--short 128] [--no-calls] [--cache PATH]
+        [--sentence "... {budget} ..."] [--arrangements fixed,learned] [--split calibration]
     python -m benchmarks.token_budget train [--families arithmetic] [--share 0.9] [--write] [--no-calls]
     python -m benchmarks.token_budget plot OUT [OUT ...] --plot FIG.png
 
@@ -14,7 +15,9 @@ has it), `ladder` (`--short` tokens told and capped, then the whole budget if cu
 (`--scope alone`) or behind the config's tiers before T (`cascade`). Reasoning tokens are the
 completion tokens of those tiers' attempts. One JSON line per family, then the summary: its
 `tokens_ratio` is learned ÷ fixed reasoning tokens and `em_delta` / `em_delta_ci` the paired EM
-difference (learned − fixed, bootstrap over items) of the first family.
+difference (learned − fixed, bootstrap over items) of the first family. `--sentence` tells T's budget
+in other words (a wording to try; choose it with `--split calibration`, then measure it on the report
+split); `--arrangements` runs only some (fixed and learned always).
 
 `train` fits the budget model on the families' calibration split: the tokens of each answer the
 whole-budget reasoning got right (with and without the lower tiers' attempts as features); `--write`
@@ -63,6 +66,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = Path("/work/cache/local/default.sqlite")
 MODEL_PATH = ROOT / "cascade" / "local" / "data" / "default_token_budget.json"
 ARRANGEMENTS = ("fixed", "learned", "ladder", "learned_then_whole")
+SPLITS = ("calibration", "report")
 RESAMPLES = 2000
 
 
@@ -149,10 +153,33 @@ def reasoning_tiers(config: CascadeConfig, arrangement: str, short: int) -> list
         return [think, whole]
     if arrangement != "ladder":
         raise ValueError(f"unknown arrangement {arrangement!r}; one of {', '.join(ARRANGEMENTS)}")
-    sentence = (think.budget_policy.model_extra or {}).get("prompt") if think.budget_policy else None
+    sentence = told(think)
     policy = {"type": "fixed", "tokens": short} | ({"prompt": sentence} if sentence else {})
     first = think.model_dump(exclude_unset=True) | {"name": f"{think.name}-short", "budget_policy": policy}
     return [TierConfig.model_validate(first), whole]
+
+
+def told(tier: TierConfig) -> str | None:
+    """The sentence `tier`'s budget policy tells its budget in, if any."""
+    return (tier.budget_policy.model_extra or {}).get("prompt") if tier.budget_policy else None
+
+
+def with_sentence(config: CascadeConfig, sentence: str) -> CascadeConfig:
+    """The config with T's budget told in `sentence` (its `{budget}` replaced by the budget)."""
+    index = budgeted_index(config)
+    tiers = [t.model_dump(exclude_unset=True) for t in config.tiers]
+    tiers[index]["budget_policy"] = tiers[index]["budget_policy"] | {"prompt": sentence}
+    data = config.model_dump(exclude_unset=True) | {"tiers": tiers}
+    return CascadeConfig.from_dict(data, source=config._source)
+
+
+def arrangements_of(names: str) -> tuple[str, ...]:
+    """The arrangements asked for, in their usual order; fixed and learned always (the headline)."""
+    asked = {n.strip() for n in names.split(",") if n.strip()}
+    unknown = asked - set(ARRANGEMENTS)
+    if unknown:
+        raise UserError(f"--arrangements: unknown {', '.join(sorted(unknown))}; of {', '.join(ARRANGEMENTS)}")
+    return tuple(a for a in ARRANGEMENTS if a in asked | {"fixed", "learned"})
 
 
 def arranged(config: CascadeConfig, arrangement: str, scope: str, short: int) -> CascadeConfig:
@@ -281,7 +308,7 @@ def summary(lines: list[dict[str, Any]], config: CascadeConfig, args: argparse.N
     head = lines[0]
     versus = head["learned_vs_fixed"]
     fixed_ci = head["fixed"]["em_ci"]
-    families = {line["family"]: {"n": line["n"]} | {a: _versus(line, a) for a in ARRANGEMENTS[1:]} for line in lines}
+    families = {line["family"]: {"n": line["n"]} | {a: _versus(line, a) for a in compared(line)} for line in lines}
     return {
         "benchmark": "token_budget",
         "config": str(args.config),
@@ -302,6 +329,11 @@ def summary(lines: list[dict[str, Any]], config: CascadeConfig, args: argparse.N
     }
 
 
+def compared(line: dict[str, Any]) -> list[str]:
+    """The arrangements a printed line compares with fixed."""
+    return [a for a in ARRANGEMENTS[1:] if f"{a}_vs_fixed" in line]
+
+
 def _versus(line: dict[str, Any], arrangement: str) -> dict[str, Any]:
     versus = line[f"{arrangement}_vs_fixed"]
     return {
@@ -318,16 +350,17 @@ def completer_of(config: CascadeConfig, args: argparse.Namespace) -> tuple[Cachi
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
     config = patient(load_config(args.config), args.timeout_s)
+    config = with_sentence(config, args.sentence) if args.sentence else config
     cache, completer = completer_of(config, args)
     cascades = {
         a: (
             Cascade(arranged(config, a, args.scope, args.short), completer=completer),
             {t.name for t in reasoning_tiers(config, a, args.short)},
         )
-        for a in ARRANGEMENTS
+        for a in arrangements_of(args.arrangements)
     }
     started, lines = time.perf_counter(), []
-    for family, rows in items_of(args, 1).items():
+    for family, rows in items_of(args, SPLITS.index(args.split)).items():
         runs = asyncio.run(run_items(cascades, rows, family))
         line = {
             "family": family,
@@ -338,7 +371,9 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         lines.append(line)
         print(json.dumps(line), flush=True)
     cache.close()
-    result = summary(lines, config, args) | {"seconds": round(time.perf_counter() - started, 1)}
+    told_in = told(config.tiers[budgeted_index(config)])
+    result = summary(lines, config, args) | {"split": args.split, "sentence": told_in}
+    result |= {"seconds": round(time.perf_counter() - started, 1)}
     return result | {"cache_hits": cache.hits, "cache_misses": cache.misses, "derived_from_longer": completer.derived}
 
 
@@ -400,7 +435,7 @@ def plot(args: argparse.Namespace) -> dict[str, Any]:
     rows = [
         (f"{line['family']}, {line.get('scope', 'alone')}, n={line['n']}: {a}", line[f"{a}_vs_fixed"])
         for line in lines
-        for a in ARRANGEMENTS[1:]
+        for a in compared(line)
     ]
     fig, (tokens, em) = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.5), sharey=True)
     for axis, key, target, title in (
@@ -434,6 +469,9 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--scope", choices=("alone", "cascade"), default="alone", help="compare: T alone or behind its lower tiers"
     )
+    out.add_argument("--split", choices=SPLITS, default="report", help="compare: the families' split run")
+    out.add_argument("--sentence", help="compare: T's budget told in these words (with {budget}) instead")
+    out.add_argument("--arrangements", default=",".join(ARRANGEMENTS), help="compare: which (fixed, learned always)")
     out.add_argument("--short", type=int, default=128, help="compare: the ladder's first budget (tokens)")
     out.add_argument("--share", type=float, default=0.9, help="train: the share of correct answers that must fit")
     out.add_argument("--write", action="store_true", help="train: write the model into the package")
@@ -446,4 +484,8 @@ def parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     arguments = parser().parse_args()
-    print(json.dumps(COMMANDS[arguments.command](arguments)))
+    try:
+        print(json.dumps(COMMANDS[arguments.command](arguments)))
+    except UserError as error:  # a config or an option that cannot run: say which, no traceback
+        print(f"token_budget: {error}", file=sys.stderr)
+        sys.exit(2)

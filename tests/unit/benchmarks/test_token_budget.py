@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cascade import load_config
+from cascade import Cascade, load_config
+from cascade.errors import UserError
 from cascade.types import Completion, CompletionRequest
 from tests.unit.bench_loader import load_benchmark
 
@@ -92,3 +93,31 @@ def test_figures_compare_each_arrangement_with_fixed_item_by_item() -> None:
     assert out["learned_vs_fixed"]["tokens_ratio"]["value"] == pytest.approx(0.5)
     assert out["learned_vs_fixed"]["em_delta"]["value"] == pytest.approx(-0.25)
     assert out["ladder_vs_fixed"]["em_delta"]["value"] == 0.0
+
+
+def test_another_sentence_replaces_the_budgeted_tiers_own_and_nothing_else() -> None:
+    config = load_config(CONFIG)
+    index = bench.budgeted_index(config)
+    other = bench.with_sentence(config, "Reason briefly (at most {budget} tokens).")
+    assert bench.told(other.tiers[index]) == "Reason briefly (at most {budget} tokens)."
+    assert bench.told(config.tiers[index]) != bench.told(other.tiers[index])  # the config read is untouched
+    assert other.tiers[index].budget_policy is not None
+    assert other.tiers[index].budget_policy.params()["levels"] == [128, 192, 256, 384]
+    assert [t.model_dump() for t in other.tiers[:index]] == [t.model_dump() for t in config.tiers[:index]]
+    ladder = bench.arranged(other, "ladder", "alone", 128)
+    assert bench.told(ladder.tiers[0]) == "Reason briefly (at most {budget} tokens)."
+    with pytest.raises(UserError, match=r"must contain '\{budget\}'"):
+        Cascade(bench.with_sentence(config, "Reason briefly."))
+
+
+def test_only_the_arrangements_asked_for_and_always_fixed_and_learned() -> None:
+    assert bench.arrangements_of("learned") == ("fixed", "learned")
+    assert bench.arrangements_of("learned_then_whole, fixed") == ("fixed", "learned", "learned_then_whole")
+    with pytest.raises(UserError, match="unknown ladders"):
+        bench.arrangements_of("ladders")
+    fixed = [bench.Outcome(True, 300, 3e-4, False, ()), bench.Outcome(False, 100, 1e-4, False, ())]
+    learned = [bench.Outcome(True, 150, 1.5e-4, False, (384,)), bench.Outcome(False, 50, 5e-5, False, (128,))]
+    line = {"family": "arithmetic"} | bench.figures({"fixed": fixed, "learned": learned})
+    args = bench.parser().parse_args(["compare", "--arrangements", "learned"])
+    out = bench.summary([line], load_config(CONFIG), args)
+    assert out["tokens_ratio"] == pytest.approx(0.5) and list(out["families"]["arithmetic"]) == ["n", "learned"]
