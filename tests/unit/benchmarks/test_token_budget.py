@@ -71,7 +71,7 @@ def test_the_arrangements_built_from_the_default() -> None:
     short = ladder.tiers[-2]
     assert [t.name for t in ladder.tiers][-2:] == [f"{think}-short", f"{think}-whole"]
     assert short.budget_policy is not None and short.budget_policy.params()["tokens"] == 128
-    assert short.budget_policy.params()["prompt"] == "Be brief: use at most {budget} tokens."
+    assert bench.told(short) == bench.told(config.tiers[bench.budgeted_index(config)]) is not None  # T's words
     assert ladder.router.params()["per_tier"][f"{think}-short"] == 0.0  # only a cut-off answer goes on
     assert ladder.pre_router is not None
     assert config.pre_router is not None

@@ -21,6 +21,8 @@ from verifiers.scorer import ScorerVerifier
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "local.yaml"
 THINK = "qwen2.5-1.5b-think"
+# How the reasoning tier is told its budget (RESULTS.md, "A sentence that asks for short reasoning").
+SENTENCE = "Show the key steps briefly, in at most {budget} tokens, before the last line."
 QUESTIONS = {
     "yesno": "Is the sentiment of this review positive or negative?\nReview: a gorgeous, witty film",
     "factoid": "Who wrote the novel Moby-Dick?",
@@ -107,7 +109,9 @@ def test_the_reasoning_tier_is_told_a_learned_budget_fitted_on_calibration_items
     policy = config.tiers[config.tier_index(THINK)].budget_policy
     assert policy is not None
     levels, headroom = policy.params()["levels"], policy.params()["headroom"]
-    told = int((think.budget.sentence or "").removeprefix("Be brief: use at most ").removesuffix(" tokens."))
+    assert policy.params()["prompt"] == SENTENCE
+    before, after = SENTENCE.split("{budget}")
+    told = int((think.budget.sentence or "").removeprefix(before).removesuffix(after))
     assert told in levels and think.budget.max_tokens == min(math.ceil(told * headroom), 384)
     assert "fit 90% of correct answers to queries like this" in think.budget.reason
     model = TokenBudgetModel.load(CONFIG.parents[1] / "cascade" / "local" / "data" / "default_token_budget.json")
