@@ -40,17 +40,29 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a file too: the repository root
+from benchmarks.support.budget_arrangements import (
+    ARRANGEMENTS,
+    arranged,
+    arrangements_of,
+    budgeted_index,
+    patient,
+    reasoning_tiers,
+    told,
+    with_sentence,
+    with_tiers,
+)
+from benchmarks.support.capped_replay import CappedReplay, NotRecorded, RecordedOnly
 from benchmarks.support.local_families import FAMILIES, splits
 from cascade import Cascade, load_config
 from cascade.completers.litellm_completer import LiteLLMCompleter
-from cascade.config.schema import CascadeConfig, TierConfig
+from cascade.config.schema import CascadeConfig
 from cascade.errors import UserError
 from cascade.eval.analysis.stats import Estimate, bootstrap_ci, mean_difference, ratio_of_sums
 from cascade.eval.data.formats import load_dataset
@@ -60,159 +72,13 @@ from cascade.io.exact_match import exact_match
 from cascade.protocols import Completer
 from cascade.token_budget.features import budget_features
 from cascade.token_budget.train import BudgetExample, fit_budget_model
-from cascade.types import Attempt, CascadeResult, Completion, CompletionRequest
+from cascade.types import Attempt, CascadeResult
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = Path("/work/cache/local/default.sqlite")
 MODEL_PATH = ROOT / "cascade" / "local" / "data" / "default_token_budget.json"
-ARRANGEMENTS = ("fixed", "learned", "ladder", "learned_then_whole")
 SPLITS = ("calibration", "report")
 RESAMPLES = 2000
-
-
-# --- serving smaller caps from one greedy recording -------------------------------------------
-
-
-class NotRecorded(Exception):
-    """The output cache holds no output for this request, and nothing may be called."""
-
-
-class RecordedOnly:
-    """The inner completer of a cache that must not call any model."""
-
-    async def complete(self, request: CompletionRequest) -> Completion:
-        raise NotRecorded(request.model)
-
-
-class CappedReplay:
-    """Greedy requests with a cap below `record_cap` are served from (or recorded at) `record_cap`
-    and cut; `cache` is a `CachingCompleter` over a live completer or `RecordedOnly`."""
-
-    def __init__(self, cache: Completer, record_cap: int) -> None:
-        self.cache, self.record_cap = cache, record_cap
-        self.derived = 0
-
-    async def complete(self, request: CompletionRequest) -> Completion:
-        if request.temperature != 0 or request.max_tokens >= self.record_cap:
-            return await self.cache.complete(request)
-        recorded = await self.cache.complete(replace(request, max_tokens=self.record_cap))
-        cut = truncated(recorded, request.max_tokens)
-        if cut is None:
-            return await self.cache.complete(request)
-        self.derived += cut is not recorded
-        cost = cut.prompt_tokens * (request.input_price or 0.0) + cut.completion_tokens * (request.output_price or 0.0)
-        return replace(cut, cost_usd=cost)
-
-
-def truncated(completion: Completion, cap: int) -> Completion | None:
-    """`completion` as a call with `cap` would have ended it; None when the recording cannot say
-    (its kept tokens must spell its text: a split UTF-8 character has no exact cut)."""
-    if completion.completion_tokens <= cap:
-        return completion
-    tokens = [position[0][0] for position in completion.top_logprobs or () if position]
-    if len(tokens) < cap or not "".join(tokens).startswith(completion.text):
-        return None
-    return replace(
-        completion,
-        text="".join(tokens[:cap]),
-        completion_tokens=cap,
-        finish_reason="length",
-        token_logprobs=completion.token_logprobs[:cap] if completion.token_logprobs else None,
-        top_logprobs=completion.top_logprobs[:cap],
-    )
-
-
-# --- the arrangements compared, built from one config ---------------------------------------
-
-
-def patient(config: CascadeConfig, timeout_s: float) -> CascadeConfig:
-    """One attempt per call and a long timeout: on a loaded machine a reasoning must not be lost to
-    the per-call timeout meant for users (it would be paid and not kept)."""
-    return config.model_copy(update={"retry": config.retry.model_copy(update={"timeout_s": timeout_s, "attempts": 1})})
-
-
-def budgeted_index(config: CascadeConfig) -> int:
-    """Where T is: the first tier whose budget policy is `learned`."""
-    for i, tier in enumerate(config.tiers):
-        if tier.budget_policy is not None and tier.budget_policy.type == "learned":
-            return i
-    raise UserError(f"{config.where(('tiers',))}: no tier has a learned budget_policy to compare with a fixed budget")
-
-
-def reasoning_tiers(config: CascadeConfig, arrangement: str, short: int) -> list[TierConfig]:
-    """T and its fallbacks, as `arrangement` makes them."""
-    index = budgeted_index(config)
-    think = config.tiers[index]
-    if arrangement == "learned":
-        return list(config.tiers[index:])
-    plain = think.model_copy(update={"budget_policy": None})
-    if arrangement == "fixed":
-        return [plain]
-    whole = plain.model_copy(update={"name": f"{think.name}-whole"})
-    if arrangement == "learned_then_whole":
-        return [think, whole]
-    if arrangement != "ladder":
-        raise ValueError(f"unknown arrangement {arrangement!r}; one of {', '.join(ARRANGEMENTS)}")
-    sentence = told(think)
-    policy = {"type": "fixed", "tokens": short} | ({"prompt": sentence} if sentence else {})
-    first = think.model_dump(exclude_unset=True) | {"name": f"{think.name}-short", "budget_policy": policy}
-    return [TierConfig.model_validate(first), whole]
-
-
-def told(tier: TierConfig) -> str | None:
-    """The sentence `tier`'s budget policy tells its budget in, if any."""
-    return (tier.budget_policy.model_extra or {}).get("prompt") if tier.budget_policy else None
-
-
-def with_sentence(config: CascadeConfig, sentence: str) -> CascadeConfig:
-    """The config with T's budget told in `sentence` (its `{budget}` replaced by the budget)."""
-    index = budgeted_index(config)
-    tiers = [t.model_dump(exclude_unset=True) for t in config.tiers]
-    tiers[index]["budget_policy"] = tiers[index]["budget_policy"] | {"prompt": sentence}
-    data = config.model_dump(exclude_unset=True) | {"tiers": tiers}
-    return CascadeConfig.from_dict(data, source=config._source)
-
-
-def arrangements_of(names: str) -> tuple[str, ...]:
-    """The arrangements asked for, in their usual order; fixed and learned always (the headline)."""
-    asked = {n.strip() for n in names.split(",") if n.strip()}
-    unknown = asked - set(ARRANGEMENTS)
-    if unknown:
-        raise UserError(f"--arrangements: unknown {', '.join(sorted(unknown))}; of {', '.join(ARRANGEMENTS)}")
-    return tuple(a for a in ARRANGEMENTS if a in asked | {"fixed", "learned"})
-
-
-def arranged(config: CascadeConfig, arrangement: str, scope: str, short: int) -> CascadeConfig:
-    """The config with T and after replaced by `arrangement`'s tiers; scope `alone` keeps only those."""
-    index = budgeted_index(config)
-    tiers = reasoning_tiers(config, arrangement, short)
-    kept = [*config.tiers[:index], *tiers] if scope == "cascade" else tiers
-    ladder = tiers if arrangement in ("ladder", "learned_then_whole") else []
-    return _with_tiers(config, kept, ladder, routed=scope == "cascade")
-
-
-def _with_tiers(
-    config: CascadeConfig, kept: list[TierConfig], ladder: Sequence[TierConfig] = (), routed: bool = True
-) -> CascadeConfig:
-    """The config with only `kept` tiers: the router's and (when `routed`) the pre-router's names of
-    gone tiers dropped (the ladder's tiers skipped wherever T was); in a ladder every tier but the
-    last keeps each answer it finished (threshold 0): only a cut-off answer goes on."""
-    data: dict[str, Any] = config.model_dump(exclude_unset=True, exclude={"tiers", "pre_router", "router"})
-    data["tiers"] = [t.model_dump(exclude_unset=True) for t in kept]
-    names = {t.name for t in kept}
-    router = config.router.model_dump()
-    per_tier = {k: v for k, v in dict(router.get("per_tier") or {}).items() if k in names}
-    data["router"] = router | {"per_tier": per_tier | {t.name: 0.0 for t in ladder[:-1]}}
-    if config.pre_router is not None and routed:
-        spec = config.pre_router.model_dump()
-        think = config.tiers[budgeted_index(config)].name
-        for rule in spec.get("rules") or []:
-            skip = list(rule.get("skip") or [])
-            skip += [n for n in names if n.startswith(think)] if think in skip else []
-            rule["skip"] = [n for n in dict.fromkeys(skip) if n in names]
-        spec["rules"] = [r for r in spec.get("rules") or [] if len(r["skip"]) < len(kept)]
-        data["pre_router"] = spec
-    return CascadeConfig.from_dict(data, source=config._source)
 
 
 # --- running and measuring ------------------------------------------------------------------
@@ -384,7 +250,7 @@ async def examples_of(config: CascadeConfig, completer: Completer, rows: list[tu
     """For every item the whole-budget reasoning got right (not cut off), its tokens: once without
     the lower tiers' attempts as features and once with them (T is reached both ways)."""
     index = budgeted_index(config)
-    quick = Cascade(_with_tiers(config, config.tiers[:index]), completer=completer) if index else None
+    quick = Cascade(with_tiers(config, config.tiers[:index]), completer=completer) if index else None
     think = Cascade(arranged(config, "fixed", "alone", 0), completer=completer)
     out = []
     for i, (query, item) in enumerate(rows):

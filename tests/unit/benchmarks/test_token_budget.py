@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support.capped_replay import truncated
 from cascade import Cascade, load_config
 from cascade.errors import UserError
 from cascade.types import Completion, CompletionRequest
@@ -25,15 +26,15 @@ def recorded(text: str = "".join(TOKENS), tokens: tuple[str, ...] = TOKENS) -> C
 
 
 def test_a_smaller_cap_is_the_recordings_first_tokens_and_says_length() -> None:
-    cut = bench.truncated(recorded(), 4)
+    cut = truncated(recorded(), 4)
     assert cut is not None and cut.text == "3 + 4 =" and cut.completion_tokens == 4
     assert cut.finish_reason == "length" and cut.token_logprobs == (-0.1,) * 4
-    assert bench.truncated(recorded(), 11) == recorded()  # it stopped within the cap: as recorded
+    assert truncated(recorded(), 11) == recorded()  # it stopped within the cap: as recorded
 
 
 def test_tokens_that_do_not_spell_the_text_are_not_cut() -> None:
-    assert bench.truncated(recorded("3 + 4 = 7. Done"), 4) is None
-    assert bench.truncated(replace(recorded(), top_logprobs=None), 4) is None
+    assert truncated(recorded("3 + 4 = 7. Done"), 4) is None
+    assert truncated(replace(recorded(), top_logprobs=None), 4) is None
 
 
 class Cache:
