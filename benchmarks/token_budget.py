@@ -5,10 +5,13 @@
         [--sentence "... {budget} ..."] [--arrangements fixed,learned] [--split calibration]
     python -m benchmarks.token_budget train [--families arithmetic] [--share 0.9] [--write] [--no-calls]
     python -m benchmarks.token_budget plot OUT [OUT ...] --plot FIG.png
+    python -m benchmarks.token_budget caps [--split calibration|report] [--limit N] [--no-calls]
 
 `compare` runs the report split of each family (`local_families.py`; never used to train or choose
 the budget model) or any file `cascade eval` reads (`--dataset`) through the real engine, item by
-item, in four arrangements of the config's budgeted tier T (its first tier with a `learned` policy):
+item, in four arrangements of the config's budgeted tier T (its first tier with a `learned` policy;
+the shipped default has none since its budget lost EM, so its reasoning tier gets the opt-in its
+comment shows, `budget_arrangements.OPT_IN_POLICY`):
 `fixed` (T's whole `max_tokens`, no budget told: the 384-token reasoning), `learned` (T as the config
 has it), `ladder` (`--short` tokens told and capped, then the whole budget if cut off) and
 `learned_then_whole` (the learned budget, then the whole if cut off), as the reasoning alone
@@ -23,6 +26,8 @@ split); `--arrangements` runs only some (fixed and learned always).
 whole-budget reasoning got right (with and without the lower tiers' attempts as features); `--write`
 puts it in the package (`cascade/local/data/default_token_budget.json`). `plot` draws what `compare`
 runs printed (their per-family lines): per family and arrangement, tokens and EM against fixed.
+`caps` asks what a cap alone could save: the fixed budget's reasoning on the split, cut at each cap
+(`support/cap_bound.py`), and what an oracle that stopped every wrong answer at once would save.
 
 Outputs come from the output cache. Under greedy decoding a cap changes nothing but where generation
 stops, so a request with a smaller cap is served from the recording at T's `max_tokens` (its first
@@ -51,6 +56,7 @@ from benchmarks.support.budget_arrangements import (
     ARRANGEMENTS,
     arranged,
     arrangements_of,
+    budgeted,
     budgeted_index,
     patient,
     reasoning_tiers,
@@ -58,6 +64,7 @@ from benchmarks.support.budget_arrangements import (
     with_sentence,
     with_tiers,
 )
+from benchmarks.support.cap_bound import cap_table
 from benchmarks.support.capped_replay import CappedReplay, NotRecorded, RecordedOnly
 from benchmarks.support.local_families import FAMILIES, splits
 from cascade import Cascade, load_config
@@ -215,7 +222,7 @@ def completer_of(config: CascadeConfig, args: argparse.Namespace) -> tuple[Cachi
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    config = patient(load_config(args.config), args.timeout_s)
+    config = patient(budgeted(load_config(args.config)), args.timeout_s)
     config = with_sentence(config, args.sentence) if args.sentence else config
     cache, completer = completer_of(config, args)
     cascades = {
@@ -268,7 +275,7 @@ async def examples_of(config: CascadeConfig, completer: Completer, rows: list[tu
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    config = patient(load_config(args.config), args.timeout_s)
+    config = patient(budgeted(load_config(args.config)), args.timeout_s)
     cache, completer = completer_of(config, args)
     rows = [row for family_rows in items_of(args, 0).values() for row in family_rows]
     data = asyncio.run(examples_of(config, completer, rows))
@@ -320,7 +327,25 @@ def plot(args: argparse.Namespace) -> dict[str, Any]:
     return {"benchmark": "token_budget plot", "plot": str(args.plot), "rows": len(rows)}
 
 
-COMMANDS = {"compare": compare, "train": train, "plot": plot}
+def caps(args: argparse.Namespace) -> dict[str, Any]:
+    """What a cap alone could save on the split: the fixed budget's reasoning, cut at each cap."""
+    config = patient(budgeted(load_config(args.config)), args.timeout_s)
+    cache, completer = completer_of(config, args)
+    fixed = {
+        "fixed": (
+            Cascade(arranged(config, "fixed", "alone", 0), completer=completer),
+            {config.tiers[budgeted_index(config)].name},
+        )
+    }
+    out: dict[str, Any] = {"benchmark": "token_budget caps", "split": args.split}
+    for family, rows in items_of(args, SPLITS.index(args.split)).items():
+        runs = asyncio.run(run_items(fixed, rows, family))["fixed"]
+        out[family] = cap_table([r.reasoning_tokens for r in runs], [r.correct for r in runs])
+    cache.close()
+    return out
+
+
+COMMANDS = {"compare": compare, "train": train, "plot": plot, "caps": caps}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -335,7 +360,7 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--scope", choices=("alone", "cascade"), default="alone", help="compare: T alone or behind its lower tiers"
     )
-    out.add_argument("--split", choices=SPLITS, default="report", help="compare: the families' split run")
+    out.add_argument("--split", choices=SPLITS, default="report", help="compare, caps: the families' split run")
     out.add_argument("--sentence", help="compare: T's budget told in these words (with {budget}) instead")
     out.add_argument("--arrangements", default=",".join(ARRANGEMENTS), help="compare: which (fixed, learned always)")
     out.add_argument("--short", type=int, default=128, help="compare: the ladder's first budget (tokens)")

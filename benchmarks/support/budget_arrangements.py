@@ -10,12 +10,36 @@ from cascade.config.schema import CascadeConfig, TierConfig
 from cascade.errors import UserError
 
 ARRANGEMENTS = ("fixed", "learned", "ladder", "learned_then_whole")
+# The learned budget `configs/local.yaml` offers as an opt-in (the commented block under its reasoning
+# tier; a test keeps the two the same), fitted for this model's reasoning: what `compare` and `train`
+# measure on a config whose last tier runs that model and has no learned budget of its own.
+OPT_IN_POLICY: dict[str, Any] = {
+    "type": "learned",
+    "path": "package://cascade/local/data/default_token_budget.json",
+    "share": 0.9,
+    "levels": [128, 192, 256, 384],
+    "headroom": 1.5,
+    "prompt": "Show the key steps briefly, in at most {budget} tokens, before the last line.",
+}
+OPT_IN_MODEL = "local/qwen2.5-1.5b"
 
 
 def patient(config: CascadeConfig, timeout_s: float) -> CascadeConfig:
     """One attempt per call and a long timeout: on a loaded machine a reasoning must not be lost to
     the per-call timeout meant for users (it would be paid and not kept)."""
     return config.model_copy(update={"retry": config.retry.model_copy(update={"timeout_s": timeout_s, "attempts": 1})})
+
+
+def budgeted(config: CascadeConfig) -> CascadeConfig:
+    """The config with a learned budget to compare: its own, or `OPT_IN_POLICY` on its last tier when
+    that tier runs the model the opt-in was fitted for (the local default, whose budget lost EM)."""
+    if any(t.budget_policy is not None and t.budget_policy.type == "learned" for t in config.tiers):
+        return config
+    if config.tiers[-1].model != OPT_IN_MODEL:
+        return config  # budgeted_index says what is missing
+    tiers = [t.model_dump(exclude_unset=True) for t in config.tiers]
+    tiers[-1]["budget_policy"] = dict(OPT_IN_POLICY)
+    return CascadeConfig.from_dict(config.model_dump(exclude_unset=True) | {"tiers": tiers}, source=config._source)
 
 
 def budgeted_index(config: CascadeConfig) -> int:

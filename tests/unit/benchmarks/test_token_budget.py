@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.support.budget_arrangements import OPT_IN_POLICY
+from benchmarks.support.cap_bound import cap_table
 from benchmarks.support.capped_replay import truncated
 from cascade import Cascade, load_config
 from cascade.errors import UserError
 from cascade.types import Completion, CompletionRequest
 from tests.unit.bench_loader import load_benchmark
+from tests.unit.local.test_default import opt_in_block
 
 bench = load_benchmark("token_budget")
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "local.yaml"
@@ -64,7 +67,7 @@ def test_capped_replay_records_once_at_the_tiers_cap_and_serves_every_smaller_on
 
 
 def test_the_arrangements_built_from_the_default() -> None:
-    config = load_config(CONFIG)
+    config = bench.budgeted(load_config(CONFIG))
     think = config.tiers[bench.budgeted_index(config)].name
     fixed = bench.arranged(config, "fixed", "alone", 128)
     assert [t.name for t in fixed.tiers] == [think] and fixed.tiers[0].budget_policy is None
@@ -97,7 +100,7 @@ def test_figures_compare_each_arrangement_with_fixed_item_by_item() -> None:
 
 
 def test_another_sentence_replaces_the_budgeted_tiers_own_and_nothing_else() -> None:
-    config = load_config(CONFIG)
+    config = bench.budgeted(load_config(CONFIG))
     index = bench.budgeted_index(config)
     other = bench.with_sentence(config, "Reason briefly (at most {budget} tokens).")
     assert bench.told(other.tiers[index]) == "Reason briefly (at most {budget} tokens)."
@@ -120,5 +123,26 @@ def test_only_the_arrangements_asked_for_and_always_fixed_and_learned() -> None:
     learned = [bench.Outcome(True, 150, 1.5e-4, False, (384,)), bench.Outcome(False, 50, 5e-5, False, (128,))]
     line = {"family": "arithmetic"} | bench.figures({"fixed": fixed, "learned": learned})
     args = bench.parser().parse_args(["compare", "--arrangements", "learned"])
-    out = bench.summary([line], load_config(CONFIG), args)
+    out = bench.summary([line], bench.budgeted(load_config(CONFIG)), args)
     assert out["tokens_ratio"] == pytest.approx(0.5) and list(out["families"]["arithmetic"]) == ["n", "learned"]
+
+
+def test_the_default_is_measured_with_the_opt_in_its_comment_shows() -> None:
+    default = load_config(CONFIG)
+    assert all(t.budget_policy is None for t in default.tiers)
+    assert opt_in_block() == {"budget_policy": OPT_IN_POLICY}
+    config = bench.budgeted(default)
+    think = config.tiers[bench.budgeted_index(config)]
+    assert think.name == default.tiers[-1].name and bench.told(think) == OPT_IN_POLICY["prompt"]
+    hosted = [t.model_copy(update={"model": "openai/gpt-4o"}) for t in default.tiers]
+    other = default.model_copy(update={"tiers": hosted})
+    with pytest.raises(UserError, match="no tier has a learned budget_policy"):
+        bench.budgeted_index(bench.budgeted(other))  # fitted for one model: not put on another
+
+
+def test_a_cap_keeps_only_the_right_answers_that_finished_under_it() -> None:
+    table = cap_table([100, 200, 300, 400], [True, True, False, True], target_saving=0.25)
+    assert table["em"] == 0.75 and table["right_answers_token_share"] == 0.7 and table["oracle_saving"] == 0.3
+    assert table["caps"]["192"] == {"tokens": round((100 + 192 * 3) / 1000, 3), "em": 0.25}
+    assert table["largest_cap_saving_target"] == 225  # 100 + 200 + 225 + 225 = 750 tokens
+    assert table["em_loss_at_that_cap"] == 0.25  # the 400-token right answer is cut

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 import routers  # noqa: F401  registers the plugins even without installed entry points
 import verifiers  # noqa: F401
@@ -21,7 +23,7 @@ from verifiers.scorer import ScorerVerifier
 
 CONFIG = Path(__file__).resolve().parents[3] / "configs" / "local.yaml"
 THINK = "qwen2.5-1.5b-think"
-# How the reasoning tier is told its budget (RESULTS.md, "A sentence that asks for short reasoning").
+# How the opt-in budget tells the reasoning tier its budget (RESULTS.md, "Token budgets").
 SENTENCE = "Show the key steps briefly, in at most {budget} tokens, before the last line."
 QUESTIONS = {
     "yesno": "Is the sentiment of this review positive or negative?\nReview: a gorgeous, witty film",
@@ -102,11 +104,37 @@ def test_reasoning_is_tried_only_where_it_paid(config: CascadeConfig) -> None:
     assert reasoning == ["arithmetic"]
 
 
-def test_the_reasoning_tier_is_told_a_learned_budget_fitted_on_calibration_items(config: CascadeConfig) -> None:
+def test_the_reasoning_tier_keeps_its_whole_budget(config: CascadeConfig) -> None:
+    """The learned budget lost 10 EM points on held-out arithmetic (RESULTS.md): not the default."""
+    result = Cascade(config, completer=scripted(False)).run(QUESTIONS["arithmetic"])
+    think = result.attempts[-1]
+    assert think.tier == THINK and think.budget is None
+    assert config.tiers[config.tier_index(THINK)].budget_policy is None
+
+
+def opt_in_block() -> dict[str, Any]:
+    """The learned budget the default's comment offers, as a user would uncomment it."""
+    lines = CONFIG.read_text().splitlines()
+    start = lines.index("    # budget_policy:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    #   ") and line != "    # budget_policy:":
+            break
+        block.append(line.replace("    # ", "", 1))
+    parsed = yaml.safe_load("\n".join(block))
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_the_opt_in_budget_its_comment_shows_tells_a_learned_budget_fitted_on_calibration_items() -> None:
+    data = yaml.safe_load(CONFIG.read_text())
+    index = [t["name"] for t in data["tiers"]].index(THINK)
+    data["tiers"][index] |= opt_in_block()
+    config = CascadeConfig.from_dict(data, source=str(CONFIG))
     result = Cascade(config, completer=scripted(False)).run(QUESTIONS["arithmetic"])
     think = result.attempts[-1]
     assert think.tier == THINK and think.budget is not None and think.budget.policy == "learned"
-    policy = config.tiers[config.tier_index(THINK)].budget_policy
+    policy = config.tiers[index].budget_policy
     assert policy is not None
     levels, headroom = policy.params()["levels"], policy.params()["headroom"]
     assert policy.params()["prompt"] == SENTENCE
