@@ -33,7 +33,7 @@ def patient(config: CascadeConfig, timeout_s: float) -> CascadeConfig:
 def budgeted(config: CascadeConfig) -> CascadeConfig:
     """The config with a learned budget to compare: its own, or `OPT_IN_POLICY` on its last tier when
     that tier runs the model the opt-in was fitted for (the local default, whose budget lost EM)."""
-    if any(t.budget_policy is not None and t.budget_policy.type == "learned" for t in config.tiers):
+    if any(map(_learned, config.tiers)):
         return config
     if config.tiers[-1].model != OPT_IN_MODEL:
         return config  # budgeted_index says what is missing
@@ -42,10 +42,14 @@ def budgeted(config: CascadeConfig) -> CascadeConfig:
     return CascadeConfig.from_dict(config.model_dump(exclude_unset=True) | {"tiers": tiers}, source=config._source)
 
 
+def _learned(tier: TierConfig) -> bool:
+    return tier.budget_policy is not None and tier.budget_policy.type == "learned"
+
+
 def budgeted_index(config: CascadeConfig) -> int:
     """Where T is: the first tier whose budget policy is `learned`."""
     for i, tier in enumerate(config.tiers):
-        if tier.budget_policy is not None and tier.budget_policy.type == "learned":
+        if _learned(tier):
             return i
     raise UserError(f"{config.where(('tiers',))}: no tier has a learned budget_policy to compare with a fixed budget")
 
