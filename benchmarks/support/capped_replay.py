@@ -36,8 +36,13 @@ class CappedReplay:
         if cut is None:
             return await self.cache.complete(request)
         self.derived += cut is not recorded
-        cost = cut.prompt_tokens * (request.input_price or 0.0) + cut.completion_tokens * (request.output_price or 0.0)
-        return replace(cut, cost_usd=cost)
+        return priced(cut, request)
+
+
+def priced(completion: Completion, request: CompletionRequest) -> Completion:
+    """The completion's cost at the request's prices (a replay changes its token counts)."""
+    cost = completion.prompt_tokens * (request.input_price or 0.0)
+    return replace(completion, cost_usd=cost + completion.completion_tokens * (request.output_price or 0.0))
 
 
 def truncated(completion: Completion, cap: int) -> Completion | None:

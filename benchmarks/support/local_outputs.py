@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from benchmarks.support.capped_replay import priced
 from benchmarks.support.local_families import FAMILIES, splits
 from cascade import load_config
 from cascade.config.schema import EarlyExitConfig
@@ -92,7 +93,7 @@ class ReplayedExit:
                 return await self.cache.complete(request)
             except NotCollected:
                 probed = await self.cache.complete(replace(request, early_exit=self.recorded))
-                return _priced(without_probes(probed), request)
+                return priced(without_probes(probed), request)
         if not rule.stop:
             return await self.cache.complete(request)
         same = ("every", "suffix", "max_tokens")
@@ -112,13 +113,7 @@ class ReplayedExit:
             finish_reason=reason,
             probes=probes,
         )
-        return _priced(replayed, request)
-
-
-def _priced(completion: Completion, request: CompletionRequest) -> Completion:
-    """The completion's cost at the request's prices (a replay changes its token counts)."""
-    cost = completion.prompt_tokens * (request.input_price or 0.0)
-    return replace(completion, cost_usd=cost + completion.completion_tokens * (request.output_price or 0.0))
+        return priced(replayed, request)
 
 
 @dataclass(frozen=True)
