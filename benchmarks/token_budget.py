@@ -216,13 +216,18 @@ def _versus(line: dict[str, Any], arrangement: str) -> dict[str, Any]:
     }
 
 
+def config_of(args: argparse.Namespace) -> CascadeConfig:
+    """--config with a learned budget to measure (its own or the opt-in), patient with a loaded machine."""
+    return patient(budgeted(load_config(args.config)), args.timeout_s)
+
+
 def completer_of(config: CascadeConfig, args: argparse.Namespace) -> tuple[CachingCompleter, CappedReplay]:
     cache = CachingCompleter(RecordedOnly() if args.no_calls else LiteLLMCompleter(), args.cache)
     return cache, CappedReplay(cache, config.tiers[budgeted_index(config)].max_tokens)
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    config = patient(budgeted(load_config(args.config)), args.timeout_s)
+    config = config_of(args)
     config = with_sentence(config, args.sentence) if args.sentence else config
     cache, completer = completer_of(config, args)
     cascades = {
@@ -275,7 +280,7 @@ async def examples_of(config: CascadeConfig, completer: Completer, rows: list[tu
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
-    config = patient(budgeted(load_config(args.config)), args.timeout_s)
+    config = config_of(args)
     cache, completer = completer_of(config, args)
     rows = [row for family_rows in items_of(args, 0).values() for row in family_rows]
     data = asyncio.run(examples_of(config, completer, rows))
@@ -329,7 +334,7 @@ def plot(args: argparse.Namespace) -> dict[str, Any]:
 
 def caps(args: argparse.Namespace) -> dict[str, Any]:
     """What a cap alone could save on the split: the fixed budget's reasoning, cut at each cap."""
-    config = patient(budgeted(load_config(args.config)), args.timeout_s)
+    config = config_of(args)
     cache, completer = completer_of(config, args)
     fixed = {
         "fixed": (
